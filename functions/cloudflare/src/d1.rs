@@ -1,0 +1,66 @@
+//! `D1Sql`: the SQL port on Cloudflare D1. A D1 batch runs as one transaction.
+
+use udc_core::{Row, Sql, SqlError, Stmt, Value};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement};
+
+pub struct D1Sql(pub D1Database);
+
+fn err(e: worker::Error) -> SqlError {
+    SqlError(e.to_string())
+}
+
+fn to_js(v: &Value) -> JsValue {
+    match v {
+        Value::Null => JsValue::null(),
+        // D1 numbers are JavaScript doubles: exact up to 2^53, which covers our millisecond times.
+        Value::Integer(n) => JsValue::from_f64(*n as f64),
+        Value::Real(f) => JsValue::from_f64(*f),
+        Value::Text(s) => JsValue::from_str(s),
+    }
+}
+
+fn from_json(v: serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::Integer)
+            .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(f64::NAN))),
+        serde_json::Value::String(s) => Value::Text(s),
+        serde_json::Value::Bool(b) => Value::Integer(i64::from(b)),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+impl D1Sql {
+    fn prepare(&self, stmt: &Stmt) -> Result<D1PreparedStatement, SqlError> {
+        let params: Vec<JsValue> = stmt.params.iter().map(to_js).collect();
+        self.0.prepare(stmt.sql).bind(&params).map_err(err)
+    }
+}
+
+impl Sql for D1Sql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        let rows: Vec<Vec<serde_json::Value>> = self.prepare(&stmt)?.raw().await.map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_iter().map(from_json).collect())
+            .collect())
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        let prepared = stmts
+            .iter()
+            .map(|s| self.prepare(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = self.0.batch(prepared).await.map_err(err)?;
+        results
+            .iter()
+            .map(|r| {
+                let meta = r.meta().map_err(err)?;
+                Ok(meta.and_then(|m| m.changes).unwrap_or(0) as u64)
+            })
+            .collect()
+    }
+}

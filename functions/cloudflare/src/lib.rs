@@ -1,0 +1,110 @@
+//! udc on Cloudflare Workers: converts the request, supplies D1, the clock and randomness,
+//! and hands everything else to udc-core.
+
+mod d1;
+
+use udc_core::{
+    error_response, ApiError, Clock, Config, Core, InternalDetail, Ports, Random, RequestContext,
+};
+use worker::{event, Context, Env, Headers, Request, Response, Result};
+
+use crate::d1::D1Sql;
+
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> i64 {
+        worker::Date::now().as_millis() as i64
+    }
+}
+
+struct WorkerRandom;
+
+impl Random for WorkerRandom {
+    fn fill(&self, buf: &mut [u8]) -> std::result::Result<(), String> {
+        getrandom::fill(buf).map_err(|e| e.to_string())
+    }
+}
+
+struct WorkerPorts {
+    sql: D1Sql,
+}
+
+impl Ports for WorkerPorts {
+    type Sql = D1Sql;
+    type Clock = WorkerClock;
+    type Random = WorkerRandom;
+    fn sql(&self) -> &D1Sql {
+        &self.sql
+    }
+    fn clock(&self) -> &WorkerClock {
+        &WorkerClock
+    }
+    fn random(&self) -> &WorkerRandom {
+        &WorkerRandom
+    }
+}
+
+/// Secrets (`wrangler secret put`, `.dev.vars`) first, then plain `[vars]`.
+fn setting(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .ok()
+        .map(|s| s.to_string())
+        .or_else(|| env.var(name).ok().map(|v| v.to_string()))
+}
+
+async fn to_http(mut req: Request) -> Result<http::Request<Vec<u8>>> {
+    let mut builder = http::Request::builder()
+        .method(req.method().as_ref())
+        .uri(req.url()?.as_str());
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let body = req.bytes().await?;
+    builder
+        .body(body)
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+fn from_http(resp: http::Response<Vec<u8>>) -> Result<Response> {
+    let (parts, body) = resp.into_parts();
+    if let Some(InternalDetail(detail)) = parts.extensions.get::<InternalDetail>() {
+        worker::console_error!("udc internal error: {detail}");
+    }
+    let headers = Headers::new();
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers.set(name.as_str(), v)?;
+        }
+    }
+    let resp = if body.is_empty() {
+        Response::empty()?
+    } else {
+        Response::from_bytes(body)?
+    };
+    Ok(resp
+        .with_status(parts.status.as_u16())
+        .with_headers(headers))
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let ctx = RequestContext {
+        client_ip: req.headers().get("cf-connecting-ip")?,
+    };
+    let config = match Config::from_lookup(|name| setting(&env, name)) {
+        Ok(c) => c,
+        Err(missing) => {
+            worker::console_error!("udc is misconfigured: {missing}");
+            return from_http(error_response(&ApiError::internal(missing)));
+        }
+    };
+    let core = Core::new(
+        WorkerPorts {
+            sql: D1Sql(env.d1("DB")?),
+        },
+        config,
+    );
+    let req = to_http(req).await?;
+    from_http(core.handle(req, ctx).await)
+}

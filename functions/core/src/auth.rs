@@ -1,0 +1,523 @@
+//! Accounts and sessions. The password never reaches the server: the client runs Argon2id
+//! with the account's parameters and sends only an HKDF-derived `auth_key`, which the server
+//! keeps as HMAC(pepper, auth_key) and compares in constant time.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::crypto::hmac_sha256;
+use crate::error::{ApiError, ApiResult};
+use crate::ports::{Ports, Sql, Stmt};
+use crate::throttle::Keys;
+use crate::tokens::{self, AccessClaims, TokenPair};
+use crate::web::{json_body, Reply};
+use crate::{rows, validate, Core, Rq};
+
+/// Minimums follow OWASP's Argon2id guidance (m=19 MiB, t=2, p=1).
+pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub const MIN_ITERATIONS: u32 = 2;
+pub const MAX_ITERATIONS: u32 = 64;
+pub const MAX_PARALLELISM: u32 = 16;
+pub const AUTH_KEY_BYTES: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KdfParams {
+    pub algorithm: String,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// base64, 16 to 64 bytes
+    pub salt: String,
+}
+
+impl KdfParams {
+    fn validate(&self) -> ApiResult<()> {
+        if self.algorithm != "argon2id" {
+            return Err(ApiError::invalid(
+                "kdf.algorithm: only \"argon2id\" is supported",
+            ));
+        }
+        if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&self.memory_kib) {
+            return Err(ApiError::invalid(format!(
+                "kdf.memory_kib: must be {MIN_MEMORY_KIB} to {MAX_MEMORY_KIB}"
+            )));
+        }
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&self.iterations) {
+            return Err(ApiError::invalid(format!(
+                "kdf.iterations: must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"
+            )));
+        }
+        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
+            return Err(ApiError::invalid(format!(
+                "kdf.parallelism: must be 1 to {MAX_PARALLELISM}"
+            )));
+        }
+        match B64.decode(&self.salt) {
+            Ok(salt) if (16..=64).contains(&salt.len()) => Ok(()),
+            _ => Err(ApiError::invalid(
+                "kdf.salt: must be 16 to 64 bytes, base64",
+            )),
+        }
+    }
+
+    fn default_with_salt(salt: &[u8]) -> KdfParams {
+        KdfParams {
+            algorithm: "argon2id".into(),
+            memory_kib: MIN_MEMORY_KIB,
+            iterations: MIN_ITERATIONS,
+            parallelism: 1,
+            salt: B64.encode(salt),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PreloginBody {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    email: String,
+    kdf: KdfParams,
+    auth_key: String,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    auth_key: String,
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    email: String,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+struct SignedIn {
+    user: UserView,
+    tokens: TokenPair,
+}
+
+/// What must hold for the rest of a batch to take effect (D1 has no interactive transactions).
+#[derive(Clone, Copy)]
+pub(crate) enum Guard<'a> {
+    /// The user row (inserted earlier in the batch) exists.
+    UserExists(&'a str),
+    /// A session was swapped out for this new session id earlier in the batch.
+    SessionReplacedBy(&'a str),
+}
+
+impl<'a> Guard<'a> {
+    fn arg(self) -> &'a str {
+        match self {
+            Guard::UserExists(id) | Guard::SessionReplacedBy(id) => id,
+        }
+    }
+}
+
+/// Who is calling, from a verified access token whose session is still live.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub session_id: String,
+    pub device_id: Option<String>,
+}
+
+fn decode_auth_key(raw: &str) -> ApiResult<Vec<u8>> {
+    match B64.decode(raw) {
+        Ok(key) if key.len() == AUTH_KEY_BYTES => Ok(key),
+        _ => Err(ApiError::invalid(format!(
+            "auth_key: must be {AUTH_KEY_BYTES} bytes, base64"
+        ))),
+    }
+}
+
+impl<P: Ports> Core<P> {
+    fn auth_hash(&self, auth_key: &[u8]) -> ApiResult<[u8; 32]> {
+        hmac_sha256(&self.config.pepper, &[b"udc auth v1\0", auth_key])
+    }
+
+    pub(crate) async fn prelogin(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let body: PreloginBody = json_body(rq.headers, rq.body)?;
+        let email = validate::email(&body.email)?;
+        let found = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                "SELECT kdf_algorithm, kdf_memory_kib, kdf_iterations, kdf_parallelism, kdf_salt \
+                 FROM users WHERE email = ?",
+                vec![email.as_str().into()],
+            ))
+            .await?;
+        // The decoy is computed either way so both answers cost the same.
+        let decoy = hmac_sha256(
+            &self.config.decoy_key,
+            &[b"udc prelogin decoy v1\0", email.as_bytes()],
+        )?;
+        let kdf = match found.first() {
+            Some(row) => KdfParams {
+                algorithm: rows::text(row, 0)?,
+                memory_kib: u32::try_from(rows::int(row, 1)?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+                iterations: u32::try_from(rows::int(row, 2)?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+                parallelism: u32::try_from(rows::int(row, 3)?)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+                salt: rows::text(row, 4)?,
+            },
+            None => KdfParams::default_with_salt(&decoy[..16]),
+        };
+        Reply::ok(serde_json::json!({ "kdf": kdf }))
+    }
+
+    pub(crate) async fn register(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let body: RegisterBody = json_body(rq.headers, rq.body)?;
+        let email = validate::email(&body.email)?;
+        body.kdf.validate()?;
+        let auth_hash = hex::encode(self.auth_hash(&decode_auth_key(&body.auth_key)?)?);
+        let user_id = self.new_id()?;
+        let session_id = self.new_id()?;
+        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
+        let now = rq.now_ms;
+        let changes =
+            self.ports
+                .sql()
+                .batch(vec![
+                Stmt::new(
+                    "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
+                     kdf_parallelism, kdf_salt, auth_hash, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
+                    vec![
+                        user_id.as_str().into(),
+                        email.as_str().into(),
+                        body.kdf.algorithm.as_str().into(),
+                        i64::from(body.kdf.memory_kib).into(),
+                        i64::from(body.kdf.iterations).into(),
+                        i64::from(body.kdf.parallelism).into(),
+                        body.kdf.salt.as_str().into(),
+                        auth_hash.into(),
+                        now.into(),
+                        now.into(),
+                    ],
+                ),
+                self.insert_session(&session_id, &user_id, None, now, Guard::UserExists(&user_id)),
+                self.insert_refresh(&refresh_hash, &session_id, now, Guard::UserExists(&user_id)),
+            ])
+                .await?;
+        if changes.first() != Some(&1) {
+            return Err(ApiError::conflict(
+                "email_taken",
+                "an account with this email already exists",
+            ));
+        }
+        let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;
+        Reply::json(
+            StatusCode::CREATED,
+            SignedIn {
+                user: UserView {
+                    id: user_id,
+                    email,
+                    created_at: rows::timestamp(now),
+                },
+                tokens,
+            },
+        )
+    }
+
+    pub(crate) async fn login(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let body: LoginBody = json_body(rq.headers, rq.body)?;
+        let email = validate::email(&body.email)?;
+        let auth_key = decode_auth_key(&body.auth_key)?;
+        let sql = self.ports.sql();
+        let keys = Keys::new(&email, rq.client_ip.as_deref());
+        keys.check(sql, rq.now_ms).await?;
+
+        let found = sql
+            .query(Stmt::new(
+                "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
+                vec![email.as_str().into()],
+            ))
+            .await?;
+        let presented = self.auth_hash(&auth_key)?;
+        // Unknown accounts compare against a fixed value so both paths do the same work.
+        let (user, stored) = match found.first() {
+            Some(row) => (
+                Some((rows::text(row, 0)?, rows::int(row, 2)?)),
+                hex::decode(rows::text(row, 1)?).unwrap_or_default(),
+            ),
+            None => (None, vec![0u8; 32]),
+        };
+        let matches: bool = presented.ct_eq(stored.as_slice()).into();
+        let Some((user_id, created_at)) = user.filter(|_| matches) else {
+            keys.record_failure(sql, rq.now_ms).await?;
+            return Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "email or password is incorrect",
+            ));
+        };
+
+        let session_id = self.new_id()?;
+        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
+        let now = rq.now_ms;
+        sql.batch(vec![
+            keys.clear_email(),
+            self.insert_session(
+                &session_id,
+                &user_id,
+                None,
+                now,
+                Guard::UserExists(&user_id),
+            ),
+            self.insert_refresh(&refresh_hash, &session_id, now, Guard::UserExists(&user_id)),
+        ])
+        .await?;
+        let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;
+        Reply::ok(SignedIn {
+            user: UserView {
+                id: user_id,
+                email,
+                created_at: rows::timestamp(created_at),
+            },
+            tokens,
+        })
+    }
+
+    pub(crate) async fn refresh(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let body: RefreshBody = json_body(rq.headers, rq.body)?;
+        let invalid =
+            || ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid");
+        if body.refresh_token.is_empty() || body.refresh_token.len() > 128 {
+            return Err(invalid());
+        }
+        let old_hash = tokens::refresh_hash(&body.refresh_token);
+        let sql = self.ports.sql();
+        let found = sql
+            .query(Stmt::new(
+                "SELECT t.session_id, t.expires_at, t.used_at, s.user_id, s.device_id, s.revoked_at, d.removed_at \
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+                 LEFT JOIN devices d ON d.id = s.device_id WHERE t.token_hash = ?",
+                vec![old_hash.as_str().into()],
+            ))
+            .await?;
+        let row = found.first().ok_or_else(invalid)?;
+        let session_id = rows::text(row, 0)?;
+        let user_id = rows::text(row, 3)?;
+        let device_id = rows::opt_text(row, 4)?;
+        let now = rq.now_ms;
+        if rows::opt_int(row, 5)?.is_some() || rows::opt_int(row, 6)?.is_some() {
+            return Err(ApiError::unauthorized(
+                "session_revoked",
+                "this session has ended; sign in again",
+            ));
+        }
+        if rows::opt_int(row, 2)?.is_some() {
+            return Err(self.revoke_reused(&session_id, now).await);
+        }
+        if rows::int(row, 1)? <= now {
+            return Err(ApiError::unauthorized(
+                "refresh_token_expired",
+                "the refresh token has expired; sign in again",
+            ));
+        }
+
+        let (refresh, new_hash) = tokens::new_refresh(self.ports.random())?;
+        let changes = sql
+            .batch(vec![
+                Stmt::new(
+                    "UPDATE refresh_tokens SET used_at = ?, replaced_by = ? WHERE token_hash = ? AND used_at IS NULL",
+                    vec![now.into(), new_hash.as_str().into(), old_hash.as_str().into()],
+                ),
+                Stmt::new(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     SELECT ?, session_id, ?, ? FROM refresh_tokens WHERE token_hash = ? AND replaced_by = ?",
+                    vec![
+                        new_hash.as_str().into(),
+                        now.into(),
+                        (now + self.config.refresh_ttl_secs * 1000).into(),
+                        old_hash.as_str().into(),
+                        new_hash.as_str().into(),
+                    ],
+                ),
+            ])
+            .await?;
+        if changes.get(1) != Some(&1) {
+            // Another request rotated this token first: the same token was presented twice.
+            return Err(self.revoke_reused(&session_id, now).await);
+        }
+        let tokens = self.token_pair(&user_id, &session_id, device_id, refresh, now)?;
+        Reply::ok(serde_json::json!({ "tokens": tokens }))
+    }
+
+    /// A refresh token used twice means it leaked: end its whole family.
+    async fn revoke_reused(&self, session_id: &str, now: i64) -> ApiError {
+        let revoked = self
+            .ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = 'refresh_token_reused' \
+                 WHERE id = ? AND revoked_at IS NULL",
+                vec![now.into(), session_id.into()],
+            )])
+            .await;
+        match revoked {
+            Ok(_) => ApiError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been ended, sign in again",
+            ),
+            Err(e) => e.into(),
+        }
+    }
+
+    pub(crate) async fn logout(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let caller = self.caller(rq).await?;
+        self.ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = 'logout' WHERE id = ? AND revoked_at IS NULL",
+                vec![rq.now_ms.into(), caller.session_id.into()],
+            )])
+            .await?;
+        Reply::no_content()
+    }
+
+    /// Authenticates the request: a valid access token whose session is live and whose device
+    /// (if bound) has not been removed.
+    pub async fn caller(&self, rq: &Rq<'_>) -> ApiResult<Caller> {
+        let token = rq
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unauthorized",
+                    "send an access token: Authorization: Bearer <token>",
+                )
+            })?;
+        let claims = tokens::verify_access(&self.config, rq.now_ms, token.trim())?;
+        let live = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                "SELECT s.user_id, s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id \
+                 WHERE s.id = ? AND s.revoked_at IS NULL AND d.removed_at IS NULL",
+                vec![claims.sid.as_str().into()],
+            ))
+            .await?;
+        let row = live.first().ok_or_else(|| {
+            ApiError::unauthorized("session_revoked", "this session has ended; sign in again")
+        })?;
+        if rows::text(row, 0)? != claims.sub || rows::opt_text(row, 1)? != claims.did {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "the access token is not valid",
+            ));
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            device_id: claims.did,
+        })
+    }
+
+    /// Inserts a session only while `guard` holds, so a batch whose first step did nothing
+    /// creates nothing.
+    pub(crate) fn insert_session(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        device_id: Option<&str>,
+        now: i64,
+        guard: Guard<'_>,
+    ) -> Stmt {
+        let sql = match guard {
+            Guard::UserExists(_) => {
+                "INSERT INTO sessions (id, user_id, device_id, created_at) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)"
+            }
+            Guard::SessionReplacedBy(_) => {
+                "INSERT INTO sessions (id, user_id, device_id, created_at) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE replaced_by = ?)"
+            }
+        };
+        Stmt::new(
+            sql,
+            vec![
+                session_id.into(),
+                user_id.into(),
+                device_id.into(),
+                now.into(),
+                guard.arg().into(),
+            ],
+        )
+    }
+
+    pub(crate) fn insert_refresh(
+        &self,
+        token_hash: &str,
+        session_id: &str,
+        now: i64,
+        guard: Guard<'_>,
+    ) -> Stmt {
+        let sql = match guard {
+            Guard::UserExists(_) => {
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)"
+            }
+            Guard::SessionReplacedBy(_) => {
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE replaced_by = ?)"
+            }
+        };
+        Stmt::new(
+            sql,
+            vec![
+                token_hash.into(),
+                session_id.into(),
+                now.into(),
+                (now + self.config.refresh_ttl_secs * 1000).into(),
+                guard.arg().into(),
+            ],
+        )
+    }
+
+    pub(crate) fn token_pair(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        device_id: Option<String>,
+        refresh_token: String,
+        now: i64,
+    ) -> ApiResult<TokenPair> {
+        let access_token = tokens::mint_access(
+            &self.config,
+            now,
+            AccessClaims {
+                sub: user_id.to_owned(),
+                sid: session_id.to_owned(),
+                did: device_id.clone(),
+            },
+        )?;
+        Ok(TokenPair {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.config.access_ttl_secs,
+            refresh_token,
+            user_id: user_id.to_owned(),
+            device_id,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! udc-core: all of udc's HTTP API logic, pure. A host converts its request into an
+//! `http::Request<Vec<u8>>`, supplies the ports, and sends back the `http::Response<Vec<u8>>`.
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod devices;
+pub mod error;
+pub mod migrations;
+pub mod ports;
+pub mod rows;
+pub mod throttle;
+pub mod tokens;
+pub mod validate;
+pub mod web;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+pub use ports::{Clock, Ports, Random, Row, Sql, SqlError, Stmt, Value};
+pub use web::{error_response, InternalDetail};
+
+/// What the host knows about the request beyond HTTP itself.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The client's address as the platform reports it (Workers: `CF-Connecting-IP`;
+    /// udc-server: the socket peer).
+    pub client_ip: Option<String>,
+}
+
+/// One request as handlers see it: time and client address already settled.
+pub struct Rq<'a> {
+    pub method: &'a Method,
+    pub headers: &'a http::HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+    pub now_ms: i64,
+    pub client_ip: Option<String>,
+}
+
+pub struct Core<P: Ports> {
+    pub ports: P,
+    pub config: Config,
+}
+
+/// Where a request goes, before its method is checked.
+enum Route<'a> {
+    Health,
+    Prelogin,
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    DeviceRegister,
+    Devices,
+    Device(&'a str),
+    DeviceTrust(&'a str),
+    DeviceTrustTarget(&'a str, &'a str),
+}
+
+impl<'a> Route<'a> {
+    fn find(path: &'a str) -> Option<Route<'a>> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        Some(match segments.as_slice() {
+            ["health"] => Route::Health,
+            ["auth", "prelogin"] => Route::Prelogin,
+            ["auth", "register"] => Route::Register,
+            ["auth", "login"] => Route::Login,
+            ["auth", "token", "refresh"] => Route::Refresh,
+            ["auth", "logout"] => Route::Logout,
+            ["devices", "register"] => Route::DeviceRegister,
+            ["devices"] => Route::Devices,
+            ["devices", id] => Route::Device(id),
+            ["devices", id, "trust"] => Route::DeviceTrust(id),
+            ["devices", id, "trust", target] => Route::DeviceTrustTarget(id, target),
+            _ => return None,
+        })
+    }
+
+    fn methods(&self) -> &'static [Method] {
+        match self {
+            Route::Health | Route::Devices => &[Method::GET],
+            Route::Device(_) => &[Method::GET, Method::PUT, Method::DELETE],
+            Route::DeviceTrustTarget(..) => &[Method::DELETE],
+            _ => &[Method::POST],
+        }
+    }
+}
+
+impl<P: Ports> Core<P> {
+    pub fn new(ports: P, config: Config) -> Self {
+        Core { ports, config }
+    }
+
+    pub async fn handle(&self, req: Request<Vec<u8>>, ctx: RequestContext) -> Response<Vec<u8>> {
+        let (parts, body) = req.into_parts();
+        let rq = Rq {
+            method: &parts.method,
+            headers: &parts.headers,
+            query: parts.uri.query(),
+            body: &body,
+            now_ms: self.now_ms(&parts.headers),
+            client_ip: self.client_ip(&parts.headers, ctx),
+        };
+        let Some(route) = Route::find(parts.uri.path()) else {
+            return error_response(&ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {}", parts.uri.path()),
+            ));
+        };
+        if !route.methods().contains(rq.method) {
+            let allowed: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
+            let mut resp = error_response(&ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!(
+                    "{} is not allowed here; use {}",
+                    rq.method,
+                    allowed.join(", ")
+                ),
+            ));
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert(http::header::ALLOW, v);
+            }
+            return resp;
+        }
+        web::render(self.dispatch(route, &rq).await)
+    }
+
+    async fn dispatch(&self, route: Route<'_>, rq: &Rq<'_>) -> ApiResult<web::Reply> {
+        match route {
+            Route::Health => web::Reply::ok(serde_json::json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+            })),
+            Route::Prelogin => self.prelogin(rq).await,
+            Route::Register => self.register(rq).await,
+            Route::Login => self.login(rq).await,
+            Route::Refresh => self.refresh(rq).await,
+            Route::Logout => self.logout(rq).await,
+            Route::DeviceRegister => self.register_device(rq).await,
+            Route::Devices => self.list_devices(rq).await,
+            Route::Device(id) => match *rq.method {
+                Method::GET => self.get_device(rq, id).await,
+                Method::PUT => self.update_device(rq, id).await,
+                _ => self.remove_device(rq, id).await,
+            },
+            Route::DeviceTrust(id) => self.add_trust(rq, id).await,
+            Route::DeviceTrustTarget(id, target) => self.remove_trust(rq, id, target).await,
+        }
+    }
+
+    fn now_ms(&self, headers: &http::HeaderMap) -> i64 {
+        let now = self.ports.clock().now_ms();
+        if !self.config.test_mode {
+            return now;
+        }
+        let offset = headers
+            .get("x-udc-test-clock-offset-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        now.saturating_add(offset)
+    }
+
+    fn client_ip(&self, headers: &http::HeaderMap, ctx: RequestContext) -> Option<String> {
+        if self.config.test_mode {
+            if let Some(ip) = headers
+                .get("x-udc-test-client-ip")
+                .and_then(|v| v.to_str().ok())
+            {
+                return Some(ip.to_owned());
+            }
+        }
+        ctx.client_ip
+    }
+
+    /// A fresh random UUID (v4) from the host's randomness.
+    pub(crate) fn new_id(&self) -> ApiResult<String> {
+        let mut bytes = [0u8; 16];
+        self.ports
+            .random()
+            .fill(&mut bytes)
+            .map_err(ApiError::internal)?;
+        Ok(uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string())
+    }
+}

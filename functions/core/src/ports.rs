@@ -1,0 +1,95 @@
+//! The ports: everything udc-core needs from the world. Each host (Workers, Spin, udc-server)
+//! supplies adapters; core itself does no I/O.
+//!
+//! No `Send` bounds: Workers and Spin run single-threaded wasm (ARCHITECTURE rule 3).
+#![allow(async_fn_in_trait)]
+
+use std::fmt;
+
+/// A SQLite value, the common ground of D1, Spin SQLite and rusqlite.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::Text(v.clone())
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Integer(v)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// One statement with its positional (`?`) parameters.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub params: Vec<Value>,
+}
+
+impl Stmt {
+    pub fn new(sql: &'static str, params: Vec<Value>) -> Self {
+        Stmt { sql, params }
+    }
+}
+
+/// Rows of a query, positional: core always names its columns in the SELECT.
+pub type Row = Vec<Value>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlError(pub String);
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sql: {}", self.0)
+    }
+}
+
+/// The SQL executor. D1 has no interactive transactions, so multi-step changes are one
+/// `batch` (all or nothing) with conditional SQL; callers check the per-statement change counts.
+pub trait Sql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError>;
+    /// Runs every statement in one transaction; returns the number of rows each one changed.
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError>;
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub trait Clock {
+    fn now_ms(&self) -> i64;
+}
+
+/// Cryptographically secure random bytes.
+pub trait Random {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), String>;
+}
+
+/// The bundle a host hands to [`crate::Core`].
+pub trait Ports {
+    type Sql: Sql;
+    type Clock: Clock;
+    type Random: Random;
+    fn sql(&self) -> &Self::Sql;
+    fn clock(&self) -> &Self::Clock;
+    fn random(&self) -> &Self::Random;
+}

@@ -1,0 +1,120 @@
+//! The HTTP edge of core: reading JSON bodies strictly and writing JSON responses and errors.
+
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Request bodies are small JSON documents; anything bigger is refused before parsing.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What a handler answers: a status and an optional JSON body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: impl Serialize) -> ApiResult<Reply> {
+        let body = serde_json::to_value(body).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Reply {
+            status,
+            body: Some(body),
+        })
+    }
+
+    pub fn ok(body: impl Serialize) -> ApiResult<Reply> {
+        Self::json(StatusCode::OK, body)
+    }
+
+    pub fn no_content() -> ApiResult<Reply> {
+        Ok(Reply {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+        })
+    }
+}
+
+/// Parses a JSON body after checking its type and size.
+pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
+        } else {
+            ApiError::invalid(format!("body does not match the expected shape: {e}"))
+        }
+    })
+}
+
+pub fn render(result: ApiResult<Reply>) -> Response<Vec<u8>> {
+    match result {
+        Ok(reply) => {
+            let body = reply
+                .body
+                .map(|b| serde_json::to_vec(&b).unwrap_or_default())
+                .unwrap_or_default();
+            respond(reply.status, body, reply.status != StatusCode::NO_CONTENT)
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+/// The one error shape: `{"error":{"code","message"}}`.
+pub fn error_response(err: &ApiError) -> Response<Vec<u8>> {
+    let body = serde_json::json!({"error": {"code": err.code, "message": err.message}});
+    let mut resp = respond(
+        err.status,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        true,
+    );
+    if let Some(secs) = err.retry_after {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(detail) = &err.internal {
+        resp.extensions_mut().insert(InternalDetail(detail.clone()));
+    }
+    resp
+}
+
+/// Attached to 500 responses so the host can log what core may not tell the client.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
+
+fn respond(status: StatusCode, body: Vec<u8>, json: bool) -> Response<Vec<u8>> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if json {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    // API answers are per-user and never cacheable; the rest is standard hardening.
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
+}

@@ -1,0 +1,90 @@
+//! udc as a Spin component (spin-sdk 5, WASI 0.2, Spin 3.x): converts nothing (spin-sdk hands
+//! over an `http::Request`), supplies Spin SQLite, the clock and randomness, and applies the
+//! schema itself because Spin has no migration tool.
+
+mod spin_sqlite;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use spin_sdk::http_component;
+use udc_core::{
+    error_response, ApiError, Clock, Config, Core, InternalDetail, Ports, Random, RequestContext,
+};
+
+use crate::spin_sqlite::SpinSql;
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+struct WasiRandom;
+
+impl Random for WasiRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(buf).map_err(|e| e.to_string())
+    }
+}
+
+struct SpinPorts {
+    sql: SpinSql,
+}
+
+impl Ports for SpinPorts {
+    type Sql = SpinSql;
+    type Clock = SystemClock;
+    type Random = WasiRandom;
+    fn sql(&self) -> &SpinSql {
+        &self.sql
+    }
+    fn clock(&self) -> &SystemClock {
+        &SystemClock
+    }
+    fn random(&self) -> &WasiRandom {
+        &WasiRandom
+    }
+}
+
+fn respond_error(err: ApiError) -> http::Response<Vec<u8>> {
+    if let Some(detail) = &err.internal {
+        eprintln!("udc internal error: {detail}");
+    }
+    error_response(&err)
+}
+
+#[http_component]
+async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Vec<u8>>> {
+    // Spin variable names are lowercase.
+    let config =
+        match Config::from_lookup(|name| spin_sdk::variables::get(&name.to_lowercase()).ok()) {
+            Ok(c) => c,
+            Err(missing) => return Ok(respond_error(ApiError::internal(missing))),
+        };
+    let sql = match SpinSql::open() {
+        Ok(sql) => sql,
+        Err(e) => return Ok(respond_error(e.into())),
+    };
+    if let Err(e) = udc_core::migrations::ensure(&sql, SystemClock.now_ms()).await {
+        return Ok(respond_error(e.into()));
+    }
+    let client_ip = req
+        .headers()
+        .get("spin-client-addr")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|addr| {
+            addr.rsplit_once(':')
+                .map(|(ip, _)| ip.trim_matches(['[', ']']).to_owned())
+        });
+    let core = Core::new(SpinPorts { sql }, config);
+    let resp = core.handle(req, RequestContext { client_ip }).await;
+    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
+        eprintln!("udc internal error: {detail}");
+    }
+    Ok(resp)
+}

@@ -1,0 +1,82 @@
+//! `SpinSql`: the SQL port on Spin's SQLite interface. Spin has no batch call, so a batch is
+//! BEGIN … COMMIT on the request's connection, rolled back on the first failure.
+
+use spin_sdk::sqlite::{Connection, Value as SpinValue};
+use udc_core::{Row, Sql, SqlError, Stmt, Value};
+
+pub struct SpinSql(Connection);
+
+fn err(e: spin_sdk::sqlite::Error) -> SqlError {
+    SqlError(format!("{e:?}"))
+}
+
+fn to_spin(v: &Value) -> SpinValue {
+    match v {
+        Value::Null => SpinValue::Null,
+        Value::Integer(n) => SpinValue::Integer(*n),
+        Value::Real(f) => SpinValue::Real(*f),
+        Value::Text(s) => SpinValue::Text(s.clone()),
+    }
+}
+
+fn from_spin(v: &SpinValue) -> Value {
+    match v {
+        SpinValue::Null => Value::Null,
+        SpinValue::Integer(n) => Value::Integer(*n),
+        SpinValue::Real(f) => Value::Real(*f),
+        SpinValue::Text(s) => Value::Text(s.clone()),
+        // The schema has no BLOB columns; should one appear, read it as hex text.
+        SpinValue::Blob(b) => Value::Text(hex::encode(b)),
+    }
+}
+
+impl SpinSql {
+    pub fn open() -> Result<SpinSql, SqlError> {
+        Connection::open_default().map(SpinSql).map_err(err)
+    }
+
+    fn run(&self, sql: &str, params: &[SpinValue]) -> Result<Vec<Row>, SqlError> {
+        let result = self.0.execute(sql, params).map_err(err)?;
+        Ok(result
+            .rows
+            .iter()
+            .map(|r| r.values.iter().map(from_spin).collect())
+            .collect())
+    }
+
+    fn batch_in_tx(&self, stmts: &[Stmt]) -> Result<Vec<u64>, SqlError> {
+        let mut changes = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            let params: Vec<SpinValue> = stmt.params.iter().map(to_spin).collect();
+            self.run(stmt.sql, &params)?;
+            let n = self.run("SELECT changes()", &[])?;
+            changes.push(match n.first().and_then(|r| r.first()) {
+                Some(Value::Integer(n)) => *n as u64,
+                _ => 0,
+            });
+        }
+        Ok(changes)
+    }
+}
+
+impl Sql for SpinSql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        let params: Vec<SpinValue> = stmt.params.iter().map(to_spin).collect();
+        self.run(stmt.sql, &params)
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        self.run("BEGIN IMMEDIATE", &[])?;
+        match self.batch_in_tx(&stmts) {
+            Ok(changes) => {
+                self.run("COMMIT", &[])?;
+                Ok(changes)
+            }
+            Err(e) => {
+                // The batch's own error is the one worth reporting.
+                let _ = self.run("ROLLBACK", &[]);
+                Err(e)
+            }
+        }
+    }
+}

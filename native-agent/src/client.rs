@@ -1,0 +1,417 @@
+//! The udc HTTP API as Rust calls. The CLI and the conformance suite both use it, so the
+//! suite exercises exactly what users run.
+
+use std::fmt;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::kdf::{self, DerivedKeys, KdfParams};
+
+/// `{"error":{"code","message"}}` from the server, with its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}, HTTP {})", self.message, self.code, self.status)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Debug)]
+pub enum Error {
+    Api(ApiError),
+    Transport(String),
+    Local(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Api(e) => write!(f, "{e}"),
+            Error::Transport(e) => write!(f, "cannot reach the server: {e}"),
+            Error::Local(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// The server's error code, if the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api(e) => Some(&e.code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: User,
+    pub tokens: TokenPair,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub platform: String,
+    pub os_version: String,
+    pub app_version: String,
+    pub capabilities: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_seen_at: String,
+    pub trusts: Vec<String>,
+    pub trusted_by: Vec<String>,
+    pub is_current: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisteredDevice {
+    pub device: Device,
+    pub tokens: TokenPair,
+}
+
+/// What a device says about itself when it registers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub platform: String,
+    pub os_version: String,
+    pub app_version: String,
+    pub capabilities: Vec<String>,
+}
+
+impl DeviceInfo {
+    /// This machine, as the agent sees it.
+    pub fn this_machine(name: Option<String>) -> DeviceInfo {
+        let name = name
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "udc device".to_owned());
+        let platform = match std::env::consts::OS {
+            "linux" => "linux",
+            "macos" => "macos",
+            "windows" => "windows",
+            "ios" => "ios",
+            "android" => "android",
+            _ => "other",
+        };
+        DeviceInfo {
+            name,
+            platform: platform.to_owned(),
+            os_version: std::env::consts::ARCH.to_owned(),
+            app_version: env!("CARGO_PKG_VERSION").to_owned(),
+            capabilities: vec!["clipboard".into(), "files".into()],
+        }
+    }
+}
+
+/// A raw answer, for callers (tests, mostly) that look at status and body themselves.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base_url: &str) -> Client {
+        Client {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request and returns whatever came back.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<RawResponse> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let resp = self.raw(method, path, token, body, &[]).await?;
+        if !resp.status.is_success() {
+            return Err(Error::Api(ApiError {
+                status: resp.status.as_u16(),
+                code: resp.body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                message: resp.body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("the server answered without an error message")
+                    .to_owned(),
+            }));
+        }
+        let body = if resp.body.is_null() {
+            json!(null)
+        } else {
+            resp.body
+        };
+        serde_json::from_value(body)
+            .map_err(|e| Error::Local(format!("unexpected answer from {path}: {e}")))
+    }
+
+    pub async fn prelogin(&self, email: &str) -> Result<KdfParams> {
+        #[derive(Deserialize)]
+        struct Prelogin {
+            kdf: KdfParams,
+        }
+        let p: Prelogin = self
+            .call(
+                Method::POST,
+                "/auth/prelogin",
+                None,
+                Some(&json!({ "email": email })),
+            )
+            .await?;
+        Ok(p.kdf)
+    }
+
+    /// Creates an account; the password never leaves this process.
+    pub async fn register(&self, email: &str, password: &str) -> Result<(SignedIn, DerivedKeys)> {
+        let kdf = KdfParams::new_random().map_err(|e| Error::Local(e.to_string()))?;
+        let keys = derive_blocking(password, &kdf).await?;
+        let body = json!({ "email": email, "kdf": kdf, "auth_key": keys.auth_key_b64() });
+        let signed = self
+            .call(Method::POST, "/auth/register", None, Some(&body))
+            .await?;
+        Ok((signed, keys))
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<(SignedIn, DerivedKeys)> {
+        let kdf = self.prelogin(email).await?;
+        let keys = derive_blocking(password, &kdf).await?;
+        let signed = self.login_with_key(email, &keys.auth_key_b64()).await?;
+        Ok((signed, keys))
+    }
+
+    pub async fn login_with_key(&self, email: &str, auth_key_b64: &str) -> Result<SignedIn> {
+        let body = json!({ "email": email, "auth_key": auth_key_b64 });
+        self.call(Method::POST, "/auth/login", None, Some(&body))
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
+        #[derive(Deserialize)]
+        struct Refreshed {
+            tokens: TokenPair,
+        }
+        let r: Refreshed = self
+            .call(
+                Method::POST,
+                "/auth/token/refresh",
+                None,
+                Some(&json!({ "refresh_token": refresh_token })),
+            )
+            .await?;
+        Ok(r.tokens)
+    }
+
+    pub async fn logout(&self, access_token: &str) -> Result<()> {
+        self.call::<Value>(Method::POST, "/auth/logout", Some(access_token), None)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn register_device(
+        &self,
+        access_token: &str,
+        info: &DeviceInfo,
+    ) -> Result<RegisteredDevice> {
+        let body = serde_json::to_value(info).map_err(|e| Error::Local(e.to_string()))?;
+        self.call(
+            Method::POST,
+            "/devices/register",
+            Some(access_token),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn devices(&self, access_token: &str) -> Result<Vec<Device>> {
+        #[derive(Deserialize)]
+        struct List {
+            devices: Vec<Device>,
+        }
+        let l: List = self
+            .call(Method::GET, "/devices", Some(access_token), None)
+            .await?;
+        Ok(l.devices)
+    }
+
+    pub async fn device(&self, access_token: &str, id: &str) -> Result<Device> {
+        self.call(
+            Method::GET,
+            &format!("/devices/{id}"),
+            Some(access_token),
+            None,
+        )
+        .await
+    }
+
+    /// Changes the fields given in `changes` (name, os_version, app_version, capabilities).
+    pub async fn update_device(
+        &self,
+        access_token: &str,
+        id: &str,
+        changes: &Value,
+    ) -> Result<Device> {
+        self.call(
+            Method::PUT,
+            &format!("/devices/{id}"),
+            Some(access_token),
+            Some(changes),
+        )
+        .await
+    }
+
+    pub async fn remove_device(&self, access_token: &str, id: &str) -> Result<()> {
+        self.call::<Value>(
+            Method::DELETE,
+            &format!("/devices/{id}"),
+            Some(access_token),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `device_id` trusts `target_device_id` from now on.
+    pub async fn trust(
+        &self,
+        access_token: &str,
+        device_id: &str,
+        target_device_id: &str,
+    ) -> Result<()> {
+        let body = json!({ "target_device_id": target_device_id });
+        self.call::<Value>(
+            Method::POST,
+            &format!("/devices/{device_id}/trust"),
+            Some(access_token),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn untrust(
+        &self,
+        access_token: &str,
+        device_id: &str,
+        target_device_id: &str,
+    ) -> Result<()> {
+        self.call::<Value>(
+            Method::DELETE,
+            &format!("/devices/{device_id}/trust/{target_device_id}"),
+            Some(access_token),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Argon2id takes tens of milliseconds of CPU: keep it off the async threads.
+async fn derive_blocking(password: &str, kdf: &KdfParams) -> Result<DerivedKeys> {
+    let (password, kdf) = (password.to_owned(), kdf.clone());
+    tokio::task::spawn_blocking(move || kdf::derive(&password, &kdf))
+        .await
+        .map_err(|e| Error::Local(e.to_string()))?
+        .map_err(|e| Error::Local(e.to_string()))
+}

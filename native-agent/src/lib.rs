@@ -1,0 +1,9 @@
+//! udc-agent as a library: the API client, the client-side KDF and the session store. The
+//! `udc-agent` binary and the conformance suite are both built on it.
+
+pub mod client;
+pub mod kdf;
+pub mod store;
+
+pub use client::{Client, Device, DeviceInfo, Error};
+pub use store::{Session, Store};

@@ -1,0 +1,258 @@
+//! `udc-agent`: what device owners run. Sign in, register this device, and manage the
+//! account's devices. `--json` prints machine-readable output for scripts.
+
+use std::io::BufRead;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use udc_agent::client::SignedIn;
+use udc_agent::kdf::DerivedKeys;
+use udc_agent::{Client, Device, DeviceInfo, Session, Store};
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+#[derive(Parser)]
+#[command(
+    name = "udc-agent",
+    version,
+    about = "udc, the Universal Device Connector: the device agent"
+)]
+struct Cli {
+    /// The udc server (defaults to the signed-in session's, then http://127.0.0.1:8080).
+    #[arg(long, env = "UDC_SERVER", global = true)]
+    server: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an account and register this device in it.
+    Register(Credentials),
+    /// Sign in and register this device.
+    Login(Credentials),
+    /// End this device's session (the device stays listed; remove it with `devices remove`).
+    Logout,
+    /// The account's devices.
+    Devices {
+        #[command(subcommand)]
+        command: Option<DevicesCommand>,
+    },
+}
+
+#[derive(clap::Args)]
+struct Credentials {
+    #[arg(long, env = "UDC_EMAIL")]
+    email: String,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+    /// This device's name (defaults to the host name).
+    #[arg(long)]
+    device_name: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// List devices (the default).
+    List,
+    /// Rename a device (by id or name).
+    Rename { device: String, name: String },
+    /// Remove a device: its sessions end at once.
+    Remove { device: String },
+    /// Make this device trust another (by id or name).
+    Trust { device: String },
+    /// Stop this device trusting another.
+    Untrust { device: String },
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        rpassword::prompt_password("Password: ")?
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(password)
+}
+
+async fn sign_in(cli: &Cli, store: &Store, creds: &Credentials, create: bool) -> Result<()> {
+    let server = cli
+        .server
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let client = Client::new(&server);
+    let password = read_password(creds.password_stdin)?;
+    let (signed, keys): (SignedIn, DerivedKeys) = if create {
+        client.register(&creds.email, &password).await?
+    } else {
+        client.login(&creds.email, &password).await?
+    };
+    let registered = client
+        .register_device(
+            &signed.tokens.access_token,
+            &DeviceInfo::this_machine(creds.device_name.clone()),
+        )
+        .await?;
+    let mut session = Session {
+        server,
+        email: signed.user.email.clone(),
+        user_id: signed.user.id.clone(),
+        device_id: None,
+        access_token: String::new(),
+        access_expires_at: 0,
+        refresh_token: String::new(),
+        enc_key: B64.encode(keys.enc_key),
+    };
+    session.apply(registered.tokens);
+    store.save(&session)?;
+    if cli.json {
+        println!(
+            "{}",
+            json!({ "user": signed.user, "device": registered.device })
+        );
+    } else {
+        println!(
+            "Signed in as {} on device \"{}\" ({})",
+            signed.user.email, registered.device.name, registered.device.id
+        );
+    }
+    Ok(())
+}
+
+fn signed_in(cli: &Cli, store: &Store) -> Result<(Client, Session)> {
+    let session = store
+        .load()?
+        .ok_or_else(|| anyhow!("not signed in: run `udc-agent login --email you@example.com`"))?;
+    let server = cli.server.clone().unwrap_or_else(|| session.server.clone());
+    Ok((Client::new(&server), session))
+}
+
+/// A device by exact id, or by name (case-insensitive) when that is unambiguous.
+fn pick<'a>(devices: &'a [Device], wanted: &str) -> Result<&'a Device> {
+    if let Some(d) = devices.iter().find(|d| d.id == wanted) {
+        return Ok(d);
+    }
+    let named: Vec<&Device> = devices
+        .iter()
+        .filter(|d| d.name.eq_ignore_ascii_case(wanted))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no device named or numbered {wanted:?}"),
+        _ => bail!("several devices are named {wanted:?}: use its id"),
+    }
+}
+
+fn print_devices(devices: &[Device], json_out: bool) {
+    if json_out {
+        println!("{}", json!({ "devices": devices }));
+        return;
+    }
+    for d in devices {
+        let marker = if d.is_current { "*" } else { " " };
+        println!(
+            "{marker} {:<36}  {:<24} {:<8} trusts {}",
+            d.id,
+            d.name,
+            d.platform,
+            d.trusts.len()
+        );
+    }
+}
+
+async fn devices(cli: &Cli, store: &Store, command: &Option<DevicesCommand>) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let token = session.access_token(&client, store).await?;
+    let all = client.devices(&token).await?;
+    let this = session
+        .device_id
+        .clone()
+        .context("this session has no device")?;
+    match command {
+        None | Some(DevicesCommand::List) => print_devices(&all, cli.json),
+        Some(DevicesCommand::Rename { device, name }) => {
+            let d = pick(&all, device)?;
+            let updated = client
+                .update_device(&token, &d.id, &json!({ "name": name }))
+                .await?;
+            print_devices(std::slice::from_ref(&updated), cli.json);
+        }
+        Some(DevicesCommand::Remove { device }) => {
+            let d = pick(&all, device)?;
+            client.remove_device(&token, &d.id).await?;
+            if d.id == this {
+                store.clear()?;
+            }
+            if !cli.json {
+                println!("Removed {} ({})", d.name, d.id);
+            }
+        }
+        Some(DevicesCommand::Trust { device }) => {
+            let d = pick(&all, device)?;
+            client.trust(&token, &this, &d.id).await?;
+            if !cli.json {
+                println!("This device now trusts {} ({})", d.name, d.id);
+            }
+        }
+        Some(DevicesCommand::Untrust { device }) => {
+            let d = pick(&all, device)?;
+            client.untrust(&token, &this, &d.id).await?;
+            if !cli.json {
+                println!("This device no longer trusts {} ({})", d.name, d.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let store = Store::from_env()?;
+    match &cli.command {
+        Command::Register(creds) => sign_in(&cli, &store, creds, true).await,
+        Command::Login(creds) => sign_in(&cli, &store, creds, false).await,
+        Command::Logout => {
+            if let Ok((client, session)) = signed_in(&cli, &store) {
+                // A session that already ended server-side is still cleared locally.
+                let _ = client.logout(&session.access_token).await;
+            }
+            store.clear()?;
+            if !cli.json {
+                println!("Signed out");
+            }
+            Ok(())
+        }
+        Command::Devices { command } => devices(&cli, &store, command).await,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let json_out = cli.json;
+    if let Err(e) = run(cli).await {
+        if json_out {
+            let code = e
+                .downcast_ref::<udc_agent::Error>()
+                .and_then(|e| e.code().map(str::to_owned))
+                .unwrap_or_else(|| "agent_error".to_owned());
+            eprintln!(
+                "{}",
+                json!({ "error": { "code": code, "message": e.to_string() } })
+            );
+        } else {
+            eprintln!("udc-agent: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}

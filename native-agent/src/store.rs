@@ -1,0 +1,224 @@
+//! Where the agent keeps its session: the OS keyring where one answers (macOS Keychain,
+//! Windows Credential Manager, the Secret Service on Linux desktops), otherwise a 0600 file
+//! under the XDG config directory. `UDC_TOKEN_STORE=file|keyring|auto` chooses (default auto).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, TokenPair};
+
+/// Everything a signed-in agent remembers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub server: String,
+    pub email: String,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub access_token: String,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+    pub refresh_token: String,
+    /// The end-to-end encryption key (base64); it never leaves the device.
+    pub enc_key: String,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Session {
+    pub fn apply(&mut self, tokens: TokenPair) {
+        self.access_expires_at = now_secs() + tokens.expires_in;
+        self.access_token = tokens.access_token;
+        self.refresh_token = tokens.refresh_token;
+        self.user_id = tokens.user_id;
+        self.device_id = tokens.device_id;
+    }
+
+    /// A current access token, refreshing (and saving the rotated pair) when it is about to end.
+    pub async fn access_token(&mut self, client: &Client, store: &Store) -> Result<String> {
+        if self.access_expires_at - now_secs() < 60 {
+            let tokens = client.refresh(&self.refresh_token).await?;
+            self.apply(tokens);
+            store.save(self)?;
+        }
+        Ok(self.access_token.clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Backend {
+    Auto,
+    Keyring,
+    File,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    backend: Backend,
+}
+
+impl Store {
+    /// `UDC_CONFIG_DIR`, else `$XDG_CONFIG_HOME/udc`, else `~/.config/udc`.
+    pub fn from_env() -> Result<Store> {
+        let dir = match std::env::var_os("UDC_CONFIG_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+                .ok_or_else(|| anyhow!("cannot find a config directory: set UDC_CONFIG_DIR"))?
+                .join("udc"),
+        };
+        let backend = match std::env::var("UDC_TOKEN_STORE").as_deref() {
+            Ok("file") => Backend::File,
+            Ok("keyring") => Backend::Keyring,
+            Ok("auto") | Err(_) => Backend::Auto,
+            Ok(other) => {
+                return Err(anyhow!(
+                    "UDC_TOKEN_STORE={other}: use file, keyring or auto"
+                ))
+            }
+        };
+        Ok(Store { dir, backend })
+    }
+
+    pub fn at(dir: &Path) -> Store {
+        Store {
+            dir: dir.to_owned(),
+            backend: Backend::File,
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("session.json")
+    }
+
+    fn keyring_entry(&self) -> Result<keyring::Entry> {
+        // One entry per config directory, so separate profiles do not collide.
+        keyring::Entry::new("udc", &format!("session:{}", self.dir.display()))
+            .map_err(|e| anyhow!("keyring: {e}"))
+    }
+
+    pub fn load(&self) -> Result<Option<Session>> {
+        if self.backend != Backend::File {
+            match self
+                .keyring_entry()
+                .and_then(|e| e.get_password().map_err(|e| anyhow!(e)))
+            {
+                Ok(text) => return Ok(Some(serde_json::from_str(&text)?)),
+                Err(e) if self.backend == Backend::Keyring => {
+                    if e.downcast_ref::<keyring::Error>()
+                        .is_some_and(|k| matches!(k, keyring::Error::NoEntry))
+                    {
+                        return Ok(None);
+                    }
+                    return Err(e);
+                }
+                Err(_) => {}
+            }
+        }
+        match fs::read_to_string(self.file()) {
+            Ok(text) => {
+                Ok(Some(serde_json::from_str(&text).with_context(|| {
+                    format!("reading {}", self.file().display())
+                })?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.file().display())),
+        }
+    }
+
+    pub fn save(&self, session: &Session) -> Result<()> {
+        let text = serde_json::to_string_pretty(session)?;
+        if self.backend != Backend::File {
+            match self
+                .keyring_entry()
+                .and_then(|e| e.set_password(&text).map_err(|e| anyhow!(e)))
+            {
+                Ok(()) => {
+                    // Never leave a stale plaintext copy beside the keyring one.
+                    let _ = fs::remove_file(self.file());
+                    return Ok(());
+                }
+                Err(e) if self.backend == Backend::Keyring => return Err(e),
+                Err(_) => {}
+            }
+        }
+        write_private(&self.file(), text.as_bytes())
+    }
+
+    pub fn clear(&self) -> Result<()> {
+        if self.backend != Backend::File {
+            if let Ok(entry) = self.keyring_entry() {
+                let _ = entry.delete_credential();
+            }
+        }
+        match fs::remove_file(self.file()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes a file only its owner can read, replacing it atomically.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("no parent for {}", path.display()))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_store_round_trips_with_owner_only_permissions() {
+        let dir = std::env::temp_dir().join(format!("udc-store-test-{}", std::process::id()));
+        let store = Store::at(&dir);
+        assert!(store.load().unwrap().is_none());
+        let session = Session {
+            server: "http://127.0.0.1:1".into(),
+            email: "a@example.com".into(),
+            user_id: "u".into(),
+            device_id: Some("d".into()),
+            access_token: "at".into(),
+            access_expires_at: 1,
+            refresh_token: "rt".into(),
+            enc_key: "k".into(),
+        };
+        store.save(&session).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join("session.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(store.load().unwrap().unwrap().refresh_token, "rt");
+        store.clear().unwrap();
+        assert!(store.load().unwrap().is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
