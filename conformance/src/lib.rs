@@ -1,1 +1,129 @@
+//! The black-box conformance suite's helpers. The suite speaks only HTTP, through the agent's
+//! client library, to whatever `UDC_BASE_URL` names: udc-server, `wrangler dev`, a Spin host.
+//! The server must run with `UDC_TEST_MODE=1`, which lets a request move the clock
+//! (`x-udc-test-clock-offset-ms`) and name its client address (`x-udc-test-client-ip`).
 
+pub mod openapi;
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::Value;
+use udc_agent::client::{RawResponse, RegisteredDevice, SignedIn, TokenPair};
+use udc_agent::{Client, DeviceInfo};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const CLOCK_HEADER: &str = "x-udc-test-clock-offset-ms";
+pub const IP_HEADER: &str = "x-udc-test-client-ip";
+
+pub fn base_url() -> String {
+    std::env::var("UDC_BASE_URL").expect(
+        "UDC_BASE_URL is not set: the conformance suite needs a running udc \
+         (scripts/test.sh starts udc-server and wrangler dev and sets it)",
+    )
+}
+
+/// A documentation-range IPv6 address no other test uses, so throttling stays per test.
+pub fn unique_ip() -> String {
+    let n = uuid::Uuid::new_v4().as_u128();
+    format!("2001:db8::{:x}:{:x}", (n >> 16) as u16, n as u16)
+}
+
+pub fn unique_email() -> String {
+    format!("t-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// A client whose every answer is checked against `schema/openapi.yaml`.
+pub fn client() -> Client {
+    Client::new(&base_url())
+        .with_header(IP_HEADER, &unique_ip())
+        .with_observer(Arc::new(
+            |method: &Method, path: &str, resp: &RawResponse| {
+                openapi::check(method.as_str(), path, resp.status.as_u16(), &resp.body)
+            },
+        ))
+}
+
+/// One account with its own client (and so its own client address).
+pub struct Account {
+    pub api: Client,
+    pub email: String,
+    pub user_id: String,
+    pub signed_in: SignedIn,
+}
+
+pub struct TestDevice {
+    pub id: String,
+    pub tokens: TokenPair,
+}
+
+impl TestDevice {
+    pub fn token(&self) -> &str {
+        &self.tokens.access_token
+    }
+}
+
+impl Account {
+    pub async fn create() -> Account {
+        let api = client();
+        let email = unique_email();
+        let (signed_in, _keys) = api.register(&email, PASSWORD).await.expect("register");
+        Account {
+            api,
+            user_id: signed_in.user.id.clone(),
+            email,
+            signed_in,
+        }
+    }
+
+    /// A fresh password sign-in (a session without a device).
+    pub async fn login(&self) -> SignedIn {
+        self.api
+            .login(&self.email, PASSWORD)
+            .await
+            .expect("login")
+            .0
+    }
+
+    /// Signs in again and registers a device named `name`.
+    pub async fn device(&self, name: &str) -> TestDevice {
+        let signed = self.login().await;
+        let reg: RegisteredDevice = self
+            .api
+            .register_device(&signed.tokens.access_token, &device_info(name))
+            .await
+            .expect("register device");
+        TestDevice {
+            id: reg.device.id,
+            tokens: reg.tokens,
+        }
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> RawResponse {
+        self.api
+            .raw(method, path, token, body, &[])
+            .await
+            .expect("request")
+    }
+}
+
+pub fn device_info(name: &str) -> DeviceInfo {
+    DeviceInfo {
+        name: name.to_owned(),
+        platform: "linux".into(),
+        os_version: "Debian 12".into(),
+        app_version: "0.1.0".into(),
+        capabilities: vec!["clipboard".into(), "files".into()],
+    }
+}
+
+/// The error code of an answer (panics if it has none).
+pub fn code(resp: &RawResponse) -> &str {
+    resp.body["error"]["code"].as_str().expect("an error body")
+}

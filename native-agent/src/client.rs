@@ -2,6 +2,7 @@
 //! suite exercises exactly what users run.
 
 use std::fmt;
+use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -157,10 +158,16 @@ pub struct RawResponse {
     pub body: Value,
 }
 
+/// Sees every request's method, path and answer (the conformance suite checks them against
+/// the OpenAPI description).
+pub type Observer = Arc<dyn Fn(&Method, &str, &RawResponse) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    headers: Vec<(String, String)>,
+    observer: Option<Observer>,
 }
 
 impl Client {
@@ -168,7 +175,20 @@ impl Client {
         Client {
             base: base_url.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
+            headers: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Sends `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Client {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Observer) -> Client {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -184,7 +204,12 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<RawResponse> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base, path));
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -40,6 +40,13 @@ pub struct DerivedKeys {
     pub enc_key: [u8; 32],
 }
 
+/// Never prints the keys themselves.
+impl std::fmt::Debug for DerivedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivedKeys { .. }")
+    }
+}
+
 impl DerivedKeys {
     pub fn auth_key_b64(&self) -> String {
         B64.encode(self.auth_key)

@@ -222,9 +222,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Register(creds) => sign_in(&cli, &store, creds, true).await,
         Command::Login(creds) => sign_in(&cli, &store, creds, false).await,
         Command::Logout => {
-            if let Ok((client, session)) = signed_in(&cli, &store) {
+            if let Ok((client, mut session)) = signed_in(&cli, &store) {
                 // A session that already ended server-side is still cleared locally.
-                let _ = client.logout(&session.access_token).await;
+                if let Ok(token) = session.access_token(&client, &store).await {
+                    let _ = client.logout(&token).await;
+                }
             }
             store.clear()?;
             if !cli.json {

@@ -58,13 +58,12 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiRe
             "send the body as application/json",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
-        } else {
-            ApiError::invalid(format!("body does not match the expected shape: {e}"))
-        }
-    })
+    // Syntax first, shape second, so each failure gets its own code.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid(format!("body does not match the expected shape: {e}")))
 }
 
 pub fn render(result: ApiResult<Reply>) -> Response<Vec<u8>> {

@@ -127,3 +127,76 @@ async fn main() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use udc_core::Sql;
+
+    /// What a stolen database holds: no auth key, no refresh token, nothing a client sent in
+    /// the clear that would let someone sign in without an Argon2id per guess.
+    #[test]
+    fn the_database_keeps_only_keyed_hashes_of_credentials() {
+        let dir = std::env::temp_dir().join(format!("udc-server-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = udc_core::Config::from_lookup(|k| match k {
+            udc_core::config::JWT_PRIVATE_KEY
+            | udc_core::config::AUTH_PEPPER
+            | udc_core::config::DECOY_KEY => {
+                Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into())
+            }
+            _ => None,
+        })
+        .unwrap();
+        let sql = SqliteSql::open(&dir.join("udc.sqlite3")).unwrap();
+        pollster::block_on(async {
+            udc_core::migrations::apply(&sql, 0).await.unwrap();
+            let core = Core::new(ServerPorts { sql }, config);
+            let auth_key = "c2VjcmV0LWF1dGgta2V5LXRoYXQtaXMtMzItYnl0ZXM="; // 32 bytes
+            let body = serde_json::json!({
+                "email": "owner@example.com",
+                "kdf": {"algorithm": "argon2id", "memory_kib": 19456, "iterations": 2, "parallelism": 1,
+                        "salt": "AAAAAAAAAAAAAAAAAAAAAA=="},
+                "auth_key": auth_key,
+            });
+            let req = Request::builder()
+                .method("POST")
+                .uri("/auth/register")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .unwrap();
+            let resp = core.handle(req, RequestContext::default()).await;
+            assert_eq!(resp.status(), 201);
+            let answer: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+            let refresh = answer["tokens"]["refresh_token"].as_str().unwrap();
+
+            let dump: String = core
+                .ports
+                .sql
+                .query(udc_core::Stmt::new(
+                    "SELECT u.auth_hash || ' ' || t.token_hash FROM users u, refresh_tokens t",
+                    vec![],
+                ))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| format!("{r:?}"))
+                .collect();
+            use base64::Engine;
+            let raw_key = base64::engine::general_purpose::STANDARD
+                .decode(auth_key)
+                .unwrap();
+            for secret in [
+                auth_key.to_owned(),
+                hex::encode(&raw_key),
+                refresh.to_owned(),
+            ] {
+                assert!(
+                    !dump.contains(&secret),
+                    "{secret} stored in the clear: {dump}"
+                );
+            }
+        });
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -97,3 +97,57 @@ impl Sql for SqliteSql {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db() -> (SqliteSql, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "udc-sqlite-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.sqlite3");
+        let _ = std::fs::remove_file(&path);
+        (SqliteSql::open(&path).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_batch_that_fails_half_way_changes_nothing() {
+        let (sql, dir) = temp_db();
+        pollster::block_on(async {
+            sql.batch(vec![Stmt::new(
+                "CREATE TABLE t (k TEXT PRIMARY KEY)",
+                vec![],
+            )])
+            .await
+            .unwrap();
+            let failed = sql
+                .batch(vec![
+                    Stmt::new("INSERT INTO t (k) VALUES (?)", vec!["a".into()]),
+                    Stmt::new("INSERT INTO t (k) VALUES (?)", vec!["a".into()]),
+                ])
+                .await;
+            assert!(failed.is_err());
+            let rows = sql
+                .query(Stmt::new("SELECT count(*) FROM t", vec![]))
+                .await
+                .unwrap();
+            assert_eq!(rows, vec![vec![Value::Integer(0)]]);
+            let changes = sql
+                .batch(vec![
+                    Stmt::new("INSERT INTO t (k) VALUES (?)", vec!["a".into()]),
+                    Stmt::new(
+                        "INSERT INTO t (k) VALUES (?) ON CONFLICT DO NOTHING",
+                        vec!["a".into()],
+                    ),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(changes, vec![1, 0]);
+        });
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,123 @@
+//! `udc-bench --base-url URL`: latency of an authenticated `GET /devices` against a bare
+//! `GET /health` on the same host in the same run, and of a sign-in with the key already
+//! derived (so only the server's share is timed). Prints figures; asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use reqwest::Method;
+use udc_agent::Client;
+use udc_conformance::{device_info, unique_email, unique_ip, PASSWORD};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Stats {
+    p50: Duration,
+    p95: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    Stats {
+        p50: percentile(&samples, 0.50),
+        p95: percentile(&samples, 0.95),
+    }
+}
+
+async fn timed(
+    client: &Client,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let resp = client.raw(method, path, token, body, &[]).await?;
+    let took = start.elapsed();
+    anyhow::ensure!(
+        resp.status.is_success(),
+        "{path} answered {}: {}",
+        resp.status,
+        resp.body
+    );
+    Ok(took)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut base = std::env::var("UDC_BASE_URL").ok();
+    let mut rounds = 300usize;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--base-url" => base = args.next(),
+            "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
+            other => anyhow::bail!("unknown argument {other}; use --base-url URL [--rounds N]"),
+        }
+    }
+    let base = base.context("--base-url URL (or UDC_BASE_URL)")?;
+    let client = Client::new(&base).with_header("x-udc-test-client-ip", &unique_ip());
+
+    let email = unique_email();
+    let (signed, keys) = client.register(&email, PASSWORD).await?;
+    let device = client
+        .register_device(&signed.tokens.access_token, &device_info("bench"))
+        .await?;
+    let token = device.tokens.access_token.clone();
+
+    for _ in 0..20 {
+        timed(&client, Method::GET, "/health", None, None).await?;
+        timed(&client, Method::GET, "/devices", Some(&token), None).await?;
+    }
+    // Interleaved, so both routes see the same machine conditions.
+    let (mut health, mut devices) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        health.push(timed(&client, Method::GET, "/health", None, None).await?);
+        devices.push(timed(&client, Method::GET, "/devices", Some(&token), None).await?);
+    }
+    let login_body = serde_json::json!({ "email": email, "auth_key": keys.auth_key_b64() });
+    let mut logins = Vec::new();
+    for _ in 0..(rounds / 5).max(20) {
+        logins.push(
+            timed(
+                &client,
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(&login_body),
+            )
+            .await?,
+        );
+    }
+
+    let (h, d, l) = (stats(health), stats(devices), stats(logins));
+    println!("udc-bench against {base} ({rounds} rounds, sequential, keep-alive)");
+    println!(
+        "  GET /health            p50 {:7.3} ms   p95 {:7.3} ms",
+        ms(h.p50),
+        ms(h.p95)
+    );
+    println!(
+        "  GET /devices (auth)    p50 {:7.3} ms   p95 {:7.3} ms",
+        ms(d.p50),
+        ms(d.p95)
+    );
+    println!(
+        "  ratio devices/health   p50 {:7.2}      p95 {:7.2}      (target <= 1.3)",
+        ms(d.p50) / ms(h.p50),
+        ms(d.p95) / ms(h.p95)
+    );
+    println!("  POST /auth/login       p50 {:7.3} ms   p95 {:7.3} ms   (key pre-derived: server share only)", ms(l.p50), ms(l.p95));
+    println!(
+        "  login server time ~    p50 {:7.3} ms   (login p50 - health p50; target <= 5 ms)",
+        ms(l.p50.saturating_sub(h.p50))
+    );
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! Bad input answers 4xx with the error shape, never 500, and changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use udc_conformance::*;
+
+const BODY_ROUTES: [&str; 5] = [
+    "/auth/prelogin",
+    "/auth/register",
+    "/auth/login",
+    "/auth/token/refresh",
+    "/devices/register",
+];
+
+async fn send(
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{}", base_url(), path))
+        .header("content-type", content_type)
+        .header(IP_HEADER, unique_ip())
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or(json!(null));
+    openapi::check("POST", path, status.as_u16(), &body);
+    (status, body)
+}
+
+async fn fresh_token() -> String {
+    Account::create().await.login().await.tokens.access_token
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_on_every_route() {
+    let token = fresh_token().await;
+    for path in BODY_ROUTES {
+        for body in [&b"{"[..], b"not json", b"{\"email\":", b"[1,2"] {
+            let (status, resp) = send(path, "application/json", body.to_vec(), Some(&token)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body:?}: {resp}");
+            assert_eq!(resp["error"]["code"], "malformed_json");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_415() {
+    let token = fresh_token().await;
+    for path in BODY_ROUTES {
+        for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+            let (status, resp) = send(
+                path,
+                ct,
+                br#"{"email":"a@example.com"}"#.to_vec(),
+                Some(&token),
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}: {resp}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let token = fresh_token().await;
+    let big = json!({ "email": "a@example.com", "padding": "x".repeat(100 * 1024) }).to_string();
+    for path in BODY_ROUTES {
+        let (status, resp) = send(
+            path,
+            "application/json",
+            big.clone().into_bytes(),
+            Some(&token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {resp}");
+    }
+}
+
+#[tokio::test]
+async fn missing_wrongly_typed_or_out_of_range_fields_are_400() {
+    let kdf = json!({ "algorithm": "argon2id", "memory_kib": 19456, "iterations": 2, "parallelism": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA==" });
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let cases = [
+        ("/auth/prelogin", json!({})),
+        ("/auth/prelogin", json!({ "email": 42 })),
+        ("/auth/prelogin", json!({ "email": "no-at-sign" })),
+        (
+            "/auth/prelogin",
+            json!({ "email": format!("{}@example.com", "a".repeat(300)) }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "auth_key": key }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "kdf": kdf, "auth_key": "c2hvcnQ=" }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "kdf": { "algorithm": "argon2id", "memory_kib": 1024, "iterations": 2, "parallelism": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA==" }, "auth_key": key }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "kdf": { "algorithm": "pbkdf2", "memory_kib": 19456, "iterations": 2, "parallelism": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA==" }, "auth_key": key }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "kdf": { "algorithm": "argon2id", "memory_kib": 19456, "iterations": 1, "parallelism": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA==" }, "auth_key": key }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "kdf": { "algorithm": "argon2id", "memory_kib": 19456, "iterations": 2, "parallelism": 1, "salt": "c2hvcnQ=" }, "auth_key": key }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": unique_email(), "kdf": { "algorithm": "argon2id", "memory_kib": -5, "iterations": 2, "parallelism": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA==" }, "auth_key": key }),
+        ),
+        ("/auth/login", json!({ "email": unique_email() })),
+        (
+            "/auth/login",
+            json!({ "email": unique_email(), "auth_key": "not base64!" }),
+        ),
+        ("/auth/token/refresh", json!({ "refresh_token": 7 })),
+    ];
+    for (path, body) in cases {
+        let (status, resp) = send(
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {resp}");
+        assert_eq!(
+            resp["error"]["code"], "invalid_field",
+            "{path} {body}: {resp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_device_fields_are_400_and_register_nothing() {
+    let account = Account::create().await;
+    let token = account.login().await.tokens.access_token;
+    let cases = [
+        json!({ "platform": "linux" }),
+        json!({ "name": "", "platform": "linux" }),
+        json!({ "name": "   ", "platform": "linux" }),
+        json!({ "name": "x".repeat(65), "platform": "linux" }),
+        json!({ "name": "tab\there", "platform": "linux" }),
+        json!({ "name": "ok", "platform": "amiga" }),
+        json!({ "name": "ok", "platform": "linux", "capabilities": ["Clipboard"] }),
+        json!({ "name": "ok", "platform": "linux", "capabilities": ["a b"] }),
+        json!({ "name": "ok", "platform": "linux", "capabilities": (0..33).map(|i| format!("c{i}")).collect::<Vec<_>>() }),
+        json!({ "name": "ok", "platform": "linux", "os_version": "v".repeat(65) }),
+        json!({ "name": "ok", "platform": "linux", "capabilities": "clipboard" }),
+    ];
+    for body in cases {
+        let (status, resp) = send(
+            "/devices/register",
+            "application/json",
+            body.to_string().into_bytes(),
+            Some(&token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
+    }
+    // Nothing was registered, and the session is still usable for a valid registration.
+    let reg = account
+        .api
+        .register_device(&token, &device_info("Valid"))
+        .await
+        .unwrap();
+    assert_eq!(
+        account
+            .api
+            .devices(reg.tokens.access_token.as_str())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_unknown_routes_and_wrong_methods() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    for path in [
+        "/devices/not-a-uuid",
+        "/devices/%00",
+        "/devices/12345678-1234-1234-1234-1234567890123",
+    ] {
+        let resp = account
+            .raw(Method::GET, path, Some(device.token()), None)
+            .await;
+        assert_eq!(resp.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let bad_target = account
+        .raw(
+            Method::POST,
+            &format!("/devices/{}/trust", device.id),
+            Some(device.token()),
+            Some(&json!({ "target_device_id": "nope" })),
+        )
+        .await;
+    assert_eq!(bad_target.status, StatusCode::BAD_REQUEST);
+
+    let unknown = account.raw(Method::GET, "/no/such/route", None, None).await;
+    assert_eq!(
+        (unknown.status, code(&unknown)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    let wrong = account.raw(Method::DELETE, "/auth/login", None, None).await;
+    assert_eq!(
+        (wrong.status, code(&wrong)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    assert_eq!(wrong.headers.get("allow").unwrap(), "POST");
+    let patch = account
+        .raw(
+            Method::PATCH,
+            &format!("/devices/{}", device.id),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(patch.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let health = account.raw(Method::GET, "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+}

@@ -1,0 +1,5 @@
+//! The conformance suite: run against any udc by `UDC_BASE_URL` (see `udc_conformance`).
+
+mod auth;
+mod devices;
+mod input;

@@ -1,0 +1,164 @@
+//! The `udc-agent` binary, driven as a user would, against the host at `UDC_BASE_URL`.
+//! `UDC_AGENT_BIN` names the binary (scripts/test.sh builds it).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use udc_conformance::{base_url, unique_email, PASSWORD};
+
+fn agent_bin() -> PathBuf {
+    std::env::var_os("UDC_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/udc-agent"))
+}
+
+struct Agent {
+    config: PathBuf,
+}
+
+impl Agent {
+    fn new() -> Agent {
+        let config =
+            std::env::temp_dir().join(format!("udc-cli-{}", uuid::Uuid::new_v4().simple()));
+        Agent { config }
+    }
+
+    /// Runs `udc-agent --json ARGS` with `stdin`; returns (success, stdout JSON, stderr).
+    fn run(&self, args: &[&str], stdin: &str) -> (bool, Value, String) {
+        let mut child = Command::new(agent_bin())
+            .args(["--server", &base_url(), "--json"])
+            .args(args)
+            .env("UDC_CONFIG_DIR", &self.config)
+            .env("UDC_TOKEN_STORE", "file")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {}: {e} (build it: cargo build -p udc-agent)",
+                    agent_bin().display()
+                )
+            });
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let json = if stdout.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&stdout).unwrap_or(Value::String(stdout))
+        };
+        (
+            out.status.success(),
+            json,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> Value {
+        let (ok, json, err) = self.run(args, stdin);
+        assert!(ok, "udc-agent {args:?} failed: {err}");
+        json
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.config);
+    }
+}
+
+#[test]
+fn register_list_rename_trust_and_sign_out_from_the_command_line() {
+    let email = unique_email();
+    let laptop = Agent::new();
+    let password = format!("{PASSWORD}\n");
+    let reg = laptop.ok(
+        &[
+            "register",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "CLI Laptop",
+        ],
+        &password,
+    );
+    assert_eq!(reg["device"]["name"], "CLI Laptop");
+    let laptop_id = reg["device"]["id"].as_str().unwrap().to_owned();
+
+    // The session is kept in a 0600 file when no keyring is asked for.
+    let session = laptop.config.join("session.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        !std::fs::read_to_string(&session)
+            .unwrap()
+            .contains(PASSWORD),
+        "never store the password"
+    );
+
+    let phone = Agent::new();
+    phone.ok(
+        &[
+            "login",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "CLI Phone",
+        ],
+        &password,
+    );
+    let list = laptop.ok(&["devices", "list"], "");
+    let names: Vec<&str> = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["CLI Laptop", "CLI Phone"]);
+
+    laptop.ok(&["devices", "trust", "cli phone"], "");
+    laptop.ok(&["devices", "rename", "CLI Phone", "Pocket"], "");
+    let list = phone.ok(&["devices"], "");
+    let me = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["is_current"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(me["name"], "Pocket");
+    assert_eq!(me["trusted_by"], serde_json::json!([laptop_id]));
+
+    // A wrong password fails with the server's error code and leaves no session behind.
+    let stranger = Agent::new();
+    let (ok, _, err) = stranger.run(&["login", "--email", &email, "--password-stdin"], "wrong\n");
+    assert!(!ok);
+    assert!(err.contains("invalid_credentials"), "{err}");
+    assert!(!stranger.config.join("session.json").exists());
+
+    laptop.ok(&["logout"], "");
+    assert!(!session.exists());
+    let (ok, _, err) = laptop.run(&["devices"], "");
+    assert!(!ok && err.contains("not signed in"), "{err}");
+
+    // The phone removes the laptop; it is gone from the list.
+    phone.ok(&["devices", "remove", "CLI Laptop"], "");
+    let list = phone.ok(&["devices"], "");
+    assert_eq!(list["devices"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Sourced by test.sh and bench.sh: build and start udc-server or `wrangler dev` on a free
+# loopback port, in test mode, with fresh state. Each start sets UDC_BASE_URL; stop_hosts
+# (run on exit) ends every host started.
+
+export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+UDC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+UDC_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/udc-run.XXXXXX")
+UDC_HOST_PIDS=()
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_healthy() { # url log
+  for _ in $(seq 1 240); do
+    if curl -fs "$1/health" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "hosts: $1 did not become healthy; its log:" >&2
+  cat "$2" >&2
+  return 1
+}
+
+stop_hosts() {
+  for pid in "${UDC_HOST_PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  UDC_HOST_PIDS=()
+}
+
+build_worker() { # profile flag for nothing; always release: it is what deploys
+  (cd "$UDC_ROOT/functions/cloudflare" &&
+    WASM_BINDGEN_BIN=$(command -v wasm-bindgen) \
+    WASM_OPT_BIN="$UDC_ROOT/node_modules/binaryen/bin/wasm-opt" \
+    ESBUILD_BIN="$UDC_ROOT/node_modules/.bin/esbuild" \
+    worker-build --release)
+}
+
+# wrangler.toml without [build]: wrangler 4.86 would otherwise build a second time at start.
+dev_config() {
+  awk '/^\[build\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$UDC_ROOT/wrangler.toml" >"$UDC_ROOT/.wrangler-dev.toml"
+  echo "$UDC_ROOT/.wrangler-dev.toml"
+}
+
+start_server() { # binary
+  local bin=$1 port log
+  port=$(free_port)
+  log="$UDC_RUN_DIR/udc-server.log"
+  UDC_TEST_MODE=1 setsid "$bin" --listen "127.0.0.1:$port" --data-dir "$UDC_RUN_DIR/server-data" >"$log" 2>&1 &
+  UDC_HOST_PIDS+=($!)
+  export UDC_BASE_URL="http://127.0.0.1:$port"
+  wait_healthy "$UDC_BASE_URL" "$log"
+  echo "hosts: udc-server on $UDC_BASE_URL"
+}
+
+# persist_dir is kept by the caller to restart on the same state; fresh when new.
+start_wrangler() { # persist_dir
+  local persist=$1 port log config
+  port=$(free_port)
+  log="$UDC_RUN_DIR/wrangler-$port.log"
+  config=$(dev_config)
+  # Secrets for this test deployment only, generated per run, never committed (.gitignore).
+  if [ ! -f "$UDC_ROOT/.dev.vars" ]; then
+    for k in UDC_JWT_PRIVATE_KEY UDC_AUTH_PEPPER UDC_DECOY_KEY; do
+      echo "$k=$(head -c 32 /dev/urandom | base64)"
+    done >"$UDC_ROOT/.dev.vars"
+  fi
+  cd "$UDC_ROOT"
+  npx wrangler d1 migrations apply DB --local --persist-to "$persist" -c "$config" >"$log" 2>&1
+  setsid npx wrangler dev -c "$config" --local --ip 127.0.0.1 --port "$port" \
+    --persist-to "$persist" --var UDC_TEST_MODE:1 --show-interactive-dev-session=false >>"$log" 2>&1 &
+  UDC_HOST_PIDS+=($!)
+  export UDC_BASE_URL="http://127.0.0.1:$port"
+  wait_healthy "$UDC_BASE_URL" "$log"
+  echo "hosts: wrangler dev on $UDC_BASE_URL"
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything udc builds and tests with, skipping what is already there:
+# rustup targets, cargo-nextest, worker-build, wasm-bindgen-cli (exactly Cargo.lock's
+# version), and the npm tools (wrangler, binaryen) from package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "setup: $*"; }
+
+apt_missing=()
+command -v curl >/dev/null || apt_missing+=(curl)
+command -v node >/dev/null || apt_missing+=(nodejs npm)
+command -v python3 >/dev/null || apt_missing+=(python3)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  say "apt-get install ${apt_missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
+fi
+
+installed_targets=$(rustup target list --installed)
+for t in wasm32-unknown-unknown wasm32-wasip2; do
+  grep -qx "$t" <<<"$installed_targets" || { say "rustup target add $t"; rustup target add "$t"; }
+done
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+command -v cargo-nextest >/dev/null || { say "cargo install cargo-nextest"; cargo install cargo-nextest --locked; }
+
+if [ "$(worker-build --version 2>/dev/null || true)" != "0.8.7" ]; then
+  say "cargo install worker-build 0.8.7"
+  cargo install worker-build --version 0.8.7 --locked --force
+fi
+
+# worker-build refuses a wasm-bindgen-cli that differs from the wasm-bindgen in Cargo.lock.
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen_version" ]; then
+  say "cargo install wasm-bindgen-cli $bindgen_version"
+  # Without --locked: its own lock file pins crates that no longer build here.
+  cargo install wasm-bindgen-cli --version "$bindgen_version" --force
+fi
+
+if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+say "ready"
