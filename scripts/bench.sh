@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# Benchmarks (figures, not pass/fail): on wrangler dev and on udc-server, an authenticated
-# GET /devices against a bare GET /health and the sign-in's server time; and the sizes of the
-# Worker's wasm and the Spin component. Usage: scripts/bench.sh [--rounds N]
+# Benchmarks (figures, not pass/fail), on wrangler dev and on udc-server: an authenticated
+# GET /devices against a bare GET /health and the sign-in's server time (udc-bench); the hub's
+# fan-out latency, throughput and (udc-server) memory per idle socket at 100 and 1000 sockets
+# (udc-hub-bench); and the sizes of the Worker's wasm and the Spin component.
+# Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 source scripts/hosts.sh
 trap stop_hosts EXIT
 
-cargo build --release -p udc-server -p udc-conformance --bin udc-server --bin udc-bench
+ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
+cargo build --release -p udc-server -p udc-conformance --bin udc-server --bin udc-bench --bin udc-hub-bench
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
 
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
 target/release/udc-bench "$@"
+for n in 100 1000; do target/release/udc-hub-bench --sockets "$n"; done
 stop_hosts
 
 start_server target/release/udc-server
 target/release/udc-bench "$@"
+for n in 100 1000; do target/release/udc-hub-bench --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
 stop_hosts
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }

@@ -27,12 +27,23 @@ cargo nextest run --lib --bins   # default members: the native crates
 
 export UDC_AGENT_BIN="$PWD/target/debug/udc-agent"
 
+# Each host: the suite, then the restart check (same storage, new process).
 step "conformance: udc-server"
 start_server target/debug/udc-server
-cargo nextest run -p udc-conformance --tests
+cargo nextest run -p udc-conformance --test api --test cli
+export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-server.json"
+UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart
+stop_hosts
+start_server target/debug/udc-server
+UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart
 stop_hosts
 
-step "conformance: wrangler dev (workerd, local D1)"
+step "conformance: wrangler dev (workerd, local D1 and Durable Objects)"
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
-cargo nextest run -p udc-conformance --tests
+cargo nextest run -p udc-conformance --test api --test cli
+export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-wrangler.json"
+UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart
+stop_hosts
+start_wrangler "$UDC_RUN_DIR/wrangler-state"
+UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart
 stop_hosts

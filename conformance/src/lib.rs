@@ -127,3 +127,68 @@ pub fn device_info(name: &str) -> DeviceInfo {
 pub fn code(resp: &RawResponse) -> &str {
     resp.body["error"]["code"].as_str().expect("an error body")
 }
+
+/// Hub helpers: sockets, and waiting for the frame a test expects.
+pub mod hub {
+    use std::time::Duration;
+
+    use udc_agent::realtime::{Incoming, Socket};
+    use udc_hub::{Event, HubFrame};
+
+    use super::{base_url, TestDevice};
+
+    /// Guards against a hang; never a measure of speed.
+    pub const PATIENCE: Duration = Duration::from_secs(15);
+
+    pub async fn connect(device: &TestDevice, resume_after: Option<u64>) -> Socket {
+        Socket::connect(&base_url(), device.token(), resume_after)
+            .await
+            .expect("open the realtime socket")
+    }
+
+    pub async fn next(socket: &mut Socket) -> Incoming {
+        tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("the hub sent nothing in time")
+    }
+
+    /// Skips frames until one matches; panics on close or timeout.
+    pub async fn wait_for(
+        socket: &mut Socket,
+        what: &str,
+        matches: impl Fn(&HubFrame) -> bool,
+    ) -> HubFrame {
+        loop {
+            match next(socket).await {
+                Incoming::Frame(f) if matches(&f) => return f,
+                Incoming::Frame(_) => continue,
+                other => panic!("waiting for {what}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn wait_event(socket: &mut Socket, name: &str, about: &str) -> Event {
+        let f = wait_for(socket, name, |f| {
+            matches!(f, HubFrame::Event(e) if e.event == name && e.data.to_string().contains(about))
+        })
+        .await;
+        match f {
+            HubFrame::Event(e) => e,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Frames up to and including `ready`; the events among them are the replay.
+    pub async fn replay(socket: &mut Socket) -> (Vec<Event>, HubFrame) {
+        let mut events = Vec::new();
+        loop {
+            match next(socket).await {
+                Incoming::Frame(HubFrame::Event(e)) => events.push(e),
+                Incoming::Frame(f @ (HubFrame::Ready { .. } | HubFrame::ResyncRequired { .. })) => {
+                    return (events, f)
+                }
+                other => panic!("during replay: {other:?}"),
+            }
+        }
+    }
+}

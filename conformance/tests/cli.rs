@@ -162,3 +162,129 @@ fn register_list_rename_trust_and_sign_out_from_the_command_line() {
     let list = phone.ok(&["devices"], "");
     assert_eq!(list["devices"].as_array().unwrap().len(), 1);
 }
+
+/// `udc-agent watch --json` as a child process, its stdout lines on a channel.
+struct Watcher {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watcher {
+    fn start(agent: &Agent) -> Watcher {
+        let mut child = Command::new(agent_bin())
+            .args(["--server", &base_url(), "--json", "watch"])
+            .env("UDC_CONFIG_DIR", &agent.config)
+            .env("UDC_TOKEN_STORE", "file")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher { child, lines }
+    }
+
+    /// The next printed event named `name`; panics if none comes (a hang guard, not a timing).
+    fn event(&self, name: &str) -> Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("watch printed no {name}"));
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if event["event"] == name {
+                return event;
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_prints_events_and_resumes_where_it_stopped() {
+    let email = unique_email();
+    let password = format!("{PASSWORD}\n");
+    let laptop = Agent::new();
+    laptop.ok(
+        &[
+            "register",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Watcher",
+        ],
+        &password,
+    );
+    let phone = Agent::new();
+    phone.ok(
+        &[
+            "login",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Phone",
+        ],
+        &password,
+    );
+
+    let watcher = Watcher::start(&laptop);
+    // The phone's presence shows up once the watcher is connected; rename until it is seen.
+    phone.ok(&["devices", "rename", "Phone", "W1"], "");
+    let first = watcher.event("device.updated");
+    assert_eq!(first["data"]["device"]["name"], "W1");
+    // Printing comes before saving the cursor (at-least-once): stop only once it is saved.
+    let cursor = laptop.config.join("cursor.json");
+    let first_seq = first["seq"].as_u64().unwrap();
+    let saved = |path: &Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["seq"].as_u64())
+    };
+    for _ in 0..200 {
+        if saved(&cursor).is_some_and(|s| s >= first_seq) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        saved(&cursor).is_some_and(|s| s >= first_seq),
+        "watch saved no cursor"
+    );
+    watcher.stop();
+
+    phone.ok(&["devices", "rename", "W1", "W2"], "");
+    phone.ok(&["devices", "rename", "W2", "W3"], "");
+    let watcher = Watcher::start(&laptop);
+    let second = watcher.event("device.updated");
+    let third = watcher.event("device.updated");
+    assert_eq!(
+        (
+            second["data"]["device"]["name"].as_str(),
+            third["data"]["device"]["name"].as_str()
+        ),
+        (Some("W2"), Some("W3"))
+    );
+    assert!(
+        second["seq"].as_u64() > first["seq"].as_u64(),
+        "nothing already seen is printed again"
+    );
+    watcher.stop();
+}

@@ -102,6 +102,8 @@ pub struct Device {
     pub trusts: Vec<String>,
     pub trusted_by: Vec<String>,
     pub is_current: bool,
+    /// `online`, `idle` or `offline`.
+    pub presence: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

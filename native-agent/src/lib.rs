@@ -3,7 +3,9 @@
 
 pub mod client;
 pub mod kdf;
+pub mod realtime;
 pub mod store;
+pub mod watch;
 
 pub use client::{Client, Device, DeviceInfo, Error};
 pub use store::{Session, Store};

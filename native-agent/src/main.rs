@@ -39,6 +39,8 @@ enum Command {
     Login(Credentials),
     /// End this device's session (the device stays listed; remove it with `devices remove`).
     Logout,
+    /// Stay connected to the account's hub and print its events (resumes after a restart).
+    Watch,
     /// The account's devices.
     Devices {
         #[command(subcommand)]
@@ -235,6 +237,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Devices { command } => devices(&cli, &store, command).await,
+        Command::Watch => {
+            let (client, mut session) = signed_in(&cli, &store)?;
+            udc_agent::watch::watch(&client, &store, &mut session, cli.json).await
+        }
     }
 }
 

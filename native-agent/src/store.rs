@@ -154,7 +154,22 @@ impl Store {
         write_private(&self.file(), text.as_bytes())
     }
 
+    /// The last event seq this device processed (`watch` resumes from it).
+    pub fn cursor(&self, device_id: &str) -> Option<u64> {
+        let text = fs::read_to_string(self.dir.join("cursor.json")).ok()?;
+        let saved: serde_json::Value = serde_json::from_str(&text).ok()?;
+        (saved["device_id"] == device_id)
+            .then(|| saved["seq"].as_u64())
+            .flatten()
+    }
+
+    pub fn save_cursor(&self, device_id: &str, seq: u64) -> Result<()> {
+        let text = serde_json::json!({ "device_id": device_id, "seq": seq }).to_string();
+        write_private(&self.dir.join("cursor.json"), text.as_bytes())
+    }
+
     pub fn clear(&self) -> Result<()> {
+        let _ = fs::remove_file(self.dir.join("cursor.json"));
         if self.backend != Backend::File {
             if let Ok(entry) = self.keyring_entry() {
                 let _ = entry.delete_credential();

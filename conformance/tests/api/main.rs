@@ -3,3 +3,4 @@
 mod auth;
 mod devices;
 mod input;
+mod realtime;

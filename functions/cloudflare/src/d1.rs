@@ -49,6 +49,11 @@ impl Sql for D1Sql {
             .collect())
     }
 
+    async fn query_many(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, SqlError> {
+        // Each D1 call is a round trip; reads that do not depend on each other overlap.
+        futures_util::future::try_join_all(stmts.into_iter().map(|s| self.query(s))).await
+    }
+
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
         let prepared = stmts
             .iter()

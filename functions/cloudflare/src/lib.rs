@@ -2,6 +2,10 @@
 //! and hands everything else to udc-core.
 
 mod d1;
+mod hub;
+
+/// The account hub's Durable Object class, exported from this Worker (see wrangler.toml).
+pub use udc_hub::durable_object::UserHub;
 
 use udc_core::{
     error_response, ApiError, Clock, Config, Core, InternalDetail, Ports, Random, RequestContext,
@@ -9,6 +13,7 @@ use udc_core::{
 use worker::{event, Context, Env, Headers, Request, Response, Result};
 
 use crate::d1::D1Sql;
+use crate::hub::WorkerHub;
 
 struct WorkerClock;
 
@@ -28,14 +33,19 @@ impl Random for WorkerRandom {
 
 struct WorkerPorts {
     sql: D1Sql,
+    hub: WorkerHub,
 }
 
 impl Ports for WorkerPorts {
     type Sql = D1Sql;
     type Clock = WorkerClock;
     type Random = WorkerRandom;
+    type Hub = WorkerHub;
     fn sql(&self) -> &D1Sql {
         &self.sql
+    }
+    fn hub(&self) -> &WorkerHub {
+        &self.hub
     }
     fn clock(&self) -> &WorkerClock {
         &WorkerClock
@@ -87,12 +97,27 @@ fn from_http(resp: http::Response<Vec<u8>>) -> Result<Response> {
         .with_headers(headers))
 }
 
+thread_local! {
+    // Secrets only change with a new deployment, which starts new isolates.
+    static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+}
+
+fn config(env: &Env) -> std::result::Result<Config, String> {
+    CONFIG.with(|cell| {
+        if let Some(c) = cell.get() {
+            return Ok(c.clone());
+        }
+        let c = Config::from_lookup(|name| setting(env, name))?;
+        Ok(cell.get_or_init(|| c).clone())
+    })
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let ctx = RequestContext {
         client_ip: req.headers().get("cf-connecting-ip")?,
     };
-    let config = match Config::from_lookup(|name| setting(&env, name)) {
+    let config = match config(&env) {
         Ok(c) => c,
         Err(missing) => {
             worker::console_error!("udc is misconfigured: {missing}");
@@ -102,9 +127,44 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let core = Core::new(
         WorkerPorts {
             sql: D1Sql(env.d1("DB")?),
+            hub: WorkerHub(env.durable_object("HUB")?),
         },
         config,
     );
+    let upgrade = req
+        .headers()
+        .get("upgrade")?
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let is_realtime = req.path() == "/realtime";
     let req = to_http(req).await?;
+    if is_realtime && upgrade {
+        return realtime(&core, req, ctx).await;
+    }
     from_http(core.handle(req, ctx).await)
+}
+
+/// `GET /realtime`: core decides who may connect, then the account's hub takes the socket.
+async fn realtime(
+    core: &Core<WorkerPorts>,
+    req: http::Request<Vec<u8>>,
+    ctx: RequestContext,
+) -> Result<Response> {
+    let grant = match core.authorize_realtime(&req, ctx).await {
+        Ok(g) => g,
+        Err(err) => return from_http(error_response(&err)),
+    };
+    let mut url = format!("https://hub/connect?device={}", grant.device_id);
+    if let Some(after) = grant.resume_after {
+        url.push_str(&format!("&resume_after={after}"));
+    }
+    let headers = Headers::new();
+    headers.set("upgrade", "websocket")?;
+    let mut init = worker::RequestInit::new();
+    init.with_headers(headers);
+    let forwarded = Request::new_with_init(&url, &init)?;
+    core.ports
+        .hub
+        .stub(&grant.user_id)?
+        .fetch_with_request(forwarded)
+        .await
 }

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::crypto::hmac_sha256;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Ports, Sql, Stmt};
+use crate::ports::{Ports, Row, Sql, Stmt};
 use crate::throttle::Keys;
 use crate::tokens::{self, AccessClaims, TokenPair};
 use crate::web::{json_body, Reply};
@@ -243,17 +243,17 @@ impl<P: Ports> Core<P> {
         let auth_key = decode_auth_key(&body.auth_key)?;
         let sql = self.ports.sql();
         let keys = Keys::new(&email, rq.client_ip.as_deref());
-        keys.check(sql, rq.now_ms).await?;
-
-        let found = sql
-            .query(Stmt::new(
-                "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
-                vec![email.as_str().into()],
-            ))
-            .await?;
+        let mut reads = keys.reads();
+        reads.push(Stmt::new(
+            "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
+            vec![email.as_str().into()],
+        ));
+        let mut found = sql.query_many(reads).await?;
+        let users = found.pop().unwrap_or_default();
+        keys.verdict(&found, rq.now_ms)?;
         let presented = self.auth_hash(&auth_key)?;
         // Unknown accounts compare against a fixed value so both paths do the same work.
-        let (user, stored) = match found.first() {
+        let (user, stored) = match users.first() {
             Some(row) => (
                 Some((rows::text(row, 0)?, rows::int(row, 2)?)),
                 hex::decode(rows::text(row, 1)?).unwrap_or_default(),
@@ -396,6 +396,16 @@ impl<P: Ports> Core<P> {
     /// Authenticates the request: a valid access token whose session is live and whose device
     /// (if bound) has not been removed.
     pub async fn caller(&self, rq: &Rq<'_>) -> ApiResult<Caller> {
+        Ok(self.caller_with(rq, |_| Vec::new()).await?.0)
+    }
+
+    /// `caller`, plus reads scoped to the token's (signature-checked) user, fetched in the same
+    /// round trip as the session check; their rows are returned only if the session is live.
+    pub async fn caller_with(
+        &self,
+        rq: &Rq<'_>,
+        reads: impl FnOnce(&Caller) -> Vec<Stmt>,
+    ) -> ApiResult<(Caller, Vec<Vec<Row>>)> {
         let token = rq
             .headers
             .get(http::header::AUTHORIZATION)
@@ -408,29 +418,44 @@ impl<P: Ports> Core<P> {
                 )
             })?;
         let claims = tokens::verify_access(&self.config, rq.now_ms, token.trim())?;
-        let live = self
-            .ports
-            .sql()
-            .query(Stmt::new(
-                "SELECT s.user_id, s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id \
-                 WHERE s.id = ? AND s.revoked_at IS NULL AND d.removed_at IS NULL",
-                vec![claims.sid.as_str().into()],
-            ))
-            .await?;
+        if claims.scope.is_some() {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "this token is not an access token",
+            ));
+        }
+        self.live_caller(claims, reads).await
+    }
+
+    /// Checks that the claims' session is live (one round trip, with `reads`).
+    pub(crate) async fn live_caller(
+        &self,
+        claims: AccessClaims,
+        reads: impl FnOnce(&Caller) -> Vec<Stmt>,
+    ) -> ApiResult<(Caller, Vec<Vec<Row>>)> {
+        let caller = Caller {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            device_id: claims.did,
+        };
+        let mut stmts = vec![Stmt::new(
+            "SELECT s.user_id, s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id \
+             WHERE s.id = ? AND s.revoked_at IS NULL AND d.removed_at IS NULL",
+            vec![caller.session_id.as_str().into()],
+        )];
+        stmts.extend(reads(&caller));
+        let mut found = self.ports.sql().query_many(stmts).await?.into_iter();
+        let live = found.next().unwrap_or_default();
         let row = live.first().ok_or_else(|| {
             ApiError::unauthorized("session_revoked", "this session has ended; sign in again")
         })?;
-        if rows::text(row, 0)? != claims.sub || rows::opt_text(row, 1)? != claims.did {
+        if rows::text(row, 0)? != caller.user_id || rows::opt_text(row, 1)? != caller.device_id {
             return Err(ApiError::unauthorized(
                 "invalid_token",
                 "the access token is not valid",
             ));
         }
-        Ok(Caller {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            device_id: claims.did,
-        })
+        Ok((caller, found.collect()))
     }
 
     /// Inserts a session only while `guard` holds, so a batch whose first step did nothing
@@ -509,6 +534,7 @@ impl<P: Ports> Core<P> {
                 sub: user_id.to_owned(),
                 sid: session_id.to_owned(),
                 did: device_id.clone(),
+                scope: None,
             },
         )?;
         Ok(TokenPair {

@@ -15,6 +15,7 @@ pub const TEST_MODE: &str = "UDC_TEST_MODE";
 /// The secrets a deployment must provide (`wrangler secret put`, Spin variables, udc-server env).
 pub const SECRETS: [&str; 3] = [JWT_PRIVATE_KEY, AUTH_PEPPER, DECOY_KEY];
 
+#[derive(Clone)]
 pub struct Config {
     pub jwt_key: ed25519_compact::KeyPair,
     pub jwt_kid: String,

@@ -4,9 +4,11 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use udc_hub::{DevicePresence, NewEvent};
+
 use crate::auth::{Caller, Guard};
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Ports, Row, Sql, Stmt};
+use crate::ports::{Hub, Ports, Row, Sql, Stmt};
 use crate::tokens::{self, TokenPair};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -58,6 +60,9 @@ pub struct DeviceView {
     pub trusted_by: Vec<String>,
     /// Whether this is the device the request came from.
     pub is_current: bool,
+    /// `online` (socket open, heartbeats arriving), `idle` (the device says its user is away)
+    /// or `offline`, from the account's hub.
+    pub presence: String,
 }
 
 #[derive(Serialize)]
@@ -108,7 +113,28 @@ fn device_view(row: &Row, caller: &Caller) -> ApiResult<DeviceView> {
         last_seen_at: rows::timestamp(rows::int(row, 8)?),
         trusts: id_list(rows::opt_text(row, 9)?),
         trusted_by: id_list(rows::opt_text(row, 10)?),
+        presence: "offline".to_owned(),
     })
+}
+
+/// Presence and the latest sign of life come from the hub; the row's `last_seen_at` is the
+/// last registration or token refresh.
+fn apply_presence(view: &mut DeviceView, presence: &[DevicePresence], last_seen_ms: i64) {
+    if let Some(p) = presence.iter().find(|p| p.device_id == view.id) {
+        view.presence = p.state.as_str().to_owned();
+        if p.last_seen > last_seen_ms {
+            view.last_seen_at = rows::timestamp(p.last_seen);
+        }
+    }
+}
+
+/// A device as other devices see it in events: `is_current` means nothing there.
+fn public(device: &DeviceView) -> serde_json::Value {
+    let mut v = serde_json::to_value(device).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("is_current");
+    }
+    v
 }
 
 fn platform(raw: &str) -> ApiResult<String> {
@@ -149,18 +175,45 @@ fn capabilities(raw: &[String]) -> ApiResult<String> {
     serde_json::to_string(&caps).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+fn find_device_stmt(caller: &Caller, id: &str) -> Stmt {
+    Stmt::new(
+        select_devices!("WHERE d.id = ? AND d.user_id = ? AND d.removed_at IS NULL"),
+        vec![id.into(), caller.user_id.as_str().into()],
+    )
+}
+
 impl<P: Ports> Core<P> {
     async fn find_device(&self, caller: &Caller, id: &str) -> ApiResult<DeviceView> {
-        let found = self
-            .ports
-            .sql()
-            .query(Stmt::new(
-                select_devices!("WHERE d.id = ? AND d.user_id = ? AND d.removed_at IS NULL"),
-                vec![id.into(), caller.user_id.as_str().into()],
-            ))
-            .await?;
+        let found = self.ports.sql().query(find_device_stmt(caller, id)).await?;
         let row = found.first().ok_or_else(|| ApiError::not_found("device"))?;
-        device_view(row, caller)
+        self.viewed(vec![row], caller)
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::not_found("device"))
+    }
+
+    /// Device rows as the API shows them, with the hub's presence.
+    async fn viewed(&self, found: Vec<&Row>, caller: &Caller) -> ApiResult<Vec<DeviceView>> {
+        let presence = self.ports.hub().presence(&caller.user_id).await?;
+        found
+            .into_iter()
+            .map(|row| {
+                let mut view = device_view(row, caller)?;
+                apply_presence(&mut view, &presence, rows::int(row, 8)?);
+                Ok(view)
+            })
+            .collect()
+    }
+
+    /// Publishes an event to the caller's account; a failure is the host's to log, not the
+    /// client's: the change it reports is already made.
+    pub(crate) async fn announce(&self, user_id: &str, event: NewEvent) -> Option<String> {
+        self.ports
+            .hub()
+            .publish(user_id, event)
+            .await
+            .err()
+            .map(|e| e.to_string())
     }
 
     pub(crate) async fn register_device(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -227,35 +280,48 @@ impl<P: Ports> Core<P> {
         let bound = Caller {
             device_id: Some(device_id.clone()),
             session_id,
-            ..caller
+            user_id: caller.user_id.clone(),
         };
         let device = self.find_device(&bound, &device_id).await?;
-        Reply::json(StatusCode::CREATED, Registered { device, tokens })
+        let warning = self
+            .announce(
+                user,
+                NewEvent::to_all(
+                    "device.registered",
+                    serde_json::json!({ "device": public(&device) }),
+                ),
+            )
+            .await;
+        Ok(Reply::json(StatusCode::CREATED, Registered { device, tokens })?.warn(warning))
     }
 
     pub(crate) async fn list_devices(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let caller = self.caller(rq).await?;
-        let found = self
-            .ports
-            .sql()
-            .query(Stmt::new(
-                select_devices!(
-                    "WHERE d.user_id = ? AND d.removed_at IS NULL ORDER BY d.created_at, d.id"
-                ),
-                vec![caller.user_id.as_str().into()],
-            ))
+        let (caller, found) = self
+            .caller_with(rq, |c| {
+                vec![Stmt::new(
+                    select_devices!(
+                        "WHERE d.user_id = ? AND d.removed_at IS NULL ORDER BY d.created_at, d.id"
+                    ),
+                    vec![c.user_id.as_str().into()],
+                )]
+            })
             .await?;
-        let devices = found
-            .iter()
-            .map(|row| device_view(row, &caller))
-            .collect::<ApiResult<Vec<_>>>()?;
+        let devices = self
+            .viewed(found.first().into_iter().flatten().collect(), &caller)
+            .await?;
         Reply::ok(serde_json::json!({ "devices": devices }))
     }
 
     pub(crate) async fn get_device(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
-        let caller = self.caller(rq).await?;
         let id = validate::id(id, "device")?;
-        Reply::ok(self.find_device(&caller, &id).await?)
+        let (caller, found) = self
+            .caller_with(rq, |c| vec![find_device_stmt(c, &id)])
+            .await?;
+        let row = found
+            .first()
+            .and_then(|rows| rows.first())
+            .ok_or_else(|| ApiError::not_found("device"))?;
+        Reply::ok(self.viewed(vec![row], &caller).await?.pop())
     }
 
     pub(crate) async fn update_device(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -305,7 +371,17 @@ impl<P: Ports> Core<P> {
         if changes.first() != Some(&1) {
             return Err(ApiError::not_found("device"));
         }
-        Reply::ok(self.find_device(&caller, &id).await?)
+        let device = self.find_device(&caller, &id).await?;
+        let warning = self
+            .announce(
+                &caller.user_id,
+                NewEvent::to_all(
+                    "device.updated",
+                    serde_json::json!({ "device": public(&device) }),
+                ),
+            )
+            .await;
+        Ok(Reply::ok(device)?.warn(warning))
     }
 
     pub(crate) async fn remove_device(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -336,7 +412,15 @@ impl<P: Ports> Core<P> {
         if changes.first() != Some(&1) {
             return Err(ApiError::not_found("device"));
         }
-        Reply::no_content()
+        let hub = self.ports.hub();
+        let closed = hub.disconnect(user, &id).await.err().map(|e| e.to_string());
+        let announced = self
+            .announce(
+                user,
+                NewEvent::to_all("device.removed", serde_json::json!({ "device_id": id })),
+            )
+            .await;
+        Ok(Reply::no_content()?.warn(closed.or(announced)))
     }
 
     pub(crate) async fn add_trust(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {

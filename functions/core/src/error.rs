@@ -73,4 +73,10 @@ impl From<SqlError> for ApiError {
     }
 }
 
+impl From<crate::ports::HubError> for ApiError {
+    fn from(e: crate::ports::HubError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

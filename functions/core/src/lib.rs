@@ -8,6 +8,7 @@ pub mod devices;
 pub mod error;
 pub mod migrations;
 pub mod ports;
+pub mod realtime;
 pub mod rows;
 pub mod throttle;
 pub mod tokens;
@@ -18,7 +19,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
-pub use ports::{Clock, Ports, Random, Row, Sql, SqlError, Stmt, Value};
+pub use ports::{Clock, Hub, HubError, Ports, Random, Row, Sql, SqlError, Stmt, Value};
+pub use realtime::RealtimeGrant;
 pub use web::{error_response, InternalDetail};
 
 /// What the host knows about the request beyond HTTP itself.
@@ -57,6 +59,9 @@ enum Route<'a> {
     Device(&'a str),
     DeviceTrust(&'a str),
     DeviceTrustTarget(&'a str, &'a str),
+    Events,
+    Realtime,
+    RealtimeTicket,
 }
 
 impl<'a> Route<'a> {
@@ -74,13 +79,16 @@ impl<'a> Route<'a> {
             ["devices", id] => Route::Device(id),
             ["devices", id, "trust"] => Route::DeviceTrust(id),
             ["devices", id, "trust", target] => Route::DeviceTrustTarget(id, target),
+            ["events"] => Route::Events,
+            ["realtime"] => Route::Realtime,
+            ["realtime", "ticket"] => Route::RealtimeTicket,
             _ => return None,
         })
     }
 
     fn methods(&self) -> &'static [Method] {
         match self {
-            Route::Health | Route::Devices => &[Method::GET],
+            Route::Health | Route::Devices | Route::Events | Route::Realtime => &[Method::GET],
             Route::Device(_) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::DeviceTrustTarget(..) => &[Method::DELETE],
             _ => &[Method::POST],
@@ -93,21 +101,26 @@ impl<P: Ports> Core<P> {
         Core { ports, config }
     }
 
+    /// The request as handlers see it, with time and client address settled.
+    pub(crate) fn rq<'r>(&self, req: &'r Request<Vec<u8>>, ctx: RequestContext) -> Rq<'r> {
+        Rq {
+            method: req.method(),
+            headers: req.headers(),
+            query: req.uri().query(),
+            body: req.body(),
+            now_ms: self.now_ms(req.headers()),
+            client_ip: self.client_ip(req.headers(), ctx),
+        }
+    }
+
     pub async fn handle(&self, req: Request<Vec<u8>>, ctx: RequestContext) -> Response<Vec<u8>> {
-        let (parts, body) = req.into_parts();
-        let rq = Rq {
-            method: &parts.method,
-            headers: &parts.headers,
-            query: parts.uri.query(),
-            body: &body,
-            now_ms: self.now_ms(&parts.headers),
-            client_ip: self.client_ip(&parts.headers, ctx),
-        };
-        let Some(route) = Route::find(parts.uri.path()) else {
+        let rq = self.rq(&req, ctx);
+        let path = req.uri().path();
+        let Some(route) = Route::find(path) else {
             return error_response(&ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                format!("no route for {}", parts.uri.path()),
+                format!("no route for {path}"),
             ));
         };
         if !route.methods().contains(rq.method) {
@@ -149,6 +162,14 @@ impl<P: Ports> Core<P> {
             },
             Route::DeviceTrust(id) => self.add_trust(rq, id).await,
             Route::DeviceTrustTarget(id, target) => self.remove_trust(rq, id, target).await,
+            Route::Events => self.events(rq).await,
+            Route::RealtimeTicket => self.realtime_ticket(rq).await,
+            // Hosts that hold sockets upgrade this route before core sees it.
+            Route::Realtime => Err(ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                "GET /realtime is a WebSocket: send Upgrade: websocket (or poll GET /events)",
+            )),
         }
     }
 

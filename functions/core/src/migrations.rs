@@ -3,10 +3,16 @@
 
 use crate::ports::{Sql, SqlError, Stmt};
 
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_accounts_devices",
-    include_str!("../../../schema/migrations/0001_accounts_devices.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_accounts_devices",
+        include_str!("../../../schema/migrations/0001_accounts_devices.sql"),
+    ),
+    (
+        "0002_hub",
+        include_str!("../../../schema/migrations/0002_hub.sql"),
+    ),
+];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept
 /// (SQLite ignores them), chunks that hold nothing but comments dropped.

@@ -70,6 +70,15 @@ impl fmt::Display for SqlError {
 /// `batch` (all or nothing) with conditional SQL; callers check the per-statement change counts.
 pub trait Sql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError>;
+    /// Independent reads in one round trip where the platform allows it (D1: concurrently);
+    /// each statement's rows, in order.
+    async fn query_many(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, SqlError> {
+        let mut out = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            out.push(self.query(stmt).await?);
+        }
+        Ok(out)
+    }
     /// Runs every statement in one transaction; returns the number of rows each one changed.
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError>;
 }
@@ -84,12 +93,38 @@ pub trait Random {
     fn fill(&self, buf: &mut [u8]) -> Result<(), String>;
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubError(pub String);
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hub: {}", self.0)
+    }
+}
+
+/// The account's realtime hub (a Durable Object on Cloudflare, in process in udc-server,
+/// the polled log on Spin).
+pub trait Hub {
+    async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError>;
+    async fn presence(&self, user_id: &str) -> Result<Vec<udc_hub::DevicePresence>, HubError>;
+    /// Closes every socket of the device at once (its access was revoked).
+    async fn disconnect(&self, user_id: &str, device_id: &str) -> Result<(), HubError>;
+    async fn events_after(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        after: u64,
+    ) -> Result<udc_hub::EventsPage, HubError>;
+}
+
 /// The bundle a host hands to [`crate::Core`].
 pub trait Ports {
     type Sql: Sql;
     type Clock: Clock;
     type Random: Random;
+    type Hub: Hub;
     fn sql(&self) -> &Self::Sql;
+    fn hub(&self) -> &Self::Hub;
     fn clock(&self) -> &Self::Clock;
     fn random(&self) -> &Self::Random;
 }

@@ -5,7 +5,7 @@ use http::StatusCode;
 
 use crate::crypto::sha256_hex;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Sql, Stmt};
+use crate::ports::{Row, Sql, Stmt};
 use crate::rows;
 
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -31,16 +31,24 @@ impl Keys {
         &self.0[0].0
     }
 
-    /// Refuses the attempt while any key is over its limit in the current window.
-    pub async fn check(&self, sql: &impl Sql, now_ms: i64) -> ApiResult<()> {
-        for (key, limit) in &self.0 {
-            let found = sql
-                .query(Stmt::new(
+    /// The reads `verdict` needs, one per key (run them with the attempt's other reads).
+    pub fn reads(&self) -> Vec<Stmt> {
+        self.0
+            .iter()
+            .map(|(key, _)| {
+                Stmt::new(
                     "SELECT window_start, failures FROM login_throttle WHERE key = ?",
                     vec![key.into()],
-                ))
-                .await?;
-            let Some(row) = found.first() else { continue };
+                )
+            })
+            .collect()
+    }
+
+    /// Refuses the attempt while any key is over its limit in the current window; `found` holds
+    /// the rows of `reads()`, in order.
+    pub fn verdict(&self, found: &[Vec<Row>], now_ms: i64) -> ApiResult<()> {
+        for ((_, limit), rows) in self.0.iter().zip(found) {
+            let Some(row) = rows.first() else { continue };
             let window_end = rows::int(row, 0)? + WINDOW_MS;
             if window_end > now_ms && rows::int(row, 1)? >= *limit {
                 let secs = ((window_end - now_ms) + 999) / 1000;

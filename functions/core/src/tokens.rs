@@ -24,6 +24,9 @@ pub struct AccessClaims {
     /// device id, once the session is bound to a registered device
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub did: Option<String>,
+    /// Set on narrower tokens: `realtime` for a socket ticket, which is no access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 fn time_options(now_ms: i64) -> ApiResult<TimeOptions<impl Fn() -> DateTime<Utc>>> {
@@ -34,9 +37,18 @@ fn time_options(now_ms: i64) -> ApiResult<TimeOptions<impl Fn() -> DateTime<Utc>
 }
 
 pub fn mint_access(config: &Config, now_ms: i64, claims: AccessClaims) -> ApiResult<String> {
+    mint(config, now_ms, claims, config.access_ttl_secs)
+}
+
+pub fn mint(
+    config: &Config,
+    now_ms: i64,
+    claims: AccessClaims,
+    ttl_secs: i64,
+) -> ApiResult<String> {
     let options = time_options(now_ms)?;
-    let claims = Claims::new(claims)
-        .set_duration_and_issuance(&options, Duration::seconds(config.access_ttl_secs));
+    let claims =
+        Claims::new(claims).set_duration_and_issuance(&options, Duration::seconds(ttl_secs));
     let header = Header::empty().with_key_id(config.jwt_kid.clone());
     Ed25519
         .token(&header, &claims, &config.jwt_key.sk)

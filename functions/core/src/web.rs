@@ -14,6 +14,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct Reply {
     pub status: StatusCode,
     pub body: Option<serde_json::Value>,
+    /// Something went wrong after the change was made (an event not published): the answer
+    /// stands, the host logs this.
+    pub warning: Option<String>,
 }
 
 impl Reply {
@@ -22,6 +25,7 @@ impl Reply {
         Ok(Reply {
             status,
             body: Some(body),
+            warning: None,
         })
     }
 
@@ -29,10 +33,16 @@ impl Reply {
         Self::json(StatusCode::OK, body)
     }
 
+    pub fn warn(mut self, warning: Option<String>) -> Reply {
+        self.warning = warning;
+        self
+    }
+
     pub fn no_content() -> ApiResult<Reply> {
         Ok(Reply {
             status: StatusCode::NO_CONTENT,
             body: None,
+            warning: None,
         })
     }
 }
@@ -73,7 +83,11 @@ pub fn render(result: ApiResult<Reply>) -> Response<Vec<u8>> {
                 .body
                 .map(|b| serde_json::to_vec(&b).unwrap_or_default())
                 .unwrap_or_default();
-            respond(reply.status, body, reply.status != StatusCode::NO_CONTENT)
+            let mut resp = respond(reply.status, body, reply.status != StatusCode::NO_CONTENT);
+            if let Some(w) = reply.warning {
+                resp.extensions_mut().insert(InternalDetail(w));
+            }
+            resp
         }
         Err(err) => error_response(&err),
     }

@@ -1,6 +1,7 @@
 //! udc-server: udc on one machine. `cargo run -p udc-server` and it listens on 127.0.0.1:8080
 //! with its SQLite database under the user's data directory.
 
+mod hub;
 mod ports;
 mod settings;
 mod sqlite;
@@ -11,12 +12,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{Request, Response};
 use axum::Router;
 use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
 use udc_core::{error_response, ApiError, Clock, Core, InternalDetail, RequestContext};
 
+use crate::hub::{Outgoing, ServerHub};
 use crate::ports::{ServerPorts, SystemClock};
 use crate::sqlite::SqliteSql;
 
@@ -51,12 +55,30 @@ enum Command {
 
 type App = Arc<Core<ServerPorts>>;
 
+/// Runs core on a blocking thread: core's futures are not Send (they are single-threaded on the
+/// edge), and the SQLite port never actually waits.
+async fn run_core<T: Send + 'static>(
+    core: &App,
+    f: impl FnOnce(&Core<ServerPorts>) -> T + Send + 'static,
+) -> Option<T> {
+    let core = core.clone();
+    tokio::task::spawn_blocking(move || f(&core)).await.ok()
+}
+
 async fn handle(
     State(core): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let ctx = RequestContext {
+        client_ip: Some(peer.ip().to_string()),
+    };
+    if parts.uri.path() == "/realtime" {
+        if let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &core).await {
+            return realtime(core, ws, Request::from_parts(parts, Vec::new()), ctx).await;
+        }
+    }
     let bytes = match axum::body::to_bytes(body, READ_LIMIT).await {
         Ok(b) => b.to_vec(),
         Err(_) => {
@@ -69,18 +91,76 @@ async fn handle(
         }
     };
     let req = Request::from_parts(parts, bytes);
-    let ctx = RequestContext {
-        client_ip: Some(peer.ip().to_string()),
-    };
-    // Core's futures are not Send (they are single-threaded on the edge), and the SQLite port
-    // never actually waits, so each request runs to completion on a blocking thread.
-    let resp = tokio::task::spawn_blocking(move || pollster::block_on(core.handle(req, ctx)))
+    let resp = run_core(&core, move |core| pollster::block_on(core.handle(req, ctx)))
         .await
-        .unwrap_or_else(|e| error_response(&ApiError::internal(format!("handler failed: {e}"))));
+        .unwrap_or_else(|| error_response(&ApiError::internal("handler failed")));
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
         eprintln!("udc-server: internal error: {detail}");
     }
     resp.map(Body::from)
+}
+
+/// `GET /realtime`: core decides who may connect; the socket then belongs to the hub.
+async fn realtime(
+    core: App,
+    ws: WebSocketUpgrade,
+    req: Request<Vec<u8>>,
+    ctx: RequestContext,
+) -> Response<Body> {
+    let grant = run_core(&core, move |core| {
+        pollster::block_on(core.authorize_realtime(&req, ctx))
+    })
+    .await;
+    let grant = match grant {
+        Some(Ok(g)) => g,
+        Some(Err(err)) => return error_response(&err).map(Body::from),
+        None => return error_response(&ApiError::internal("authorizing failed")).map(Body::from),
+    };
+    let hub = core.ports.hub.clone();
+    ws.max_message_size(udc_hub::protocol::MAX_FRAME_BYTES * 2)
+        .on_upgrade(move |socket| serve_socket(hub, socket, grant))
+}
+
+async fn serve_socket(hub: Arc<ServerHub>, socket: WebSocket, grant: udc_core::RealtimeGrant) {
+    let (mut sink, mut stream) = socket.split();
+    let (conn, mut outbox) = match hub.connect(&grant.user_id, &grant.device_id, grant.resume_after)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("udc-server: hub connect: {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(e) = hub.frame(conn, text.as_str()) {
+                        eprintln!("udc-server: hub frame: {e}");
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let err = udc_hub::HubFrame::error("malformed_frame", "frames are JSON text").to_text();
+                    if sink.send(Message::Text(err.into())).await.is_err() { break; }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            out = outbox.recv() => match out {
+                Some(Outgoing::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() { break; }
+                }
+                Some(Outgoing::Close(code, reason)) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+    if let Err(e) = hub.closed(conn, &grant.user_id) {
+        eprintln!("udc-server: hub close: {e}");
+    }
 }
 
 #[tokio::main]
@@ -107,7 +187,17 @@ async fn main() -> Result<()> {
             "udc-server: TEST MODE: clients may move the clock; never use this in production"
         );
     }
-    let core: App = Arc::new(Core::new(ServerPorts { sql }, config));
+    let hub =
+        Arc::new(ServerHub::open(&db_path).map_err(|e| anyhow::anyhow!("opening the hub: {e}"))?);
+    let ticking = hub.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            ticking.tick();
+        }
+    });
+    let core: App = Arc::new(Core::new(ServerPorts { sql, hub }, config));
     let app = Router::new().fallback(handle).with_state(core);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -149,9 +239,10 @@ mod tests {
         })
         .unwrap();
         let sql = SqliteSql::open(&dir.join("udc.sqlite3")).unwrap();
+        let hub = Arc::new(ServerHub::open(&dir.join("udc.sqlite3")).unwrap());
         pollster::block_on(async {
             udc_core::migrations::apply(&sql, 0).await.unwrap();
-            let core = Core::new(ServerPorts { sql }, config);
+            let core = Core::new(ServerPorts { sql, hub }, config);
             let auth_key = "c2VjcmV0LWF1dGgta2V5LXRoYXQtaXMtMzItYnl0ZXM="; // 32 bytes
             let body = serde_json::json!({
                 "email": "owner@example.com",

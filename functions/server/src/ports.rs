@@ -4,6 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use udc_core::{Clock, Ports, Random};
 
+use std::sync::Arc;
+
+use crate::hub::ServerHub;
 use crate::sqlite::SqliteSql;
 
 pub struct SystemClock;
@@ -27,14 +30,19 @@ impl Random for OsRandom {
 
 pub struct ServerPorts {
     pub sql: SqliteSql,
+    pub hub: Arc<ServerHub>,
 }
 
 impl Ports for ServerPorts {
     type Sql = SqliteSql;
     type Clock = SystemClock;
     type Random = OsRandom;
+    type Hub = ServerHub;
     fn sql(&self) -> &SqliteSql {
         &self.sql
+    }
+    fn hub(&self) -> &ServerHub {
+        &self.hub
     }
     fn clock(&self) -> &SystemClock {
         &SystemClock

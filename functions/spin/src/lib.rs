@@ -2,6 +2,7 @@
 //! over an `http::Request`), supplies Spin SQLite, the clock and randomness, and applies the
 //! schema itself because Spin has no migration tool.
 
+mod spin_hub;
 mod spin_sqlite;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,9 +12,10 @@ use udc_core::{
     error_response, ApiError, Clock, Config, Core, InternalDetail, Ports, Random, RequestContext,
 };
 
+use crate::spin_hub::SpinHub;
 use crate::spin_sqlite::SpinSql;
 
-struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
@@ -34,14 +36,19 @@ impl Random for WasiRandom {
 
 struct SpinPorts {
     sql: SpinSql,
+    hub: SpinHub,
 }
 
 impl Ports for SpinPorts {
     type Sql = SpinSql;
     type Clock = SystemClock;
     type Random = WasiRandom;
+    type Hub = SpinHub;
     fn sql(&self) -> &SpinSql {
         &self.sql
+    }
+    fn hub(&self) -> &SpinHub {
+        &self.hub
     }
     fn clock(&self) -> &SystemClock {
         &SystemClock
@@ -81,7 +88,11 @@ async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Ve
             addr.rsplit_once(':')
                 .map(|(ip, _)| ip.trim_matches(['[', ']']).to_owned())
         });
-    let core = Core::new(SpinPorts { sql }, config);
+    let hub = match SpinHub::open() {
+        Ok(hub) => hub,
+        Err(e) => return Ok(respond_error(e.into())),
+    };
+    let core = Core::new(SpinPorts { sql, hub }, config);
     let resp = core.handle(req, RequestContext { client_ip }).await;
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
         eprintln!("udc internal error: {detail}");

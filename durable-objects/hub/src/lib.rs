@@ -1,0 +1,15 @@
+//! udc-hub: one hub per user. Presence, the durable ordered event log with resume, and the
+//! signaling relay between the user's devices — as a state machine (`machine`) over a storage
+//! port (`store`), driven by a Durable Object on Cloudflare and in process by udc-server.
+
+#[cfg(feature = "durable-object")]
+pub mod durable_object;
+pub mod machine;
+pub mod protocol;
+pub mod sql_store;
+pub mod store;
+
+pub use machine::{Conn, ConnId, EventsPage, Hub, Output};
+pub use protocol::{ClientFrame, Event, HubFrame, NewEvent, PresenceState};
+pub use sql_store::{SqlStore, SqlValue, SyncSql};
+pub use store::{DevicePresence, HubStore, StoreError};

@@ -1,0 +1,149 @@
+//! The realtime wire format (JSON text frames), both directions. `schema/events.md` is its
+//! prose; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Largest client frame the hub reads; signals carry SDP and ICE, well under this.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// An event as stored and as delivered: the envelope every feature's events share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Per-account sequence number: strictly increasing, never reused.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch when the hub stored it.
+    pub at: i64,
+    /// `device.online`, `clipboard.sync`, `file.available`, ...
+    pub event: String,
+    /// Delivered only to this device when set; to every device of the account otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_device_id: Option<String>,
+    pub data: Value,
+}
+
+/// What a publisher hands the hub: an event without its sequence number and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_device_id: Option<String>,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn to_all(event: &str, data: Value) -> NewEvent {
+        NewEvent {
+            event: event.to_owned(),
+            target_device_id: None,
+            data,
+        }
+    }
+}
+
+/// Frames a device sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Heartbeat; answered with `pong`. Any frame counts as a heartbeat.
+    Ping,
+    /// The device processed every event up to `seq`.
+    Ack { seq: u64 },
+    /// The device's user is active (`online`) or away (`idle`).
+    Presence { state: PresenceState },
+    /// Relay `payload` to another online device of the account. `ref` comes back in the result.
+    Signal {
+        to_device: String,
+        payload: Value,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceState {
+    Online,
+    Idle,
+    Offline,
+}
+
+impl PresenceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceState::Online => "online",
+            PresenceState::Idle => "idle",
+            PresenceState::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> PresenceState {
+        match s {
+            "online" => PresenceState::Online,
+            "idle" => PresenceState::Idle,
+            _ => PresenceState::Offline,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalStatus {
+    Delivered,
+    DeviceOffline,
+}
+
+/// Frames the hub sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HubFrame {
+    Event(Event),
+    /// Replay is done: everything after `resume_after` up to `last_seq` was sent; live events follow.
+    Ready {
+        resume_after: u64,
+        last_seq: u64,
+    },
+    /// The cursor is older than what the hub keeps: refetch state, then continue from `last_seq`.
+    ResyncRequired {
+        oldest_seq: u64,
+        last_seq: u64,
+    },
+    Pong {
+        at: i64,
+    },
+    Signal {
+        from_device: String,
+        payload: Value,
+    },
+    SignalResult {
+        to_device: String,
+        status: SignalStatus,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl HubFrame {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn error(code: &str, message: impl Into<String>) -> HubFrame {
+        HubFrame::Error {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Close codes the hub uses (4000-4999 are the application's).
+pub mod close {
+    /// The device was removed or its session revoked: do not reconnect.
+    pub const REVOKED: u16 = 4001;
+    /// No heartbeat within the window: reconnect.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
+}

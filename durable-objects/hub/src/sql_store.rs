@@ -1,0 +1,202 @@
+//! `SqlStore`: the hub's storage on any synchronous SQLite (Durable Object storage, rusqlite,
+//! Spin), in the tables of `schema/migrations/0002_hub.sql`, scoped to one account.
+
+use serde_json::Value as Json;
+
+use crate::protocol::{Event, NewEvent, PresenceState};
+use crate::store::{DevicePresence, HubStore, StoreError};
+
+/// The schema, for drivers that create it themselves (the Durable Object, on start).
+pub const SCHEMA: &str = include_str!("../../../schema/migrations/0002_hub.sql");
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Text(String),
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_owned())
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(n: i64) -> Self {
+        SqlValue::Integer(n)
+    }
+}
+impl From<Option<&str>> for SqlValue {
+    fn from(s: Option<&str>) -> Self {
+        s.map_or(SqlValue::Null, SqlValue::from)
+    }
+}
+
+/// One statement at a time, with `?` parameters; rows positional.
+pub trait SyncSql {
+    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError>;
+}
+
+pub struct SqlStore<E: SyncSql> {
+    pub exec: E,
+    pub user_id: String,
+}
+
+fn int(row: &[SqlValue], i: usize) -> Result<i64, StoreError> {
+    match row.get(i) {
+        Some(SqlValue::Integer(n)) => Ok(*n),
+        other => Err(StoreError(format!(
+            "column {i}: expected integer, got {other:?}"
+        ))),
+    }
+}
+
+fn text(row: &[SqlValue], i: usize) -> Result<Option<String>, StoreError> {
+    match row.get(i) {
+        Some(SqlValue::Text(s)) => Ok(Some(s.clone())),
+        Some(SqlValue::Null) => Ok(None),
+        other => Err(StoreError(format!(
+            "column {i}: expected text, got {other:?}"
+        ))),
+    }
+}
+
+fn event(row: &[SqlValue]) -> Result<Event, StoreError> {
+    let data = text(row, 4)?.unwrap_or_default();
+    Ok(Event {
+        seq: int(row, 0)? as u64,
+        at: int(row, 1)?,
+        event: text(row, 2)?.unwrap_or_default(),
+        target_device_id: text(row, 3)?,
+        data: serde_json::from_str(&data).unwrap_or(Json::Null),
+    })
+}
+
+fn presence(row: &[SqlValue]) -> Result<DevicePresence, StoreError> {
+    Ok(DevicePresence {
+        device_id: text(row, 0)?.unwrap_or_default(),
+        state: PresenceState::parse(&text(row, 1)?.unwrap_or_default()),
+        last_seen: int(row, 2)?,
+        acked_seq: int(row, 3)? as u64,
+    })
+}
+
+impl<E: SyncSql> SqlStore<E> {
+    fn user(&self) -> SqlValue {
+        SqlValue::Text(self.user_id.clone())
+    }
+}
+
+impl<E: SyncSql> HubStore for SqlStore<E> {
+    fn append(&mut self, at: i64, new: &NewEvent) -> Result<Event, StoreError> {
+        let next = self.exec.rows(
+            "INSERT INTO hub_seq (user_id, last_seq) VALUES (?, 1) \
+             ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+            vec![self.user()],
+        )?;
+        let seq = next
+            .first()
+            .map(|r| int(r, 0))
+            .transpose()?
+            .ok_or_else(|| StoreError("no sequence number".into()))?;
+        let data = new.data.to_string();
+        self.exec.rows(
+            "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                self.user(),
+                seq.into(),
+                at.into(),
+                new.event.as_str().into(),
+                new.target_device_id.as_deref().into(),
+                data.as_str().into(),
+            ],
+        )?;
+        Ok(Event {
+            seq: seq as u64,
+            at,
+            event: new.event.clone(),
+            target_device_id: new.target_device_id.clone(),
+            data: new.data.clone(),
+        })
+    }
+
+    fn after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.exec
+            .rows(
+                "SELECT seq, at, event, target_device_id, data FROM hub_events \
+                 WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                vec![self.user(), (seq as i64).into(), (limit as i64).into()],
+            )?
+            .iter()
+            .map(|r| event(r))
+            .collect()
+    }
+
+    fn bounds(&self) -> Result<(Option<u64>, u64), StoreError> {
+        let rows = self.exec.rows(
+            "SELECT (SELECT min(seq) FROM hub_events WHERE user_id = ?), \
+                    (SELECT last_seq FROM hub_seq WHERE user_id = ?)",
+            vec![self.user(), self.user()],
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError("no bounds row".into()))?;
+        let oldest = match row.first() {
+            Some(SqlValue::Integer(n)) => Some(*n as u64),
+            _ => None,
+        };
+        let last = match row.get(1) {
+            Some(SqlValue::Integer(n)) => *n as u64,
+            _ => 0,
+        };
+        Ok((oldest, last))
+    }
+
+    fn prune(&mut self, before_at: i64, keep: u64) -> Result<(), StoreError> {
+        let (_, last) = self.bounds()?;
+        let keep_from = last.saturating_sub(keep) as i64;
+        self.exec.rows(
+            "DELETE FROM hub_events WHERE user_id = ? AND (at < ? OR seq <= ?)",
+            vec![self.user(), before_at.into(), keep_from.into()],
+        )?;
+        Ok(())
+    }
+
+    fn presence(&self, device_id: &str) -> Result<Option<DevicePresence>, StoreError> {
+        self.exec
+            .rows(
+                "SELECT device_id, state, last_seen, acked_seq FROM hub_presence WHERE user_id = ? AND device_id = ?",
+                vec![self.user(), device_id.into()],
+            )?
+            .first()
+            .map(|r| presence(r))
+            .transpose()
+    }
+
+    fn all_presence(&self) -> Result<Vec<DevicePresence>, StoreError> {
+        self.exec
+            .rows(
+                "SELECT device_id, state, last_seen, acked_seq FROM hub_presence WHERE user_id = ? ORDER BY device_id",
+                vec![self.user()],
+            )?
+            .iter()
+            .map(|r| presence(r))
+            .collect()
+    }
+
+    fn set_presence(&mut self, p: &DevicePresence) -> Result<(), StoreError> {
+        self.exec.rows(
+            "INSERT INTO hub_presence (user_id, device_id, state, last_seen, acked_seq) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (user_id, device_id) DO UPDATE SET state = excluded.state, \
+             last_seen = excluded.last_seen, acked_seq = excluded.acked_seq",
+            vec![
+                self.user(),
+                p.device_id.as_str().into(),
+                p.state.as_str().into(),
+                p.last_seen.into(),
+                (p.acked_seq as i64).into(),
+            ],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! `WorkerHub`: core's hub port on Cloudflare — calls to the account's `UserHub` Durable Object
+//! (`idFromName(user_id)`) on its internal routes, which no client can reach.
+
+use udc_core::HubError;
+use udc_hub::{DevicePresence, EventsPage, NewEvent};
+use worker::{Headers, Method, ObjectNamespace, Request, RequestInit, Response, Stub};
+
+pub struct WorkerHub(pub ObjectNamespace);
+
+fn fail(e: impl std::fmt::Display) -> HubError {
+    HubError(e.to_string())
+}
+
+impl WorkerHub {
+    pub fn stub(&self, user_id: &str) -> worker::Result<Stub> {
+        self.0.id_from_name(user_id)?.get_stub()
+    }
+
+    async fn call(
+        &self,
+        user_id: &str,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Response, HubError> {
+        let mut init = RequestInit::new();
+        init.with_method(method);
+        if let Some(body) = body {
+            let headers = Headers::new();
+            headers
+                .set("content-type", "application/json")
+                .map_err(fail)?;
+            init.with_headers(headers).with_body(Some(body.into()));
+        }
+        let req = Request::new_with_init(&format!("https://hub{path}"), &init).map_err(fail)?;
+        let mut resp = self
+            .stub(user_id)
+            .map_err(fail)?
+            .fetch_with_request(req)
+            .await
+            .map_err(fail)?;
+        if !(200..300).contains(&resp.status_code()) {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(HubError(format!(
+                "hub {path} answered {}: {text}",
+                resp.status_code()
+            )));
+        }
+        Ok(resp)
+    }
+}
+
+impl udc_core::Hub for WorkerHub {
+    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
+        let body = serde_json::to_string(&event).map_err(fail)?;
+        self.call(user_id, Method::Post, "/publish", Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
+        self.call(user_id, Method::Get, "/presence", None)
+            .await?
+            .json()
+            .await
+            .map_err(fail)
+    }
+
+    async fn disconnect(&self, user_id: &str, device_id: &str) -> Result<(), HubError> {
+        let body = serde_json::json!({ "device_id": device_id }).to_string();
+        self.call(user_id, Method::Post, "/disconnect", Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn events_after(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        after: u64,
+    ) -> Result<EventsPage, HubError> {
+        let path = format!("/events?device={device_id}&after={after}");
+        self.call(user_id, Method::Get, &path, None)
+            .await?
+            .json()
+            .await
+            .map_err(fail)
+    }
+}

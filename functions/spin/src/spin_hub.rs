@@ -1,0 +1,101 @@
+//! The hub port on Spin: no sockets can be held, so the hub is its durable log and presence in
+//! Spin SQLite, which devices read with `GET /events`. Each publish is one write transaction so
+//! concurrent instances hand out sequence numbers in commit order (a poller never skips one).
+
+use spin_sdk::sqlite::{Connection, Value as SpinValue};
+use udc_core::{Clock, HubError};
+use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, SqlStore, SqlValue, StoreError, SyncSql};
+
+use crate::SystemClock;
+
+pub struct SpinDb(Connection);
+
+impl SyncSql for &SpinDb {
+    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let params: Vec<SpinValue> = params
+            .into_iter()
+            .map(|v| match v {
+                SqlValue::Null => SpinValue::Null,
+                SqlValue::Integer(n) => SpinValue::Integer(n),
+                SqlValue::Text(s) => SpinValue::Text(s),
+            })
+            .collect();
+        let result = self
+            .0
+            .execute(sql, &params)
+            .map_err(|e| StoreError(format!("{e:?}")))?;
+        Ok(result
+            .rows
+            .iter()
+            .map(|r| {
+                r.values
+                    .iter()
+                    .map(|v| match v {
+                        SpinValue::Integer(n) => SqlValue::Integer(*n),
+                        SpinValue::Text(s) => SqlValue::Text(s.clone()),
+                        SpinValue::Real(f) => SqlValue::Integer(*f as i64),
+                        SpinValue::Null | SpinValue::Blob(_) => SqlValue::Null,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+pub struct SpinHub(SpinDb);
+
+fn fail(e: impl std::fmt::Display) -> HubError {
+    HubError(e.to_string())
+}
+
+impl SpinHub {
+    pub fn open() -> Result<SpinHub, HubError> {
+        Connection::open_default()
+            .map(|c| SpinHub(SpinDb(c)))
+            .map_err(|e| HubError(format!("{e:?}")))
+    }
+
+    fn hub(&self, user_id: &str) -> Hub<SqlStore<&SpinDb>> {
+        Hub::new(
+            SqlStore {
+                exec: &self.0,
+                user_id: user_id.to_owned(),
+            },
+            [],
+        )
+    }
+}
+
+impl udc_core::Hub for SpinHub {
+    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
+        let db = &self.0;
+        db.rows("BEGIN IMMEDIATE", vec![]).map_err(fail)?;
+        match self.hub(user_id).publish(event, SystemClock.now_ms()) {
+            Ok(_) => db.rows("COMMIT", vec![]).map(|_| ()).map_err(fail),
+            Err(e) => {
+                let _ = db.rows("ROLLBACK", vec![]);
+                Err(fail(e))
+            }
+        }
+    }
+
+    async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
+        self.hub(user_id).presence().map_err(fail)
+    }
+
+    /// Nothing to close: Spin holds no sockets, and the revoked token can no longer poll.
+    async fn disconnect(&self, _user_id: &str, _device_id: &str) -> Result<(), HubError> {
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        after: u64,
+    ) -> Result<EventsPage, HubError> {
+        self.hub(user_id)
+            .events_after(device_id, after)
+            .map_err(fail)
+    }
+}
