@@ -23,7 +23,8 @@ build_worker
 cargo build -p udc-spin --target wasm32-wasip2 --release
 
 step "unit tests"
-cargo nextest run --lib --bins   # default members: the native crates
+# Every native crate's own tests (the conformance suite needs a running host: below).
+cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare --exclude udc-spin
 
 export UDC_AGENT_BIN="$PWD/target/debug/udc-agent"
 

@@ -245,7 +245,9 @@ fn watch_prints_events_and_resumes_where_it_stopped() {
     );
 
     let watcher = Watcher::start(&laptop);
-    // The phone's presence shows up once the watcher is connected; rename until it is seen.
+    // A device new to the hub starts with live events: wait until the watcher is connected
+    // (it prints its own device.online) before causing one.
+    watcher.event("device.online");
     phone.ok(&["devices", "rename", "Phone", "W1"], "");
     let first = watcher.event("device.updated");
     assert_eq!(first["data"]["device"]["name"], "W1");

@@ -8,7 +8,7 @@ mod hub;
 pub use udc_hub::durable_object::UserHub;
 
 use udc_core::{
-    error_response, ApiError, Clock, Config, Core, InternalDetail, Ports, Random, RequestContext,
+    error_response, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports, RequestContext,
 };
 use worker::{event, Context, Env, Headers, Request, Response, Result};
 
@@ -23,14 +23,6 @@ impl Clock for WorkerClock {
     }
 }
 
-struct WorkerRandom;
-
-impl Random for WorkerRandom {
-    fn fill(&self, buf: &mut [u8]) -> std::result::Result<(), String> {
-        getrandom::fill(buf).map_err(|e| e.to_string())
-    }
-}
-
 struct WorkerPorts {
     sql: D1Sql,
     hub: WorkerHub,
@@ -39,7 +31,7 @@ struct WorkerPorts {
 impl Ports for WorkerPorts {
     type Sql = D1Sql;
     type Clock = WorkerClock;
-    type Random = WorkerRandom;
+    type Random = OsRandom;
     type Hub = WorkerHub;
     fn sql(&self) -> &D1Sql {
         &self.sql
@@ -50,8 +42,8 @@ impl Ports for WorkerPorts {
     fn clock(&self) -> &WorkerClock {
         &WorkerClock
     }
-    fn random(&self) -> &WorkerRandom {
-        &WorkerRandom
+    fn random(&self) -> &OsRandom {
+        &OsRandom
     }
 }
 

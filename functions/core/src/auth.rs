@@ -410,14 +410,17 @@ impl<P: Ports> Core<P> {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // Proxies may trim a trailing space: "Bearer" and "Bearer " both carry no token.
+            .and_then(|v| v.trim().strip_prefix("Bearer"))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthorized(
                     "unauthorized",
                     "send an access token: Authorization: Bearer <token>",
                 )
             })?;
-        let claims = tokens::verify_access(&self.config, rq.now_ms, token.trim())?;
+        let claims = tokens::verify_access(&self.config, rq.now_ms, token)?;
         if claims.scope.is_some() {
             return Err(ApiError::unauthorized(
                 "invalid_token",

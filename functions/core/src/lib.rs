@@ -19,7 +19,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
-pub use ports::{Clock, Hub, HubError, Ports, Random, Row, Sql, SqlError, Stmt, Value};
+pub use ports::{
+    Clock, Hub, HubError, OsRandom, Ports, Random, Row, Sql, SqlError, Stmt, SystemClock, Value,
+};
 pub use realtime::RealtimeGrant;
 pub use web::{error_response, InternalDetail};
 

@@ -128,3 +128,25 @@ pub trait Ports {
     fn clock(&self) -> &Self::Clock;
     fn random(&self) -> &Self::Random;
 }
+
+/// The clock of hosts with a system clock (udc-server, Spin). Not for wasm32-unknown-unknown,
+/// which has none: the Worker reads JavaScript's `Date`.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// The platform's CSPRNG through getrandom (the OS, WASI, or `crypto.getRandomValues` on Workers).
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(buf).map_err(|e| e.to_string())
+    }
+}

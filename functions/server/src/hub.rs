@@ -7,13 +7,11 @@ use std::sync::{Arc, Mutex};
 use rusqlite::types::Value as Sqlv;
 use rusqlite::{params_from_iter, Connection};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use udc_core::{Clock, HubError};
+use udc_core::{Clock, HubError, SystemClock};
 use udc_hub::{
     ConnId, DevicePresence, EventsPage, Hub, NewEvent, Output, SqlStore, SqlValue, StoreError,
     SyncSql,
 };
-
-use crate::ports::SystemClock;
 
 /// What a socket task is told to do.
 #[derive(Debug)]

@@ -18,10 +18,12 @@ use axum::http::{Request, Response};
 use axum::Router;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
-use udc_core::{error_response, ApiError, Clock, Core, InternalDetail, RequestContext};
+use udc_core::{
+    error_response, ApiError, Clock, Core, InternalDetail, RequestContext, SystemClock,
+};
 
 use crate::hub::{Outgoing, ServerHub};
-use crate::ports::{ServerPorts, SystemClock};
+use crate::ports::ServerPorts;
 use crate::sqlite::SqliteSql;
 
 /// Bodies larger than this are cut off here; core answers 413 for anything over its own limit.
@@ -117,7 +119,11 @@ async fn realtime(
         None => return error_response(&ApiError::internal("authorizing failed")).map(Body::from),
     };
     let hub = core.ports.hub.clone();
+    // Small buffers: most sockets sit idle, and tungstenite's defaults (128 KiB to read) would
+    // cost every one of them far more than its state.
     ws.max_message_size(udc_hub::protocol::MAX_FRAME_BYTES * 2)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .on_upgrade(move |socket| serve_socket(hub, socket, grant))
 }
 

@@ -1,32 +1,11 @@
-//! udc-server's ports: SQLite, the system clock, the OS's randomness.
+//! udc-server's ports: SQLite, the in-process hub, the system clock, the OS's randomness.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use udc_core::{Clock, Ports, Random};
+use udc_core::{OsRandom, Ports, SystemClock};
 
 use std::sync::Arc;
 
 use crate::hub::ServerHub;
 use crate::sqlite::SqliteSql;
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
-
-pub struct OsRandom;
-
-impl Random for OsRandom {
-    fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
-        getrandom::fill(buf).map_err(|e| e.to_string())
-    }
-}
 
 pub struct ServerPorts {
     pub sql: SqliteSql,

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use udc_core::config::SECRETS;
 use udc_core::Config;
 
-use crate::ports::OsRandom;
+use udc_core::OsRandom;
 
 pub fn default_data_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")

@@ -5,34 +5,14 @@
 mod spin_hub;
 mod spin_sqlite;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use spin_sdk::http_component;
 use udc_core::{
-    error_response, ApiError, Clock, Config, Core, InternalDetail, Ports, Random, RequestContext,
+    error_response, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports, RequestContext,
+    SystemClock,
 };
 
 use crate::spin_hub::SpinHub;
 use crate::spin_sqlite::SpinSql;
-
-pub(crate) struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
-
-struct WasiRandom;
-
-impl Random for WasiRandom {
-    fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
-        getrandom::fill(buf).map_err(|e| e.to_string())
-    }
-}
 
 struct SpinPorts {
     sql: SpinSql,
@@ -42,7 +22,7 @@ struct SpinPorts {
 impl Ports for SpinPorts {
     type Sql = SpinSql;
     type Clock = SystemClock;
-    type Random = WasiRandom;
+    type Random = OsRandom;
     type Hub = SpinHub;
     fn sql(&self) -> &SpinSql {
         &self.sql
@@ -53,8 +33,8 @@ impl Ports for SpinPorts {
     fn clock(&self) -> &SystemClock {
         &SystemClock
     }
-    fn random(&self) -> &WasiRandom {
-        &WasiRandom
+    fn random(&self) -> &OsRandom {
+        &OsRandom
     }
 }
 

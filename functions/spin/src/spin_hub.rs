@@ -3,10 +3,8 @@
 //! concurrent instances hand out sequence numbers in commit order (a poller never skips one).
 
 use spin_sdk::sqlite::{Connection, Value as SpinValue};
-use udc_core::{Clock, HubError};
+use udc_core::{Clock, HubError, SystemClock};
 use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, SqlStore, SqlValue, StoreError, SyncSql};
-
-use crate::SystemClock;
 
 pub struct SpinDb(Connection);
 

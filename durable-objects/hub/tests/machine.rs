@@ -1,0 +1,303 @@
+//! The hub machine on real SQLite (the schema the hosts use), with time as an input: what the
+//! black-box suite cannot wait for — heartbeat timeouts, retention, resync — is driven here.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rusqlite::types::Value as V;
+use rusqlite::{params_from_iter, Connection};
+use serde_json::json;
+use udc_hub::machine::{ALARM_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, RETAIN_EVENTS, RETAIN_MS};
+use udc_hub::protocol::close;
+use udc_hub::sql_store::SCHEMA;
+use udc_hub::*;
+
+#[derive(Clone)]
+struct Db(Rc<RefCell<Connection>>);
+
+impl SyncSql for Db {
+    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let conn = self.0.borrow();
+        let mut stmt = conn.prepare(sql).map_err(|e| StoreError(e.to_string()))?;
+        let width = stmt.column_count();
+        let params = params.into_iter().map(|v| match v {
+            SqlValue::Null => V::Null,
+            SqlValue::Integer(n) => V::Integer(n),
+            SqlValue::Text(s) => V::Text(s),
+        });
+        let mut rows = stmt
+            .query(params_from_iter(params))
+            .map_err(|e| StoreError(e.to_string()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| StoreError(e.to_string()))? {
+            out.push(
+                (0..width)
+                    .map(|i| match row.get::<_, V>(i).unwrap() {
+                        V::Integer(n) => SqlValue::Integer(n),
+                        V::Text(s) => SqlValue::Text(s),
+                        _ => SqlValue::Null,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn hub() -> Hub<SqlStore<Db>> {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    Hub::new(
+        SqlStore {
+            exec: Db(Rc::new(RefCell::new(conn))),
+            user_id: "u".into(),
+        },
+        [],
+    )
+}
+
+fn frames(out: &[Output], conn: ConnId) -> Vec<HubFrame> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(c, text) if *c == conn => Some(serde_json::from_str(text).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(out: &[Output], conn: ConnId) -> Vec<Event> {
+    frames(out, conn)
+        .into_iter()
+        .filter_map(|f| match f {
+            HubFrame::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rename(n: u32) -> NewEvent {
+    NewEvent::to_all("device.updated", json!({ "n": n }))
+}
+
+const T0: i64 = 1_800_000_000_000;
+
+#[test]
+fn replay_sends_what_was_missed_in_order_then_ready_then_live() {
+    let mut h = hub();
+    h.connect(1, "a", None, T0).unwrap();
+    let mut seqs = Vec::new();
+    for n in 0..3 {
+        seqs.push(h.publish(rename(n), T0).unwrap().0.seq);
+    }
+    let out = h.connect(2, "b", Some(seqs[0] - 1), T0).unwrap();
+    let f = frames(&out, 2);
+    let replayed: Vec<u64> = events(&out, 2).iter().take(3).map(|e| e.seq).collect();
+    assert_eq!(replayed, seqs);
+    let ready = f
+        .iter()
+        .position(|f| matches!(f, HubFrame::Ready { .. }))
+        .unwrap();
+    assert_eq!(ready, 3, "ready right after the replay: {f:?}");
+    // b's own online event is live, after ready; a sees it too.
+    assert!(events(&out, 1)
+        .iter()
+        .any(|e| e.event == "device.online" && e.data["device_id"] == "b"));
+    assert!(matches!(out.last(), Some(Output::Alarm(at)) if *at == T0 + ALARM_INTERVAL_MS));
+}
+
+#[test]
+fn targeted_events_reach_and_replay_to_their_device_only() {
+    let mut h = hub();
+    h.connect(1, "a", None, T0).unwrap();
+    h.connect(2, "b", None, T0).unwrap();
+    let targeted = NewEvent {
+        event: "file.available".into(),
+        target_device_id: Some("b".into()),
+        data: json!({}),
+    };
+    let (e, out) = h.publish(targeted, T0).unwrap();
+    assert!(events(&out, 1).is_empty());
+    assert_eq!(events(&out, 2).len(), 1);
+    let later = h.connect(3, "a", Some(e.seq - 1), T0).unwrap();
+    assert!(events(&later, 3)
+        .iter()
+        .all(|x| x.event != "file.available"));
+    assert!(h.events_after("a", e.seq - 1).unwrap().events.is_empty());
+    assert_eq!(h.events_after("b", e.seq - 1).unwrap().events.len(), 1);
+}
+
+#[test]
+fn silence_past_the_heartbeat_window_closes_the_socket_and_marks_offline() {
+    let mut h = hub();
+    h.connect(1, "a", None, T0).unwrap();
+    h.connect(2, "watcher", None, T0).unwrap();
+    // The watcher pings; a does not.
+    let pong = h
+        .frame(2, r#"{"type":"ping"}"#, T0 + HEARTBEAT_TIMEOUT_MS - 1000)
+        .unwrap();
+    assert!(matches!(frames(&pong, 2)[0], HubFrame::Pong { .. }));
+    let out = h.alarm(T0 + HEARTBEAT_TIMEOUT_MS + 1).unwrap();
+    assert!(out.contains(&Output::Close(
+        1,
+        close::HEARTBEAT_TIMEOUT,
+        "no heartbeat".into()
+    )));
+    assert!(!out.iter().any(|o| matches!(o, Output::Close(2, ..))));
+    assert!(events(&out, 2)
+        .iter()
+        .any(|e| e.event == "device.offline" && e.data["device_id"] == "a"));
+    let presence = h.presence().unwrap();
+    let a = presence.iter().find(|p| p.device_id == "a").unwrap();
+    assert_eq!(a.state, PresenceState::Offline);
+    assert!(
+        matches!(out.last(), Some(Output::Alarm(_))),
+        "the watcher keeps the alarm going"
+    );
+    // With nobody left, no further alarm is asked for.
+    let out = h.closed(2, T0 + HEARTBEAT_TIMEOUT_MS + 2).unwrap();
+    assert!(!out.iter().any(|o| matches!(o, Output::Alarm(_))));
+    assert!(!h
+        .alarm(T0 + 2 * HEARTBEAT_TIMEOUT_MS)
+        .unwrap()
+        .iter()
+        .any(|o| matches!(o, Output::Alarm(_))));
+}
+
+#[test]
+fn a_cursor_older_than_retention_gets_resync_required_never_a_gap() {
+    let mut h = hub();
+    let first = h.publish(rename(0), T0).unwrap().0.seq;
+    h.publish(rename(1), T0).unwrap();
+    // Eight days later the old events are pruned.
+    let later = T0 + RETAIN_MS + 24 * 3600 * 1000;
+    let keep = h.publish(rename(2), later).unwrap().0.seq;
+    h.alarm(later).unwrap();
+    assert_eq!(h.store().bounds().unwrap(), (Some(keep), keep));
+    let out = h.connect(1, "a", Some(first), later).unwrap();
+    assert_eq!(
+        frames(&out, 1)[0],
+        HubFrame::ResyncRequired {
+            oldest_seq: keep,
+            last_seq: keep
+        }
+    );
+    let page = h.events_after("a", first).unwrap();
+    assert!(page.resync_required && page.events.is_empty());
+    // A cursor just before the oldest kept event is still whole.
+    let page = h.events_after("a", keep - 1).unwrap();
+    assert!(!page.resync_required);
+    assert_eq!(page.events[0].seq, keep);
+}
+
+#[test]
+fn retention_keeps_at_most_the_newest_ten_thousand_events() {
+    let mut h = hub();
+    for n in 0..(RETAIN_EVENTS as u32 + 5) {
+        h.publish(rename(n), T0).unwrap();
+    }
+    h.alarm(T0).unwrap();
+    let (oldest, last) = h.store().bounds().unwrap();
+    assert_eq!(last, RETAIN_EVENTS + 5);
+    assert_eq!(oldest, Some(last - RETAIN_EVENTS + 1));
+    assert!(h.events_after("a", 0).unwrap().resync_required);
+    let page = h.events_after("a", last - RETAIN_EVENTS).unwrap();
+    assert!(!page.resync_required && page.more);
+}
+
+#[test]
+fn acks_become_the_cursor_and_a_reconnect_is_online_again() {
+    let mut h = hub();
+    h.connect(1, "a", None, T0).unwrap();
+    let seen = h.publish(rename(0), T0).unwrap().0.seq;
+    h.frame(1, &format!(r#"{{"type":"ack","seq":{seen}}}"#), T0)
+        .unwrap();
+    h.frame(1, r#"{"type":"presence","state":"idle"}"#, T0)
+        .unwrap();
+    h.closed(1, T0).unwrap();
+    let missed = h.publish(rename(1), T0).unwrap().0.seq;
+    let out = h.connect(2, "a", None, T0 + 1000).unwrap();
+    let replayed: Vec<u64> = events(&out, 2)
+        .iter()
+        .map(|e| e.seq)
+        .filter(|s| *s <= missed)
+        .collect();
+    assert_eq!(
+        replayed.first(),
+        Some(&(seen + 1)),
+        "resumes after the last ack"
+    );
+    assert!(replayed.contains(&missed));
+    let a = h
+        .presence()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.device_id == "a")
+        .unwrap();
+    assert_eq!(a.state, PresenceState::Online);
+    // An ack beyond the log is clamped, not trusted.
+    h.frame(2, r#"{"type":"ack","seq":999999}"#, T0).unwrap();
+    assert!(h.store().presence("a").unwrap().unwrap().acked_seq <= h.store().bounds().unwrap().1);
+}
+
+#[test]
+fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    let db = Db(Rc::new(RefCell::new(conn)));
+    let mut before = Hub::new(
+        SqlStore {
+            exec: db.clone(),
+            user_id: "u".into(),
+        },
+        [],
+    );
+    before.connect(7, "a", None, T0).unwrap();
+    before.connect(8, "b", None, T0).unwrap();
+    let last = before.publish(rename(0), T0).unwrap().0.seq;
+    drop(before);
+    // What the Durable Object has after eviction: storage, and sockets with their attachments.
+    let restored = [
+        (
+            7,
+            Conn {
+                device_id: "a".into(),
+                last_heartbeat: T0,
+            },
+        ),
+        (
+            8,
+            Conn {
+                device_id: "b".into(),
+                last_heartbeat: T0,
+            },
+        ),
+    ];
+    let mut after = Hub::new(
+        SqlStore {
+            exec: db,
+            user_id: "u".into(),
+        },
+        restored,
+    );
+    let (e, out) = after.publish(rename(1), T0).unwrap();
+    assert_eq!(e.seq, last + 1, "sequence numbers continue");
+    assert_eq!(events(&out, 7).len() + events(&out, 8).len(), 2);
+    let out = after
+        .frame(
+            7,
+            r#"{"type":"signal","to_device":"b","payload":{"x":1}}"#,
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        frames(&out, 8),
+        vec![HubFrame::Signal {
+            from_device: "a".into(),
+            payload: json!({"x": 1})
+        }]
+    );
+    let out = after.closed(8, T0).unwrap();
+    assert!(events(&out, 7)
+        .iter()
+        .any(|e| e.event == "device.offline" && e.data["device_id"] == "b"));
+}
