@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 source scripts/hosts.sh
+BIN="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo puts binaries
 trap stop_hosts EXIT
 
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
@@ -16,15 +17,15 @@ build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
 
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
-target/release/udc-bench "$@"
-for n in 100 1000; do target/release/udc-hub-bench --sockets "$n"; done
+"$BIN/release/udc-bench" "$@"
+for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n"; done
 stop_hosts
 
-start_server target/release/udc-server
-target/release/udc-bench "$@"
-for n in 100 1000; do target/release/udc-hub-bench --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
+start_server "$BIN/release/udc-server"
+"$BIN/release/udc-bench" "$@"
+for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
 stop_hosts
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }
 echo "Worker wasm      $(size functions/cloudflare/build/index_bg.wasm)   (target <= 600 KB gzip)"
-echo "Spin component   $(size target/wasm32-wasip2/release/udc_spin.wasm)"
+echo "Spin component   $(size "$BIN/wasm32-wasip2/release/udc_spin.wasm")"

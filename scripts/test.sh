@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/hosts.sh
+BIN="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo puts binaries
 trap stop_hosts EXIT
 
 step() { echo; echo "== $*"; }
@@ -26,16 +27,16 @@ step "unit tests"
 # Every native crate's own tests (the conformance suite needs a running host: below).
 cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare --exclude udc-spin
 
-export UDC_AGENT_BIN="$PWD/target/debug/udc-agent"
+export UDC_AGENT_BIN="$BIN/debug/udc-agent"
 
 # Each host: the suite, then the restart check (same storage, new process).
 step "conformance: udc-server"
-start_server target/debug/udc-server
+start_server "$BIN/debug/udc-server"
 cargo nextest run -p udc-conformance --test api --test cli
 export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-server.json"
 UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart
 stop_hosts
-start_server target/debug/udc-server
+start_server "$BIN/debug/udc-server"
 UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart
 stop_hosts
 
