@@ -29,23 +29,20 @@ cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare
 
 export UDC_AGENT_BIN="$BIN/debug/udc-agent"
 
-# Each host: the suite, then the restart check (same storage, new process).
-step "conformance: udc-server"
-start_server "$BIN/debug/udc-server"
-cargo nextest run -p udc-conformance --test api --test cli
-export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-server.json"
-UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart
-stop_hosts
-start_server "$BIN/debug/udc-server"
-UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart
-stop_hosts
+# A host: the suite, then the restart check (a new process on the same storage).
+conformance_on() { # name, then the command that starts the host
+  local name=$1
+  shift
+  step "conformance: $name"
+  "$@"
+  cargo nextest run -p udc-conformance --test api --test cli
+  export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-$name.json"
+  UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart
+  stop_hosts
+  "$@"
+  UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart
+  stop_hosts
+}
 
-step "conformance: wrangler dev (workerd, local D1 and Durable Objects)"
-start_wrangler "$UDC_RUN_DIR/wrangler-state"
-cargo nextest run -p udc-conformance --test api --test cli
-export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-wrangler.json"
-UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart
-stop_hosts
-start_wrangler "$UDC_RUN_DIR/wrangler-state"
-UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart
-stop_hosts
+conformance_on udc-server start_server "$BIN/debug/udc-server"
+conformance_on "wrangler-dev" start_wrangler "$UDC_RUN_DIR/wrangler-state"
