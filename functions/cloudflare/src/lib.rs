@@ -10,7 +10,9 @@ pub use udc_hub::durable_object::UserHub;
 use udc_core::{
     error_response, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports, RequestContext,
 };
-use worker::{event, Context, Env, Headers, Request, Response, Result};
+use worker::{
+    event, Context, Env, Headers, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 use crate::d1::D1Sql;
 use crate::hub::WorkerHub;
@@ -104,6 +106,36 @@ fn config(env: &Env) -> std::result::Result<Config, String> {
     })
 }
 
+fn core(env: &Env, config: Config) -> Result<Core<WorkerPorts>> {
+    Ok(Core::new(
+        WorkerPorts {
+            sql: D1Sql(env.d1("DB")?),
+            hub: WorkerHub(env.durable_object("HUB")?),
+        },
+        config,
+    ))
+}
+
+/// The cron trigger in wrangler.toml: core's periodic cleanup.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let result = match config(&env) {
+        Ok(config) => match core(&env, config) {
+            Ok(core) => core
+                .maintenance(WorkerClock.now_ms())
+                .await
+                .map(|swept| format!("{swept:?}"))
+                .map_err(|e| e.internal.unwrap_or(e.message)),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(swept) => worker::console_log!("udc maintenance: {swept}"),
+        Err(e) => worker::console_error!("udc maintenance failed: {e}"),
+    }
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let ctx = RequestContext {
@@ -116,13 +148,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             return from_http(error_response(&ApiError::internal(missing)));
         }
     };
-    let core = Core::new(
-        WorkerPorts {
-            sql: D1Sql(env.d1("DB")?),
-            hub: WorkerHub(env.durable_object("HUB")?),
-        },
-        config,
-    );
+    let core = core(&env, config)?;
     let upgrade = req
         .headers()
         .get("upgrade")?

@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod devices;
 pub mod error;
+pub mod maintenance;
 pub mod migrations;
 pub mod ports;
 pub mod realtime;

@@ -204,6 +204,23 @@ async fn main() -> Result<()> {
         }
     });
     let core: App = Arc::new(Core::new(ServerPorts { sql, hub }, config));
+    let sweeping = core.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let swept = run_core(&sweeping, |c| {
+                pollster::block_on(c.maintenance(SystemClock.now_ms()))
+            })
+            .await;
+            if let Some(Err(e)) = swept {
+                eprintln!(
+                    "udc-server: maintenance: {}",
+                    e.internal.unwrap_or(e.message)
+                );
+            }
+        }
+    });
     let app = Router::new().fallback(handle).with_state(core);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -229,11 +246,9 @@ mod tests {
     use super::*;
     use udc_core::Sql;
 
-    /// What a stolen database holds: no auth key, no refresh token, nothing a client sent in
-    /// the clear that would let someone sign in without an Argon2id per guess.
-    #[test]
-    fn the_database_keeps_only_keyed_hashes_of_credentials() {
-        let dir = std::env::temp_dir().join(format!("udc-server-test-{}", std::process::id()));
+    fn test_core(name: &str) -> (Core<ServerPorts>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("udc-server-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = udc_core::Config::from_lookup(|k| match k {
             udc_core::config::JWT_PRIVATE_KEY
@@ -245,26 +260,99 @@ mod tests {
         })
         .unwrap();
         let sql = SqliteSql::open(&dir.join("udc.sqlite3")).unwrap();
+        pollster::block_on(udc_core::migrations::apply(&sql, 0)).unwrap();
         let hub = Arc::new(ServerHub::open(&dir.join("udc.sqlite3")).unwrap());
+        (Core::new(ServerPorts { sql, hub }, config), dir)
+    }
+
+    async fn call(
+        core: &Core<ServerPorts>,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        let resp = core.handle(req, RequestContext::default()).await;
+        let json = serde_json::from_slice(resp.body()).unwrap_or_default();
+        (resp.status().as_u16(), json)
+    }
+
+    const AUTH_KEY: &str = "c2VjcmV0LWF1dGgta2V5LXRoYXQtaXMtMzItYnl0ZXM="; // 32 bytes
+
+    fn register_body(email: &str) -> serde_json::Value {
+        serde_json::json!({
+            "email": email,
+            "kdf": {"algorithm": "argon2id", "memory_kib": 19456, "iterations": 2, "parallelism": 1,
+                    "salt": "AAAAAAAAAAAAAAAAAAAAAA=="},
+            "auth_key": AUTH_KEY,
+        })
+    }
+
+    #[test]
+    fn maintenance_sweeps_only_what_no_request_needs() {
+        let (core, dir) = test_core("sweep");
         pollster::block_on(async {
-            udc_core::migrations::apply(&sql, 0).await.unwrap();
-            let core = Core::new(ServerPorts { sql, hub }, config);
-            let auth_key = "c2VjcmV0LWF1dGgta2V5LXRoYXQtaXMtMzItYnl0ZXM="; // 32 bytes
-            let body = serde_json::json!({
-                "email": "owner@example.com",
-                "kdf": {"algorithm": "argon2id", "memory_kib": 19456, "iterations": 2, "parallelism": 1,
-                        "salt": "AAAAAAAAAAAAAAAAAAAAAA=="},
-                "auth_key": auth_key,
-            });
-            let req = Request::builder()
-                .method("POST")
-                .uri("/auth/register")
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&body).unwrap())
-                .unwrap();
-            let resp = core.handle(req, RequestContext::default()).await;
-            assert_eq!(resp.status(), 201);
-            let answer: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+            let (status, signed) =
+                call(&core, "/auth/register", register_body("sweep@example.com")).await;
+            assert_eq!(status, 201);
+            let first = signed["tokens"]["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let wrong = serde_json::json!({"email": "sweep@example.com", "auth_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="});
+            assert_eq!(call(&core, "/auth/login", wrong).await.0, 401);
+            let (status, _) = call(
+                &core,
+                "/auth/token/refresh",
+                serde_json::json!({"refresh_token": first}),
+            )
+            .await;
+            assert_eq!(status, 200);
+
+            let now = SystemClock.now_ms();
+            let nothing = core.maintenance(now).await.unwrap();
+            assert_eq!(
+                nothing,
+                udc_core::maintenance::Swept::default(),
+                "everything is still needed"
+            );
+            // The spent token is kept: presenting it again must still end the family.
+            let (status, reuse) = call(
+                &core,
+                "/auth/token/refresh",
+                serde_json::json!({"refresh_token": first}),
+            )
+            .await;
+            assert_eq!(
+                (status, reuse["error"]["code"].as_str()),
+                (401, Some("refresh_token_reused"))
+            );
+
+            let window_over = core.maintenance(now + 16 * 60 * 1000).await.unwrap();
+            assert_eq!(window_over.throttle_windows, 1);
+            assert_eq!((window_over.refresh_tokens, window_over.sessions), (0, 0));
+
+            // Revoked (by the reuse) more than 30 days ago: its tokens and the session go.
+            let month = core.maintenance(now + 31 * 24 * 3600 * 1000).await.unwrap();
+            assert_eq!((month.refresh_tokens, month.sessions), (2, 1));
+        });
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// What a stolen database holds: no auth key, no refresh token, nothing a client sent in
+    /// the clear that would let someone sign in without an Argon2id per guess.
+    #[test]
+    fn the_database_keeps_only_keyed_hashes_of_credentials() {
+        let (core, dir) = test_core("hashes");
+        pollster::block_on(async {
+            let (status, answer) =
+                call(&core, "/auth/register", register_body("owner@example.com")).await;
+            assert_eq!(status, 201);
+            let auth_key = AUTH_KEY;
             let refresh = answer["tokens"]["refresh_token"].as_str().unwrap();
 
             let dump: String = core

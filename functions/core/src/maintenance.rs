@@ -1,0 +1,51 @@
+//! Periodic cleanup, run by the platform's scheduler (Workers cron trigger, udc-server's timer):
+//! rows no request needs any more. Spent refresh tokens stay until they would have expired,
+//! because reuse detection needs them.
+
+use crate::error::ApiResult;
+use crate::ports::{Ports, Sql, Stmt};
+use crate::throttle::WINDOW_MS;
+use crate::Core;
+
+/// Revoked sessions are kept this long (for support and audit) before they go.
+pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// How many rows each step removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Swept {
+    pub throttle_windows: u64,
+    pub refresh_tokens: u64,
+    pub sessions: u64,
+}
+
+impl<P: Ports> Core<P> {
+    pub async fn maintenance(&self, now_ms: i64) -> ApiResult<Swept> {
+        let revoked_before = now_ms - KEEP_REVOKED_MS;
+        let changes = self
+            .ports
+            .sql()
+            .batch(vec![
+                Stmt::new(
+                    "DELETE FROM login_throttle WHERE window_start + ? <= ?",
+                    vec![WINDOW_MS.into(), now_ms.into()],
+                ),
+                Stmt::new(
+                    "DELETE FROM refresh_tokens WHERE expires_at <= ? OR session_id IN \
+                     (SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at < ?)",
+                    vec![now_ms.into(), revoked_before.into()],
+                ),
+                // Sessions long revoked, or left with no token at all (abandoned past expiry).
+                Stmt::new(
+                    "DELETE FROM sessions WHERE (revoked_at IS NOT NULL AND revoked_at < ?) OR \
+                     (created_at < ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id))",
+                    vec![revoked_before.into(), (now_ms - self.config.refresh_ttl_secs * 1000).into()],
+                ),
+            ])
+            .await?;
+        Ok(Swept {
+            throttle_windows: changes.first().copied().unwrap_or(0),
+            refresh_tokens: changes.get(1).copied().unwrap_or(0),
+            sessions: changes.get(2).copied().unwrap_or(0),
+        })
+    }
+}
