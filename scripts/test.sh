@@ -22,6 +22,7 @@ step "build: udc-server, udc-agent, the Worker, the Spin component"
 cargo build -p udc-server -p udc-agent
 build_worker
 cargo build -p udc-spin --target wasm32-wasip2 --release
+scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/release/udc_spin.wasm"
 
 step "unit tests"
 # Every native crate's own tests (the conformance suite needs a running host: below).
