@@ -59,6 +59,26 @@ async fn registration_and_presence_reach_the_other_devices() {
         .unwrap();
     let updated = wait_event(&mut sa, "device.updated", &b.id).await;
     assert_eq!(updated.data["device"]["name"], "B2");
+
+    // Trust changes are announced as the trusting device's update.
+    account.api.trust(a.token(), &a.id, &b.id).await.unwrap();
+    let trusted = wait_for(&mut sa, "trust update", |f| {
+        matches!(f, HubFrame::Event(e) if e.event == "device.updated" && e.data["device"]["id"] == a.id.as_str())
+    })
+    .await;
+    let HubFrame::Event(trusted) = trusted else {
+        unreachable!()
+    };
+    assert_eq!(trusted.data["device"]["trusts"], json!([b.id]));
+    account.api.untrust(a.token(), &a.id, &b.id).await.unwrap();
+    let untrusted = wait_for(&mut sa, "untrust update", |f| {
+        matches!(f, HubFrame::Event(e) if e.event == "device.updated" && e.data["device"]["id"] == a.id.as_str())
+    })
+    .await;
+    let HubFrame::Event(untrusted) = untrusted else {
+        unreachable!()
+    };
+    assert_eq!(untrusted.data["device"]["trusts"], json!([]));
 }
 
 #[tokio::test]

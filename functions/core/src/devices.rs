@@ -467,15 +467,34 @@ impl<P: Ports> Core<P> {
                 ],
             )])
             .await?;
-        let status = if changes.first() == Some(&1) {
+        let created = changes.first() == Some(&1);
+        let warning = if created {
+            self.announce_device(&caller, &id).await
+        } else {
+            None
+        };
+        let status = if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         };
-        Reply::json(
+        Ok(Reply::json(
             status,
             serde_json::json!({ "device_id": id, "target_device_id": target }),
-        )
+        )?
+        .warn(warning))
+    }
+
+    /// `device.updated` with the device as it now is (its trust changed).
+    async fn announce_device(&self, caller: &Caller, id: &str) -> Option<String> {
+        match self.find_device(caller, id).await {
+            Ok(device) => {
+                let data = serde_json::json!({ "device": public(&device) });
+                self.announce(&caller.user_id, NewEvent::to_all("device.updated", data))
+                    .await
+            }
+            Err(e) => Some(e.internal.unwrap_or(e.message)),
+        }
     }
 
     pub(crate) async fn remove_trust(
@@ -492,12 +511,13 @@ impl<P: Ports> Core<P> {
             .sql()
             .batch(vec![Stmt::new(
                 "DELETE FROM trust_links WHERE device_id = ? AND target_device_id = ? AND user_id = ?",
-                vec![id.into(), target.into(), caller.user_id.as_str().into()],
+                vec![id.as_str().into(), target.into(), caller.user_id.as_str().into()],
             )])
             .await?;
         if changes.first() != Some(&1) {
             return Err(ApiError::not_found("trust link"));
         }
-        Reply::no_content()
+        let warning = self.announce_device(&caller, &id).await;
+        Ok(Reply::no_content()?.warn(warning))
     }
 }
