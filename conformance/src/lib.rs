@@ -33,6 +33,19 @@ pub fn unique_email() -> String {
     format!("t-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
+/// The `p` quantile (0..=1) of sorted samples, for the benchmarks.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(i.min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// A client whose every answer is checked against `schema/openapi.yaml`.
 pub fn client() -> Client {
     Client::new(&base_url())

@@ -7,16 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use reqwest::Method;
 use udc_agent::Client;
-use udc_conformance::{device_info, unique_email, unique_ip, PASSWORD};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use udc_conformance::{device_info, ms, percentile, unique_email, unique_ip, PASSWORD};
 
 struct Stats {
     p50: Duration,

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use udc_agent::realtime::{Incoming, Socket};
 use udc_agent::Client;
-use udc_conformance::{device_info, unique_email, unique_ip, PASSWORD};
+use udc_conformance::{device_info, ms, percentile, unique_email, unique_ip, PASSWORD};
 use udc_hub::HubFrame;
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -25,11 +25,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 #[tokio::main]
@@ -126,8 +121,8 @@ async fn main() -> Result<()> {
     println!("udc-hub-bench against {base}: {sockets} sockets of one account");
     println!(
         "  fan-out (API call -> receipt)  p50 {:7.2} ms   p99 {:7.2} ms   ({} samples; target p99 <= 50 ms at 1000)",
-        pct(&latencies, 0.5),
-        pct(&latencies, 0.99),
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
         latencies.len()
     );
     println!(

@@ -7,10 +7,6 @@ use worker::{Headers, Method, ObjectNamespace, Request, RequestInit, Response, S
 
 pub struct WorkerHub(pub ObjectNamespace);
 
-fn fail(e: impl std::fmt::Display) -> HubError {
-    HubError(e.to_string())
-}
-
 impl WorkerHub {
     pub fn stub(&self, user_id: &str) -> worker::Result<Stub> {
         self.0.id_from_name(user_id)?.get_stub()
@@ -29,16 +25,17 @@ impl WorkerHub {
             let headers = Headers::new();
             headers
                 .set("content-type", "application/json")
-                .map_err(fail)?;
+                .map_err(HubError::new)?;
             init.with_headers(headers).with_body(Some(body.into()));
         }
-        let req = Request::new_with_init(&format!("https://hub{path}"), &init).map_err(fail)?;
+        let req =
+            Request::new_with_init(&format!("https://hub{path}"), &init).map_err(HubError::new)?;
         let mut resp = self
             .stub(user_id)
-            .map_err(fail)?
+            .map_err(HubError::new)?
             .fetch_with_request(req)
             .await
-            .map_err(fail)?;
+            .map_err(HubError::new)?;
         if !(200..300).contains(&resp.status_code()) {
             let text = resp.text().await.unwrap_or_default();
             return Err(HubError(format!(
@@ -52,7 +49,7 @@ impl WorkerHub {
 
 impl udc_core::Hub for WorkerHub {
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
-        let body = serde_json::to_string(&event).map_err(fail)?;
+        let body = serde_json::to_string(&event).map_err(HubError::new)?;
         self.call(user_id, Method::Post, "/publish", Some(body))
             .await
             .map(|_| ())
@@ -63,7 +60,7 @@ impl udc_core::Hub for WorkerHub {
             .await?
             .json()
             .await
-            .map_err(fail)
+            .map_err(HubError::new)
     }
 
     async fn disconnect(&self, user_id: &str, device_id: &str) -> Result<(), HubError> {
@@ -84,6 +81,6 @@ impl udc_core::Hub for WorkerHub {
             .await?
             .json()
             .await
-            .map_err(fail)
+            .map_err(HubError::new)
     }
 }

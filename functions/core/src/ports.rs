@@ -96,6 +96,13 @@ pub trait Random {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubError(pub String);
 
+impl HubError {
+    /// Wraps any host error (a store, a Durable Object call) as a hub error.
+    pub fn new(e: impl fmt::Display) -> HubError {
+        HubError(e.to_string())
+    }
+}
+
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "hub: {}", self.0)

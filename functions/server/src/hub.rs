@@ -74,10 +74,6 @@ pub struct ServerHub {
     state: Mutex<State>,
 }
 
-fn fail(e: impl std::fmt::Display) -> HubError {
-    HubError(e.to_string())
-}
-
 impl ServerHub {
     pub fn open(path: &std::path::Path) -> Result<ServerHub, String> {
         let conn = Connection::open(path).map_err(|e| e.to_string())?;
@@ -109,7 +105,7 @@ impl ServerHub {
                 [],
             )
         });
-        let (value, outputs) = f(hub).map_err(fail)?;
+        let (value, outputs) = f(hub).map_err(HubError::new)?;
         let idle = hub.connections().is_empty();
         for output in outputs {
             match output {

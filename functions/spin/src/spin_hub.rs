@@ -42,10 +42,6 @@ impl SyncSql for &SpinDb {
 
 pub struct SpinHub(SpinDb);
 
-fn fail(e: impl std::fmt::Display) -> HubError {
-    HubError(e.to_string())
-}
-
 impl SpinHub {
     pub fn open() -> Result<SpinHub, HubError> {
         Connection::open_default()
@@ -67,18 +63,18 @@ impl SpinHub {
 impl udc_core::Hub for SpinHub {
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
         let db = &self.0;
-        db.rows("BEGIN IMMEDIATE", vec![]).map_err(fail)?;
+        db.rows("BEGIN IMMEDIATE", vec![]).map_err(HubError::new)?;
         match self.hub(user_id).publish(event, SystemClock.now_ms()) {
-            Ok(_) => db.rows("COMMIT", vec![]).map(|_| ()).map_err(fail),
+            Ok(_) => db.rows("COMMIT", vec![]).map(|_| ()).map_err(HubError::new),
             Err(e) => {
                 let _ = db.rows("ROLLBACK", vec![]);
-                Err(fail(e))
+                Err(HubError::new(e))
             }
         }
     }
 
     async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
-        self.hub(user_id).presence().map_err(fail)
+        self.hub(user_id).presence().map_err(HubError::new)
     }
 
     /// Nothing to close: Spin holds no sockets, and the revoked token can no longer poll.
@@ -94,6 +90,6 @@ impl udc_core::Hub for SpinHub {
     ) -> Result<EventsPage, HubError> {
         self.hub(user_id)
             .events_after(device_id, after)
-            .map_err(fail)
+            .map_err(HubError::new)
     }
 }
