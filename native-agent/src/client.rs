@@ -251,7 +251,19 @@ impl Client {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<T> {
-        let resp = self.raw(method, path, token, body, &[]).await?;
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// `call` with extra request headers (an `Idempotency-Key`).
+    pub(crate) async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<T> {
+        let resp = self.raw(method, path, token, body, headers).await?;
         if !resp.status.is_success() {
             return Err(Error::Api(ApiError {
                 status: resp.status.as_u16(),

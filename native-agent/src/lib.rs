@@ -2,9 +2,11 @@
 //! `udc-agent` binary and the conformance suite are both built on it.
 
 pub mod client;
+pub mod files;
 pub mod kdf;
 pub mod realtime;
 pub mod store;
+pub mod transfer;
 pub mod watch;
 
 pub use client::{Client, Device, DeviceInfo, Error};

@@ -1,5 +1,5 @@
-//! `udc-agent`: what device owners run. Sign in, register this device, and manage the
-//! account's devices. `--json` prints machine-readable output for scripts.
+//! `udc-agent`: what device owners run. Sign in, register this device, manage the account's
+//! devices, send and receive files. `--json` prints machine-readable output for scripts.
 
 use std::io::BufRead;
 
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use udc_agent::client::SignedIn;
 use udc_agent::kdf::DerivedKeys;
+use udc_agent::transfer::{self, Progress, SendOptions, SessionTokens};
 use udc_agent::{Client, Device, DeviceInfo, Session, Store};
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -46,6 +47,67 @@ enum Command {
         #[command(subcommand)]
         command: Option<DevicesCommand>,
     },
+    /// Send a file to another device (resumes an interrupted send of the same file).
+    Send(SendArgs),
+    /// Download the files sent to this device, verify them and confirm them.
+    Receive {
+        /// Where to save them.
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+        /// Only this file (by id); by default every file waiting for this device.
+        #[arg(long)]
+        file: Option<String>,
+    },
+    /// The account's files.
+    Files {
+        #[command(subcommand)]
+        command: Option<FilesCommand>,
+    },
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    path: std::path::PathBuf,
+    /// The receiving device (by id or name); without it the file is stored for the account.
+    #[arg(long)]
+    to: Option<String>,
+    /// Parts uploaded at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Average upload rate limit, in bytes per second (suffixes K, M, G).
+    #[arg(long, value_parser = parse_rate)]
+    limit_rate: Option<u64>,
+    #[arg(long)]
+    mime: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum FilesCommand {
+    /// List files (the default); `--deleted` lists those that can be restored.
+    List {
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Delete a file (restorable for 30 days).
+    Delete { file: String },
+    /// Bring back a deleted file.
+    Restore { file: String },
+}
+
+fn parse_rate(raw: &str) -> std::result::Result<u64, String> {
+    let raw = raw.trim();
+    let (digits, scale) = match raw.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&raw[..i], 1024),
+        Some((i, 'M' | 'm')) => (&raw[..i], 1024 * 1024),
+        Some((i, 'G' | 'g')) => (&raw[..i], 1024 * 1024 * 1024),
+        _ => (raw, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * scale)
+        .ok_or_else(|| format!("{raw:?} is not a rate like 500K or 8M"))
 }
 
 #[derive(clap::Args)]
@@ -218,6 +280,165 @@ async fn devices(cli: &Cli, store: &Store, command: &Option<DevicesCommand>) -> 
     Ok(())
 }
 
+/// Progress as JSON lines on stderr (`--json`), or a bar with bytes, rate and ETA.
+fn reporter(json_out: bool) -> impl FnMut(Progress) {
+    let bar = indicatif::ProgressBar::hidden();
+    if !json_out {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+    }
+    move |p: Progress| {
+        if json_out {
+            eprintln!("{}", json!(p));
+            return;
+        }
+        match p {
+            Progress::Hashing { size } => {
+                bar.set_message("hashing");
+                bar.set_length(size);
+            }
+            Progress::Uploading { size, .. } => {
+                bar.set_message("sending");
+                bar.set_length(size);
+                bar.reset_eta();
+            }
+            Progress::Downloading {
+                size, resumed_at, ..
+            } => {
+                bar.set_message("receiving");
+                bar.set_length(size);
+                bar.set_position(resumed_at);
+                bar.reset_eta();
+            }
+            Progress::PartSent { bytes_done, .. } | Progress::Received { bytes_done, .. } => {
+                bar.set_position(bytes_done)
+            }
+        }
+    }
+}
+
+async fn send(cli: &Cli, store: &Store, args: &SendArgs) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let target = match &args.to {
+        Some(wanted) => {
+            let token = session.access_token(&client, store).await?;
+            Some(pick(&client.devices(&token).await?, wanted)?.id.clone())
+        }
+        None => None,
+    };
+    let opts = SendOptions {
+        target_device_id: target,
+        mime: args.mime.clone(),
+        parallel: args.parallel,
+        limit_rate: args.limit_rate,
+        part_size: None,
+        state_dir: store.dir().to_owned(),
+    };
+    let mut tokens = SessionTokens {
+        client: &client,
+        session: &mut session,
+        store,
+    };
+    let sent = transfer::send(
+        &client,
+        &mut tokens,
+        &args.path,
+        &opts,
+        &mut reporter(cli.json),
+    )
+    .await?;
+    if cli.json {
+        println!("{}", json!(sent));
+    } else if sent.deduplicated {
+        println!(
+            "Sent {} ({}): the account already had these bytes",
+            sent.file.name, sent.file.id
+        );
+    } else {
+        println!(
+            "Sent {} ({}, {} bytes)",
+            sent.file.name, sent.file.id, sent.file.size
+        );
+    }
+    Ok(())
+}
+
+async fn receive(
+    cli: &Cli,
+    store: &Store,
+    dir: &std::path::Path,
+    only: Option<&str>,
+) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let ids: Vec<String> = match only {
+        Some(id) => vec![id.to_owned()],
+        None => {
+            let token = session.access_token(&client, store).await?;
+            client
+                .shared_files(&token)
+                .await?
+                .into_iter()
+                .map(|f| f.id)
+                .collect()
+        }
+    };
+    let mut tokens = SessionTokens {
+        client: &client,
+        session: &mut session,
+        store,
+    };
+    let mut received = Vec::new();
+    for id in ids {
+        let r = transfer::receive(&client, &mut tokens, &id, dir, &mut reporter(cli.json)).await?;
+        if !cli.json {
+            println!(
+                "Received {} ({} bytes, SHA-256 verified)",
+                r.path.display(),
+                r.file.size
+            );
+        }
+        received.push(r);
+    }
+    if cli.json {
+        println!("{}", json!({ "received": received }));
+    } else if received.is_empty() {
+        println!("Nothing is waiting for this device");
+    }
+    Ok(())
+}
+
+async fn files(cli: &Cli, store: &Store, command: &Option<FilesCommand>) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let token = session.access_token(&client, store).await?;
+    let list = |files: Vec<udc_agent::files::FileInfo>| {
+        if cli.json {
+            println!("{}", json!({ "files": files }));
+        } else {
+            for f in files {
+                println!("{:<36}  {:>12}  {:<9}  {}", f.id, f.size, f.state, f.name);
+            }
+        }
+    };
+    match command {
+        None => list(client.files(&token, false).await?),
+        Some(FilesCommand::List { deleted }) => list(client.files(&token, *deleted).await?),
+        Some(FilesCommand::Delete { file }) => {
+            client.delete_file(&token, file).await?;
+            if !cli.json {
+                println!("Deleted {file} (restorable for 30 days)");
+            }
+        }
+        Some(FilesCommand::Restore { file }) => {
+            list(vec![client.restore_file(&token, file).await?])
+        }
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let store = Store::from_env()?;
     match &cli.command {
@@ -237,6 +458,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Devices { command } => devices(&cli, &store, command).await,
+        Command::Send(args) => send(&cli, &store, args).await,
+        Command::Receive { dir, file } => receive(&cli, &store, dir, file.as_deref()).await,
+        Command::Files { command } => files(&cli, &store, command).await,
         Command::Watch => {
             let (client, mut session) = signed_in(&cli, &store)?;
             udc_agent::watch::watch(&client, &store, &mut session, cli.json).await

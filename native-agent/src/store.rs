@@ -66,6 +66,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The directory settings and state live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `UDC_CONFIG_DIR`, else `$XDG_CONFIG_HOME/udc`, else `~/.config/udc`.
     pub fn from_env() -> Result<Store> {
         let dir = match std::env::var_os("UDC_CONFIG_DIR") {

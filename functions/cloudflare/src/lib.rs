@@ -2,6 +2,7 @@
 //! and hands everything else to udc-core.
 
 mod d1;
+mod fetch;
 mod hub;
 
 /// The account hub's Durable Object class, exported from this Worker (see wrangler.toml).
@@ -15,6 +16,7 @@ use worker::{
 };
 
 use crate::d1::D1Sql;
+use crate::fetch::WorkerHttp;
 use crate::hub::WorkerHub;
 
 struct WorkerClock;
@@ -35,11 +37,15 @@ impl Ports for WorkerPorts {
     type Clock = WorkerClock;
     type Random = OsRandom;
     type Hub = WorkerHub;
+    type Http = WorkerHttp;
     fn sql(&self) -> &D1Sql {
         &self.sql
     }
     fn hub(&self) -> &WorkerHub {
         &self.hub
+    }
+    fn http(&self) -> &WorkerHttp {
+        &WorkerHttp
     }
     fn clock(&self) -> &WorkerClock {
         &WorkerClock

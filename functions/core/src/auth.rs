@@ -136,6 +136,15 @@ pub struct Caller {
     pub device_id: Option<String>,
 }
 
+impl Caller {
+    /// The calling device, for what only a registered device may do.
+    pub fn device(&self) -> ApiResult<&str> {
+        self.device_id.as_deref().ok_or_else(|| {
+            ApiError::forbidden("only a registered device can do this: register the device first")
+        })
+    }
+}
+
 fn decode_auth_key(raw: &str) -> ApiResult<Vec<u8>> {
     match B64.decode(raw) {
         Ok(key) if key.len() == AUTH_KEY_BYTES => Ok(key),

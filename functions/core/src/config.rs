@@ -11,6 +11,15 @@ pub const JWT_KID: &str = "UDC_JWT_KID";
 pub const AUTH_PEPPER: &str = "UDC_AUTH_PEPPER";
 pub const DECOY_KEY: &str = "UDC_DECOY_KEY";
 pub const TEST_MODE: &str = "UDC_TEST_MODE";
+pub const S3_ENDPOINT: &str = "UDC_S3_ENDPOINT";
+pub const S3_REGION: &str = "UDC_S3_REGION";
+pub const S3_BUCKET: &str = "UDC_S3_BUCKET";
+pub const S3_ACCESS_KEY_ID: &str = "UDC_S3_ACCESS_KEY_ID";
+pub const S3_SECRET_ACCESS_KEY: &str = "UDC_S3_SECRET_ACCESS_KEY";
+pub const FILES_MAX_BYTES: &str = "UDC_FILES_MAX_BYTES";
+
+/// Largest file accepted unless `UDC_FILES_MAX_BYTES` says otherwise.
+pub const DEFAULT_FILES_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// The secrets a deployment must provide (`wrangler secret put`, Spin variables, udc-server env).
 pub const SECRETS: [&str; 3] = [JWT_PRIVATE_KEY, AUTH_PEPPER, DECOY_KEY];
@@ -26,6 +35,47 @@ pub struct Config {
     pub test_mode: bool,
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
+    /// Object storage for files; without it the file endpoints answer 503.
+    pub storage: Option<Storage>,
+    pub files_max_bytes: u64,
+}
+
+/// An S3-compatible bucket (R2 through its S3 API in production). Path-style URLs, which
+/// R2, SeaweedFS and udc-server's embedded store all accept.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub endpoint: url::Url,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl Storage {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Storage>, String> {
+        let value = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(endpoint) = value(S3_ENDPOINT) else {
+            return Ok(None);
+        };
+        let endpoint = url::Url::parse(&endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| format!("{S3_ENDPOINT} must be an http(s) URL"))?;
+        let required = |name: &str| {
+            value(name).ok_or_else(|| format!("{name} is not set (needed with {S3_ENDPOINT})"))
+        };
+        Ok(Some(Storage {
+            endpoint,
+            region: value(S3_REGION).unwrap_or_else(|| "auto".to_owned()),
+            bucket: required(S3_BUCKET)?,
+            access_key_id: required(S3_ACCESS_KEY_ID)?,
+            secret_access_key: required(S3_SECRET_ACCESS_KEY)?,
+        }))
+    }
 }
 
 impl Config {
@@ -53,6 +103,18 @@ impl Config {
             test_mode: matches!(get(TEST_MODE).as_deref().map(str::trim), Some("1" | "true")),
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
+            storage: Storage::from_lookup(&get)?,
+            files_max_bytes: match get(FILES_MAX_BYTES) {
+                None => DEFAULT_FILES_MAX_BYTES,
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        format!("{FILES_MAX_BYTES} must be a positive number of bytes")
+                    })?,
+            },
         })
     }
 

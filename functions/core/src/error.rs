@@ -79,4 +79,17 @@ impl From<crate::ports::HubError> for ApiError {
     }
 }
 
+impl From<crate::ports::HttpError> for ApiError {
+    fn from(e: crate::ports::HttpError) -> Self {
+        ApiError {
+            internal: Some(e.to_string()),
+            ..Self::new(
+                StatusCode::BAD_GATEWAY,
+                "storage_unavailable",
+                "the object store did not answer; try again",
+            )
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

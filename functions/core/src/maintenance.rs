@@ -3,6 +3,7 @@
 //! because reuse detection needs them.
 
 use crate::error::ApiResult;
+use crate::idempotency::KEEP_MS;
 use crate::ports::{Ports, Sql, Stmt};
 use crate::throttle::WINDOW_MS;
 use crate::Core;
@@ -11,11 +12,16 @@ use crate::Core;
 pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// How many rows each step removed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Swept {
     pub throttle_windows: u64,
     pub refresh_tokens: u64,
     pub sessions: u64,
+    pub idempotency_keys: u64,
+    /// Deleted files past their restore window (and their objects, when no other file uses them).
+    pub files_purged: u64,
+    /// Uploads nobody touched for a week, aborted at the store.
+    pub uploads_aborted: u64,
 }
 
 impl<P: Ports> Core<P> {
@@ -40,12 +46,20 @@ impl<P: Ports> Core<P> {
                      (created_at < ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id))",
                     vec![revoked_before.into(), (now_ms - self.config.refresh_ttl_secs * 1000).into()],
                 ),
+                Stmt::new(
+                    "DELETE FROM idempotency_keys WHERE created_at <= ?",
+                    vec![(now_ms - KEEP_MS).into()],
+                ),
             ])
             .await?;
+        let (files_purged, uploads_aborted) = self.purge_files(now_ms).await?;
         Ok(Swept {
             throttle_windows: changes.first().copied().unwrap_or(0),
             refresh_tokens: changes.get(1).copied().unwrap_or(0),
             sessions: changes.get(2).copied().unwrap_or(0),
+            idempotency_keys: changes.get(3).copied().unwrap_or(0),
+            files_purged,
+            uploads_aborted,
         })
     }
 }

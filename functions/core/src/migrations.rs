@@ -12,6 +12,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_hub",
         include_str!("../../../schema/migrations/0002_hub.sql"),
     ),
+    (
+        "0003_files",
+        include_str!("../../../schema/migrations/0003_files.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

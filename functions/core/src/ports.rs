@@ -124,14 +124,32 @@ pub trait Hub {
     ) -> Result<udc_hub::EventsPage, HubError>;
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpError(pub String);
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "outbound http: {}", self.0)
+    }
+}
+
+/// Outbound HTTP: the few requests core itself makes (to the object store, already signed).
+/// A transport error is an `Err`; any HTTP status is an `Ok`.
+pub trait Http {
+    async fn send(&self, req: http::Request<Vec<u8>>)
+        -> Result<http::Response<Vec<u8>>, HttpError>;
+}
+
 /// The bundle a host hands to [`crate::Core`].
 pub trait Ports {
     type Sql: Sql;
     type Clock: Clock;
     type Random: Random;
     type Hub: Hub;
+    type Http: Http;
     fn sql(&self) -> &Self::Sql;
     fn hub(&self) -> &Self::Hub;
+    fn http(&self) -> &Self::Http;
     fn clock(&self) -> &Self::Clock;
     fn random(&self) -> &Self::Random;
 }

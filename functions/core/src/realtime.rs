@@ -4,11 +4,10 @@
 use http::{Request, StatusCode};
 use serde::Serialize;
 
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Hub, Ports};
 use crate::tokens::{self, AccessClaims};
-use crate::web::Reply;
+use crate::web::{query_param, Reply};
 use crate::{Core, RequestContext, Rq};
 
 pub const TICKET_TTL_SECS: i64 = 60;
@@ -22,13 +21,6 @@ pub struct RealtimeGrant {
     pub resume_after: Option<u64>,
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then_some(v)
-    })
-}
-
 fn cursor(query: Option<&str>, name: &str) -> ApiResult<Option<u64>> {
     query_param(query, name)
         .map(|v| {
@@ -36,12 +28,6 @@ fn cursor(query: Option<&str>, name: &str) -> ApiResult<Option<u64>> {
                 .map_err(|_| ApiError::invalid(format!("{name}: must be a non-negative integer")))
         })
         .transpose()
-}
-
-fn device_of(caller: &Caller) -> ApiResult<String> {
-    caller.device_id.clone().ok_or_else(|| {
-        ApiError::forbidden("only a registered device can do this: register the device first")
-    })
 }
 
 #[derive(Serialize)]
@@ -88,14 +74,14 @@ impl<P: Ports> Core<P> {
         };
         Ok(RealtimeGrant {
             user_id: caller.user_id.clone(),
-            device_id: device_of(&caller)?,
+            device_id: caller.device()?.to_owned(),
             resume_after,
         })
     }
 
     pub(crate) async fn realtime_ticket(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
-        let device_id = device_of(&caller)?;
+        let device_id = caller.device()?.to_owned();
         let ticket = tokens::mint(
             &self.config,
             rq.now_ms,
@@ -118,7 +104,7 @@ impl<P: Ports> Core<P> {
 
     pub(crate) async fn events(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
-        let device_id = device_of(&caller)?;
+        let device_id = caller.device()?.to_owned();
         let after = cursor(rq.query, "after")?.unwrap_or(0);
         let page = self
             .ports

@@ -47,6 +47,14 @@ impl Reply {
     }
 }
 
+/// One raw (not percent-decoded) query parameter; core's parameters are plain tokens.
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
 /// Parses a JSON body after checking its type and size.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
     if body.len() > MAX_BODY_BYTES {

@@ -1,6 +1,8 @@
 //! udc-server: udc on one machine. `cargo run -p udc-server` and it listens on 127.0.0.1:8080
 //! with its SQLite database under the user's data directory.
 
+mod blobs;
+mod http_client;
 mod hub;
 mod ports;
 mod settings;
@@ -22,6 +24,8 @@ use udc_core::{
     error_response, ApiError, Clock, Core, InternalDetail, RequestContext, SystemClock,
 };
 
+use crate::blobs::EmbeddedStore;
+use crate::http_client::ServerHttp;
 use crate::hub::{Outgoing, ServerHub};
 use crate::ports::ServerPorts;
 use crate::sqlite::SqliteSql;
@@ -45,6 +49,10 @@ struct Args {
     /// A file of KEY=VALUE settings (same names as the UDC_* environment variables).
     #[arg(long, env = "UDC_CONFIG")]
     config: Option<PathBuf>,
+    /// The URL devices reach this server at (default: http://<listen address>). Presigned file
+    /// URLs of the embedded store are signed for this host.
+    #[arg(long, env = "UDC_PUBLIC_URL")]
+    public_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -57,6 +65,13 @@ enum Command {
 
 type App = Arc<Core<ServerPorts>>;
 
+#[derive(Clone)]
+struct Server {
+    core: App,
+    /// The embedded object store, unless an external one is configured.
+    store: Option<EmbeddedStore>,
+}
+
 /// Runs core on a blocking thread: core's futures are not Send (they are single-threaded on the
 /// edge), and the SQLite port never actually waits.
 async fn run_core<T: Send + 'static>(
@@ -68,10 +83,16 @@ async fn run_core<T: Send + 'static>(
 }
 
 async fn handle(
-    State(core): State<App>,
+    State(server): State<Server>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
+    if let Some(store) = &server.store {
+        if EmbeddedStore::serves(req.uri().path()) {
+            return store.handle(req).await;
+        }
+    }
+    let core = server.core;
     let (mut parts, body) = req.into_parts();
     let ctx = RequestContext {
         client_ip: Some(peer.ip().to_string()),
@@ -178,7 +199,31 @@ async fn main() -> Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(settings::default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let config = settings::load(&data_dir, args.config.as_deref())?;
+    // Bound first, so a port of 0 is settled before presigned URLs name it.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = args.public_url.unwrap_or_else(|| {
+        if addr.ip().is_unspecified() {
+            eprintln!("udc-server: listening on every address; pass --public-url with the address devices use, or file URLs will name 127.0.0.1");
+            format!("http://127.0.0.1:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        }
+    });
+    let settings::Loaded {
+        config,
+        embedded_store,
+    } = settings::load(&data_dir, args.config.as_deref(), &public_url)?;
+    let store = match embedded_store {
+        Some(keys) => Some(EmbeddedStore::open(
+            &data_dir.join("blobs"),
+            &keys.access_key_id,
+            &keys.secret_access_key,
+        )?),
+        None => None,
+    };
     let db_path = data_dir.join("udc.sqlite3");
     let sql = SqliteSql::open(&db_path)
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", db_path.display()))?;
@@ -203,7 +248,8 @@ async fn main() -> Result<()> {
             ticking.tick();
         }
     });
-    let core: App = Arc::new(Core::new(ServerPorts { sql, hub }, config));
+    let http = ServerHttp::new(tokio::runtime::Handle::current())?;
+    let core: App = Arc::new(Core::new(ServerPorts { sql, hub, http }, config));
     let sweeping = core.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -221,11 +267,9 @@ async fn main() -> Result<()> {
             }
         }
     });
-    let app = Router::new().fallback(handle).with_state(core);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .fallback(handle)
+        .with_state(Server { core, store });
     println!(
         "udc-server listening on http://{addr} (data in {})",
         data_dir.display()
@@ -262,7 +306,10 @@ mod tests {
         let sql = SqliteSql::open(&dir.join("udc.sqlite3")).unwrap();
         pollster::block_on(udc_core::migrations::apply(&sql, 0)).unwrap();
         let hub = Arc::new(ServerHub::open(&dir.join("udc.sqlite3")).unwrap());
-        (Core::new(ServerPorts { sql, hub }, config), dir)
+        // These tests never reach the store; the port still needs a runtime to exist.
+        let runtime = Box::leak(Box::new(tokio::runtime::Runtime::new().unwrap()));
+        let http = ServerHttp::new(runtime.handle().clone()).unwrap();
+        (Core::new(ServerPorts { sql, hub, http }, config), dir)
     }
 
     async fn call(

@@ -2,6 +2,7 @@
 //! over an `http::Request`), supplies Spin SQLite, the clock and randomness, and applies the
 //! schema itself because Spin has no migration tool.
 
+mod spin_http;
 mod spin_hub;
 mod spin_sqlite;
 
@@ -11,6 +12,7 @@ use udc_core::{
     SystemClock,
 };
 
+use crate::spin_http::SpinHttp;
 use crate::spin_hub::SpinHub;
 use crate::spin_sqlite::SpinSql;
 
@@ -24,11 +26,15 @@ impl Ports for SpinPorts {
     type Clock = SystemClock;
     type Random = OsRandom;
     type Hub = SpinHub;
+    type Http = SpinHttp;
     fn sql(&self) -> &SpinSql {
         &self.sql
     }
     fn hub(&self) -> &SpinHub {
         &self.hub
+    }
+    fn http(&self) -> &SpinHttp {
+        &SpinHttp
     }
     fn clock(&self) -> &SystemClock {
         &SystemClock

@@ -1,0 +1,602 @@
+//! Moving file bytes straight between this device and object storage through presigned URLs.
+//!
+//! Sending hashes the file, asks the server for an upload, PUTs the parts in parallel and
+//! records each one, so a dropped network or a killed agent resumes with only the missing
+//! parts (the state of unfinished uploads is kept in a small file per upload). Receiving
+//! streams to a `.part` file while hashing, resumes with a `Range` request, and confirms only
+//! when the whole file's SHA-256 matches what the sender declared. Memory stays at
+//! `parallel` parts in flight, whatever the file's size.
+
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use crate::client::Client;
+use crate::files::{FileInfo, NewUpload, PartUrl};
+use crate::store::{Session, Store};
+
+/// Part URLs asked for at once: a few rounds of parallel work, well inside their expiry.
+const URL_BATCH: usize = 16;
+/// Re-ask for URLs older than this (the server signs them for 15 minutes).
+const URL_FRESH_FOR: Duration = Duration::from_secs(10 * 60);
+const PUT_ATTEMPTS: u32 = 3;
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// Where a fresh access token comes from: the signed-in session (refreshed when due), or a
+/// fixed token in tests.
+#[allow(async_fn_in_trait)]
+pub trait Tokens {
+    async fn token(&mut self) -> Result<String>;
+}
+
+impl Tokens for String {
+    async fn token(&mut self) -> Result<String> {
+        Ok(self.clone())
+    }
+}
+
+pub struct SessionTokens<'a> {
+    pub client: &'a Client,
+    pub session: &'a mut Session,
+    pub store: &'a Store,
+}
+
+impl Tokens for SessionTokens<'_> {
+    async fn token(&mut self) -> Result<String> {
+        self.session.access_token(self.client, self.store).await
+    }
+}
+
+/// What a transfer reports as it goes (printed as JSON lines with `--json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Progress {
+    Hashing {
+        size: u64,
+    },
+    Uploading {
+        file_id: String,
+        size: u64,
+        part_count: u64,
+        parts_to_send: u64,
+        resumed: bool,
+    },
+    PartSent {
+        file_id: String,
+        part_number: u64,
+        bytes_done: u64,
+        size: u64,
+    },
+    Downloading {
+        file_id: String,
+        size: u64,
+        resumed_at: u64,
+    },
+    Received {
+        file_id: String,
+        bytes_done: u64,
+        size: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub target_device_id: Option<String>,
+    pub mime: Option<String>,
+    /// Parts in flight at once.
+    pub parallel: usize,
+    /// Average bytes per second, if limited.
+    pub limit_rate: Option<u64>,
+    pub part_size: Option<u64>,
+    /// Where the state of unfinished uploads is kept.
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sent {
+    pub file: FileInfo,
+    /// The account already stored these bytes: nothing was uploaded.
+    pub deduplicated: bool,
+    /// An earlier attempt had started this upload.
+    pub resumed: bool,
+    pub parts_sent: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    pub file: FileInfo,
+    pub path: PathBuf,
+    pub resumed_at: u64,
+}
+
+/// An unfinished upload, saved before each step that changes the server's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UploadState {
+    idempotency_key: String,
+    file_id: Option<String>,
+    upload_id: Option<String>,
+}
+
+fn random_key() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| anyhow!("randomness: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The whole file's SHA-256, read on a blocking thread.
+pub async fn sha256_file(path: &Path) -> Result<String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hex(&hasher.finalize()))
+    })
+    .await?
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn state_path(dir: &Path, sha256: &str, size: u64, target: Option<&str>) -> PathBuf {
+    dir.join("uploads")
+        .join(format!("{sha256}-{size}-{}.json", target.unwrap_or("any")))
+}
+
+fn save_state(path: &Path, state: &UploadState) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn is_not_found(e: &crate::Error) -> bool {
+    e.status() == Some(404)
+}
+
+/// Sends `path`: resumes an unfinished upload of the same bytes to the same target, or starts one.
+pub async fn send(
+    client: &Client,
+    tokens: &mut impl Tokens,
+    path: &Path,
+    opts: &SendOptions,
+    on: &mut dyn FnMut(Progress),
+) -> Result<Sent> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("{} has no usable file name", path.display()))?
+        .to_owned();
+    on(Progress::Hashing { size });
+    let sha256 = sha256_file(path).await?;
+    let state_file = state_path(
+        &opts.state_dir,
+        &sha256,
+        size,
+        opts.target_device_id.as_deref(),
+    );
+    let mut state: Option<UploadState> = std::fs::read(&state_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+
+    // An earlier attempt: ask the server what it has.
+    let mut resumed = None;
+    if let Some(UploadState {
+        file_id: Some(id), ..
+    }) = &state
+    {
+        match client.upload_status(&tokens.token().await?, id).await {
+            Ok(status) => resumed = Some(status),
+            Err(e) if is_not_found(&e) => state = None,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (file_id, upload_id, part_size, part_count, missing, was_resumed) = match resumed {
+        Some(status) if status.state == "available" => {
+            let file = client.file(&tokens.token().await?, &status.file_id).await?;
+            let _ = std::fs::remove_file(&state_file);
+            return Ok(Sent {
+                file,
+                deduplicated: false,
+                resumed: true,
+                parts_sent: 0,
+            });
+        }
+        Some(status) => (
+            status.file_id,
+            status
+                .upload_id
+                .ok_or_else(|| anyhow!("the server lost the upload id"))?,
+            status.part_size,
+            status.part_count,
+            status.missing,
+            true,
+        ),
+        None => {
+            // The key is saved first: if we die before the answer arrives, the retry gets
+            // the same upload instead of starting a second one.
+            let mut st = match state.take() {
+                Some(s) => s,
+                None => UploadState {
+                    idempotency_key: random_key()?,
+                    file_id: None,
+                    upload_id: None,
+                },
+            };
+            save_state(&state_file, &st)?;
+            let initiated = client
+                .initiate_upload(
+                    &tokens.token().await?,
+                    &NewUpload {
+                        name: &name,
+                        size,
+                        sha256: &sha256,
+                        mime: opts.mime.as_deref(),
+                        target_device_id: opts.target_device_id.as_deref(),
+                        part_size: opts.part_size,
+                    },
+                    &st.idempotency_key,
+                )
+                .await?;
+            let Some(plan) = initiated
+                .upload
+                .filter(|_| initiated.status == "upload_required")
+            else {
+                let _ = std::fs::remove_file(&state_file);
+                return Ok(Sent {
+                    file: initiated.file,
+                    deduplicated: true,
+                    resumed: false,
+                    parts_sent: 0,
+                });
+            };
+            st.file_id = Some(initiated.file.id.clone());
+            st.upload_id = Some(plan.upload_id.clone());
+            save_state(&state_file, &st)?;
+            (
+                initiated.file.id,
+                plan.upload_id,
+                plan.part_size,
+                plan.part_count,
+                (1..=plan.part_count).collect(),
+                false,
+            )
+        }
+    };
+    on(Progress::Uploading {
+        file_id: file_id.clone(),
+        size,
+        part_count,
+        parts_to_send: missing.len() as u64,
+        resumed: was_resumed,
+    });
+    let job = PartsJob {
+        client,
+        file_id: &file_id,
+        upload_id: &upload_id,
+        path,
+        size,
+        part_size,
+        part_count,
+    };
+    let parts_sent = job.run(tokens, missing, opts, on).await?;
+    let file = client
+        .complete_upload(
+            &tokens.token().await?,
+            &upload_id,
+            &format!("complete-{file_id}"),
+        )
+        .await?;
+    let _ = std::fs::remove_file(&state_file);
+    Ok(Sent {
+        file,
+        deduplicated: false,
+        resumed: was_resumed,
+        parts_sent,
+    })
+}
+
+struct PartsJob<'a> {
+    client: &'a Client,
+    file_id: &'a str,
+    upload_id: &'a str,
+    path: &'a Path,
+    size: u64,
+    part_size: u64,
+    part_count: u64,
+}
+
+impl PartsJob<'_> {
+    fn part_len(&self, n: u64) -> u64 {
+        if n == self.part_count {
+            self.size - self.part_size * (self.part_count - 1)
+        } else {
+            self.part_size
+        }
+    }
+
+    /// Uploads `missing` parts, `parallel` at a time; each finished part is recorded at once,
+    /// so a restart re-sends at most the parts that were in flight.
+    async fn run(
+        &self,
+        tokens: &mut impl Tokens,
+        missing: Vec<u64>,
+        opts: &SendOptions,
+        on: &mut dyn FnMut(Progress),
+    ) -> Result<u64> {
+        let storage = reqwest::Client::new();
+        let mut queue: VecDeque<u64> = missing.into();
+        let mut urls: VecDeque<(PartUrl, Instant)> = VecDeque::new();
+        let mut in_flight = JoinSet::new();
+        let mut bytes_done = self
+            .size
+            .saturating_sub(queue.iter().map(|n| self.part_len(*n)).sum::<u64>());
+        let started = Instant::now();
+        let mut sent_bytes = 0u64;
+        let mut sent = 0;
+        loop {
+            while in_flight.len() < opts.parallel.max(1) {
+                if urls
+                    .front()
+                    .is_some_and(|(_, at)| at.elapsed() > URL_FRESH_FOR)
+                {
+                    queue.extend(urls.drain(..).map(|(u, _)| u.part_number));
+                }
+                if urls.is_empty() && !queue.is_empty() {
+                    let batch: Vec<u64> = queue.drain(..queue.len().min(URL_BATCH)).collect();
+                    let signed = self
+                        .client
+                        .part_urls(&tokens.token().await?, self.file_id, &batch)
+                        .await?;
+                    urls.extend(signed.into_iter().map(|u| (u, Instant::now())));
+                }
+                let Some((url, _)) = urls.pop_front() else {
+                    break;
+                };
+                let (storage, path) = (storage.clone(), self.path.to_owned());
+                let offset = (url.part_number - 1) * self.part_size;
+                in_flight.spawn(put_part(storage, path, url, offset));
+            }
+            let Some(done) = in_flight.join_next().await else {
+                break;
+            };
+            let (part_number, etag, len) = done??;
+            self.client
+                .record_part(&tokens.token().await?, self.upload_id, part_number, &etag)
+                .await?;
+            sent += 1;
+            sent_bytes += len;
+            bytes_done += len;
+            on(Progress::PartSent {
+                file_id: self.file_id.to_owned(),
+                part_number,
+                bytes_done,
+                size: self.size,
+            });
+            if let Some(rate) = opts.limit_rate.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(sent_bytes as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// PUTs one part, retrying transport failures; returns (part, ETag, bytes).
+async fn put_part(
+    storage: reqwest::Client,
+    path: PathBuf,
+    url: PartUrl,
+    offset: u64,
+) -> Result<(u64, String, u64)> {
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; usize::try_from(url.size)?];
+        f.read_exact(&mut buf)
+            .context("the file changed while it was being sent")?;
+        Ok(buf)
+    });
+    let body = bytes.await??;
+    let len = body.len() as u64;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match storage.put(&url.url).body(body.clone()).send().await {
+            Ok(resp) if resp.status().is_success() => {
+                let etag = resp
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| anyhow!("the store sent no ETag for part {}", url.part_number))?
+                    .to_owned();
+                return Ok((url.part_number, etag, len));
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                bail!(
+                    "the store refused part {} ({status}): {}",
+                    url.part_number,
+                    text.chars().take(300).collect::<String>()
+                );
+            }
+            Err(e) if attempt < PUT_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                let _ = e;
+            }
+            Err(e) => bail!("sending part {}: {e}", url.part_number),
+        }
+    }
+}
+
+/// A name in `dir` that does not clobber another file: `name`, `name (1)`, ...
+fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let candidate = dir.join(name);
+    if !candidate.exists() {
+        return candidate;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
+        _ => (name.to_owned(), String::new()),
+    };
+    (1..)
+        .map(|i| dir.join(format!("{stem} ({i}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(candidate)
+}
+
+/// The name as sent, made safe to create here (the server already refuses paths).
+fn local_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if cleaned.trim_matches('.').is_empty() {
+        "file".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// Downloads file `file_id` into `dir`, verifies it, and confirms it to the server.
+pub async fn receive(
+    client: &Client,
+    tokens: &mut impl Tokens,
+    file_id: &str,
+    dir: &Path,
+    on: &mut dyn FnMut(Progress),
+) -> Result<Received> {
+    let download = client.download(&tokens.token().await?, file_id).await?;
+    let file = download.file;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = dir.join(format!(".{}.{}.part", local_name(&file.name), file.id));
+    let have = std::fs::metadata(&partial)
+        .map(|m| m.len())
+        .unwrap_or(0)
+        .min(file.size);
+
+    let mut req = reqwest::Client::new().get(&download.url);
+    if have > 0 {
+        req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let mut resp = req.send().await.context("reaching the store")?;
+    let resumed_at = match resp.status().as_u16() {
+        206 => have,
+        200 => 0,
+        416 if have == file.size => have,
+        status => bail!("the store answered {status} for the download"),
+    };
+    on(Progress::Downloading {
+        file_id: file.id.clone(),
+        size: file.size,
+        resumed_at,
+    });
+
+    // Writing and hashing run on their own thread, so the network never waits for them.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+    let writer_path = partial.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut hasher = Sha256::new();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&writer_path)?;
+        if resumed_at > 0 {
+            // Bytes kept from the last attempt are hashed again, not trusted.
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut left = resumed_at;
+            while left > 0 {
+                let n = f.read(&mut buf[..READ_CHUNK.min(left as usize)])?;
+                if n == 0 {
+                    bail!("the partial download shrank");
+                }
+                hasher.update(&buf[..n]);
+                left -= n as u64;
+            }
+        }
+        f.set_len(resumed_at)?;
+        f.seek(SeekFrom::Start(resumed_at))?;
+        let mut out = std::io::BufWriter::with_capacity(READ_CHUNK, f);
+        for chunk in rx {
+            hasher.update(&chunk);
+            out.write_all(&chunk)?;
+        }
+        let f = out.into_inner().map_err(|e| anyhow!("writing: {e}"))?;
+        f.sync_all()?;
+        Ok(hex(&hasher.finalize()))
+    });
+    let mut done = resumed_at;
+    let mut reported = done;
+    if resumed_at < file.size || resp.status().as_u16() == 200 {
+        while let Some(chunk) = resp.chunk().await.context("downloading")? {
+            done += chunk.len() as u64;
+            if tx.send(chunk).is_err() {
+                break;
+            }
+            if done - reported > file.size / 100 {
+                reported = done;
+                on(Progress::Received {
+                    file_id: file.id.clone(),
+                    bytes_done: done,
+                    size: file.size,
+                });
+            }
+        }
+    }
+    drop(tx);
+    let sha256 = writer.await??;
+    if sha256 != file.sha256 || done != file.size {
+        let _ = std::fs::remove_file(&partial);
+        bail!(
+            "the downloaded bytes do not match what was sent (SHA-256 {sha256}, expected {}); removed them, try again",
+            file.sha256
+        );
+    }
+    let path = free_name(dir, &local_name(&file.name));
+    std::fs::rename(&partial, &path)?;
+    client
+        .confirm_download(&tokens.token().await?, &file.id, &sha256)
+        .await?;
+    on(Progress::Received {
+        file_id: file.id.clone(),
+        bytes_done: done,
+        size: file.size,
+    });
+    Ok(Received {
+        file,
+        path,
+        resumed_at,
+    })
+}
