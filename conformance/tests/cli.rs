@@ -290,3 +290,109 @@ fn watch_prints_events_and_resumes_where_it_stopped() {
     );
     watcher.stop();
 }
+
+/// A send killed part-way (SIGKILL, nothing saved on the way out) resumes with only the parts
+/// the server has not recorded; the receiver gets the exact bytes.
+#[test]
+fn a_killed_send_resumes_with_only_the_missing_parts() {
+    let email = unique_email();
+    let password = format!("{PASSWORD}\n");
+    let laptop = Agent::new();
+    let desktop = Agent::new();
+    let args = |name: &'static str| {
+        ["--email", &email, "--password-stdin", "--device-name", name].map(str::to_owned)
+    };
+    laptop.ok(
+        &[&["register".to_owned()][..], &args("Laptop")]
+            .concat()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &password,
+    );
+    desktop.ok(
+        &[&["login".to_owned()][..], &args("Desktop")]
+            .concat()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &password,
+    );
+    laptop.ok(&["devices", "trust", "Desktop"], "");
+
+    // 6 parts of 8 MiB (the last smaller), sent one at a time at 8 MiB/s: slow enough to kill.
+    let file = laptop.config.join("video.mp4");
+    let data: Vec<u8> = (0..45 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::create_dir_all(&laptop.config).unwrap();
+    std::fs::write(&file, &data).unwrap();
+    let mut child = Command::new(agent_bin())
+        .args(["--server", &base_url(), "--json", "send"])
+        .arg(&file)
+        .args(["--to", "Desktop", "--parallel", "1", "--limit-rate", "8M"])
+        .env("UDC_CONFIG_DIR", &laptop.config)
+        .env("UDC_TOKEN_STORE", "file")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut file_id = String::new();
+    let mut parts_before_kill = 0;
+    use std::io::BufRead;
+    for line in progress.lines().map_while(Result::ok) {
+        let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if event["event"] == "part_sent" {
+            file_id = event["file_id"].as_str().unwrap().to_owned();
+            parts_before_kill += 1;
+            if parts_before_kill == 2 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(
+        parts_before_kill, 2,
+        "the send finished before it could be killed"
+    );
+
+    let (ok, sent, err) = laptop.run(&["send", file.to_str().unwrap(), "--to", "Desktop"], "");
+    assert!(ok, "{err}");
+    assert_eq!(
+        sent["file"]["id"],
+        file_id.as_str(),
+        "the same upload, resumed"
+    );
+    assert_eq!(sent["resumed"], true);
+    let resent = sent["parts_sent"].as_u64().unwrap();
+    // At most the part in flight at the kill is sent again.
+    assert!(
+        (4..=5).contains(&resent),
+        "sent {resent} of 6 parts after 2 were recorded: {err}"
+    );
+    let started = err.lines().find(|l| l.contains("\"uploading\"")).unwrap();
+    let started: Value = serde_json::from_str(started).unwrap();
+    assert_eq!(
+        (
+            started["resumed"].as_bool(),
+            started["parts_to_send"].as_u64()
+        ),
+        (Some(true), Some(resent))
+    );
+
+    let into = desktop.config.join("inbox");
+    let received = desktop.ok(&["receive", "--dir", into.to_str().unwrap()], "");
+    assert_eq!(received["received"][0]["file"]["id"], file_id.as_str());
+    assert!(
+        std::fs::read(into.join("video.mp4")).unwrap() == data,
+        "the received bytes differ"
+    );
+    let again = desktop.ok(&["receive", "--dir", into.to_str().unwrap()], "");
+    assert_eq!(
+        again["received"],
+        serde_json::json!([]),
+        "confirmed files are not fetched twice"
+    );
+}

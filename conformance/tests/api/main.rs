@@ -2,5 +2,6 @@
 
 mod auth;
 mod devices;
+mod files;
 mod input;
 mod realtime;

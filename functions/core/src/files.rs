@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::blob::BlobStore;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::Claimed;
-use crate::ports::{Http, Ports, Row, Sql, Stmt};
+use crate::ports::{Clock, Http, Ports, Row, Sql, Stmt};
 use crate::web::{json_body, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
 
@@ -303,6 +303,12 @@ impl<P: Ports> Core<P> {
             .and_then(BlobStore::new)
     }
 
+    /// The time core signs its own store requests with: always the real clock, since the store
+    /// refuses a request dated far from its own time (the test clock only moves what devices see).
+    fn store_clock(&self) -> i64 {
+        self.ports.clock().now_ms()
+    }
+
     async fn send(&self, req: http::Request<Vec<u8>>) -> ApiResult<http::Response<Vec<u8>>> {
         Ok(self.ports.http().send(req).await?)
     }
@@ -477,13 +483,15 @@ impl<P: Ports> Core<P> {
         }
         file.object_key = format!("{user}/{}", file.id);
         let resp = self
-            .send(store.create_multipart(&file.object_key, rq.now_ms)?)
+            .send(store.create_multipart(&file.object_key, self.store_clock())?)
             .await?;
         let upload_id = BlobStore::created_upload_id(&resp)?;
         file.upload_id = Some(upload_id.clone());
         if let Err(e) = self.ports.sql().batch(self.insert_file(user, file)).await {
             // Leave nothing behind at the store either (best effort: the purge aborts leftovers).
-            if let Ok(abort) = store.abort_multipart(&file.object_key, &upload_id, rq.now_ms) {
+            if let Ok(abort) =
+                store.abort_multipart(&file.object_key, &upload_id, self.store_clock())
+            {
                 let _ = self.ports.http().send(abort).await;
             }
             return Err(e.into());
@@ -775,7 +783,12 @@ impl<P: Ports> Core<P> {
             ));
         }
         let resp = self
-            .send(store.complete_multipart(&file.object_key, &upload_id, &etags, rq.now_ms)?)
+            .send(store.complete_multipart(
+                &file.object_key,
+                &upload_id,
+                &etags,
+                self.store_clock(),
+            )?)
             .await?;
         if let Err(code) = BlobStore::completed(&resp)? {
             return Err(ApiError::conflict(
@@ -783,11 +796,16 @@ impl<P: Ports> Core<P> {
                 format!("the store refused the recorded parts ({code}); upload them again"),
             ));
         }
-        let stored =
-            BlobStore::head_size(&self.send(store.head(&file.object_key, rq.now_ms)?).await?)?;
+        let stored = BlobStore::head_size(
+            &self
+                .send(store.head(&file.object_key, self.store_clock())?)
+                .await?,
+        )?;
         if stored != Some(file.size) {
             // The declared size was wrong: the object is useless, so it and the record go.
-            let _ = self.send(store.delete(&file.object_key, rq.now_ms)?).await;
+            let _ = self
+                .send(store.delete(&file.object_key, self.store_clock())?)
+                .await;
             self.ports.sql().batch(delete_file_rows(&file.id)).await?;
             return Err(ApiError::conflict(
                 "size_mismatch",
@@ -1022,7 +1040,7 @@ impl<P: Ports> Core<P> {
             let store = self.blob_store()?;
             let upload_id = file.upload_id.as_deref().unwrap_or_default();
             let resp = self
-                .send(store.abort_multipart(&file.object_key, upload_id, rq.now_ms)?)
+                .send(store.abort_multipart(&file.object_key, upload_id, self.store_clock())?)
                 .await?;
             BlobStore::gone("abort the upload", &resp)?;
             self.ports.sql().batch(delete_file_rows(&file.id)).await?;
@@ -1072,9 +1090,14 @@ impl<P: Ports> Core<P> {
     }
 
     /// The scheduled purge: files deleted longer ago than the restore window, and uploads
-    /// abandoned for a week. An object goes only when no remaining file uses it; rows go only
-    /// after the store confirmed, so a failed run is simply repeated next time.
-    pub(crate) async fn purge_files(&self, now_ms: i64) -> ApiResult<(u64, u64)> {
+    /// abandoned for a week (of one account, or all). An object goes only when no remaining
+    /// file uses it; rows go only after the store confirmed, so a failed run is simply
+    /// repeated next time.
+    pub(crate) async fn purge_files(
+        &self,
+        now_ms: i64,
+        user: Option<&str>,
+    ) -> ApiResult<(u64, u64)> {
         let expired_before = now_ms - RESTORE_WINDOW_MS;
         let found = self
             .ports
@@ -1083,12 +1106,14 @@ impl<P: Ports> Core<P> {
                 Stmt::new(
                     "SELECT f.id, f.object_key, EXISTS (SELECT 1 FROM files o WHERE o.object_key = f.object_key \
                      AND o.id != f.id AND (o.deleted_at IS NULL OR o.deleted_at > ?)) \
-                     FROM files f WHERE f.deleted_at IS NOT NULL AND f.deleted_at <= ? LIMIT 100",
-                    vec![expired_before.into(), expired_before.into()],
+                     FROM files f WHERE f.deleted_at IS NOT NULL AND f.deleted_at <= ? \
+                     AND (? IS NULL OR f.user_id = ?) LIMIT 100",
+                    vec![expired_before.into(), expired_before.into(), user.into(), user.into()],
                 ),
                 Stmt::new(
-                    "SELECT id, object_key, upload_id FROM files WHERE state = 'uploading' AND updated_at <= ? LIMIT 100",
-                    vec![(now_ms - ABANDONED_UPLOAD_MS).into()],
+                    "SELECT id, object_key, upload_id FROM files WHERE state = 'uploading' AND updated_at <= ? \
+                     AND (? IS NULL OR user_id = ?) LIMIT 100",
+                    vec![(now_ms - ABANDONED_UPLOAD_MS).into(), user.into(), user.into()],
                 ),
             ])
             .await?;
@@ -1100,7 +1125,7 @@ impl<P: Ports> Core<P> {
         for row in found.first().map(Vec::as_slice).unwrap_or_default() {
             let (id, key) = (rows::text(row, 0)?, rows::text(row, 1)?);
             if rows::int(row, 2)? == 0 {
-                let resp = self.send(store.delete(&key, now_ms)?).await?;
+                let resp = self.send(store.delete(&key, self.store_clock())?).await?;
                 BlobStore::gone("delete an object", &resp)?;
             }
             self.ports.sql().batch(delete_file_rows(&id)).await?;
@@ -1111,7 +1136,7 @@ impl<P: Ports> Core<P> {
             let (id, key) = (rows::text(row, 0)?, rows::text(row, 1)?);
             let upload_id = rows::opt_text(row, 2)?.unwrap_or_default();
             let resp = self
-                .send(store.abort_multipart(&key, &upload_id, now_ms)?)
+                .send(store.abort_multipart(&key, &upload_id, self.store_clock())?)
                 .await?;
             BlobStore::gone("abort an upload", &resp)?;
             self.ports.sql().batch(delete_file_rows(&id)).await?;

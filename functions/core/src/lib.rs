@@ -82,7 +82,7 @@ enum Route<'a> {
     FileConfirm(&'a str),
     FileShare(&'a str),
     FileRestore(&'a str),
-    TestMaintenance,
+    TestPurgeFiles,
 }
 
 impl<'a> Route<'a> {
@@ -116,7 +116,7 @@ impl<'a> Route<'a> {
             ["files", id, "confirm-download"] => Route::FileConfirm(id),
             ["files", id, "share"] => Route::FileShare(id),
             ["files", id, "restore"] => Route::FileRestore(id),
-            ["test", "maintenance"] => Route::TestMaintenance,
+            ["test", "purge-files"] => Route::TestPurgeFiles,
             _ => return None,
         })
     }
@@ -221,11 +221,24 @@ impl<P: Ports> Core<P> {
             Route::FileConfirm(id) => self.confirm_download(rq, id).await,
             Route::FileShare(id) => self.share_file(rq, id).await,
             Route::FileRestore(id) => self.restore_file(rq, id).await,
-            // Lets the black-box suite run the scheduled job at a moved clock; absent otherwise.
-            Route::TestMaintenance if self.config.test_mode => {
-                web::Reply::ok(self.maintenance(rq.now_ms).await?)
+            // Lets the black-box suite run the scheduled purge at a moved clock, on the caller's
+            // own account only (tests run side by side); absent outside test mode.
+            Route::TestPurgeFiles if self.config.test_mode => {
+                // The token is checked at the real time: a month ahead it would have expired.
+                let real = Rq {
+                    now_ms: self.ports.clock().now_ms(),
+                    client_ip: rq.client_ip.clone(),
+                    ..*rq
+                };
+                let caller = self.caller(&real).await?;
+                let (files_purged, uploads_aborted) =
+                    self.purge_files(rq.now_ms, Some(&caller.user_id)).await?;
+                web::Reply::ok(serde_json::json!({
+                    "files_purged": files_purged,
+                    "uploads_aborted": uploads_aborted,
+                }))
             }
-            Route::TestMaintenance => Err(ApiError::not_found("route")),
+            Route::TestPurgeFiles => Err(ApiError::not_found("route")),
             // Hosts that hold sockets upgrade this route before core sees it.
             Route::Realtime => Err(ApiError::new(
                 StatusCode::UPGRADE_REQUIRED,

@@ -12,7 +12,7 @@ use crate::Core;
 pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// How many rows each step removed.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Swept {
     pub throttle_windows: u64,
     pub refresh_tokens: u64,
@@ -52,7 +52,7 @@ impl<P: Ports> Core<P> {
                 ),
             ])
             .await?;
-        let (files_purged, uploads_aborted) = self.purge_files(now_ms).await?;
+        let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         Ok(Swept {
             throttle_windows: changes.first().copied().unwrap_or(0),
             refresh_tokens: changes.get(1).copied().unwrap_or(0),

@@ -1,0 +1,881 @@
+//! Files: bytes go device → object store → device through presigned URLs; the API signs,
+//! records and decides who may read.
+
+use std::path::PathBuf;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use udc_agent::client::RawResponse;
+use udc_agent::transfer::{self, SendOptions};
+use udc_conformance::hub::*;
+use udc_conformance::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// Deterministic, incompressible-looking bytes, different per `seed`.
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "udc-files-{what}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The account's two devices, `from` trusting `to`.
+async fn pair(account: &Account) -> (TestDevice, TestDevice) {
+    let from = account.device("Sender").await;
+    let to = account.device("Receiver").await;
+    account
+        .api
+        .trust(from.token(), &from.id, &to.id)
+        .await
+        .unwrap();
+    (from, to)
+}
+
+async fn initiate(
+    account: &Account,
+    device: &TestDevice,
+    data: &[u8],
+    target: Option<&str>,
+) -> RawResponse {
+    let mut body = json!({ "name": "notes.txt", "size": data.len(), "sha256": sha256(data), "mime": "text/plain" });
+    if let Some(t) = target {
+        body["target_device_id"] = json!(t);
+    }
+    account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(device.token()),
+            Some(&body),
+        )
+        .await
+}
+
+async fn part_urls(
+    account: &Account,
+    device: &TestDevice,
+    file_id: &str,
+    parts: &[u64],
+    clock_ms: i64,
+) -> RawResponse {
+    account
+        .api
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/parts"),
+            Some(device.token()),
+            Some(&json!({ "part_numbers": parts })),
+            &[(CLOCK_HEADER, &clock_ms.to_string())],
+        )
+        .await
+        .unwrap()
+}
+
+async fn put(url: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Uploads `data` (one part) by hand and completes it; returns the file id.
+async fn upload_small(
+    account: &Account,
+    device: &TestDevice,
+    data: &[u8],
+    target: Option<&str>,
+) -> String {
+    let started = initiate(account, device, data, target).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
+    if started.body["status"] == "already_present" {
+        return file_id;
+    }
+    let upload_id = started.body["upload"]["upload_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let urls = part_urls(account, device, &file_id, &[1], 0).await;
+    let stored = put(
+        urls.body["parts"][0]["url"].as_str().unwrap(),
+        data.to_vec(),
+    )
+    .await;
+    assert!(stored.status().is_success(), "{}", stored.status());
+    let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
+    let recorded = account
+        .raw(
+            Method::POST,
+            "/files/upload/part",
+            Some(device.token()),
+            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::OK, "{:?}", recorded.body);
+    let done = account
+        .raw(
+            Method::POST,
+            "/files/upload/complete",
+            Some(device.token()),
+            Some(&json!({ "upload_id": upload_id })),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    file_id
+}
+
+async fn fetch(url: &str) -> (StatusCode, Vec<u8>) {
+    let resp = reqwest::get(url).await.unwrap();
+    (resp.status(), resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
+    let account = Account::create().await;
+    let (from, to) = pair(&account).await;
+    let mut receiver = connect(&to, None).await;
+    replay(&mut receiver).await;
+
+    let dir = temp_dir("e2e");
+    let data = bytes(50 * MIB, 1);
+    let path = dir.join("photo.jpg");
+    std::fs::write(&path, &data).unwrap();
+    let opts = SendOptions {
+        target_device_id: Some(to.id.clone()),
+        mime: Some("image/jpeg".into()),
+        parallel: 4,
+        limit_rate: None,
+        part_size: None,
+        state_dir: dir.join("state"),
+    };
+    let mut events = Vec::new();
+    let sent = transfer::send(
+        &account.api,
+        &mut from.token().to_owned(),
+        &path,
+        &opts,
+        &mut |p| events.push(p),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (sent.parts_sent, sent.deduplicated, sent.resumed),
+        (7, false, false)
+    );
+    assert_eq!(sent.file.state, "available");
+    assert_eq!(sent.file.sha256, sha256(&data));
+
+    // The receiver is told at once, with the file it can fetch.
+    let available = wait_event(&mut receiver, "file.available", &sent.file.id).await;
+    assert_eq!(available.data["file"]["size"], json!(50 * MIB));
+    let waiting = account.api.shared_files(to.token()).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        vec![sent.file.id.as_str()]
+    );
+
+    let received = transfer::receive(
+        &account.api,
+        &mut to.token().to_owned(),
+        &sent.file.id,
+        &dir.join("in"),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let got = std::fs::read(&received.path).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_eq!(sha256(&got), sha256(&data));
+    assert_eq!(received.path.file_name().unwrap(), "photo.jpg");
+    // Confirmed: no longer waiting, and the sender hears of it.
+    assert!(account
+        .api
+        .shared_files(to.token())
+        .await
+        .unwrap()
+        .is_empty());
+    let page = account
+        .raw(Method::GET, "/events", Some(from.token()), None)
+        .await;
+    assert!(
+        page.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "file.downloaded" && e["data"]["device_id"] == json!(to.id)),
+        "{:?}",
+        page.body
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_tampered_or_expired_presigned_url_is_refused_by_the_store() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(1000, 2);
+    let started = initiate(&account, &device, &data, None).await;
+    let file_id = started.body["file"]["id"].as_str().unwrap();
+
+    let url = part_urls(&account, &device, file_id, &[1], 0).await.body["parts"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Another object, another part, a forged signature: each breaks the signature.
+    let sig_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut forged = url.clone();
+    let flipped = if &url[sig_at..sig_at + 1] == "a" {
+        "b"
+    } else {
+        "a"
+    };
+    forged.replace_range(sig_at..sig_at + 1, flipped);
+    for bad in [
+        url.replace(file_id, &uuid::Uuid::new_v4().to_string()),
+        url.replace("partNumber=1", "partNumber=2"),
+        forged,
+    ] {
+        let status = put(&bad, data.clone()).await.status();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{bad}");
+    }
+    // Signed 20 minutes ago for 15: expired.
+    let old = part_urls(&account, &device, file_id, &[1], -20 * 60 * 1000).await;
+    let status = put(old.body["parts"][0]["url"].as_str().unwrap(), data.clone())
+        .await
+        .status();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The genuine URL works.
+    assert!(put(&url, data).await.status().is_success());
+}
+
+#[tokio::test]
+async fn another_accounts_device_gets_404_for_metadata_download_and_parts() {
+    let owner = Account::create().await;
+    let device = owner.device("Laptop").await;
+    let file_id = upload_small(&owner, &device, &bytes(300, 3), None).await;
+    let pending = initiate(&owner, &device, &bytes(400, 4), None).await;
+    let pending_id = pending.body["file"]["id"].as_str().unwrap();
+    let pending_upload = pending.body["upload"]["upload_id"].as_str().unwrap();
+
+    let stranger = Account::create().await;
+    let other = stranger.device("Other").await;
+    for (method, path, body) in [
+        (Method::GET, format!("/files/{file_id}/metadata"), None),
+        (Method::GET, format!("/files/{file_id}/download"), None),
+        (Method::GET, format!("/files/{pending_id}/upload"), None),
+        (
+            Method::POST,
+            format!("/files/{pending_id}/parts"),
+            Some(json!({ "part_numbers": [1] })),
+        ),
+        (
+            Method::POST,
+            format!("/files/{file_id}/share"),
+            Some(json!({ "device_id": other.id })),
+        ),
+        (
+            Method::POST,
+            format!("/files/{file_id}/confirm-download"),
+            Some(json!({ "sha256": sha256(b"x") })),
+        ),
+        (Method::DELETE, format!("/files/{file_id}"), None),
+        (
+            Method::POST,
+            "/files/upload/part".to_owned(),
+            Some(json!({ "upload_id": pending_upload, "part_number": 1, "etag": "\"x\"" })),
+        ),
+        (
+            Method::POST,
+            "/files/upload/complete".to_owned(),
+            Some(json!({ "upload_id": pending_upload })),
+        ),
+    ] {
+        let resp = stranger
+            .raw(method.clone(), &path, Some(other.token()), body.as_ref())
+            .await;
+        assert_eq!(
+            resp.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {:?}",
+            resp.body
+        );
+        assert_eq!(code(&resp), "not_found");
+    }
+    let listed = stranger
+        .raw(Method::GET, "/files", Some(other.token()), None)
+        .await;
+    assert_eq!(listed.body["files"], json!([]));
+    // Nothing changed for the owner.
+    let meta = owner
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/metadata"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (meta.status, meta.body["state"].as_str()),
+        (StatusCode::OK, Some("available"))
+    );
+}
+
+#[tokio::test]
+async fn only_a_trusted_target_downloads_a_file_sent_to_it() {
+    let account = Account::create().await;
+    let (from, to) = pair(&account).await;
+    let untrusted = account.device("Untrusted").await;
+    let bystander = account.device("Bystander").await;
+    account
+        .api
+        .trust(from.token(), &from.id, &bystander.id)
+        .await
+        .unwrap();
+    let data = bytes(2000, 5);
+    let file_id = upload_small(&account, &from, &data, Some(&to.id)).await;
+
+    let path = format!("/files/{file_id}/download");
+    let download = |d: &TestDevice| {
+        let token = d.token().to_owned();
+        let path = &path;
+        let account = &account;
+        async move { account.raw(Method::GET, path, Some(&token), None).await }
+    };
+    // The target the sender trusts, and the sender itself.
+    for d in [&to, &from] {
+        let ok = download(d).await;
+        assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+        let (status, got) = fetch(ok.body["url"].as_str().unwrap()).await;
+        assert_eq!((status, sha256(&got)), (StatusCode::OK, sha256(&data)));
+    }
+    // Same account, but not trusted by the sender; or trusted, but the file went elsewhere.
+    for d in [&untrusted, &bystander] {
+        let refused = download(d).await;
+        assert_eq!(
+            (refused.status, code(&refused)),
+            (StatusCode::FORBIDDEN, "forbidden")
+        );
+    }
+    // Sharing it to the untrusted device does not open it either; untrusting the target closes it.
+    let shared = account
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/share"),
+            Some(from.token()),
+            Some(&json!({ "device_id": untrusted.id })),
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::OK, "{:?}", shared.body);
+    assert_eq!(download(&untrusted).await.status, StatusCode::FORBIDDEN);
+    account
+        .api
+        .untrust(from.token(), &from.id, &to.id)
+        .await
+        .unwrap();
+    assert_eq!(download(&to).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_second_identical_upload_is_deduplicated_within_the_account_only() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(5000, 6);
+    let first = upload_small(&account, &device, &data, None).await;
+
+    let again = initiate(&account, &device, &data, None).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["status"], "already_present");
+    assert_eq!(again.body["file"]["state"], "available");
+    assert!(again.body.get("upload").is_none());
+    let second = again.body["file"]["id"].as_str().unwrap();
+    assert_ne!(second, first);
+    let url = account
+        .raw(
+            Method::GET,
+            &format!("/files/{second}/download"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    let (_, got) = fetch(url.body["url"].as_str().unwrap()).await;
+    assert_eq!(got, data);
+
+    // Another account with the same bytes must upload them itself.
+    let other = Account::create().await;
+    let theirs = other.device("Theirs").await;
+    let fresh = initiate(&other, &theirs, &data, None).await;
+    assert_eq!(fresh.body["status"], "upload_required");
+}
+
+#[tokio::test]
+async fn repeated_requests_with_one_idempotency_key_change_nothing() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(700, 7);
+    let body = json!({ "name": "a.bin", "size": data.len(), "sha256": sha256(&data) });
+    let key = uuid::Uuid::new_v4().to_string();
+    let send = |path: &'static str, body: Value, key: String| {
+        let api = account.api.clone();
+        let token = device.token().to_owned();
+        async move {
+            api.raw(
+                Method::POST,
+                path,
+                Some(&token),
+                Some(&body),
+                &[("Idempotency-Key", &key)],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let first = send("/files/upload/initiate", body.clone(), key.clone()).await;
+    let repeat = send("/files/upload/initiate", body.clone(), key.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!((repeat.status, &repeat.body), (first.status, &first.body));
+    let listed = account
+        .raw(Method::GET, "/files", Some(device.token()), None)
+        .await;
+    assert_eq!(
+        listed.body["files"].as_array().unwrap().len(),
+        1,
+        "one file, not two"
+    );
+    let other_body = json!({ "name": "b.bin", "size": 1, "sha256": sha256(b"b") });
+    let reused = send("/files/upload/initiate", other_body, key).await;
+    assert_eq!(
+        (reused.status, code(&reused)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+
+    let file_id = first.body["file"]["id"].as_str().unwrap();
+    let upload_id = first.body["upload"]["upload_id"].as_str().unwrap();
+    // Completing too early is an error and keeps the key free for the real attempt.
+    let complete_key = uuid::Uuid::new_v4().to_string();
+    let complete = json!({ "upload_id": upload_id });
+    let early = send(
+        "/files/upload/complete",
+        complete.clone(),
+        complete_key.clone(),
+    )
+    .await;
+    assert_eq!(
+        (early.status, code(&early)),
+        (StatusCode::CONFLICT, "parts_missing")
+    );
+    let urls = part_urls(&account, &device, file_id, &[1], 0).await;
+    let stored = put(urls.body["parts"][0]["url"].as_str().unwrap(), data.clone()).await;
+    let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
+    account
+        .raw(
+            Method::POST,
+            "/files/upload/part",
+            Some(device.token()),
+            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+        )
+        .await;
+    let done = send(
+        "/files/upload/complete",
+        complete.clone(),
+        complete_key.clone(),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    let replay = send("/files/upload/complete", complete, complete_key).await;
+    assert_eq!((replay.status, &replay.body), (done.status, &done.body));
+    let events = account
+        .raw(Method::GET, "/events", Some(device.token()), None)
+        .await;
+    let completed = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "file.transfer.completed")
+        .count();
+    assert_eq!(completed, 1, "the replay published nothing");
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_restorable_then_purged_with_its_object() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(900, 8);
+    let file_id = upload_small(&account, &device, &data, None).await;
+    let url = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/download"),
+            Some(device.token()),
+            None,
+        )
+        .await
+        .body["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids = |resp: RawResponse| -> Vec<String> {
+        resp.body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (live, trash) = (
+        "/files?deleted=false".to_owned(),
+        "/files?deleted=true".to_owned(),
+    );
+    let list = |deleted: bool| {
+        account.raw(
+            Method::GET,
+            if deleted { &trash } else { &live },
+            Some(device.token()),
+            None,
+        )
+    };
+
+    let deleted = account
+        .raw(
+            Method::DELETE,
+            &format!("/files/{file_id}"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(ids(list(false).await).is_empty());
+    assert_eq!(ids(list(true).await), vec![file_id.clone()]);
+    let meta = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/metadata"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(meta.status, StatusCode::NOT_FOUND);
+
+    let restored = account
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/restore"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (restored.status, &restored.body["deleted_at"]),
+        (StatusCode::OK, &Value::Null)
+    );
+    assert_eq!(ids(list(false).await), vec![file_id.clone()]);
+
+    account
+        .raw(
+            Method::DELETE,
+            &format!("/files/{file_id}"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    let purge = |days: i64| {
+        let api = account.api.clone();
+        let token = device.token().to_owned();
+        async move {
+            let offset = (days * 24 * 3600 * 1000).to_string();
+            api.raw(
+                Method::POST,
+                "/test/purge-files",
+                Some(&token),
+                None,
+                &[(CLOCK_HEADER, &offset)],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Within the window nothing goes, and the bytes are still there.
+    assert_eq!(purge(29).await.body["files_purged"], 0);
+    assert_eq!(fetch(&url).await.0, StatusCode::OK);
+    let gone = purge(31).await;
+    assert_eq!(gone.body["files_purged"], 1, "{:?}", gone.body);
+    assert!(ids(list(true).await).is_empty());
+    let late = account
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/restore"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(&url).await.0,
+        StatusCode::NOT_FOUND,
+        "the object was deleted from the store"
+    );
+}
+
+#[tokio::test]
+async fn an_object_shared_by_a_deduplicated_file_outlives_the_purge_of_the_other() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(1200, 9);
+    let first = upload_small(&account, &device, &data, None).await;
+    let second = upload_small(&account, &device, &data, None).await;
+    account
+        .raw(
+            Method::DELETE,
+            &format!("/files/{first}"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    let offset = (31i64 * 24 * 3600 * 1000).to_string();
+    let purged = account
+        .api
+        .raw(
+            Method::POST,
+            "/test/purge-files",
+            Some(device.token()),
+            None,
+            &[(CLOCK_HEADER, &offset)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged.body["files_purged"], 1);
+    let url = account
+        .raw(
+            Method::GET,
+            &format!("/files/{second}/download"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        fetch(url.body["url"].as_str().unwrap()).await,
+        (StatusCode::OK, data)
+    );
+}
+
+#[tokio::test]
+async fn bad_file_requests_get_clear_errors() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let device_less = account.login().await.tokens.access_token;
+    let good = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a") });
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({ "name": "a/b.txt", "size": 1, "sha256": sha256(b"a") }),
+            "invalid_field",
+        ),
+        (
+            json!({ "name": "a.txt", "size": 1, "sha256": "abc" }),
+            "invalid_field",
+        ),
+        (
+            json!({ "name": "a.txt", "size": -1, "sha256": sha256(b"a") }),
+            "invalid_field",
+        ),
+        (
+            json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "mime": "nope" }),
+            "invalid_field",
+        ),
+        (
+            json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": "x" }),
+            "invalid_field",
+        ),
+        (
+            json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "part_size": 1024 }),
+            "invalid_field",
+        ),
+    ];
+    for (body, expected) in cases {
+        let resp = account
+            .raw(
+                Method::POST,
+                "/files/upload/initiate",
+                Some(device.token()),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(
+            (resp.status, code(&resp)),
+            (StatusCode::BAD_REQUEST, expected),
+            "{body}"
+        );
+    }
+    let huge =
+        json!({ "name": "a.txt", "size": 6u64 * 1024 * 1024 * 1024, "sha256": sha256(b"a") });
+    let resp = account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(device.token()),
+            Some(&huge),
+        )
+        .await;
+    assert_eq!(
+        (resp.status, code(&resp)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large")
+    );
+    let to_self = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": device.id });
+    let resp = account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(device.token()),
+            Some(&to_self),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+    let nowhere = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": uuid::Uuid::new_v4().to_string() });
+    let resp = account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(device.token()),
+            Some(&nowhere),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::NOT_FOUND);
+    let resp = account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(&device_less),
+            Some(&good),
+        )
+        .await;
+    assert_eq!(
+        (resp.status, code(&resp)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+
+    let started = initiate(&account, &device, &bytes(6 * MIB, 10), None).await;
+    let file_id = started.body["file"]["id"].as_str().unwrap();
+    assert_eq!(started.body["upload"]["part_count"], 1);
+    let resp = part_urls(&account, &device, file_id, &[2], 0).await;
+    assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+    let resp = part_urls(&account, &device, file_id, &[], 0).await;
+    assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+    let early = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/download"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (early.status, code(&early)),
+        (StatusCode::CONFLICT, "upload_incomplete")
+    );
+    let status = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/upload"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(status.body["missing"], json!([1]));
+    // Deleting an unfinished upload aborts it: it is simply gone.
+    let aborted = account
+        .raw(
+            Method::DELETE,
+            &format!("/files/{file_id}"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(aborted.status, StatusCode::NO_CONTENT);
+    let status = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/upload"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(status.status, StatusCode::NOT_FOUND);
+    let page = account
+        .raw(Method::GET, "/files?limit=0", Some(device.token()), None)
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_wrong_declared_size_is_caught_at_completion() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let declared = bytes(1000, 11);
+    let started = initiate(&account, &device, &declared, None).await;
+    let file_id = started.body["file"]["id"].as_str().unwrap();
+    let upload_id = started.body["upload"]["upload_id"].as_str().unwrap();
+    let urls = part_urls(&account, &device, file_id, &[1], 0).await;
+    let stored = put(
+        urls.body["parts"][0]["url"].as_str().unwrap(),
+        bytes(999, 11),
+    )
+    .await;
+    let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
+    account
+        .raw(
+            Method::POST,
+            "/files/upload/part",
+            Some(device.token()),
+            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+        )
+        .await;
+    let done = account
+        .raw(
+            Method::POST,
+            "/files/upload/complete",
+            Some(device.token()),
+            Some(&json!({ "upload_id": upload_id })),
+        )
+        .await;
+    assert_eq!(
+        (done.status, code(&done)),
+        (StatusCode::CONFLICT, "size_mismatch")
+    );
+    let meta = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/metadata"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        meta.status,
+        StatusCode::NOT_FOUND,
+        "the broken upload is discarded"
+    );
+}
