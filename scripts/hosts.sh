@@ -54,24 +54,58 @@ start_server() { # binary
   echo "hosts: udc-server on $UDC_BASE_URL"
 }
 
-# persist_dir is kept by the caller to restart on the same state; fresh when new.
-start_wrangler() { # persist_dir
-  local persist=$1 port log config
-  port=$(free_port)
-  log="$UDC_RUN_DIR/wrangler-$port.log"
-  config=$(dev_config)
-  # Secrets for this test deployment only, generated per run, never committed (.gitignore).
-  if [ ! -f "$UDC_ROOT/.dev.vars" ]; then
+# A local S3-compatible store that checks signatures and expiry (SeaweedFS), for hosts
+# without an embedded one. Its data lives in $1, so a restart on the same dir keeps the objects.
+start_seaweed() { # data_dir; sets UDC_S3_PORT
+  local dir=$1 log
+  mkdir -p "$dir"
+  UDC_S3_PORT=$(free_port)
+  log="$UDC_RUN_DIR/seaweed-$UDC_S3_PORT.log"
+  # Without credentials SeaweedFS accepts anything: they are what makes it check signatures.
+  AWS_ACCESS_KEY_ID=$(dev_var UDC_S3_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(dev_var UDC_S3_SECRET_ACCESS_KEY) \
+    setsid weed mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket=udc-files -webdav=false \
+    -admin.ui=false -s3.port="$UDC_S3_PORT" -s3.port.iceberg=0 -s3.port.lance=0 >"$log" 2>&1 &
+  UDC_HOST_PIDS+=($!)
+  for _ in $(seq 1 120); do
+    # Anonymous requests are refused (403) once it is up.
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$UDC_S3_PORT/udc-files")" = 403 ] && return 0
+    sleep 0.5
+  done
+  echo "hosts: SeaweedFS did not start; its log:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+dev_var() { sed -n "s/^$1=//p" "$UDC_ROOT/.dev.vars"; }
+
+# Secrets for the test deployment only, generated once, never committed (.gitignore).
+ensure_dev_vars() {
+  if ! grep -qs '^UDC_S3_SECRET_ACCESS_KEY=' "$UDC_ROOT/.dev.vars"; then
     for k in UDC_JWT_PRIVATE_KEY UDC_AUTH_PEPPER UDC_DECOY_KEY; do
       echo "$k=$(head -c 32 /dev/urandom | base64)"
     done >"$UDC_ROOT/.dev.vars"
+    echo "UDC_S3_ACCESS_KEY_ID=udc-test" >>"$UDC_ROOT/.dev.vars"
+    echo "UDC_S3_SECRET_ACCESS_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$UDC_ROOT/.dev.vars"
   fi
+}
+
+# persist_dir is kept by the caller to restart on the same state (D1, Durable Objects and the
+# object store's files); fresh when new.
+start_wrangler() { # persist_dir
+  local persist=$1 port log config
+  ensure_dev_vars
+  start_seaweed "$persist-s3"
+  port=$(free_port)
+  log="$UDC_RUN_DIR/wrangler-$port.log"
+  config=$(dev_config)
   cd "$UDC_ROOT"
   npx wrangler d1 migrations apply DB --local --persist-to "$persist" -c "$config" >"$log" 2>&1
   setsid npx wrangler dev -c "$config" --local --ip 127.0.0.1 --port "$port" \
-    --persist-to "$persist" --var UDC_TEST_MODE:1 --show-interactive-dev-session=false >>"$log" 2>&1 &
+    --persist-to "$persist" --var UDC_TEST_MODE:1 \
+    --var "UDC_S3_ENDPOINT:http://127.0.0.1:$UDC_S3_PORT" --var UDC_S3_BUCKET:udc-files \
+    --show-interactive-dev-session=false >>"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
   export UDC_BASE_URL="http://127.0.0.1:$port"
   wait_healthy "$UDC_BASE_URL" "$log"
-  echo "hosts: wrangler dev on $UDC_BASE_URL"
+  echo "hosts: wrangler dev on $UDC_BASE_URL (objects in SeaweedFS on $UDC_S3_PORT)"
 }

