@@ -97,3 +97,118 @@ async fn after() {
         .collect();
     assert_eq!(names, vec!["before-restart-1", "before-restart-2"]);
 }
+
+#[derive(Serialize, Deserialize)]
+struct SavedFiles {
+    sender: TokenPair,
+    receiver: TokenPair,
+    sent_id: String,
+    sha256: String,
+    dir: std::path::PathBuf,
+}
+
+fn file_bytes(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+/// A sent file, and an upload half done, both outlive a restart: the file downloads, and the
+/// upload resumes with only its missing part.
+#[tokio::test]
+async fn files_and_unfinished_uploads_survive_a_restart() {
+    use udc_agent::transfer::{self, SendOptions};
+    let state = format!("{}.files", state_file());
+    let options = |dir: &std::path::Path, to: &str| SendOptions {
+        target_device_id: Some(to.to_owned()),
+        mime: None,
+        parallel: 1,
+        limit_rate: None,
+        part_size: Some(5 * 1024 * 1024),
+        state_dir: dir.join("state"),
+    };
+    match std::env::var("UDC_RESTART_PHASE").as_deref() {
+        Ok("before") => {
+            let account = Account::create().await;
+            let a = account.device("A").await;
+            let b = account.device("B").await;
+            account.api.trust(a.token(), &a.id, &b.id).await.unwrap();
+            let dir =
+                std::env::temp_dir().join(format!("udc-restart-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("small.txt"), file_bytes(3000)).unwrap();
+            let sent = transfer::send(
+                &account.api,
+                &mut a.token().to_owned(),
+                &dir.join("small.txt"),
+                &options(&dir, &b.id),
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+            // Two parts of 5 MiB: stop after the first, as a killed agent would.
+            let big = dir.join("big.bin");
+            std::fs::write(&big, file_bytes(6 * 1024 * 1024)).unwrap();
+            let (api, mut token, opts) = (
+                account.api.clone(),
+                a.token().to_owned(),
+                options(&dir, &b.id),
+            );
+            let send = async move {
+                let mut first = |p: transfer::Progress| {
+                    if matches!(p, transfer::Progress::PartSent { .. }) {
+                        panic!("stop after the first part");
+                    }
+                };
+                transfer::send(&api, &mut token, &big, &opts, &mut first)
+                    .await
+                    .map(|_| ())
+            };
+            // A panic in the task ends it mid-send, as a killed agent would stop.
+            let stopped = tokio::task::LocalSet::new()
+                .run_until(async { tokio::task::spawn_local(send).await })
+                .await;
+            assert!(stopped.is_err(), "the send stopped after its first part");
+            let saved = SavedFiles {
+                sender: a.tokens,
+                receiver: b.tokens,
+                sent_id: sent.file.id,
+                sha256: sent.file.sha256,
+                dir,
+            };
+            std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+        }
+        Ok("after") => {
+            let saved: SavedFiles =
+                serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+            let api = client();
+            let got = transfer::receive(
+                &api,
+                &mut saved.receiver.access_token.clone(),
+                &saved.sent_id,
+                &saved.dir.join("in"),
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+            assert_eq!(got.file.sha256, saved.sha256);
+            assert_eq!(std::fs::read(&got.path).unwrap(), file_bytes(3000));
+            let b_id = saved.receiver.device_id.clone().unwrap();
+            let resumed = transfer::send(
+                &api,
+                &mut saved.sender.access_token.clone(),
+                &saved.dir.join("big.bin"),
+                &options(&saved.dir, &b_id),
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+            assert_eq!((resumed.resumed, resumed.parts_sent), (true, 1));
+            assert_eq!(resumed.file.state, "available");
+            std::fs::remove_dir_all(&saved.dir).unwrap();
+        }
+        _ => panic!(
+            "set UDC_RESTART_PHASE=before, restart the host on the same storage, then =after"
+        ),
+    }
+}
