@@ -2,7 +2,9 @@
 # Benchmarks (figures, not pass/fail), on wrangler dev and on udc-server: an authenticated
 # GET /devices against a bare GET /health and the sign-in's server time (udc-bench); the hub's
 # fan-out latency, throughput and (udc-server) memory per idle socket at 100 and 1000 sockets
-# (udc-hub-bench); and the sizes of the Worker's wasm and the Spin component.
+# (udc-hub-bench); on udc-server, a file (1 GiB) sent and received by udc-agent against curl
+# on the same presigned URLs, with the agent's peak memory (udc-files-bench); and the sizes
+# of the Worker's wasm and the Spin component.
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,8 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo puts binaries
 trap stop_hosts EXIT
 
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
-cargo build --release -p udc-server -p udc-conformance --bin udc-server --bin udc-bench --bin udc-hub-bench
+cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
+  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
 
@@ -24,6 +27,7 @@ stop_hosts
 start_server "$BIN/release/udc-server"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
+UDC_AGENT_BIN="$BIN/release/udc-agent" "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 stop_hosts
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }

@@ -420,7 +420,8 @@ async fn put_part(
             .context("the file changed while it was being sent")?;
         Ok(buf)
     });
-    let body = bytes.await??;
+    // Bytes: a retry resends the same buffer instead of copying 8 MiB.
+    let body = bytes::Bytes::from(bytes.await??);
     let len = body.len() as u64;
     let mut attempt = 0;
     loop {

@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn complete_reads_errors_hidden_in_a_200() {
-        let ok_body = "<CompleteMultipartUploadResult><Location>l</Location><Bucket>b</Bucket><Key>k</Key><ETag>\"e\"</ETag></CompleteMultipartUploadResult>";
+        let ok_body = "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Location>l</Location><Bucket>b</Bucket><Key>k</Key><ETag>\"e\"</ETag></CompleteMultipartUploadResult>";
         let resp = http::Response::new(ok_body.as_bytes().to_vec());
         assert_eq!(BlobStore::completed(&resp).unwrap(), Ok(()));
         let err = "<Error><Code>InvalidPart</Code><Message>m</Message></Error>";

@@ -104,7 +104,7 @@ impl Config {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
             storage: Storage::from_lookup(&get)?,
-            files_max_bytes: match get(FILES_MAX_BYTES) {
+            files_max_bytes: match get(FILES_MAX_BYTES).filter(|v| !v.trim().is_empty()) {
                 None => DEFAULT_FILES_MAX_BYTES,
                 Some(v) => v
                     .trim()

@@ -1,0 +1,267 @@
+//! File transfer throughput: `udc-agent send` / `receive` moving a file (default 1 GiB) against
+//! `curl` moving the same bytes to and from presigned URLs of the same server, as ratios from
+//! one run (target >= 0.9), and the agent's peak memory, which must not grow with the file.
+//! Usage: UDC_BASE_URL=... UDC_AGENT_BIN=... udc-files-bench [--mib N]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use udc_conformance::{base_url, client, unique_email, PASSWORD};
+
+const PART: u64 = 8 * 1024 * 1024;
+const PARALLEL: usize = 4;
+
+fn agent_bin() -> PathBuf {
+    std::env::var_os("UDC_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/release/udc-agent"))
+}
+
+/// Runs the agent; returns its stdout JSON, wall time and its own peak resident memory (KiB).
+fn agent(config: &Path, args: &[&str], stdin: &str) -> (Value, Duration, i64) {
+    let started = Instant::now();
+    let mut child = Command::new(agent_bin())
+        .args(["--server", &base_url(), "--json"])
+        .args(args)
+        .env("UDC_CONFIG_DIR", config)
+        .env("UDC_TOKEN_STORE", "file")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run udc-agent");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let (status, peak) = wait_with_rusage(child.id() as libc::pid_t);
+    let took = started.elapsed();
+    let out = reader.join().unwrap().unwrap();
+    assert!(status == 0, "udc-agent {args:?} failed");
+    (
+        serde_json::from_slice(&out).unwrap_or(Value::Null),
+        took,
+        peak,
+    )
+}
+
+/// Waits for one child; its exit status and peak resident set (Linux: KiB).
+fn wait_with_rusage(pid: libc::pid_t) -> (i32, i64) {
+    // SAFETY: wait4 writes only the status and the struct it is given.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let mut status = 0;
+        libc::wait4(pid, &mut status, 0, &mut usage);
+        (status, usage.ru_maxrss)
+    }
+}
+
+fn curl(args: &[String]) -> Duration {
+    let started = Instant::now();
+    let status = Command::new("curl").args(args).status().expect("run curl");
+    assert!(status.success(), "curl {args:?}");
+    started.elapsed()
+}
+
+fn mib_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1_048_576.0 / d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mib: u64 = args
+        .iter()
+        .position(|a| a == "--mib")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let size = mib * 1024 * 1024;
+    let dir = std::env::temp_dir().join(format!("udc-files-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("big.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            for chunk in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                chunk.copy_from_slice(&x.to_le_bytes());
+            }
+            f.write_all(&block).unwrap();
+        }
+    }
+
+    let email = unique_email();
+    let (sender, receiver) = (dir.join("sender"), dir.join("receiver"));
+    let password = format!("{PASSWORD}\n");
+    agent(
+        &sender,
+        &[
+            "register",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Sender",
+        ],
+        &password,
+    );
+    agent(
+        &receiver,
+        &[
+            "login",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Receiver",
+        ],
+        &password,
+    );
+    agent(&sender, &["devices", "trust", "Receiver"], "");
+
+    // curl, upload: the same bytes to presigned part URLs, PARALLEL at a time (parts are cut
+    // into their own files first, untimed, since curl cannot send a slice of a file).
+    let session: Value =
+        serde_json::from_slice(&std::fs::read(sender.join("session.json")).unwrap()).unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let api = client();
+    let sha = udc_agent::transfer::sha256_file(&file).await.unwrap();
+    let started = api
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(&token),
+            Some(&json!({ "name": "curl.bin", "size": size, "sha256": sha })),
+            &[],
+        )
+        .await
+        .unwrap();
+    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
+    let count = started.body["upload"]["part_count"].as_u64().unwrap();
+    let urls = api
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/parts"),
+            Some(&token),
+            Some(&json!({ "part_numbers": (1..=count).collect::<Vec<_>>() })),
+            &[],
+        )
+        .await
+        .unwrap();
+    let parts_dir = dir.join("parts");
+    std::fs::create_dir_all(&parts_dir).unwrap();
+    let data = std::fs::read(&file).unwrap();
+    let mut curl_args = vec![
+        "-sf".to_owned(),
+        "--parallel".to_owned(),
+        "--parallel-max".to_owned(),
+        PARALLEL.to_string(),
+    ];
+    for (i, chunk) in data.chunks(PART as usize).enumerate() {
+        let p = parts_dir.join(format!("{}", i + 1));
+        std::fs::write(&p, chunk).unwrap();
+        curl_args.extend([
+            "-T".to_owned(),
+            p.display().to_string(),
+            urls.body["parts"][i]["url"].as_str().unwrap().to_owned(),
+            "-o".to_owned(),
+            "/dev/null".to_owned(),
+        ]);
+    }
+    drop(data);
+    let curl_up = curl(&curl_args);
+    std::fs::remove_dir_all(&parts_dir).unwrap();
+    api.raw(
+        Method::DELETE,
+        &format!("/files/{file_id}"),
+        Some(&token),
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // The agent: hash, initiate, parts in parallel, record each, complete.
+    let (sent, agent_up, up_peak) = agent(
+        &sender,
+        &[
+            "send",
+            file.to_str().unwrap(),
+            "--to",
+            "Receiver",
+            "--parallel",
+            &PARALLEL.to_string(),
+        ],
+        "",
+    );
+    assert_eq!(sent["parts_sent"].as_u64(), Some(count));
+    let hash_started = Instant::now();
+    udc_agent::transfer::sha256_file(&file).await.unwrap();
+    let hashing = hash_started.elapsed();
+
+    // Download: curl to a file, then the agent (streams to disk, hashes, confirms).
+    let rsession: Value =
+        serde_json::from_slice(&std::fs::read(receiver.join("session.json")).unwrap()).unwrap();
+    let rtoken = rsession["access_token"].as_str().unwrap();
+    let id = sent["file"]["id"].as_str().unwrap();
+    let dl = api
+        .raw(
+            Method::GET,
+            &format!("/files/{id}/download"),
+            Some(rtoken),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    let out = dir.join("curl.out");
+    let curl_down = curl(&[
+        "-sf".to_owned(),
+        "-o".to_owned(),
+        out.display().to_string(),
+        dl.body["url"].as_str().unwrap().to_owned(),
+    ]);
+    std::fs::remove_file(&out).unwrap();
+    let inbox = dir.join("inbox");
+    let (_, agent_down, down_peak) = agent(
+        &receiver,
+        &["receive", "--dir", inbox.to_str().unwrap()],
+        "",
+    );
+
+    println!(
+        "files: {mib} MiB, {count} parts of 8 MiB, {PARALLEL} in flight, against {}",
+        base_url()
+    );
+    println!("  upload    curl {:7.1} MiB/s   agent {:7.1} MiB/s  (incl. SHA-256 of the file, {:.2} s)   ratio {:.2}",
+        mib_s(size, curl_up), mib_s(size, agent_up), hashing.as_secs_f64(), curl_up.as_secs_f64() / agent_up.as_secs_f64());
+    println!(
+        "            agent without the hashing {:7.1} MiB/s   ratio {:.2}",
+        mib_s(size, agent_up.saturating_sub(hashing)),
+        curl_up.as_secs_f64() / agent_up.saturating_sub(hashing).as_secs_f64()
+    );
+    println!("  download  curl {:7.1} MiB/s   agent {:7.1} MiB/s  (streams, hashes, confirms)   ratio {:.2}",
+        mib_s(size, curl_down), mib_s(size, agent_down), curl_down.as_secs_f64() / agent_down.as_secs_f64());
+    println!(
+        "  agent peak memory: send {:.1} MiB, receive {:.1} MiB",
+        up_peak as f64 / 1024.0,
+        down_peak as f64 / 1024.0
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
