@@ -55,6 +55,29 @@ async fn pair(account: &Account) -> (TestDevice, TestDevice) {
     (from, to)
 }
 
+async fn get(account: &Account, device: &TestDevice, path: &str) -> RawResponse {
+    account
+        .raw(Method::GET, path, Some(device.token()), None)
+        .await
+}
+
+async fn post(
+    account: &Account,
+    device: &TestDevice,
+    path: &str,
+    body: Option<&Value>,
+) -> RawResponse {
+    account
+        .raw(Method::POST, path, Some(device.token()), body)
+        .await
+}
+
+async fn delete(account: &Account, device: &TestDevice, path: &str) -> RawResponse {
+    account
+        .raw(Method::DELETE, path, Some(device.token()), None)
+        .await
+}
+
 async fn initiate(
     account: &Account,
     device: &TestDevice,
@@ -65,14 +88,7 @@ async fn initiate(
     if let Some(t) = target {
         body["target_device_id"] = json!(t);
     }
-    account
-        .raw(
-            Method::POST,
-            "/files/upload/initiate",
-            Some(device.token()),
-            Some(&body),
-        )
-        .await
+    post(account, device, "/files/upload/initiate", Some(&body)).await
 }
 
 async fn part_urls(
@@ -129,23 +145,21 @@ async fn upload_small(
     .await;
     assert!(stored.status().is_success(), "{}", stored.status());
     let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
-    let recorded = account
-        .raw(
-            Method::POST,
-            "/files/upload/part",
-            Some(device.token()),
-            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
-        )
-        .await;
+    let recorded = post(
+        account,
+        device,
+        "/files/upload/part",
+        Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+    )
+    .await;
     assert_eq!(recorded.status, StatusCode::OK, "{:?}", recorded.body);
-    let done = account
-        .raw(
-            Method::POST,
-            "/files/upload/complete",
-            Some(device.token()),
-            Some(&json!({ "upload_id": upload_id })),
-        )
-        .await;
+    let done = post(
+        account,
+        device,
+        "/files/upload/complete",
+        Some(&json!({ "upload_id": upload_id })),
+    )
+    .await;
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     file_id
 }
@@ -220,9 +234,7 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
         .await
         .unwrap()
         .is_empty());
-    let page = account
-        .raw(Method::GET, "/events", Some(from.token()), None)
-        .await;
+    let page = get(&account, &from, "/events").await;
     assert!(
         page.body["events"]
             .as_array()
@@ -327,19 +339,10 @@ async fn another_accounts_device_gets_404_for_metadata_download_and_parts() {
         );
         assert_eq!(code(&resp), "not_found");
     }
-    let listed = stranger
-        .raw(Method::GET, "/files", Some(other.token()), None)
-        .await;
+    let listed = get(&stranger, &other, "/files").await;
     assert_eq!(listed.body["files"], json!([]));
     // Nothing changed for the owner.
-    let meta = owner
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/metadata"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let meta = get(&owner, &device, &format!("/files/{file_id}/metadata")).await;
     assert_eq!(
         (meta.status, meta.body["state"].as_str()),
         (StatusCode::OK, Some("available"))
@@ -383,14 +386,13 @@ async fn only_a_trusted_target_downloads_a_file_sent_to_it() {
         );
     }
     // Sharing it to the untrusted device does not open it either; untrusting the target closes it.
-    let shared = account
-        .raw(
-            Method::POST,
-            &format!("/files/{file_id}/share"),
-            Some(from.token()),
-            Some(&json!({ "device_id": untrusted.id })),
-        )
-        .await;
+    let shared = post(
+        &account,
+        &from,
+        &format!("/files/{file_id}/share"),
+        Some(&json!({ "device_id": untrusted.id })),
+    )
+    .await;
     assert_eq!(shared.status, StatusCode::OK, "{:?}", shared.body);
     assert_eq!(download(&untrusted).await.status, StatusCode::FORBIDDEN);
     account
@@ -415,14 +417,7 @@ async fn a_second_identical_upload_is_deduplicated_within_the_account_only() {
     assert!(again.body.get("upload").is_none());
     let second = again.body["file"]["id"].as_str().unwrap();
     assert_ne!(second, first);
-    let url = account
-        .raw(
-            Method::GET,
-            &format!("/files/{second}/download"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let url = get(&account, &device, &format!("/files/{second}/download")).await;
     let (_, got) = fetch(url.body["url"].as_str().unwrap()).await;
     assert_eq!(got, data);
 
@@ -459,9 +454,7 @@ async fn repeated_requests_with_one_idempotency_key_change_nothing() {
     let repeat = send("/files/upload/initiate", body.clone(), key.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!((repeat.status, &repeat.body), (first.status, &first.body));
-    let listed = account
-        .raw(Method::GET, "/files", Some(device.token()), None)
-        .await;
+    let listed = get(&account, &device, "/files").await;
     assert_eq!(
         listed.body["files"].as_array().unwrap().len(),
         1,
@@ -492,14 +485,13 @@ async fn repeated_requests_with_one_idempotency_key_change_nothing() {
     let urls = part_urls(&account, &device, file_id, &[1], 0).await;
     let stored = put(urls.body["parts"][0]["url"].as_str().unwrap(), data.clone()).await;
     let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
-    account
-        .raw(
-            Method::POST,
-            "/files/upload/part",
-            Some(device.token()),
-            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
-        )
-        .await;
+    post(
+        &account,
+        &device,
+        "/files/upload/part",
+        Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+    )
+    .await;
     let done = send(
         "/files/upload/complete",
         complete.clone(),
@@ -509,9 +501,7 @@ async fn repeated_requests_with_one_idempotency_key_change_nothing() {
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     let replay = send("/files/upload/complete", complete, complete_key).await;
     assert_eq!((replay.status, &replay.body), (done.status, &done.body));
-    let events = account
-        .raw(Method::GET, "/events", Some(device.token()), None)
-        .await;
+    let events = get(&account, &device, "/events").await;
     let completed = events.body["events"]
         .as_array()
         .unwrap()
@@ -527,13 +517,7 @@ async fn a_deleted_file_is_restorable_then_purged_with_its_object() {
     let device = account.device("Laptop").await;
     let data = bytes(900, 8);
     let file_id = upload_small(&account, &device, &data, None).await;
-    let url = account
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/download"),
-            Some(device.token()),
-            None,
-        )
+    let url = get(&account, &device, &format!("/files/{file_id}/download"))
         .await
         .body["url"]
         .as_str()
@@ -560,49 +544,27 @@ async fn a_deleted_file_is_restorable_then_purged_with_its_object() {
         )
     };
 
-    let deleted = account
-        .raw(
-            Method::DELETE,
-            &format!("/files/{file_id}"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let deleted = delete(&account, &device, &format!("/files/{file_id}")).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(ids(list(false).await).is_empty());
     assert_eq!(ids(list(true).await), vec![file_id.clone()]);
-    let meta = account
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/metadata"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let meta = get(&account, &device, &format!("/files/{file_id}/metadata")).await;
     assert_eq!(meta.status, StatusCode::NOT_FOUND);
 
-    let restored = account
-        .raw(
-            Method::POST,
-            &format!("/files/{file_id}/restore"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let restored = post(
+        &account,
+        &device,
+        &format!("/files/{file_id}/restore"),
+        None,
+    )
+    .await;
     assert_eq!(
         (restored.status, &restored.body["deleted_at"]),
         (StatusCode::OK, &Value::Null)
     );
     assert_eq!(ids(list(false).await), vec![file_id.clone()]);
 
-    account
-        .raw(
-            Method::DELETE,
-            &format!("/files/{file_id}"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    delete(&account, &device, &format!("/files/{file_id}")).await;
     let purge = |days: i64| {
         let api = account.api.clone();
         let token = device.token().to_owned();
@@ -625,14 +587,13 @@ async fn a_deleted_file_is_restorable_then_purged_with_its_object() {
     let gone = purge(31).await;
     assert_eq!(gone.body["files_purged"], 1, "{:?}", gone.body);
     assert!(ids(list(true).await).is_empty());
-    let late = account
-        .raw(
-            Method::POST,
-            &format!("/files/{file_id}/restore"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let late = post(
+        &account,
+        &device,
+        &format!("/files/{file_id}/restore"),
+        None,
+    )
+    .await;
     assert_eq!(late.status, StatusCode::NOT_FOUND);
     assert_eq!(
         fetch(&url).await.0,
@@ -648,14 +609,7 @@ async fn an_object_shared_by_a_deduplicated_file_outlives_the_purge_of_the_other
     let data = bytes(1200, 9);
     let first = upload_small(&account, &device, &data, None).await;
     let second = upload_small(&account, &device, &data, None).await;
-    account
-        .raw(
-            Method::DELETE,
-            &format!("/files/{first}"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    delete(&account, &device, &format!("/files/{first}")).await;
     let offset = (31i64 * 24 * 3600 * 1000).to_string();
     let purged = account
         .api
@@ -669,14 +623,7 @@ async fn an_object_shared_by_a_deduplicated_file_outlives_the_purge_of_the_other
         .await
         .unwrap();
     assert_eq!(purged.body["files_purged"], 1);
-    let url = account
-        .raw(
-            Method::GET,
-            &format!("/files/{second}/download"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let url = get(&account, &device, &format!("/files/{second}/download")).await;
     assert_eq!(
         fetch(url.body["url"].as_str().unwrap()).await,
         (StatusCode::OK, data)
@@ -716,14 +663,7 @@ async fn bad_file_requests_get_clear_errors() {
         ),
     ];
     for (body, expected) in cases {
-        let resp = account
-            .raw(
-                Method::POST,
-                "/files/upload/initiate",
-                Some(device.token()),
-                Some(&body),
-            )
-            .await;
+        let resp = post(&account, &device, "/files/upload/initiate", Some(&body)).await;
         assert_eq!(
             (resp.status, code(&resp)),
             (StatusCode::BAD_REQUEST, expected),
@@ -732,37 +672,16 @@ async fn bad_file_requests_get_clear_errors() {
     }
     let huge =
         json!({ "name": "a.txt", "size": 6u64 * 1024 * 1024 * 1024, "sha256": sha256(b"a") });
-    let resp = account
-        .raw(
-            Method::POST,
-            "/files/upload/initiate",
-            Some(device.token()),
-            Some(&huge),
-        )
-        .await;
+    let resp = post(&account, &device, "/files/upload/initiate", Some(&huge)).await;
     assert_eq!(
         (resp.status, code(&resp)),
         (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large")
     );
     let to_self = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": device.id });
-    let resp = account
-        .raw(
-            Method::POST,
-            "/files/upload/initiate",
-            Some(device.token()),
-            Some(&to_self),
-        )
-        .await;
+    let resp = post(&account, &device, "/files/upload/initiate", Some(&to_self)).await;
     assert_eq!(resp.status, StatusCode::BAD_REQUEST);
     let nowhere = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": uuid::Uuid::new_v4().to_string() });
-    let resp = account
-        .raw(
-            Method::POST,
-            "/files/upload/initiate",
-            Some(device.token()),
-            Some(&nowhere),
-        )
-        .await;
+    let resp = post(&account, &device, "/files/upload/initiate", Some(&nowhere)).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
     let resp = account
         .raw(
@@ -784,49 +703,19 @@ async fn bad_file_requests_get_clear_errors() {
     assert_eq!(resp.status, StatusCode::BAD_REQUEST);
     let resp = part_urls(&account, &device, file_id, &[], 0).await;
     assert_eq!(resp.status, StatusCode::BAD_REQUEST);
-    let early = account
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/download"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let early = get(&account, &device, &format!("/files/{file_id}/download")).await;
     assert_eq!(
         (early.status, code(&early)),
         (StatusCode::CONFLICT, "upload_incomplete")
     );
-    let status = account
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/upload"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let status = get(&account, &device, &format!("/files/{file_id}/upload")).await;
     assert_eq!(status.body["missing"], json!([1]));
     // Deleting an unfinished upload aborts it: it is simply gone.
-    let aborted = account
-        .raw(
-            Method::DELETE,
-            &format!("/files/{file_id}"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let aborted = delete(&account, &device, &format!("/files/{file_id}")).await;
     assert_eq!(aborted.status, StatusCode::NO_CONTENT);
-    let status = account
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/upload"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let status = get(&account, &device, &format!("/files/{file_id}/upload")).await;
     assert_eq!(status.status, StatusCode::NOT_FOUND);
-    let page = account
-        .raw(Method::GET, "/files?limit=0", Some(device.token()), None)
-        .await;
+    let page = get(&account, &device, "/files?limit=0").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
 }
 
@@ -845,34 +734,25 @@ async fn a_wrong_declared_size_is_caught_at_completion() {
     )
     .await;
     let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
-    account
-        .raw(
-            Method::POST,
-            "/files/upload/part",
-            Some(device.token()),
-            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
-        )
-        .await;
-    let done = account
-        .raw(
-            Method::POST,
-            "/files/upload/complete",
-            Some(device.token()),
-            Some(&json!({ "upload_id": upload_id })),
-        )
-        .await;
+    post(
+        &account,
+        &device,
+        "/files/upload/part",
+        Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+    )
+    .await;
+    let done = post(
+        &account,
+        &device,
+        "/files/upload/complete",
+        Some(&json!({ "upload_id": upload_id })),
+    )
+    .await;
     assert_eq!(
         (done.status, code(&done)),
         (StatusCode::CONFLICT, "size_mismatch")
     );
-    let meta = account
-        .raw(
-            Method::GET,
-            &format!("/files/{file_id}/metadata"),
-            Some(device.token()),
-            None,
-        )
-        .await;
+    let meta = get(&account, &device, &format!("/files/{file_id}/metadata")).await;
     assert_eq!(
         meta.status,
         StatusCode::NOT_FOUND,
