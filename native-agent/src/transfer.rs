@@ -336,8 +336,8 @@ impl PartsJob<'_> {
         }
     }
 
-    /// Uploads `missing` parts, `parallel` at a time; each finished part is recorded at once,
-    /// so a restart re-sends at most the parts that were in flight.
+    /// Uploads `missing` parts, `parallel` at a time; each task records its part as soon as
+    /// the store took it, so a restart re-sends at most the parts that were in flight.
     async fn run(
         &self,
         tokens: &mut impl Tokens,
@@ -363,28 +363,30 @@ impl PartsJob<'_> {
                 {
                     queue.extend(urls.drain(..).map(|(u, _)| u.part_number));
                 }
+                let token = tokens.token().await?;
                 if urls.is_empty() && !queue.is_empty() {
                     let batch: Vec<u64> = queue.drain(..queue.len().min(URL_BATCH)).collect();
-                    let signed = self
-                        .client
-                        .part_urls(&tokens.token().await?, self.file_id, &batch)
-                        .await?;
+                    let signed = self.client.part_urls(&token, self.file_id, &batch).await?;
                     urls.extend(signed.into_iter().map(|u| (u, Instant::now())));
                 }
                 let Some((url, _)) = urls.pop_front() else {
                     break;
                 };
-                let (storage, path) = (storage.clone(), self.path.to_owned());
-                let offset = (url.part_number - 1) * self.part_size;
-                in_flight.spawn(put_part(storage, path, url, offset));
+                let part = Part {
+                    storage: storage.clone(),
+                    client: self.client.clone(),
+                    token,
+                    upload_id: self.upload_id.to_owned(),
+                    path: self.path.to_owned(),
+                    offset: (url.part_number - 1) * self.part_size,
+                    url,
+                };
+                in_flight.spawn(part.send());
             }
             let Some(done) = in_flight.join_next().await else {
                 break;
             };
-            let (part_number, etag, len) = done??;
-            self.client
-                .record_part(&tokens.token().await?, self.upload_id, part_number, &etag)
-                .await?;
+            let (part_number, len) = done??;
             sent += 1;
             sent_bytes += len;
             bytes_done += len;
@@ -405,17 +407,40 @@ impl PartsJob<'_> {
     }
 }
 
-/// PUTs one part, retrying transport failures; returns (part, ETag, bytes).
+/// One part on its way: read, PUT to its presigned URL, recorded with the server.
+struct Part {
+    storage: reqwest::Client,
+    client: Client,
+    token: String,
+    upload_id: String,
+    path: PathBuf,
+    offset: u64,
+    url: PartUrl,
+}
+
+impl Part {
+    /// Returns (part, bytes) once the server has recorded it.
+    async fn send(self) -> Result<(u64, u64)> {
+        let (etag, len) = put_part(self.storage, self.path, &self.url, self.offset).await?;
+        self.client
+            .record_part(&self.token, &self.upload_id, self.url.part_number, &etag)
+            .await?;
+        Ok((self.url.part_number, len))
+    }
+}
+
+/// PUTs one part, retrying transport failures; returns (ETag, bytes).
 async fn put_part(
     storage: reqwest::Client,
     path: PathBuf,
-    url: PartUrl,
+    url: &PartUrl,
     offset: u64,
-) -> Result<(u64, String, u64)> {
+) -> Result<(String, u64)> {
+    let size = usize::try_from(url.size)?;
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
         let mut f = std::fs::File::open(&path)?;
         f.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; usize::try_from(url.size)?];
+        let mut buf = vec![0u8; size];
         f.read_exact(&mut buf)
             .context("the file changed while it was being sent")?;
         Ok(buf)
@@ -434,7 +459,7 @@ async fn put_part(
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| anyhow!("the store sent no ETag for part {}", url.part_number))?
                     .to_owned();
-                return Ok((url.part_number, etag, len));
+                return Ok((etag, len));
             }
             Ok(resp) => {
                 let status = resp.status();
@@ -524,7 +549,7 @@ pub async fn receive(
     });
 
     // Writing and hashing run on their own thread, so the network never waits for them.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
     let writer_path = partial.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<String> {
         let mut hasher = Sha256::new();

@@ -69,7 +69,13 @@ fn wait_with_rusage(pid: libc::pid_t) -> (i32, i64) {
     }
 }
 
-fn curl(args: &[String]) -> Duration {
+/// Flushes dirty pages, so each timed phase starts with the disk idle rather than paying for
+/// the previous phase's writes (the store writes every byte, here on the same disk).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+fn curl_timed(args: &[String]) -> Duration {
     let started = Instant::now();
     let status = Command::new("curl").args(args).status().expect("run curl");
     assert!(status.success(), "curl {args:?}");
@@ -168,16 +174,22 @@ async fn main() {
         .unwrap();
     let parts_dir = dir.join("parts");
     std::fs::create_dir_all(&parts_dir).unwrap();
-    let data = std::fs::read(&file).unwrap();
     let mut curl_args = vec![
         "-sf".to_owned(),
+        "--no-progress-meter".to_owned(),
         "--parallel".to_owned(),
         "--parallel-max".to_owned(),
         PARALLEL.to_string(),
     ];
-    for (i, chunk) in data.chunks(PART as usize).enumerate() {
+    // Part by part: a whole-file buffer here would count in the agents' peak memory too
+    // (a child starts with its parent's resident set as its high-water mark).
+    let mut source = std::fs::File::open(&file).unwrap();
+    let mut chunk = vec![0u8; PART as usize];
+    for i in 0..count as usize {
+        let len = (size - i as u64 * PART).min(PART) as usize;
+        std::io::Read::read_exact(&mut source, &mut chunk[..len]).unwrap();
         let p = parts_dir.join(format!("{}", i + 1));
-        std::fs::write(&p, chunk).unwrap();
+        std::fs::write(&p, &chunk[..len]).unwrap();
         curl_args.extend([
             "-T".to_owned(),
             p.display().to_string(),
@@ -186,9 +198,55 @@ async fn main() {
             "/dev/null".to_owned(),
         ]);
     }
-    drop(data);
-    let curl_up = curl(&curl_args);
+    drop(chunk);
+    // Timed like the agent's send: the bytes, then recording the parts and completing (the
+    // store assembles the object), but without hashing the file first.
+    settle();
+    let timer = Instant::now();
+    // Each finished transfer prints its URL and the store's ETag.
+    curl_args.extend(["-w".to_owned(), "%{url} %header{etag}\\n".to_owned()]);
+    let out = Command::new("curl")
+        .args(&curl_args)
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl failed");
+    let upload_id = started.body["upload"]["upload_id"].as_str().unwrap();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (url, etag) = line.split_once(' ').unwrap();
+        let n: u64 = url
+            .split("partNumber=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = json!({ "upload_id": upload_id, "part_number": n, "etag": etag });
+        api.raw(
+            Method::POST,
+            "/files/upload/part",
+            Some(&token),
+            Some(&body),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    let done = api
+        .raw(
+            Method::POST,
+            "/files/upload/complete",
+            Some(&token),
+            Some(&json!({ "upload_id": upload_id })),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(done.status.is_success(), "{:?}", done.body);
+    let curl_up = timer.elapsed();
     std::fs::remove_dir_all(&parts_dir).unwrap();
+    // Deleted, so the agent's send of the same bytes is not deduplicated.
     api.raw(
         Method::DELETE,
         &format!("/files/{file_id}"),
@@ -200,6 +258,7 @@ async fn main() {
     .unwrap();
 
     // The agent: hash, initiate, parts in parallel, record each, complete.
+    settle();
     let (sent, agent_up, up_peak) = agent(
         &sender,
         &[
@@ -233,7 +292,8 @@ async fn main() {
         .await
         .unwrap();
     let out = dir.join("curl.out");
-    let curl_down = curl(&[
+    settle();
+    let curl_down = curl_timed(&[
         "-sf".to_owned(),
         "-o".to_owned(),
         out.display().to_string(),
@@ -241,6 +301,7 @@ async fn main() {
     ]);
     std::fs::remove_file(&out).unwrap();
     let inbox = dir.join("inbox");
+    settle();
     let (_, agent_down, down_peak) = agent(
         &receiver,
         &["receive", "--dir", inbox.to_str().unwrap()],

@@ -759,3 +759,51 @@ async fn a_wrong_declared_size_is_caught_at_completion() {
         "the broken upload is discarded"
     );
 }
+
+#[tokio::test]
+async fn a_download_resumes_from_its_partial_file_and_refuses_wrong_bytes() {
+    let account = Account::create().await;
+    let (from, to) = pair(&account).await;
+    let data = bytes(3 * MIB + 17, 12);
+    let file_id = upload_small(&account, &from, &data, Some(&to.id)).await;
+    let dir = temp_dir("resume");
+    let partial = dir.join(format!(".notes.txt.{file_id}.part"));
+    let receive = || async {
+        transfer::receive(
+            &account.api,
+            &mut to.token().to_owned(),
+            &file_id,
+            &dir,
+            &mut |_| {},
+        )
+        .await
+    };
+
+    // A third arrived before the connection dropped: only the rest is fetched (Range).
+    std::fs::write(&partial, &data[..MIB]).unwrap();
+    let got = receive().await.unwrap();
+    assert_eq!(got.resumed_at, MIB as u64);
+    assert_eq!(std::fs::read(&got.path).unwrap(), data);
+
+    // Kept bytes that were damaged are caught by the SHA-256 and thrown away, not confirmed.
+    let mut damaged = data[..MIB].to_vec();
+    damaged[1000] ^= 0xff;
+    std::fs::write(&partial, &damaged).unwrap();
+    let err = receive().await.unwrap_err();
+    assert!(err.to_string().contains("do not match"), "{err}");
+    assert!(!partial.exists());
+    let again = receive().await.unwrap();
+    assert_eq!(
+        (
+            again.resumed_at,
+            std::fs::read(&again.path).unwrap() == data
+        ),
+        (0, true)
+    );
+    assert_eq!(
+        again.path.file_name().unwrap(),
+        "notes (1).txt",
+        "an existing file is never overwritten"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

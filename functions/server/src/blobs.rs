@@ -3,15 +3,130 @@
 //! and devices reach the store at the address they already use. It checks SigV4 signatures and
 //! expiry like any S3.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{Request, Response};
 use s3s::auth::SimpleAuth;
+use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
+use s3s_fs::FileSystem;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 pub const BUCKET: &str = "udc-files";
+
+/// Reads of a download: s3s-fs streams in 4 KiB reads, which caps a download near 50 MiB/s here.
+const READ_CAPACITY: usize = 1024 * 1024;
+
+/// s3s-fs, with downloads served in large reads. Only the operations udc uses are passed on;
+/// every other one answers NotImplemented.
+struct Objects {
+    fs: FileSystem,
+    root: PathBuf,
+}
+
+impl Objects {
+    /// Object keys are `<user id>/<file id>` (UUIDs): anything else names no object.
+    fn path(&self, bucket: &str, key: &str) -> S3Result<PathBuf> {
+        let valid = bucket == BUCKET
+            && !key.is_empty()
+            && key.split('/').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if valid {
+            Ok(self.root.join(bucket).join(key))
+        } else {
+            Err(s3_error!(NoSuchKey))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Objects {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let path = self.path(&input.bucket, &input.key)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| s3_error!(NoSuchKey))?;
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| s3_error!(e, InternalError))?;
+        let len = meta.len();
+        let range = match &input.range {
+            None => 0..len,
+            Some(r) => r.check(len)?,
+        };
+        file.seek(std::io::SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| s3_error!(e, InternalError))?;
+        let body = tokio_util::io::ReaderStream::with_capacity(
+            file.take(range.end - range.start),
+            READ_CAPACITY,
+        );
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(body)),
+            content_length: i64::try_from(range.end - range.start).ok(),
+            content_range: input.range.map(|_| {
+                format!(
+                    "bytes {}-{}/{len}",
+                    range.start,
+                    range.end.saturating_sub(1)
+                )
+            }),
+            last_modified: meta.modified().ok().map(Timestamp::from),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.fs.head_object(req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.fs.delete_object(req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.fs.create_multipart_upload(req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.fs.upload_part(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.fs.complete_multipart_upload(req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.fs.abort_multipart_upload(req).await
+    }
+}
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -24,9 +139,12 @@ impl EmbeddedStore {
         let bucket = root.join(BUCKET);
         std::fs::create_dir_all(&bucket)
             .with_context(|| format!("creating {}", bucket.display()))?;
-        let fs = s3s_fs::FileSystem::new(root)
+        let fs = FileSystem::new(root)
             .map_err(|e| anyhow::anyhow!("opening the store at {}: {e:?}", root.display()))?;
-        let mut builder = S3ServiceBuilder::new(fs);
+        let mut builder = S3ServiceBuilder::new(Objects {
+            fs,
+            root: root.to_owned(),
+        });
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
         Ok(EmbeddedStore {
             service: builder.build(),

@@ -12,7 +12,8 @@ impl ServerHttp {
     pub fn new(runtime: tokio::runtime::Handle) -> Result<ServerHttp, reqwest::Error> {
         Ok(ServerHttp {
             client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
+                // Completing a multipart upload may copy gigabytes at the store first.
+                .timeout(std::time::Duration::from_secs(300))
                 .build()?,
             runtime,
         })
