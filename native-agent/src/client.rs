@@ -176,7 +176,12 @@ impl Client {
     pub fn new(base_url: &str) -> Client {
         Client {
             base: base_url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            // Idle connections are dropped before common servers' keep-alive timeouts (Node's
+            // is 5 s), so a request never races the server closing the connection under it.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(4))
+                .build()
+                .unwrap_or_default(),
             headers: Vec::new(),
             observer: None,
         }
@@ -206,25 +211,33 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<RawResponse> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{}", self.base, path));
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
+        // An idempotent request is sent once more if the connection failed under it (a pooled
+        // keep-alive connection the server had just closed, a network blip).
+        let attempts = if method.is_idempotent() { 2 } else { 1 };
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{}", self.base, path));
+            for (k, v) in &self.headers {
+                req = req.header(k, v);
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            match req.send().await {
+                Ok(resp) => break resp,
+                Err(e) if attempt < attempts && !e.is_timeout() => continue,
+                Err(e) => return Err(Error::Transport(e.to_string())),
+            }
+        };
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp
