@@ -4,7 +4,8 @@
 # fan-out latency, throughput and (udc-server) memory per idle socket at 100 and 1000 sockets
 # (udc-hub-bench); on udc-server, a file (1 GiB) sent and received by udc-agent against curl
 # on the same presigned URLs, with the agent's peak memory (udc-files-bench); and the sizes
-# of the Worker's wasm and the Spin component.
+# of the Worker's wasm and the Spin component; GET /devices against /health on the Spin component
+# in udc-spin-host.
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-se
   --bin udc-bench --bin udc-hub-bench --bin udc-files-bench
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
+cargo build -p udc-spin-host
 
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
 "$BIN/release/udc-bench" "$@"
@@ -28,6 +30,11 @@ start_server "$BIN/release/udc-server"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
 UDC_AGENT_BIN="$BIN/release/udc-agent" "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
+stop_hosts
+
+# The Spin component in udc-spin-host: GET /devices against the bare /health of the same component.
+start_spin "$UDC_RUN_DIR/spin-state"
+"$BIN/release/udc-bench" "$@"
 stop_hosts
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }

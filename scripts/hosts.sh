@@ -22,9 +22,16 @@ wait_healthy() { # url log
   return 1
 }
 
+# Waits for them to be gone: a restart on the same storage must not meet the old process
+# still holding its files and ports.
 stop_hosts() {
+  local pid
   for pid in "${UDC_HOST_PIDS[@]}"; do
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${UDC_HOST_PIDS[@]}"; do
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
   done
   UDC_HOST_PIDS=()
 }
@@ -108,4 +115,36 @@ start_wrangler() { # persist_dir
   export UDC_BASE_URL="http://127.0.0.1:$port"
   wait_healthy "$UDC_BASE_URL" "$log"
   echo "hosts: wrangler dev on $UDC_BASE_URL (objects in SeaweedFS on $UDC_S3_PORT)"
+}
+
+# The Spin component under udc-spin-host (the Spin CLI cannot be installed here): the same
+# secrets as wrangler dev's, SeaweedFS for files, state in $1 so a restart keeps it. The first
+# requests arrive together, as they would at a fresh deployment: the component's migrations
+# must hold under that.
+start_spin() { # state_dir
+  local state=$1 port log vars=() k
+  ensure_dev_vars
+  start_seaweed "$state-s3"
+  port=$(free_port)
+  log="$UDC_RUN_DIR/spin-$port.log"
+  for k in UDC_JWT_PRIVATE_KEY UDC_AUTH_PEPPER UDC_DECOY_KEY UDC_S3_ACCESS_KEY_ID UDC_S3_SECRET_ACCESS_KEY; do
+    vars+=(--variable "$(tr '[:upper:]' '[:lower:]' <<<"$k")=$(dev_var "$k")")
+  done
+  setsid "$BIN/debug/udc-spin-host" --manifest "$UDC_ROOT/spin.toml" \
+    --component "$BIN/wasm32-wasip2/release/udc_spin.wasm" --listen "127.0.0.1:$port" \
+    --data-dir "$state" "${vars[@]}" --variable udc_test_mode=1 \
+    --variable "udc_s3_endpoint=http://127.0.0.1:$UDC_S3_PORT" --variable udc_s3_bucket=udc-files \
+    >"$log" 2>&1 &
+  UDC_HOST_PIDS+=($!)
+  export UDC_BASE_URL="http://127.0.0.1:$port"
+  # Compiling the component takes a while in a debug build; then 16 first requests at once.
+  for _ in $(seq 1 240); do grep -q "serving" "$log" && break; sleep 0.5; done
+  local codes
+  codes=$(seq 1 16 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' "$UDC_BASE_URL/health" | sort | uniq -c)
+  if [ "$(tr -s ' ' <<<"$codes" | sed 's/^ //')" != "16 200" ]; then
+    echo "hosts: concurrent first requests to the Spin component failed: $codes; its log:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+  echo "hosts: Spin component (udc-spin-host) on $UDC_BASE_URL (objects in SeaweedFS on $UDC_S3_PORT)"
 }

@@ -1,0 +1,171 @@
+//! What the host takes from `spin.toml`, with Spin's meaning: application variables (a default,
+//! or required), the HTTP routes, and the component's SQLite databases, outbound hosts and
+//! variables (templates over the application variables, `{{ name }}`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+pub struct Manifest {
+    /// The component's own variables, resolved.
+    pub variables: HashMap<String, String>,
+    pub routes: Vec<String>,
+    pub source: PathBuf,
+    pub sqlite_databases: Vec<String>,
+    pub allowed_outbound_hosts: Vec<String>,
+}
+
+/// `{{ name }}` replaced by the application variable's value.
+fn render(template: &str, app: &HashMap<String, String>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| anyhow!("unclosed {{{{ in {template:?}"))?;
+        let name = rest[start + 2..start + end].trim();
+        let value = app
+            .get(name)
+            .ok_or_else(|| anyhow!("{template:?} names an undefined variable {name:?}"))?;
+        out.push_str(value);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn strings(value: Option<&toml::Value>) -> Vec<String> {
+    value
+        .and_then(toml::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Manifest {
+    /// Loads `path` for `component`, with `given` application variable values (like
+    /// `spin up --variable`); a required variable without a value is an error, as in Spin.
+    pub fn load(path: &Path, component: &str, given: &HashMap<String, String>) -> Result<Manifest> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let doc: toml::Value =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let mut app = HashMap::new();
+        if let Some(vars) = doc.get("variables").and_then(toml::Value::as_table) {
+            for (name, decl) in vars {
+                let value = match (
+                    given.get(name),
+                    decl.get("default").and_then(toml::Value::as_str),
+                ) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(d)) => d.to_owned(),
+                    (None, None) => bail!("variable {name} is required and has no value"),
+                };
+                app.insert(name.clone(), value);
+            }
+        }
+        for name in given.keys() {
+            if !app.contains_key(name) {
+                bail!("--variable {name}: spin.toml declares no such variable");
+            }
+        }
+        let comp = doc
+            .get("component")
+            .and_then(|c| c.get(component))
+            .ok_or_else(|| anyhow!("spin.toml has no component {component}"))?;
+        let routes = doc
+            .get("trigger")
+            .and_then(|t| t.get("http"))
+            .and_then(toml::Value::as_array)
+            .map(|triggers| {
+                triggers
+                    .iter()
+                    .filter(|t| t.get("component").and_then(toml::Value::as_str) == Some(component))
+                    .filter_map(|t| {
+                        t.get("route")
+                            .and_then(toml::Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut variables = HashMap::new();
+        if let Some(vars) = comp.get("variables").and_then(toml::Value::as_table) {
+            for (name, template) in vars {
+                let template = template
+                    .as_str()
+                    .ok_or_else(|| anyhow!("component variable {name} is not a string"))?;
+                variables.insert(name.clone(), render(template, &app)?);
+            }
+        }
+        let allowed_outbound_hosts = strings(comp.get("allowed_outbound_hosts"))
+            .iter()
+            .map(|h| render(h, &app))
+            .collect::<Result<Vec<_>>>()?;
+        let source = comp
+            .get("source")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| anyhow!("component {component} has no source"))?;
+        Ok(Manifest {
+            variables,
+            routes,
+            source: path.parent().unwrap_or(Path::new(".")).join(source),
+            sqlite_databases: strings(comp.get("sqlite_databases")),
+            allowed_outbound_hosts,
+        })
+    }
+
+    /// Spin's route syntax: an exact path, or a prefix ending in `/...`.
+    pub fn routes_to(&self, path: &str) -> bool {
+        self.routes.iter().any(|r| match r.strip_suffix("/...") {
+            Some(prefix) => {
+                path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
+            }
+            None => path == r,
+        })
+    }
+
+    /// Whether an outbound request to `scheme://authority` is allowed (`scheme://host:port`
+    /// entries; an empty entry allows nothing).
+    pub fn allows_outbound(&self, scheme: &str, authority: &str) -> bool {
+        self.allowed_outbound_hosts.iter().any(|allowed| {
+            let allowed = allowed.trim_end_matches('/');
+            !allowed.is_empty()
+                && (allowed == format!("{scheme}://{authority}")
+                    || allowed == format!("{scheme}://*"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_projects_spin_toml_resolves_with_required_variables_given() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../spin.toml");
+        let missing = Manifest::load(&path, "udc", &HashMap::new());
+        assert!(missing.is_err(), "required secrets must be given");
+        let given: HashMap<String, String> = [
+            ("udc_jwt_private_key", "k"),
+            ("udc_auth_pepper", "p"),
+            ("udc_decoy_key", "d"),
+            ("udc_s3_endpoint", "http://127.0.0.1:9000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let m = Manifest::load(&path, "udc", &given).unwrap();
+        assert_eq!(m.variables["udc_jwt_private_key"], "k");
+        assert_eq!(m.variables["udc_s3_region"], "auto");
+        assert_eq!(m.sqlite_databases, vec!["default"]);
+        assert!(m.allows_outbound("http", "127.0.0.1:9000"));
+        assert!(!m.allows_outbound("http", "127.0.0.1:9001"));
+        assert!(m.routes_to("/devices") && m.routes_to("/"));
+    }
+}
