@@ -142,6 +142,22 @@ impl Manifest {
     }
 }
 
+/// The project's `spin.toml` with its required secrets (and `extra`) given, for tests.
+#[cfg(test)]
+pub fn project_manifest(extra: &[(&str, &str)]) -> Result<Manifest> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../spin.toml");
+    let given = [
+        ("udc_jwt_private_key", "k"),
+        ("udc_auth_pepper", "p"),
+        ("udc_decoy_key", "d"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    Manifest::load(&path, "udc", &given)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,16 +167,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../spin.toml");
         let missing = Manifest::load(&path, "udc", &HashMap::new());
         assert!(missing.is_err(), "required secrets must be given");
-        let given: HashMap<String, String> = [
-            ("udc_jwt_private_key", "k"),
-            ("udc_auth_pepper", "p"),
-            ("udc_decoy_key", "d"),
-            ("udc_s3_endpoint", "http://127.0.0.1:9000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let m = Manifest::load(&path, "udc", &given).unwrap();
+        let m = project_manifest(&[("udc_s3_endpoint", "http://127.0.0.1:9000")]).unwrap();
         assert_eq!(m.variables["udc_jwt_private_key"], "k");
         assert_eq!(m.variables["udc_s3_region"], "auto");
         assert_eq!(m.sqlite_databases, vec!["default"]);

@@ -255,16 +255,7 @@ mod tests {
     use variables::Host as _;
 
     fn host(dir: &std::path::Path) -> SpinHost {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../spin.toml");
-        let given = [
-            ("udc_jwt_private_key", "k"),
-            ("udc_auth_pepper", "p"),
-            ("udc_decoy_key", "d"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let manifest = Manifest::load(&path, "udc", &given).unwrap();
+        let manifest = crate::manifest::project_manifest(&[]).unwrap();
         SpinHost::new(Arc::new(manifest), dir.to_owned())
     }
 
