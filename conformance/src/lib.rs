@@ -46,6 +46,25 @@ pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The udc-agent binary: `UDC_AGENT_BIN`, else the workspace's debug build.
+pub fn agent_bin() -> std::path::PathBuf {
+    std::env::var_os("UDC_AGENT_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/udc-agent")
+        })
+}
+
+/// `udc-agent --server <UDC_BASE_URL> --json`, as the device whose settings live in `config`
+/// (its session in a file there, not the OS keyring); add the subcommand and its arguments.
+pub fn agent_command(config: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(agent_bin());
+    cmd.args(["--server", &base_url(), "--json"])
+        .env("UDC_CONFIG_DIR", config)
+        .env("UDC_TOKEN_STORE", "file");
+    cmd
+}
+
 /// A client whose every answer is checked against `schema/openapi.yaml`.
 pub fn client() -> Client {
     Client::new(&base_url())

@@ -3,16 +3,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
-use udc_conformance::{base_url, unique_email, PASSWORD};
-
-fn agent_bin() -> PathBuf {
-    std::env::var_os("UDC_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/udc-agent"))
-}
+use udc_conformance::{agent_bin, agent_command, unique_email, PASSWORD};
 
 struct Agent {
     config: PathBuf,
@@ -27,11 +21,8 @@ impl Agent {
 
     /// Runs `udc-agent --json ARGS` with `stdin`; returns (success, stdout JSON, stderr).
     fn run(&self, args: &[&str], stdin: &str) -> (bool, Value, String) {
-        let mut child = Command::new(agent_bin())
-            .args(["--server", &base_url(), "--json"])
+        let mut child = agent_command(&self.config)
             .args(args)
-            .env("UDC_CONFIG_DIR", &self.config)
-            .env("UDC_TOKEN_STORE", "file")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -171,10 +162,8 @@ struct Watcher {
 
 impl Watcher {
     fn start(agent: &Agent) -> Watcher {
-        let mut child = Command::new(agent_bin())
-            .args(["--server", &base_url(), "--json", "watch"])
-            .env("UDC_CONFIG_DIR", &agent.config)
-            .env("UDC_TOKEN_STORE", "file")
+        let mut child = agent_command(&agent.config)
+            .arg("watch")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -327,12 +316,10 @@ fn a_killed_send_resumes_with_only_the_missing_parts() {
         .collect();
     std::fs::create_dir_all(&laptop.config).unwrap();
     std::fs::write(&file, &data).unwrap();
-    let mut child = Command::new(agent_bin())
-        .args(["--server", &base_url(), "--json", "send"])
+    let mut child = agent_command(&laptop.config)
+        .arg("send")
         .arg(&file)
         .args(["--to", "Desktop", "--parallel", "1", "--limit-rate", "8M"])
-        .env("UDC_CONFIG_DIR", &laptop.config)
-        .env("UDC_TOKEN_STORE", "file")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

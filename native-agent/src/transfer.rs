@@ -126,7 +126,7 @@ struct UploadState {
 fn random_key() -> Result<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| anyhow!("randomness: {e}"))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex(&b))
 }
 
 /// The whole file's SHA-256, read on a blocking thread.

@@ -4,33 +4,24 @@
 //! Usage: UDC_BASE_URL=... UDC_AGENT_BIN=... udc-files-bench [--mib N]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use udc_conformance::{base_url, client, unique_email, PASSWORD};
+use udc_conformance::{agent_command, base_url, client, unique_email, PASSWORD};
 
 const PART: u64 = 8 * 1024 * 1024;
 const PARALLEL: usize = 4;
-
-fn agent_bin() -> PathBuf {
-    std::env::var_os("UDC_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/release/udc-agent"))
-}
 
 /// Runs the agent; returns its stdout JSON, wall time and its own peak resident memory (KiB).
 // The child is reaped by wait4, which std's wait cannot replace: it also reports the memory.
 #[allow(clippy::zombie_processes)]
 fn agent(config: &Path, args: &[&str], stdin: &str) -> (Value, Duration, i64) {
     let started = Instant::now();
-    let mut child = Command::new(agent_bin())
-        .args(["--server", &base_url(), "--json"])
+    let mut child = agent_command(config)
         .args(args)
-        .env("UDC_CONFIG_DIR", config)
-        .env("UDC_TOKEN_STORE", "file")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,5 +1,6 @@
-//! udc on Cloudflare Workers: converts the request, supplies D1, the clock and randomness,
-//! and hands everything else to udc-core.
+//! udc on Cloudflare Workers: converts the request, supplies D1, the account hubs (Durable
+//! Objects), `fetch` for the object store, the clock and randomness, and hands everything else
+//! to udc-core.
 
 mod d1;
 mod fetch;

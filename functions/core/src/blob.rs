@@ -55,7 +55,7 @@ fn store_error(action: &str, resp: &http::Response<Vec<u8>>) -> ApiError {
 }
 
 /// The `<Code>` of an S3 XML error body, if there is one.
-pub fn error_code(body: &[u8]) -> Option<String> {
+fn error_code(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let start = text.find("<Code>")? + "<Code>".len();
     let end = text[start..].find("</Code>")? + start;

@@ -339,12 +339,7 @@ impl<P: Ports> Core<P> {
                 )]
             })
             .await?;
-        let device = caller.device()?.to_owned();
-        let row = found
-            .first()
-            .and_then(|rows| rows.first())
-            .ok_or_else(|| ApiError::not_found("file"))?;
-        Ok((caller, device, record(row)?))
+        the_one(caller, found, "file")
     }
 
     /// The caller and the account's file whose store upload is `upload_id`.
@@ -367,12 +362,7 @@ impl<P: Ports> Core<P> {
                 )]
             })
             .await?;
-        let device = caller.device()?.to_owned();
-        let row = found
-            .first()
-            .and_then(|rows| rows.first())
-            .ok_or_else(|| ApiError::not_found("upload"))?;
-        Ok((caller, device, record(row)?))
+        the_one(caller, found, "upload")
     }
 
     pub(crate) async fn initiate_upload(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -1144,6 +1134,20 @@ impl<P: Ports> Core<P> {
         }
         Ok((purged, aborted))
     }
+}
+
+/// The calling device and the one file a `caller_with` read found (else `what` is not found).
+fn the_one(
+    caller: Caller,
+    found: Vec<Vec<Row>>,
+    what: &str,
+) -> ApiResult<(Caller, String, FileRecord)> {
+    let device = caller.device()?.to_owned();
+    let row = found
+        .first()
+        .and_then(|rows| rows.first())
+        .ok_or_else(|| ApiError::not_found(what))?;
+    Ok((caller, device, record(row)?))
 }
 
 fn delete_file_rows(id: &str) -> Vec<Stmt> {

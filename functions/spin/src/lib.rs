@@ -1,6 +1,6 @@
 //! udc as a Spin component (spin-sdk 5, WASI 0.2, Spin 3.x): converts nothing (spin-sdk hands
-//! over an `http::Request`), supplies Spin SQLite, the clock and randomness, and applies the
-//! schema itself because Spin has no migration tool.
+//! over an `http::Request`), supplies Spin SQLite, outbound HTTP for the object store, the clock
+//! and randomness, and applies the schema itself because Spin has no migration tool.
 
 mod spin_http;
 mod spin_hub;

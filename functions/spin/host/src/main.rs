@@ -105,11 +105,11 @@ impl Server {
         local: SocketAddr,
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
         let path = req.uri().path().to_owned();
-        if !self.manifest.routes_to(&path) {
+        let Some(route) = self.manifest.route_for(&path) else {
             return Ok(spin::not_found());
-        }
+        };
         let mut req = req;
-        spin::set_request_headers(&mut req, client, local)?;
+        spin::set_request_headers(&mut req, route, client, local)?;
         let mut store = Store::new(
             self.pre.engine(),
             State {

@@ -120,14 +120,18 @@ impl Manifest {
         })
     }
 
-    /// Spin's route syntax: an exact path, or a prefix ending in `/...`.
-    pub fn routes_to(&self, path: &str) -> bool {
-        self.routes.iter().any(|r| match r.strip_suffix("/...") {
-            Some(prefix) => {
-                path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
-            }
-            None => path == r,
-        })
+    /// The route that takes `path`, in Spin's syntax: an exact path, or a prefix ending in
+    /// `/...` (then the rest of the path is the `spin-path-info`).
+    pub fn route_for(&self, path: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|r| match r.strip_suffix("/...") {
+                Some(prefix) => {
+                    prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
+                }
+                None => path == r.as_str(),
+            })
+            .map(String::as_str)
     }
 
     /// Whether an outbound request to `scheme://authority` is allowed (`scheme://host:port`
@@ -173,6 +177,9 @@ mod tests {
         assert_eq!(m.sqlite_databases, vec!["default"]);
         assert!(m.allows_outbound("http", "127.0.0.1:9000"));
         assert!(!m.allows_outbound("http", "127.0.0.1:9001"));
-        assert!(m.routes_to("/devices") && m.routes_to("/"));
+        assert_eq!(
+            (m.route_for("/devices"), m.route_for("/")),
+            (Some("/..."), Some("/..."))
+        );
     }
 }

@@ -199,13 +199,20 @@ impl WasiHttpHooks for Outbound {
     }
 }
 
-/// The headers Spin adds to every request it routes to a component (route `/...`).
+/// The headers Spin adds to every request it routes to a component through `route`.
 pub fn set_request_headers<B>(
     req: &mut http::Request<B>,
+    route: &str,
     client: SocketAddr,
     local: SocketAddr,
 ) -> Result<()> {
-    let path = req.uri().path().to_owned();
+    let component_route = route.strip_suffix("/...").unwrap_or(route).to_owned();
+    let path_info = req
+        .uri()
+        .path()
+        .strip_prefix(component_route.as_str())
+        .unwrap_or_default()
+        .to_owned();
     let full = format!(
         "http://{local}{}",
         req.uri()
@@ -216,10 +223,10 @@ pub fn set_request_headers<B>(
     let h = req.headers_mut();
     for (name, value) in [
         ("spin-full-url", full),
-        ("spin-path-info", path),
-        ("spin-matched-route", "/...".to_owned()),
-        ("spin-raw-component-route", "/...".to_owned()),
-        ("spin-component-route", String::new()),
+        ("spin-path-info", path_info),
+        ("spin-matched-route", route.to_owned()),
+        ("spin-raw-component-route", route.to_owned()),
+        ("spin-component-route", component_route),
         ("spin-base-path", "/".to_owned()),
         ("spin-client-addr", client.to_string()),
     ] {
