@@ -56,7 +56,7 @@ start_server() { # binary
   log="$UDC_RUN_DIR/udc-server.log"
   UDC_TEST_MODE=1 setsid "$bin" --listen "127.0.0.1:$port" --data-dir "$UDC_RUN_DIR/server-data" >"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
-  export UDC_BASE_URL="http://127.0.0.1:$port"
+  export UDC_BASE_URL="http://127.0.0.1:$port" UDC_TEST_STATE_DIR="$UDC_RUN_DIR/server-data"
   wait_healthy "$UDC_BASE_URL" "$log"
   echo "hosts: udc-server on $UDC_BASE_URL"
 }
@@ -112,7 +112,7 @@ start_wrangler() { # persist_dir
     --var "UDC_S3_ENDPOINT:http://127.0.0.1:$UDC_S3_PORT" --var UDC_S3_BUCKET:udc-files \
     --show-interactive-dev-session=false >>"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
-  export UDC_BASE_URL="http://127.0.0.1:$port"
+  export UDC_BASE_URL="http://127.0.0.1:$port" UDC_TEST_STATE_DIR="$persist"
   wait_healthy "$UDC_BASE_URL" "$log"
   echo "hosts: wrangler dev on $UDC_BASE_URL (objects in SeaweedFS on $UDC_S3_PORT)"
 }
@@ -136,7 +136,7 @@ start_spin() { # state_dir
     --variable "udc_s3_endpoint=http://127.0.0.1:$UDC_S3_PORT" --variable udc_s3_bucket=udc-files \
     >"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
-  export UDC_BASE_URL="http://127.0.0.1:$port"
+  export UDC_BASE_URL="http://127.0.0.1:$port" UDC_TEST_STATE_DIR="$state"
   # Compiling the component takes a while in a debug build; then 16 first requests at once.
   for _ in $(seq 1 240); do grep -q "serving" "$log" && break; sleep 0.5; done
   local codes

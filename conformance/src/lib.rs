@@ -82,6 +82,8 @@ pub struct Account {
     pub email: String,
     pub user_id: String,
     pub signed_in: SignedIn,
+    /// The account key the client derived (the server never sees it).
+    pub enc_key: [u8; 32],
 }
 
 pub struct TestDevice {
@@ -99,12 +101,13 @@ impl Account {
     pub async fn create() -> Account {
         let api = client();
         let email = unique_email();
-        let (signed_in, _keys) = api.register(&email, PASSWORD).await.expect("register");
+        let (signed_in, keys) = api.register(&email, PASSWORD).await.expect("register");
         Account {
             api,
             user_id: signed_in.user.id.clone(),
             email,
             signed_in,
+            enc_key: keys.enc_key,
         }
     }
 
@@ -153,6 +156,48 @@ pub fn device_info(name: &str) -> DeviceInfo {
         app_version: "0.1.0".into(),
         capabilities: vec!["clipboard".into(), "files".into()],
     }
+}
+
+/// The device's events after `after`, read from `GET /events` (every host has it).
+pub async fn events(account: &Account, device: &TestDevice, after: u64) -> Vec<udc_hub::Event> {
+    let resp = account
+        .raw(
+            Method::GET,
+            &format!("/events?after={after}"),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    serde_json::from_value(resp.body["events"].clone()).expect("events")
+}
+
+/// Files under the host's state directory (`UDC_TEST_STATE_DIR`, set by scripts/hosts.sh)
+/// that contain `needle`: what the server stored, read from disk.
+pub fn stored_files_containing(needle: &[u8]) -> Option<Vec<std::path::PathBuf>> {
+    let root = std::path::PathBuf::from(std::env::var_os("UDC_TEST_STATE_DIR")?);
+    let mut found = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let big = entry.metadata().map(|m| m.len() > 32 << 20).unwrap_or(true);
+            if path.is_dir() {
+                dirs.push(path);
+            } else if big {
+                // Object-store parts of the files tests: not where inline items live.
+                continue;
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    Some(found)
 }
 
 /// The error code of an answer (panics if it has none).

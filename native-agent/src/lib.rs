@@ -5,7 +5,9 @@ pub mod client;
 pub mod files;
 pub mod kdf;
 pub mod realtime;
+pub mod seal;
 pub mod store;
+pub mod sync;
 pub mod transfer;
 pub mod watch;
 

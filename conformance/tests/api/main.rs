@@ -5,3 +5,4 @@ mod devices;
 mod files;
 mod input;
 mod realtime;
+mod sync;

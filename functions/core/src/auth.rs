@@ -99,10 +99,10 @@ struct RefreshBody {
 }
 
 #[derive(Serialize)]
-struct UserView {
-    id: String,
-    email: String,
-    created_at: String,
+pub(crate) struct UserView {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) created_at: String,
 }
 
 #[derive(Serialize)]
@@ -118,12 +118,14 @@ pub(crate) enum Guard<'a> {
     UserExists(&'a str),
     /// A session was swapped out for this new session id earlier in the batch.
     SessionReplacedBy(&'a str),
+    /// An approved sign-in was marked collected by this new session id earlier in the batch.
+    LoginApproved(&'a str),
 }
 
 impl<'a> Guard<'a> {
     fn arg(self) -> &'a str {
         match self {
-            Guard::UserExists(id) | Guard::SessionReplacedBy(id) => id,
+            Guard::UserExists(id) | Guard::SessionReplacedBy(id) | Guard::LoginApproved(id) => id,
         }
     }
 }
@@ -489,6 +491,10 @@ impl<P: Ports> Core<P> {
                 "INSERT INTO sessions (id, user_id, device_id, created_at) \
                  SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE replaced_by = ?)"
             }
+            Guard::LoginApproved(_) => {
+                "INSERT INTO sessions (id, user_id, device_id, created_at) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM pending_logins WHERE session_id = ?)"
+            }
         };
         Stmt::new(
             sql,
@@ -517,6 +523,10 @@ impl<P: Ports> Core<P> {
             Guard::SessionReplacedBy(_) => {
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
                  SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE replaced_by = ?)"
+            }
+            Guard::LoginApproved(_) => {
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM pending_logins WHERE session_id = ?)"
             }
         };
         Stmt::new(

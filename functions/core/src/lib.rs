@@ -1,19 +1,24 @@
 //! udc-core: all of udc's HTTP API logic, pure. A host converts its request into an
 //! `http::Request<Vec<u8>>`, supplies the ports, and sends back the `http::Response<Vec<u8>>`.
 
+pub mod approval;
 pub mod auth;
 pub mod blob;
+pub mod clipboard;
 pub mod config;
+pub mod conflict;
 pub mod crypto;
 pub mod devices;
 pub mod error;
 pub mod files;
+pub mod handoff;
 pub mod idempotency;
 pub mod maintenance;
 pub mod migrations;
 pub mod ports;
 pub mod realtime;
 pub mod rows;
+pub mod settings;
 pub mod throttle;
 pub mod tokens;
 pub mod validate;
@@ -82,6 +87,25 @@ enum Route<'a> {
     FileConfirm(&'a str),
     FileShare(&'a str),
     FileRestore(&'a str),
+    ApprovalRequest,
+    ApprovalPending,
+    Approval(&'a str),
+    ApprovalRespond,
+    Clipboard,
+    ClipboardLatest,
+    ClipboardHistory,
+    ClipboardPrefs,
+    ClipboardItem(&'a str),
+    Settings,
+    SettingsPolicies,
+    SettingsPolicy(&'a str),
+    SettingsConflicts,
+    SettingsResolve(&'a str),
+    SettingsResolutions,
+    SyncBatch,
+    Handoffs,
+    Handoff(&'a str),
+    HandoffTake(&'a str),
     TestPurgeFiles,
 }
 
@@ -116,6 +140,25 @@ impl<'a> Route<'a> {
             ["files", id, "confirm-download"] => Route::FileConfirm(id),
             ["files", id, "share"] => Route::FileShare(id),
             ["files", id, "restore"] => Route::FileRestore(id),
+            ["auth", "approval", "request"] => Route::ApprovalRequest,
+            ["auth", "approval", "pending"] => Route::ApprovalPending,
+            ["auth", "approval", id] => Route::Approval(id),
+            ["auth", "biometric", "respond"] => Route::ApprovalRespond,
+            ["sync", "clipboard"] => Route::Clipboard,
+            ["sync", "clipboard", "latest"] => Route::ClipboardLatest,
+            ["sync", "clipboard", "history"] => Route::ClipboardHistory,
+            ["sync", "clipboard", "preferences"] => Route::ClipboardPrefs,
+            ["sync", "clipboard", "items", id] => Route::ClipboardItem(id),
+            ["sync", "settings"] => Route::Settings,
+            ["sync", "settings", "policies"] => Route::SettingsPolicies,
+            ["sync", "settings", "policies", ns] => Route::SettingsPolicy(ns),
+            ["sync", "settings", "conflicts"] => Route::SettingsConflicts,
+            ["sync", "settings", "conflicts", id, "resolve"] => Route::SettingsResolve(id),
+            ["sync", "settings", "resolutions"] => Route::SettingsResolutions,
+            ["sync", "batch"] => Route::SyncBatch,
+            ["sync", "handoff"] => Route::Handoffs,
+            ["sync", "handoff", key] => Route::Handoff(key),
+            ["sync", "handoff", key, "take"] => Route::HandoffTake(key),
             ["test", "purge-files"] => Route::TestPurgeFiles,
             _ => return None,
         })
@@ -131,8 +174,20 @@ impl<'a> Route<'a> {
             | Route::FilesShared
             | Route::FileMetadata(_)
             | Route::FileUpload(_)
-            | Route::FileDownload(_) => &[Method::GET],
+            | Route::FileDownload(_)
+            | Route::ApprovalPending
+            | Route::Approval(_)
+            | Route::ClipboardLatest
+            | Route::SettingsPolicies
+            | Route::SettingsConflicts
+            | Route::SettingsResolutions
+            | Route::Handoffs => &[Method::GET],
             Route::File(_) => &[Method::DELETE],
+            Route::ClipboardHistory | Route::ClipboardItem(_) => &[Method::GET, Method::DELETE],
+            Route::ClipboardPrefs => &[Method::GET, Method::PUT],
+            Route::SettingsPolicy(_) => &[Method::PUT],
+            Route::Settings => &[Method::GET, Method::POST],
+            Route::Handoff(_) => &[Method::PUT, Method::DELETE],
             Route::Device(_) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::DeviceTrustTarget(..) => &[Method::DELETE],
             _ => &[Method::POST],
@@ -221,6 +276,33 @@ impl<P: Ports> Core<P> {
             Route::FileConfirm(id) => self.confirm_download(rq, id).await,
             Route::FileShare(id) => self.share_file(rq, id).await,
             Route::FileRestore(id) => self.restore_file(rq, id).await,
+            Route::ApprovalRequest => self.request_approval(rq).await,
+            Route::ApprovalPending => self.pending_approvals(rq).await,
+            Route::Approval(id) => self.poll_approval(rq, id).await,
+            Route::ApprovalRespond => self.respond_approval(rq).await,
+            Route::Clipboard => self.post_clipboard(rq).await,
+            Route::ClipboardLatest => self.latest_clipboard(rq).await,
+            Route::ClipboardHistory if *rq.method == Method::GET => {
+                self.clipboard_history(rq).await
+            }
+            Route::ClipboardHistory => self.clear_clipboard(rq).await,
+            Route::ClipboardPrefs => self.clipboard_prefs(rq).await,
+            Route::ClipboardItem(id) if *rq.method == Method::GET => {
+                self.clipboard_item(rq, id).await
+            }
+            Route::ClipboardItem(id) => self.delete_clipboard_item(rq, id).await,
+            Route::Settings if *rq.method == Method::GET => self.get_settings(rq).await,
+            Route::Settings => self.put_setting(rq).await,
+            Route::SettingsPolicies => self.settings_policies(rq, None).await,
+            Route::SettingsPolicy(ns) => self.settings_policies(rq, Some(ns)).await,
+            Route::SettingsConflicts => self.settings_conflicts(rq).await,
+            Route::SettingsResolve(id) => self.resolve_conflict(rq, id).await,
+            Route::SettingsResolutions => self.settings_resolutions(rq).await,
+            Route::SyncBatch => self.sync_batch(rq).await,
+            Route::Handoffs => self.list_handoffs(rq).await,
+            Route::Handoff(key) if *rq.method == Method::PUT => self.save_handoff(rq, key).await,
+            Route::Handoff(key) => self.delete_handoff(rq, key).await,
+            Route::HandoffTake(key) => self.take_handoff(rq, key).await,
             // Lets the black-box suite run the scheduled purge at a moved clock, on the caller's
             // own account only (tests run side by side); absent outside test mode.
             Route::TestPurgeFiles if self.config.test_mode => {

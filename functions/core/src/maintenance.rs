@@ -50,6 +50,15 @@ impl<P: Ports> Core<P> {
                     "DELETE FROM idempotency_keys WHERE created_at <= ?",
                     vec![(now_ms - KEEP_MS).into()],
                 ),
+                // Sign-in requests a day past their end (kept a while to answer a late poll).
+                Stmt::new(
+                    "DELETE FROM pending_logins WHERE expires_at + ? <= ?",
+                    vec![(24 * 3600 * 1000i64).into(), now_ms.into()],
+                ),
+                Stmt::new(
+                    "DELETE FROM handoffs WHERE created_at + ? <= ?",
+                    vec![crate::handoff::KEEP_MS.into(), now_ms.into()],
+                ),
             ])
             .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;

@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_files",
         include_str!("../../../schema/migrations/0003_files.sql"),
     ),
+    (
+        "0004_sync",
+        include_str!("../../../schema/migrations/0004_sync.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

@@ -51,3 +51,33 @@ pub fn body_id(field: &str, raw: &str) -> ApiResult<String> {
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| ApiError::invalid(format!("{field}: must be a UUID")))
 }
+
+/// Ciphertext a device sealed (base64): the server only checks that it is one and how big.
+/// Returns the decoded length.
+pub fn sealed(field: &str, raw: &str, min: usize, max: usize) -> ApiResult<usize> {
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(raw) {
+        Ok(bytes) if (min..=max).contains(&bytes.len()) => Ok(bytes.len()),
+        Ok(_) => Err(ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("{field}: must be {min} to {max} bytes"),
+        )),
+        Err(_) => Err(ApiError::invalid(format!("{field}: must be base64"))),
+    }
+}
+
+/// A name a client chooses for a namespace, key or handoff: 1..=max of `a-z 0-9 . _ -`.
+pub fn token(field: &str, raw: &str, max: usize) -> ApiResult<String> {
+    let ok = (1..=max).contains(&raw.len())
+        && raw.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::invalid(format!(
+            "{field}: must be 1 to {max} characters of a-z, 0-9, '.', '_' and '-'"
+        )))
+    }
+}

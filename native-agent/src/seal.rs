@@ -1,0 +1,130 @@
+//! End-to-end sealing. Clipboard items and handoff snapshots are sealed with the account's
+//! `enc_key` (XChaCha20-Poly1305, a random 24-byte nonce in front, the item's kind bound in as
+//! associated data); the server only ever holds the result. The account key itself travels to
+//! a newly approved device in a sealed box (X25519 + XSalsa20-Poly1305) to that device's key.
+
+use anyhow::{anyhow, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use crypto_box::aead::OsRng;
+
+const NONCE: usize = 24;
+
+/// What a sealed item is, bound into its ciphertext so one kind cannot pass for another.
+pub fn clipboard_aad(content_type: &str) -> Vec<u8> {
+    [b"udc clipboard v1\0".as_slice(), content_type.as_bytes()].concat()
+}
+
+pub fn handoff_aad(key: &str, content_type: &str) -> Vec<u8> {
+    [
+        b"udc handoff v1\0".as_slice(),
+        key.as_bytes(),
+        b"\0",
+        content_type.as_bytes(),
+    ]
+    .concat()
+}
+
+/// The account key from the session's base64.
+pub fn account_key(b64: &str) -> Result<[u8; 32]> {
+    B64.decode(b64)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or_else(|| anyhow!("the session holds no valid account key: sign in again"))
+}
+
+/// nonce ‖ ciphertext ‖ tag.
+pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow!("no randomness: {e}"))?;
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let sealed = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| anyhow!("sealing failed"))?;
+    Ok([nonce.as_slice(), &sealed].concat())
+}
+
+pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+    if sealed.len() < NONCE + 16 {
+        return Err(anyhow!("sealed item too short"));
+    }
+    let (nonce, body) = sealed.split_at(NONCE);
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad })
+        .map_err(|_| anyhow!("cannot open: another account's key, or the item was altered"))
+}
+
+/// A new device's one-time key pair for a sign-in approval.
+pub struct DeviceKeyPair(crypto_box::SecretKey);
+
+impl DeviceKeyPair {
+    pub fn generate() -> DeviceKeyPair {
+        DeviceKeyPair(crypto_box::SecretKey::generate(&mut OsRng))
+    }
+
+    pub fn public_b64(&self) -> String {
+        B64.encode(self.0.public_key().as_bytes())
+    }
+
+    /// Opens the account key an approving device sealed to this pair.
+    pub fn open_account_key(&self, sealed_b64: &str) -> Result<[u8; 32]> {
+        let sealed = B64
+            .decode(sealed_b64)
+            .map_err(|_| anyhow!("the sealed key is not base64"))?;
+        let key = self
+            .0
+            .unseal(&sealed)
+            .map_err(|_| anyhow!("the sealed key does not open with this device's key"))?;
+        <[u8; 32]>::try_from(key).map_err(|_| anyhow!("the sealed key is not 32 bytes"))
+    }
+}
+
+/// Seals the account key to a requesting device's public key (base64).
+pub fn seal_account_key(public_key_b64: &str, account_key: &[u8; 32]) -> Result<String> {
+    let pk = B64
+        .decode(public_key_b64)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or_else(|| anyhow!("the request's public key is not 32 bytes of base64"))?;
+    let sealed = crypto_box::PublicKey::from(pk)
+        .seal(&mut OsRng, account_key)
+        .map_err(|_| anyhow!("sealing the account key failed"))?;
+    Ok(B64.encode(sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_open_only_with_their_key_and_kind() {
+        let key = [1u8; 32];
+        let sealed = seal(&key, &clipboard_aad("text/plain"), b"hello").unwrap();
+        assert_eq!(sealed.len(), 5 + 40);
+        assert_eq!(
+            open(&key, &clipboard_aad("text/plain"), &sealed).unwrap(),
+            b"hello"
+        );
+        assert!(open(&[2u8; 32], &clipboard_aad("text/plain"), &sealed).is_err());
+        assert!(open(&key, &clipboard_aad("text/html"), &sealed).is_err());
+        let mut altered = sealed.clone();
+        altered[30] ^= 1;
+        assert!(open(&key, &clipboard_aad("text/plain"), &altered).is_err());
+    }
+
+    #[test]
+    fn the_account_key_opens_only_on_the_requesting_device() {
+        let device = DeviceKeyPair::generate();
+        let sealed = seal_account_key(&device.public_b64(), &[9u8; 32]).unwrap();
+        assert_eq!(device.open_account_key(&sealed).unwrap(), [9u8; 32]);
+        assert!(DeviceKeyPair::generate().open_account_key(&sealed).is_err());
+    }
+}
