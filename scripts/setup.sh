@@ -11,6 +11,9 @@ apt_missing=()
 command -v curl >/dev/null || apt_missing+=(curl)
 command -v node >/dev/null || apt_missing+=(nodejs npm)
 command -v python3 >/dev/null || apt_missing+=(python3)
+# The agent's desktop tests: X servers, and a user's copy and paste.
+command -v Xvfb >/dev/null || apt_missing+=(xvfb xauth)
+command -v xclip >/dev/null || apt_missing+=(xclip)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "apt-get install ${apt_missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"

@@ -3,7 +3,8 @@
 # checks format and lints, builds every host (udc-server, the Worker, the Spin component),
 # runs the unit tests, then the black-box conformance suite against udc-server and against
 # `wrangler dev` (workerd with local D1, migrations applied fresh) and against the Spin component
-# in udc-spin-host (without the tests that need a WebSocket: Spin devices poll).
+# in udc-spin-host (without the tests that need a WebSocket: Spin devices poll). The desktop
+# tests run agents on their own Xvfb displays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -39,7 +40,7 @@ conformance_on() { # name, then the command that starts the host
   [ -n "${SUITE_FILTER:-}" ] && filter=(-E "$SUITE_FILTER")
   step "conformance: $name"
   "$@"
-  cargo nextest run -p udc-conformance --test api --test cli "${filter[@]}"
+  cargo nextest run -p udc-conformance --test api --test cli --test desktop "${filter[@]}"
   export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-$name.json"
   UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart "${filter[@]}"
   stop_hosts
@@ -54,5 +55,5 @@ conformance_on "wrangler-dev" start_wrangler "$UDC_RUN_DIR/wrangler-state"
 # which the rest (polling, files' events) exercise.
 SUITE_FILTER='not (test(registration_and_presence) | test(a_reconnecting_device) | test(signals_reach)
   | test(removing_a_device_closes) | test(sockets_need) | test(malformed_frames) | test(watch_prints)
-  | test(events_missed_before_a_restart))' \
+  | test(events_missed_before_a_restart) | test(without_echo))' \
   conformance_on "spin" start_spin "$UDC_RUN_DIR/spin-state"

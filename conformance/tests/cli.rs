@@ -383,3 +383,66 @@ fn a_killed_send_resumes_with_only_the_missing_parts() {
         "confirmed files are not fetched twice"
     );
 }
+
+/// Spawns `udc-agent login --approve-with-device` and returns it with its first JSON line.
+fn ask_to_sign_in(agent: &Agent, email: &str) -> (std::process::Child, Value) {
+    use std::io::BufRead;
+    let mut child = agent_command(&agent.config)
+        .args(["login", "--email", email, "--approve-with-device", "--device-name", "New Laptop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let asked: Value = serde_json::from_str(&first).expect("the request line");
+    (child, asked)
+}
+
+#[test]
+fn a_new_device_signs_in_with_an_approval_from_the_command_line() {
+    let email = unique_email();
+    let phone = Agent::new();
+    phone.ok(
+        &["register", "--email", &email, "--password-stdin", "--device-name", "Phone"],
+        &format!("{PASSWORD}\n"),
+    );
+
+    // A denied request ends the new device's wait with the reason.
+    let denied = Agent::new();
+    let (child, asked) = ask_to_sign_in(&denied, &email);
+    let answer = phone.ok(&["approve", "--deny", "--wait", "10"], "");
+    assert_eq!(answer["state"], "denied");
+    assert_eq!(answer["request_id"], asked["request_id"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("approval_denied"));
+
+    // An approved one: both screens show the same phrase; the new device gets the account key.
+    let laptop = Agent::new();
+    let (child, asked) = ask_to_sign_in(&laptop, &email);
+    assert_eq!(asked["approval"], "requested");
+    let answer = phone.ok(&["approve", "--yes", "--wait", "10"], "");
+    assert_eq!(answer["state"], "approved");
+    assert_eq!(answer["fingerprint_phrase"], asked["fingerprint_phrase"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let session = |a: &Agent| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(a.config.join("session.json")).unwrap()).unwrap()
+    };
+    assert_eq!(session(&laptop)["enc_key"], session(&phone)["enc_key"]);
+    let listed = laptop.ok(&["devices"], "");
+    let names: Vec<&str> = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Phone", "New Laptop"]);
+
+    // Nothing left to answer.
+    let (ok, _, err) = phone.run(&["approve", "--yes"], "");
+    assert!(!ok && err.contains("no sign-in request"), "{err}");
+}

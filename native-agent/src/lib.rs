@@ -2,6 +2,7 @@
 //! `udc-agent` binary and the conformance suite are both built on it.
 
 pub mod client;
+pub mod clipboard;
 pub mod files;
 pub mod kdf;
 pub mod realtime;

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use udc_agent::client::SignedIn;
 use udc_agent::kdf::DerivedKeys;
+use udc_agent::seal::DeviceKeyPair;
+use udc_agent::sync::{ApprovalState, PendingLogin};
 use udc_agent::transfer::{self, Progress, SendOptions, SessionTokens};
 use udc_agent::{Client, Device, DeviceInfo, Session, Store};
 
@@ -63,6 +65,51 @@ enum Command {
         #[command(subcommand)]
         command: Option<FilesCommand>,
     },
+    /// Share the clipboard with the account's other devices (runs until stopped), or set this
+    /// device's clipboard preferences.
+    Clipboard {
+        #[command(subcommand)]
+        command: Option<ClipboardCommand>,
+    },
+    /// Answer another device's request to sign in (shows who asks and its fingerprint phrase).
+    Approve(ApproveArgs),
+}
+
+#[derive(Subcommand)]
+enum ClipboardCommand {
+    /// Show or change whether this device sends and receives, and the account's history size.
+    Prefs {
+        #[arg(long, value_parser = parse_switch)]
+        send: Option<bool>,
+        #[arg(long, value_parser = parse_switch)]
+        receive: Option<bool>,
+        #[arg(long)]
+        history: Option<u32>,
+    },
+}
+
+fn parse_switch(raw: &str) -> std::result::Result<bool, String> {
+    match raw {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{raw:?}: use on or off")),
+    }
+}
+
+#[derive(clap::Args)]
+struct ApproveArgs {
+    /// The request to answer (by id); by default each pending one in turn.
+    #[arg(long)]
+    request: Option<String>,
+    /// Approve without asking (for scripts).
+    #[arg(long, conflicts_with = "deny")]
+    yes: bool,
+    /// Deny without asking.
+    #[arg(long)]
+    deny: bool,
+    /// Wait this many seconds for a request to arrive.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +164,9 @@ struct Credentials {
     /// Read the password from the first line of standard input instead of prompting.
     #[arg(long)]
     password_stdin: bool,
+    /// Sign in without the password: one of the account's devices approves (`udc-agent approve`).
+    #[arg(long, conflicts_with = "password_stdin")]
+    approve_with_device: bool,
     /// This device's name (defaults to the host name).
     #[arg(long)]
     device_name: Option<String>,
@@ -156,11 +206,16 @@ async fn sign_in(cli: &Cli, store: &Store, creds: &Credentials, create: bool) ->
         .clone()
         .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
     let client = Client::new(&server);
-    let password = read_password(creds.password_stdin)?;
-    let (signed, keys): (SignedIn, DerivedKeys) = if create {
-        client.register(&creds.email, &password).await?
+    let (signed, enc_key): (SignedIn, [u8; 32]) = if creds.approve_with_device && !create {
+        approved_sign_in(cli, &client, creds).await?
     } else {
-        client.login(&creds.email, &password).await?
+        let password = read_password(creds.password_stdin)?;
+        let (signed, keys): (SignedIn, DerivedKeys) = if create {
+            client.register(&creds.email, &password).await?
+        } else {
+            client.login(&creds.email, &password).await?
+        };
+        (signed, keys.enc_key)
     };
     let registered = client
         .register_device(
@@ -176,7 +231,7 @@ async fn sign_in(cli: &Cli, store: &Store, creds: &Credentials, create: bool) ->
         access_token: String::new(),
         access_expires_at: 0,
         refresh_token: String::new(),
-        enc_key: B64.encode(keys.enc_key),
+        enc_key: B64.encode(enc_key),
     };
     session.apply(registered.tokens);
     store.save(&session)?;
@@ -192,6 +247,119 @@ async fn sign_in(cli: &Cli, store: &Store, creds: &Credentials, create: bool) ->
         );
     }
     Ok(())
+}
+
+/// Asks for a sign-in, shows the phrase, and waits until a device of the account answers.
+async fn approved_sign_in(cli: &Cli, client: &Client, creds: &Credentials) -> Result<(SignedIn, [u8; 32])> {
+    let keys = DeviceKeyPair::generate();
+    let name = DeviceInfo::this_machine(creds.device_name.clone()).name;
+    let ticket = client.request_approval(&creds.email, &name, &keys.public_b64()).await?;
+    if cli.json {
+        println!(
+            "{}",
+            json!({ "approval": "requested", "request_id": ticket.request_id, "fingerprint_phrase": ticket.fingerprint_phrase })
+        );
+    } else {
+        println!(
+            "Approve this sign-in on one of your devices (`udc-agent approve`).\n\
+             Check that it shows this phrase: {}\nWaiting up to {} s...",
+            ticket.fingerprint_phrase, ticket.expires_in
+        );
+    }
+    loop {
+        match client.poll_approval(&ticket).await? {
+            ApprovalState::Pending { .. } => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            ApprovalState::Approved(approved) => {
+                let key = keys.open_account_key(&approved.sealed_key)?;
+                return Ok((approved.signed_in(), key));
+            }
+        }
+    }
+}
+
+async fn approve(cli: &Cli, store: &Store, args: &ApproveArgs) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let key = udc_agent::seal::account_key(&session.enc_key)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
+    let requests = loop {
+        let token = session.access_token(&client, store).await?;
+        let pending: Vec<PendingLogin> = client
+            .pending_approvals(&token)
+            .await?
+            .into_iter()
+            .filter(|p| args.request.as_ref().is_none_or(|id| *id == p.id))
+            .collect();
+        if !pending.is_empty() || std::time::Instant::now() >= deadline {
+            break pending;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    if requests.is_empty() {
+        bail!("no sign-in request is waiting");
+    }
+    for request in requests {
+        // The phrase is computed here from the key that will receive the account key, so a
+        // server that lied about it would be caught by the user comparing the two screens.
+        let public_key = B64
+            .decode(&request.public_key)
+            .map_err(|_| anyhow!("request {} has a malformed public key", request.id))?;
+        let phrase = udc_core::approval::fingerprint_phrase(&public_key);
+        if phrase != request.fingerprint_phrase {
+            bail!("request {}: the server's phrase does not match its key; refusing", request.id);
+        }
+        let approved = if args.yes {
+            true
+        } else if args.deny {
+            false
+        } else {
+            eprint!(
+                "\"{}\" asks to sign in from {} at {}.\nIt should show: {phrase}\nApprove? [y/N] ",
+                request.device_name,
+                request.client_ip.as_deref().unwrap_or("an unknown address"),
+                request.created_at
+            );
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            matches!(line.trim(), "y" | "Y" | "yes")
+        };
+        let token = session.access_token(&client, store).await?;
+        // This agent has no biometric sensor; a device that has one sets `biometric_verified`.
+        client.respond_approval(&token, &request, approved, false, &key).await?;
+        let state = if approved { "approved" } else { "denied" };
+        if cli.json {
+            println!("{}", json!({ "request_id": request.id, "state": state, "fingerprint_phrase": phrase }));
+        } else {
+            println!("{state} \"{}\"", request.device_name);
+        }
+    }
+    Ok(())
+}
+
+async fn clipboard(cli: &Cli, store: &Store, command: &Option<ClipboardCommand>) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    match command {
+        None => udc_agent::clipboard::run(&client, store, &mut session, cli.json).await,
+        Some(ClipboardCommand::Prefs { send, receive, history }) => {
+            let token = session.access_token(&client, store).await?;
+            let changes = json!({ "send": send, "receive": receive, "history_size": history });
+            let any = send.is_some() || receive.is_some() || history.is_some();
+            let prefs = client.clipboard_prefs(&token, any.then_some(&changes)).await?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "send": prefs.send, "receive": prefs.receive, "history_size": prefs.history_size })
+                );
+            } else {
+                println!(
+                    "send {}, receive {}, history {}",
+                    if prefs.send { "on" } else { "off" },
+                    if prefs.receive { "on" } else { "off" },
+                    prefs.history_size
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 fn signed_in(cli: &Cli, store: &Store) -> Result<(Client, Session)> {
@@ -461,6 +629,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Send(args) => send(&cli, &store, args).await,
         Command::Receive { dir, file } => receive(&cli, &store, dir, file.as_deref()).await,
         Command::Files { command } => files(&cli, &store, command).await,
+        Command::Clipboard { command } => clipboard(&cli, &store, command).await,
+        Command::Approve(args) => approve(&cli, &store, args).await,
         Command::Watch => {
             let (client, mut session) = signed_in(&cli, &store)?;
             udc_agent::watch::watch(&client, &store, &mut session, cli.json).await

@@ -9,7 +9,7 @@ use udc_agent::seal;
 use udc_agent::sync::{ApprovalState, PendingLogin};
 use udc_conformance::*;
 
-fn clipboard_events<'a>(events: &'a [udc_hub::Event]) -> Vec<&'a Value> {
+fn clipboard_events(events: &[udc_hub::Event]) -> Vec<&Value> {
     events
         .iter()
         .filter(|e| e.event == "clipboard.sync")
