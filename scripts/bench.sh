@@ -5,7 +5,8 @@
 # (udc-hub-bench); on udc-server, a file (1 GiB) sent and received by udc-agent against curl
 # on the same presigned URLs, with the agent's peak memory (udc-files-bench); and the sizes
 # of the Worker's wasm and the Spin component; GET /devices against /health on the Spin component
-# in udc-spin-host.
+# in udc-spin-host; clipboard latency between two agents on two Xvfb displays, through wrangler
+# dev and through udc-server (udc-clip-bench).
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,8 @@ trap stop_hosts EXIT
 
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
-  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench
+  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench
+export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
 cargo build -p udc-spin-host
@@ -24,12 +26,14 @@ cargo build -p udc-spin-host
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n"; done
+"$BIN/release/udc-clip-bench" --copies 200
 stop_hosts
 
 start_server "$BIN/release/udc-server"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
-UDC_AGENT_BIN="$BIN/release/udc-agent" "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
+"$BIN/release/udc-clip-bench" --copies 200
+"$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 stop_hosts
 
 # The Spin component in udc-spin-host: GET /devices against the bare /health of the same component.

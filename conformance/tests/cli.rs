@@ -388,7 +388,14 @@ fn a_killed_send_resumes_with_only_the_missing_parts() {
 fn ask_to_sign_in(agent: &Agent, email: &str) -> (std::process::Child, Value) {
     use std::io::BufRead;
     let mut child = agent_command(&agent.config)
-        .args(["login", "--email", email, "--approve-with-device", "--device-name", "New Laptop"])
+        .args([
+            "login",
+            "--email",
+            email,
+            "--approve-with-device",
+            "--device-name",
+            "New Laptop",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -406,7 +413,14 @@ fn a_new_device_signs_in_with_an_approval_from_the_command_line() {
     let email = unique_email();
     let phone = Agent::new();
     phone.ok(
-        &["register", "--email", &email, "--password-stdin", "--device-name", "Phone"],
+        &[
+            "register",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Phone",
+        ],
         &format!("{PASSWORD}\n"),
     );
 
@@ -428,9 +442,14 @@ fn a_new_device_signs_in_with_an_approval_from_the_command_line() {
     assert_eq!(answer["state"], "approved");
     assert_eq!(answer["fingerprint_phrase"], asked["fingerprint_phrase"]);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let session = |a: &Agent| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(a.config.join("session.json")).unwrap()).unwrap()
+        serde_json::from_str(&std::fs::read_to_string(a.config.join("session.json")).unwrap())
+            .unwrap()
     };
     assert_eq!(session(&laptop)["enc_key"], session(&phone)["enc_key"]);
     let listed = laptop.ok(&["devices"], "");

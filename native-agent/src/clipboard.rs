@@ -21,11 +21,14 @@ use crate::client::Client;
 use crate::realtime::{Incoming, Socket};
 use crate::store::{Session, Store};
 use crate::sync::ClipboardItem;
+use crate::transfer::{self, SendOptions, SessionTokens, Tokens};
 use crate::watch::{backoff, PING_EVERY};
 use crate::{seal, Error};
 
-/// Largest item sent inline (the server's limit); bigger copies are skipped with a notice.
+/// Largest item sent inline (the server's limit); bigger copies travel as an encrypted file.
 pub const INLINE_MAX: usize = 256 * 1024;
+/// Largest copy shared at all: a screenshot, not a disk image.
+pub const SHARE_MAX: usize = 64 * 1024 * 1024;
 /// How often to look for a change where there are no change events.
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
@@ -47,7 +50,11 @@ impl Content {
         match self {
             Content::Text(t) => h.update([b"t\0".as_slice(), t.as_bytes()].concat()),
             Content::Html(t) => h.update([b"h\0".as_slice(), t.as_bytes()].concat()),
-            Content::Image { width, height, rgba } => {
+            Content::Image {
+                width,
+                height,
+                rgba,
+            } => {
                 h.update(b"i\0");
                 h.update((*width as u64).to_le_bytes());
                 h.update((*height as u64).to_le_bytes());
@@ -62,12 +69,17 @@ impl Content {
         Ok(match self {
             Content::Text(t) => ("text/plain", t.as_bytes().to_vec()),
             Content::Html(t) => ("text/html", t.as_bytes().to_vec()),
-            Content::Image { width, height, rgba } => ("image/png", png_encode(*width, *height, rgba)?),
+            Content::Image {
+                width,
+                height,
+                rgba,
+            } => ("image/png", png_encode(*width, *height, rgba)?),
         })
     }
 
     pub fn decode(content_type: &str, bytes: Vec<u8>) -> Result<Content> {
-        let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| anyhow!("clipboard text is not UTF-8"));
+        let text =
+            |b: Vec<u8>| String::from_utf8(b).map_err(|_| anyhow!("clipboard text is not UTF-8"));
         Ok(match content_type {
             "text/plain" => Content::Text(text(bytes)?),
             "text/html" => Content::Html(text(bytes)?),
@@ -91,7 +103,9 @@ pub fn png_encode(width: usize, height: usize, rgba: &[u8]) -> Result<Vec<u8>> {
 /// Any PNG (palette, grey, 16-bit) to 8-bit RGBA.
 pub fn png_decode(bytes: &[u8]) -> Result<Content> {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::normalize_to_color8() | png::Transformations::ALPHA);
+    dec.set_transformations(
+        png::Transformations::normalize_to_color8() | png::Transformations::ALPHA,
+    );
     let mut reader = dec.read_info()?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf)?;
@@ -99,10 +113,17 @@ pub fn png_decode(bytes: &[u8]) -> Result<Content> {
     let (width, height) = (info.width as usize, info.height as usize);
     let rgba = match info.color_type {
         png::ColorType::Rgba => buf,
-        png::ColorType::GrayscaleAlpha => buf.chunks(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
         other => bail!("unexpected PNG colour type {other:?} after normalising"),
     };
-    Ok(Content::Image { width, height, rgba })
+    Ok(Content::Image {
+        width,
+        height,
+        rgba,
+    })
 }
 
 /// The local clipboard, one instance for the agent's life.
@@ -111,12 +132,16 @@ pub struct Local(Arc<Mutex<arboard::Clipboard>>);
 
 impl Local {
     pub fn open() -> Result<Local> {
-        let cb = arboard::Clipboard::new().map_err(|e| anyhow!("cannot open the clipboard: {e}"))?;
+        let cb =
+            arboard::Clipboard::new().map_err(|e| anyhow!("cannot open the clipboard: {e}"))?;
         Ok(Local(Arc::new(Mutex::new(cb))))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut arboard::Clipboard) -> T) -> Result<T> {
-        let mut cb = self.0.lock().map_err(|_| anyhow!("clipboard lock poisoned"))?;
+        let mut cb = self
+            .0
+            .lock()
+            .map_err(|_| anyhow!("clipboard lock poisoned"))?;
         Ok(f(&mut cb))
     }
 
@@ -142,7 +167,11 @@ impl Local {
         self.with(|cb| match content {
             Content::Text(t) => cb.set_text(t.as_str()),
             Content::Html(h) => cb.set_html(h.as_str(), None::<&str>),
-            Content::Image { width, height, rgba } => cb.set_image(arboard::ImageData {
+            Content::Image {
+                width,
+                height,
+                rgba,
+            } => cb.set_image(arboard::ImageData {
                 width: *width,
                 height: *height,
                 bytes: rgba.as_slice().into(),
@@ -152,21 +181,25 @@ impl Local {
     }
 }
 
-/// Signals "the clipboard may have changed": XFixes owner changes on X11, a timer elsewhere.
-fn change_signals() -> mpsc::Receiver<()> {
+/// Signals "the clipboard may have changed": XFixes owner changes on X11 (`display`, or
+/// `$DISPLAY`), a timer elsewhere.
+pub fn change_signals(display: Option<String>) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(16);
     #[cfg(target_os = "linux")]
     {
         let events = tx.clone();
         std::thread::spawn(move || {
-            if let Err(e) = x11_owner_changes(&events) {
+            if let Err(e) = x11_owner_changes(display.as_deref(), &events) {
                 eprintln!("udc-agent: no X11 clipboard events ({e}); polling instead");
                 poll(&events);
             }
         });
     }
     #[cfg(not(target_os = "linux"))]
-    std::thread::spawn(move || poll(&tx));
+    {
+        let _ = display;
+        std::thread::spawn(move || poll(&tx));
+    }
     rx
 }
 
@@ -177,17 +210,29 @@ fn poll(tx: &mpsc::Sender<()>) {
 }
 
 #[cfg(target_os = "linux")]
-fn x11_owner_changes(tx: &mpsc::Sender<()>) -> Result<()> {
+fn x11_owner_changes(display: Option<&str>, tx: &mpsc::Sender<()>) -> Result<()> {
     use x11rb::connection::Connection;
     use x11rb::protocol::xfixes::{ConnectionExt as _, SelectionEventMask};
     use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, WindowClass};
     use x11rb::protocol::Event;
 
-    let (conn, screen) = x11rb::connect(None)?;
+    let (conn, screen) = x11rb::connect(display)?;
     let root = conn.setup().roots[screen].root;
     conn.xfixes_query_version(5, 0)?.reply()?;
     let window = conn.generate_id()?;
-    conn.create_window(0, window, root, 0, 0, 1, 1, 0, WindowClass::INPUT_ONLY, 0, &CreateWindowAux::new())?;
+    conn.create_window(
+        0,
+        window,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new(),
+    )?;
     let clipboard = conn.intern_atom(false, b"CLIPBOARD")?.reply()?.atom;
     conn.xfixes_select_selection_input(
         window,
@@ -214,22 +259,93 @@ fn report(json: bool, what: &str, item: &ClipboardItem) {
             serde_json::json!({ "clipboard": what, "id": item.id, "content_type": item.content_type, "size": item.size, "device_id": item.device_id })
         );
     } else {
-        println!("{what} {} ({} bytes) {}", item.content_type, item.size, item.id);
+        println!(
+            "{what} {} ({} bytes) {}",
+            item.content_type, item.size, item.id
+        );
     }
 }
 
-/// The plaintext of a relayed item, fetching it when the event left the ciphertext out.
-async fn open_item(client: &Client, token: &str, key: &[u8; 32], item: ClipboardItem) -> Result<Option<Content>> {
+/// The plaintext of a relayed item: from the event, fetched when the event left the
+/// ciphertext out, or downloaded when the item is an encrypted file.
+async fn open_item(
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    key: &[u8; 32],
+    item: ClipboardItem,
+) -> Result<Content> {
+    let mut tokens = SessionTokens {
+        client,
+        session,
+        store,
+    };
     let item = if item.ciphertext.is_none() && item.file_id.is_none() {
-        client.clipboard_item(token, &item.id).await?
+        client
+            .clipboard_item(&tokens.token().await?, &item.id)
+            .await?
     } else {
         item
     };
-    match item.open(key)? {
-        Some(bytes) => Ok(Some(Content::decode(&item.content_type, bytes)?)),
-        // Items sent as files are not fetched by this agent yet.
-        None => Ok(None),
+    if let Some(bytes) = item.open(key)? {
+        return Content::decode(&item.content_type, bytes);
     }
+    let file_id = item
+        .file_id
+        .as_deref()
+        .ok_or_else(|| anyhow!("item {} has no content", item.id))?;
+    let dir = store.dir().join("clipboard-in");
+    let got = transfer::receive(client, &mut tokens, file_id, &dir, &mut |_| {}).await?;
+    let sealed = std::fs::read(&got.path);
+    let _ = std::fs::remove_file(&got.path);
+    let plain = seal::open(key, &seal::clipboard_aad(&item.content_type), &sealed?)?;
+    Content::decode(&item.content_type, plain)
+}
+
+/// Seals and posts a local copy: inline, or as an encrypted file above the inline limit.
+async fn send_copy(
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    key: &[u8; 32],
+    content: &Content,
+) -> Result<ClipboardItem> {
+    let (content_type, bytes) = content.encode()?;
+    let mut tokens = SessionTokens {
+        client,
+        session,
+        store,
+    };
+    if bytes.len() <= INLINE_MAX {
+        return client
+            .post_clipboard(&tokens.token().await?, key, content_type, &bytes)
+            .await;
+    }
+    if bytes.len() > SHARE_MAX {
+        bail!(
+            "a {content_type} copy of {} bytes is over {SHARE_MAX} bytes; not shared",
+            bytes.len()
+        );
+    }
+    let sealed = seal::seal(key, &seal::clipboard_aad(content_type), &bytes)?;
+    let dir = store.dir().join("clipboard-out");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}.sealed", transfer::hex(&content.fingerprint())));
+    std::fs::write(&path, &sealed)?;
+    let opts = SendOptions {
+        target_device_id: None,
+        mime: Some("application/octet-stream".into()),
+        parallel: 4,
+        limit_rate: None,
+        part_size: None,
+        state_dir: store.dir().to_owned(),
+    };
+    let sent = transfer::send(client, &mut tokens, &path, &opts, &mut |_| {}).await;
+    let _ = std::fs::remove_file(&path);
+    let file = sent?.file;
+    Ok(client
+        .post_clipboard_file(&tokens.token().await?, content_type, bytes.len(), &file.id)
+        .await?)
 }
 
 pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bool) -> Result<()> {
@@ -243,15 +359,19 @@ pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bo
     // What is on the clipboard now was not copied now: only changes from here on are sent.
     let mut last = {
         let l = local.clone();
-        tokio::task::spawn_blocking(move || l.read()).await??.map(|c| c.fingerprint())
+        tokio::task::spawn_blocking(move || l.read())
+            .await??
+            .map(|c| c.fingerprint())
     };
-    let mut changes = change_signals();
+    let mut changes = change_signals(None);
     let mut attempt = 0u32;
     loop {
         let token = session.access_token(client, store).await?;
         let mut socket = match Socket::connect(client.base_url(), &token, None).await {
             Ok(s) => s,
-            Err(e) if matches!(e.status(), Some(401 | 403)) => bail!("the hub refused this device: {e}"),
+            Err(e) if matches!(e.status(), Some(401 | 403)) => {
+                bail!("the hub refused this device: {e}")
+            }
             Err(e) => {
                 let wait = backoff(attempt);
                 eprintln!("udc-agent: {e}; retrying in {:.1} s", wait.as_secs_f64());
@@ -285,13 +405,7 @@ pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bo
                         continue;
                     }
                     last = Some(fp);
-                    let (content_type, bytes) = content.encode()?;
-                    if bytes.len() > INLINE_MAX {
-                        eprintln!("udc-agent: a {content_type} copy of {} bytes is over the {INLINE_MAX}-byte inline limit; not sent", bytes.len());
-                        continue;
-                    }
-                    let token = session.access_token(client, store).await?;
-                    match client.post_clipboard(&token, &key, content_type, &bytes).await {
+                    match send_copy(client, store, session, &key, &content).await {
                         Ok(item) => report(json, "sent", &item),
                         Err(e) => eprintln!("udc-agent: clipboard not sent: {e}"),
                     }
@@ -335,23 +449,26 @@ pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bo
             if !prefs.receive {
                 continue;
             }
-            let token = session.access_token(client, store).await?;
-            match open_item(client, &token, &key, item.clone()).await {
-                Ok(Some(content)) => {
+            match open_item(client, store, session, &key, item.clone()).await {
+                Ok(content) => {
                     last = Some(content.fingerprint());
                     let l = local.clone();
                     tokio::task::spawn_blocking(move || l.write(&content)).await??;
                     report(json, "applied", &item);
                 }
-                Ok(None) => eprintln!("udc-agent: clipboard item {} is a file; not applied", item.id),
-                Err(e) => eprintln!("udc-agent: clipboard item {} not applied: {e}", item.id),
+                Err(e) => eprintln!("udc-agent: clipboard item {} not applied: {e:#}", item.id),
             }
         };
         if let Some((Some(close::REVOKED), reason)) = &closed {
-            return Err(Error::Local(format!("this device's access was revoked ({reason})")).into());
+            return Err(
+                Error::Local(format!("this device's access was revoked ({reason})")).into(),
+            );
         }
         let wait = backoff(attempt);
-        eprintln!("udc-agent: disconnected ({closed:?}); reconnecting in {:.1} s", wait.as_secs_f64());
+        eprintln!(
+            "udc-agent: disconnected ({closed:?}); reconnecting in {:.1} s",
+            wait.as_secs_f64()
+        );
         attempt += 1;
         tokio::time::sleep(wait).await;
     }
@@ -363,12 +480,19 @@ mod tests {
 
     #[test]
     fn images_compare_by_pixels_not_by_png_bytes() {
-        let img = Content::Image { width: 2, height: 1, rgba: vec![255, 0, 0, 255, 0, 0, 255, 128] };
+        let img = Content::Image {
+            width: 2,
+            height: 1,
+            rgba: vec![255, 0, 0, 255, 0, 0, 255, 128],
+        };
         let (ty, png) = img.encode().unwrap();
         assert_eq!(ty, "image/png");
         let back = Content::decode(ty, png).unwrap();
         assert_eq!(back, img);
         assert_eq!(back.fingerprint(), img.fingerprint());
-        assert_ne!(Content::Text("a".into()).fingerprint(), Content::Html("a".into()).fingerprint());
+        assert_ne!(
+            Content::Text("a".into()).fingerprint(),
+            Content::Html("a".into()).fingerprint()
+        );
     }
 }

@@ -250,10 +250,16 @@ async fn sign_in(cli: &Cli, store: &Store, creds: &Credentials, create: bool) ->
 }
 
 /// Asks for a sign-in, shows the phrase, and waits until a device of the account answers.
-async fn approved_sign_in(cli: &Cli, client: &Client, creds: &Credentials) -> Result<(SignedIn, [u8; 32])> {
+async fn approved_sign_in(
+    cli: &Cli,
+    client: &Client,
+    creds: &Credentials,
+) -> Result<(SignedIn, [u8; 32])> {
     let keys = DeviceKeyPair::generate();
     let name = DeviceInfo::this_machine(creds.device_name.clone()).name;
-    let ticket = client.request_approval(&creds.email, &name, &keys.public_b64()).await?;
+    let ticket = client
+        .request_approval(&creds.email, &name, &keys.public_b64())
+        .await?;
     if cli.json {
         println!(
             "{}",
@@ -268,7 +274,9 @@ async fn approved_sign_in(cli: &Cli, client: &Client, creds: &Credentials) -> Re
     }
     loop {
         match client.poll_approval(&ticket).await? {
-            ApprovalState::Pending { .. } => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            ApprovalState::Pending { .. } => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
+            }
             ApprovalState::Approved(approved) => {
                 let key = keys.open_account_key(&approved.sealed_key)?;
                 return Ok((approved.signed_in(), key));
@@ -305,7 +313,10 @@ async fn approve(cli: &Cli, store: &Store, args: &ApproveArgs) -> Result<()> {
             .map_err(|_| anyhow!("request {} has a malformed public key", request.id))?;
         let phrase = udc_core::approval::fingerprint_phrase(&public_key);
         if phrase != request.fingerprint_phrase {
-            bail!("request {}: the server's phrase does not match its key; refusing", request.id);
+            bail!(
+                "request {}: the server's phrase does not match its key; refusing",
+                request.id
+            );
         }
         let approved = if args.yes {
             true
@@ -324,10 +335,15 @@ async fn approve(cli: &Cli, store: &Store, args: &ApproveArgs) -> Result<()> {
         };
         let token = session.access_token(&client, store).await?;
         // This agent has no biometric sensor; a device that has one sets `biometric_verified`.
-        client.respond_approval(&token, &request, approved, false, &key).await?;
+        client
+            .respond_approval(&token, &request, approved, false, &key)
+            .await?;
         let state = if approved { "approved" } else { "denied" };
         if cli.json {
-            println!("{}", json!({ "request_id": request.id, "state": state, "fingerprint_phrase": phrase }));
+            println!(
+                "{}",
+                json!({ "request_id": request.id, "state": state, "fingerprint_phrase": phrase })
+            );
         } else {
             println!("{state} \"{}\"", request.device_name);
         }
@@ -339,11 +355,17 @@ async fn clipboard(cli: &Cli, store: &Store, command: &Option<ClipboardCommand>)
     let (client, mut session) = signed_in(cli, store)?;
     match command {
         None => udc_agent::clipboard::run(&client, store, &mut session, cli.json).await,
-        Some(ClipboardCommand::Prefs { send, receive, history }) => {
+        Some(ClipboardCommand::Prefs {
+            send,
+            receive,
+            history,
+        }) => {
             let token = session.access_token(&client, store).await?;
             let changes = json!({ "send": send, "receive": receive, "history_size": history });
             let any = send.is_some() || receive.is_some() || history.is_some();
-            let prefs = client.clipboard_prefs(&token, any.then_some(&changes)).await?;
+            let prefs = client
+                .clipboard_prefs(&token, any.then_some(&changes))
+                .await?;
             if cli.json {
                 println!(
                     "{}",

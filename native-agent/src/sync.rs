@@ -123,6 +123,27 @@ impl Client {
         Ok(b.item)
     }
 
+    /// Posts an item that travels as an encrypted file this device already sent.
+    pub async fn post_clipboard_file(
+        &self,
+        token: &str,
+        content_type: &str,
+        size: usize,
+        file_id: &str,
+    ) -> Result<ClipboardItem> {
+        let body = json!({ "content_type": content_type, "size": size, "file_id": file_id });
+        let b: ItemBody = self
+            .call_with(
+                Method::POST,
+                "/sync/clipboard",
+                Some(token),
+                Some(&body),
+                &[],
+            )
+            .await?;
+        Ok(b.item)
+    }
+
     pub async fn clipboard_item(&self, token: &str, id: &str) -> Result<ClipboardItem> {
         let b: ItemBody = self
             .call_with(

@@ -149,7 +149,7 @@ pub async fn sha256_file(path: &Path) -> Result<String> {
     .await?
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
