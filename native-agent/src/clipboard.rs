@@ -14,16 +14,15 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use udc_hub::protocol::close;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
-use crate::realtime::{Incoming, Socket};
+use crate::realtime::Incoming;
+use crate::seal;
 use crate::store::{Session, Store};
 use crate::sync::ClipboardItem;
 use crate::transfer::{self, SendOptions, SessionTokens, Tokens};
-use crate::watch::{backoff, PING_EVERY};
-use crate::{seal, Error};
+use crate::watch::{self, PING_EVERY};
 
 /// Largest item sent inline (the server's limit); bigger copies travel as an encrypted file.
 pub const INLINE_MAX: usize = 256 * 1024;
@@ -366,20 +365,7 @@ pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bo
     let mut changes = change_signals(None);
     let mut attempt = 0u32;
     loop {
-        let token = session.access_token(client, store).await?;
-        let mut socket = match Socket::connect(client.base_url(), &token, None).await {
-            Ok(s) => s,
-            Err(e) if matches!(e.status(), Some(401 | 403)) => {
-                bail!("the hub refused this device: {e}")
-            }
-            Err(e) => {
-                let wait = backoff(attempt);
-                eprintln!("udc-agent: {e}; retrying in {:.1} s", wait.as_secs_f64());
-                attempt += 1;
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        };
+        let mut socket = watch::connect(client, store, session, None, &mut attempt).await?;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         // During the replay of what was missed only the newest item matters.
@@ -459,18 +445,7 @@ pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bo
                 Err(e) => eprintln!("udc-agent: clipboard item {} not applied: {e:#}", item.id),
             }
         };
-        if let Some((Some(close::REVOKED), reason)) = &closed {
-            return Err(
-                Error::Local(format!("this device's access was revoked ({reason})")).into(),
-            );
-        }
-        let wait = backoff(attempt);
-        eprintln!(
-            "udc-agent: disconnected ({closed:?}); reconnecting in {:.1} s",
-            wait.as_secs_f64()
-        );
-        attempt += 1;
-        tokio::time::sleep(wait).await;
+        watch::after_close(closed, &mut attempt).await?;
     }
 }
 

@@ -111,12 +111,16 @@ impl Client {
             "size": plaintext.len(),
             "ciphertext": B64.encode(sealed),
         });
+        Ok(self.post_item(token, &body).await?)
+    }
+
+    async fn post_item(&self, token: &str, body: &Value) -> Result<ClipboardItem> {
         let b: ItemBody = self
             .call_with(
                 Method::POST,
                 "/sync/clipboard",
                 Some(token),
-                Some(&body),
+                Some(body),
                 &[],
             )
             .await?;
@@ -132,16 +136,7 @@ impl Client {
         file_id: &str,
     ) -> Result<ClipboardItem> {
         let body = json!({ "content_type": content_type, "size": size, "file_id": file_id });
-        let b: ItemBody = self
-            .call_with(
-                Method::POST,
-                "/sync/clipboard",
-                Some(token),
-                Some(&body),
-                &[],
-            )
-            .await?;
-        Ok(b.item)
+        self.post_item(token, &body).await
     }
 
     pub async fn clipboard_item(&self, token: &str, id: &str) -> Result<ClipboardItem> {

@@ -39,21 +39,8 @@ pub async fn watch(
     };
     let mut attempt = 0u32;
     loop {
-        let token = session.access_token(client, store).await?;
         let cursor = store.cursor(&device_id);
-        let mut socket = match Socket::connect(client.base_url(), &token, cursor).await {
-            Ok(s) => s,
-            Err(e) if matches!(e.status(), Some(401 | 403)) => {
-                bail!("the hub refused this device: {e}")
-            }
-            Err(e) => {
-                let wait = backoff(attempt);
-                eprintln!("udc-agent: {e}; retrying in {:.1} s", wait.as_secs_f64());
-                attempt += 1;
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        };
+        let mut socket = connect(client, store, session, cursor, &mut attempt).await?;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let closed = loop {
@@ -84,17 +71,49 @@ pub async fn watch(
                 },
             }
         };
-        if let Some((Some(close::REVOKED), reason)) = &closed {
-            bail!("this device's access was revoked ({reason})");
-        }
-        let wait = backoff(attempt);
-        eprintln!(
-            "udc-agent: disconnected ({closed:?}); reconnecting in {:.1} s",
-            wait.as_secs_f64()
-        );
-        attempt += 1;
-        tokio::time::sleep(wait).await;
+        after_close(closed, &mut attempt).await?;
     }
+}
+
+/// Opens the device's socket (resuming after `resume_after`), retrying with backoff; a hub that
+/// refuses the device is an error.
+pub async fn connect(
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    resume_after: Option<u64>,
+    attempt: &mut u32,
+) -> Result<Socket> {
+    loop {
+        let token = session.access_token(client, store).await?;
+        match Socket::connect(client.base_url(), &token, resume_after).await {
+            Ok(s) => return Ok(s),
+            Err(e) if matches!(e.status(), Some(401 | 403)) => {
+                bail!("the hub refused this device: {e}")
+            }
+            Err(e) => {
+                let wait = backoff(*attempt);
+                eprintln!("udc-agent: {e}; retrying in {:.1} s", wait.as_secs_f64());
+                *attempt += 1;
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// After the socket closed: stop when the device's access was revoked, else wait to reconnect.
+pub async fn after_close(closed: Option<(Option<u16>, String)>, attempt: &mut u32) -> Result<()> {
+    if let Some((Some(close::REVOKED), reason)) = &closed {
+        bail!("this device's access was revoked ({reason})");
+    }
+    let wait = backoff(*attempt);
+    eprintln!(
+        "udc-agent: disconnected ({closed:?}); reconnecting in {:.1} s",
+        wait.as_secs_f64()
+    );
+    *attempt += 1;
+    tokio::time::sleep(wait).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -67,6 +67,15 @@ fn item(row: &Row) -> ApiResult<ClipboardItem> {
     })
 }
 
+/// The one item a caller's read found, or 404.
+fn the_item(found: &[Vec<Row>]) -> ApiResult<Reply> {
+    let row = found
+        .first()
+        .and_then(|r| r.first())
+        .ok_or_else(|| ApiError::not_found("clipboard item"))?;
+    Reply::ok(serde_json::json!({ "item": item(row)? }))
+}
+
 impl<P: Ports> Core<P> {
     pub(crate) async fn post_clipboard(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let (caller, found) = self
@@ -254,11 +263,7 @@ impl<P: Ports> Core<P> {
                 )]
             })
             .await?;
-        let row = found
-            .first()
-            .and_then(|r| r.first())
-            .ok_or_else(|| ApiError::not_found("clipboard item"))?;
-        Reply::ok(serde_json::json!({ "item": item(row)? }))
+        the_item(&found)
     }
 
     pub(crate) async fn clipboard_history(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -310,11 +315,7 @@ impl<P: Ports> Core<P> {
                 )]
             })
             .await?;
-        let row = found
-            .first()
-            .and_then(|r| r.first())
-            .ok_or_else(|| ApiError::not_found("clipboard item"))?;
-        Reply::ok(serde_json::json!({ "item": item(row)? }))
+        the_item(&found)
     }
 
     pub(crate) async fn delete_clipboard_item(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
