@@ -113,7 +113,7 @@ pub fn png_decode(bytes: &[u8]) -> Result<Content> {
     let rgba = match info.color_type {
         png::ColorType::Rgba => buf,
         png::ColorType::GrayscaleAlpha => buf
-            .chunks(2)
+            .chunks_exact(2)
             .flat_map(|p| [p[0], p[0], p[0], p[1]])
             .collect(),
         other => bail!("unexpected PNG colour type {other:?} after normalising"),
