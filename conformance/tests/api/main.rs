@@ -5,4 +5,5 @@ mod devices;
 mod files;
 mod input;
 mod realtime;
+mod remote;
 mod sync;

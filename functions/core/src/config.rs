@@ -17,6 +17,12 @@ pub const S3_BUCKET: &str = "UDC_S3_BUCKET";
 pub const S3_ACCESS_KEY_ID: &str = "UDC_S3_ACCESS_KEY_ID";
 pub const S3_SECRET_ACCESS_KEY: &str = "UDC_S3_SECRET_ACCESS_KEY";
 pub const FILES_MAX_BYTES: &str = "UDC_FILES_MAX_BYTES";
+/// Comma-separated STUN URLs handed to devices for remote control.
+pub const STUN_URLS: &str = "UDC_STUN_URLS";
+/// Cloudflare Realtime TURN: the key's id and its API token mint short-lived credentials.
+pub const TURN_KEY_ID: &str = "UDC_TURN_KEY_ID";
+pub const TURN_API_TOKEN: &str = "UDC_TURN_API_TOKEN";
+pub const DEFAULT_STUN_URL: &str = "stun:stun.cloudflare.com:3478";
 
 /// Largest file accepted unless `UDC_FILES_MAX_BYTES` says otherwise.
 pub const DEFAULT_FILES_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -38,6 +44,16 @@ pub struct Config {
     /// Object storage for files; without it the file endpoints answer 503.
     pub storage: Option<Storage>,
     pub files_max_bytes: u64,
+    /// ICE servers for remote control's WebRTC.
+    pub stun_urls: Vec<String>,
+    pub turn: Option<Turn>,
+}
+
+/// A Cloudflare Realtime TURN key: core mints credentials for it per request.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub key_id: String,
+    pub api_token: String,
 }
 
 /// An S3-compatible bucket (R2 through its S3 API in production). Path-style URLs, which
@@ -104,6 +120,40 @@ impl Config {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
             storage: Storage::from_lookup(&get)?,
+            stun_urls: match get(STUN_URLS).filter(|v| !v.trim().is_empty()) {
+                None => vec![DEFAULT_STUN_URL.to_owned()],
+                Some(v) => {
+                    let urls: Vec<String> = v
+                        .split(',')
+                        .map(|u| u.trim().to_owned())
+                        .filter(|u| !u.is_empty())
+                        .collect();
+                    if urls
+                        .iter()
+                        .any(|u| !(u.starts_with("stun:") || u.starts_with("stuns:")))
+                    {
+                        return Err(format!(
+                            "{STUN_URLS} must be stun: or stuns: URLs, comma-separated"
+                        ));
+                    }
+                    urls
+                }
+            },
+            turn: match (
+                get(TURN_KEY_ID).filter(|v| !v.trim().is_empty()),
+                get(TURN_API_TOKEN).filter(|v| !v.trim().is_empty()),
+            ) {
+                (Some(key_id), Some(api_token)) => Some(Turn {
+                    key_id: key_id.trim().to_owned(),
+                    api_token: api_token.trim().to_owned(),
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(format!(
+                        "set both {TURN_KEY_ID} and {TURN_API_TOKEN}, or neither"
+                    ))
+                }
+            },
             files_max_bytes: match get(FILES_MAX_BYTES).filter(|v| !v.trim().is_empty()) {
                 None => DEFAULT_FILES_MAX_BYTES,
                 Some(v) => v

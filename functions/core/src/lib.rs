@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod migrations;
 pub mod ports;
 pub mod realtime;
+pub mod remote;
 pub mod rows;
 pub mod settings;
 pub mod throttle;
@@ -106,6 +107,14 @@ enum Route<'a> {
     Handoffs,
     Handoff(&'a str),
     HandoffTake(&'a str),
+    RemoteRequest,
+    RemoteSession(&'a str),
+    RemoteApprove(&'a str),
+    RemoteDeny(&'a str),
+    RemoteHeartbeat(&'a str),
+    RemoteInput(&'a str),
+    RemoteSessions,
+    IceServers,
     TestPurgeFiles,
 }
 
@@ -159,6 +168,14 @@ impl<'a> Route<'a> {
             ["sync", "handoff"] => Route::Handoffs,
             ["sync", "handoff", key] => Route::Handoff(key),
             ["sync", "handoff", key, "take"] => Route::HandoffTake(key),
+            ["remote", "session", "request"] => Route::RemoteRequest,
+            ["remote", "session", id] => Route::RemoteSession(id),
+            ["remote", "session", id, "approve"] => Route::RemoteApprove(id),
+            ["remote", "session", id, "deny"] => Route::RemoteDeny(id),
+            ["remote", "session", id, "heartbeat"] => Route::RemoteHeartbeat(id),
+            ["remote", "session", id, "input"] => Route::RemoteInput(id),
+            ["remote", "sessions"] => Route::RemoteSessions,
+            ["remote", "ice-servers"] => Route::IceServers,
             ["test", "purge-files"] => Route::TestPurgeFiles,
             _ => return None,
         })
@@ -181,7 +198,10 @@ impl<'a> Route<'a> {
             | Route::SettingsPolicies
             | Route::SettingsConflicts
             | Route::SettingsResolutions
-            | Route::Handoffs => &[Method::GET],
+            | Route::Handoffs
+            | Route::RemoteSessions
+            | Route::IceServers => &[Method::GET],
+            Route::RemoteSession(_) => &[Method::GET, Method::DELETE],
             Route::File(_) => &[Method::DELETE],
             Route::ClipboardHistory | Route::ClipboardItem(_) => &[Method::GET, Method::DELETE],
             Route::ClipboardPrefs => &[Method::GET, Method::PUT],
@@ -303,6 +323,15 @@ impl<P: Ports> Core<P> {
             Route::Handoff(key) if *rq.method == Method::PUT => self.save_handoff(rq, key).await,
             Route::Handoff(key) => self.delete_handoff(rq, key).await,
             Route::HandoffTake(key) => self.take_handoff(rq, key).await,
+            Route::RemoteRequest => self.request_remote(rq).await,
+            Route::RemoteSession(id) if *rq.method == Method::GET => self.get_remote(rq, id).await,
+            Route::RemoteSession(id) => self.end_remote(rq, id).await,
+            Route::RemoteApprove(id) => self.answer_remote(rq, id, true).await,
+            Route::RemoteDeny(id) => self.answer_remote(rq, id, false).await,
+            Route::RemoteHeartbeat(id) => self.heartbeat_remote(rq, id).await,
+            Route::RemoteInput(id) => self.relay_input(rq, id).await,
+            Route::RemoteSessions => self.list_remote(rq).await,
+            Route::IceServers => self.ice_servers(rq).await,
             // Lets the black-box suite run the scheduled purge at a moved clock, on the caller's
             // own account only (tests run side by side); absent outside test mode.
             Route::TestPurgeFiles if self.config.test_mode => {

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_sync",
         include_str!("../../../schema/migrations/0004_sync.sql"),
     ),
+    (
+        "0005_remote",
+        include_str!("../../../schema/migrations/0005_remote.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

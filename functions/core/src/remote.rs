@@ -1,0 +1,711 @@
+//! Remote control sessions: one device of an account asks to see (and drive) another that trusts
+//! it; the target's owner approves or denies; either side ends it; it also ends at its maximum
+//! duration or when heartbeats stop. Every session row is its own audit record. The media and
+//! input flow peer to peer over WebRTC (signals through the hub); `input` relays input through
+//! the server when no peer-to-peer path exists.
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use udc_hub::{NewEvent, PresenceState};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt};
+use crate::web::{json_body, query_param, Reply};
+use crate::{rows, validate, Core, Rq};
+
+/// A request nobody answers within this long expires.
+pub const ANSWER_WITHIN_MS: i64 = 60 * 1000;
+/// Devices send a heartbeat every 5 s; three missed ends the session.
+pub const HEARTBEAT_EVERY_SECS: i64 = 5;
+pub const HEARTBEAT_LOST_MS: i64 = 15 * 1000;
+pub const DEFAULT_DURATION_SECS: i64 = 3600;
+pub const MAX_DURATION_SECS: i64 = 8 * 3600;
+const MAX_INPUTS: usize = 64;
+/// How long minted TURN credentials last.
+const TURN_TTL_SECS: i64 = 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    ViewOnly,
+    ViewAndControl,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::ViewOnly => "view_only",
+            Mode::ViewAndControl => "view_and_control",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBody {
+    target_device_id: String,
+    mode: Mode,
+    /// Seconds; default one hour, at most eight.
+    max_duration: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputBody {
+    events: Vec<Value>,
+}
+
+/// A session row as decisions need it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub requester: String,
+    pub target: String,
+    pub mode: String,
+    pub max_duration_secs: i64,
+    pub state: String,
+    pub created_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub ended_by: Option<String>,
+    pub requester_seen_at: Option<i64>,
+    pub target_seen_at: Option<i64>,
+    pub relayed_inputs: i64,
+}
+
+macro_rules! select_sessions {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, requester_device_id, target_device_id, mode, max_duration_secs, state, created_at, ",
+            "answered_at, ended_at, end_reason, ended_by_device_id, requester_seen_at, target_seen_at, ",
+            "relayed_inputs FROM remote_sessions ",
+            $tail
+        )
+    };
+}
+
+fn session(row: &Row) -> ApiResult<Session> {
+    Ok(Session {
+        id: rows::text(row, 0)?,
+        requester: rows::text(row, 1)?,
+        target: rows::text(row, 2)?,
+        mode: rows::text(row, 3)?,
+        max_duration_secs: rows::int(row, 4)?,
+        state: rows::text(row, 5)?,
+        created_at: rows::int(row, 6)?,
+        answered_at: rows::opt_int(row, 7)?,
+        ended_at: rows::opt_int(row, 8)?,
+        end_reason: rows::opt_text(row, 9)?,
+        ended_by: rows::opt_text(row, 10)?,
+        requester_seen_at: rows::opt_int(row, 11)?,
+        target_seen_at: rows::opt_int(row, 12)?,
+        relayed_inputs: rows::int(row, 13)?,
+    })
+}
+
+impl Session {
+    /// Whether time alone has ended it, and how: unanswered, past its duration, or silent.
+    pub fn lapsed(&self, now: i64) -> Option<(&'static str, &'static str)> {
+        match self.state.as_str() {
+            "pending" if now >= self.created_at + ANSWER_WITHIN_MS => {
+                Some(("expired", "not_answered"))
+            }
+            "active" => {
+                let started = self.answered_at.unwrap_or(self.created_at);
+                let last = self
+                    .requester_seen_at
+                    .unwrap_or(started)
+                    .min(self.target_seen_at.unwrap_or(started));
+                if now >= started + self.max_duration_secs * 1000 {
+                    Some(("ended", "max_duration"))
+                } else if now >= last + HEARTBEAT_LOST_MS {
+                    Some(("ended", "heartbeat_lost"))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn view(&self, now: i64) -> Value {
+        let ts = |t: Option<i64>| t.map(rows::timestamp);
+        let remaining = (self.state == "active").then(|| {
+            let started = self.answered_at.unwrap_or(self.created_at);
+            ((started + self.max_duration_secs * 1000 - now).max(0) + 999) / 1000
+        });
+        serde_json::json!({
+            "id": self.id,
+            "requester_device_id": self.requester,
+            "target_device_id": self.target,
+            "mode": self.mode,
+            "max_duration": self.max_duration_secs,
+            "state": self.state,
+            "created_at": rows::timestamp(self.created_at),
+            "answered_at": ts(self.answered_at),
+            "ended_at": ts(self.ended_at),
+            "end_reason": self.end_reason,
+            "ended_by_device_id": self.ended_by,
+            "remaining_secs": remaining,
+            "heartbeat_every": HEARTBEAT_EVERY_SECS,
+            "relayed_inputs": self.relayed_inputs,
+        })
+    }
+}
+
+/// One input event, checked: pointer positions are fractions of the captured screen, so
+/// differing resolutions map correctly.
+fn check_input(e: &Value, i: usize) -> ApiResult<()> {
+    let bad = |what: &str| ApiError::invalid(format!("events[{i}]: {what}"));
+    let fraction = |k: &str| {
+        e[k].as_f64()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .ok_or_else(|| bad(&format!("{k}: a number from 0 to 1")))
+    };
+    match e["type"].as_str() {
+        Some("pointer_move") => {
+            fraction("x")?;
+            fraction("y")?;
+        }
+        Some("pointer_button") => {
+            if !matches!(e["button"].as_str(), Some("left" | "middle" | "right"))
+                || !e["down"].is_boolean()
+            {
+                return Err(bad("button: left, middle or right, with down: true|false"));
+            }
+        }
+        Some("wheel") => {
+            if !e["dx"].is_i64() || !e["dy"].is_i64() {
+                return Err(bad("wheel: integer dx and dy"));
+            }
+        }
+        Some("key") => {
+            let key = e["key"].as_str().unwrap_or_default();
+            if key.is_empty() || key.len() > 32 || !e["down"].is_boolean() {
+                return Err(bad(
+                    "key: a key name (1 to 32 characters) with down: true|false",
+                ));
+            }
+        }
+        _ => return Err(bad("type: pointer_move, pointer_button, wheel or key")),
+    }
+    Ok(())
+}
+
+impl<P: Ports> Core<P> {
+    /// The caller and the account's session `id` (brought up to date with the clock).
+    async fn caller_and_session(
+        &self,
+        rq: &Rq<'_>,
+        id: &str,
+    ) -> ApiResult<(Caller, String, Session)> {
+        let id = validate::id(id, "remote session")?;
+        let (caller, found) = self
+            .caller_with(rq, |c| {
+                vec![Stmt::new(
+                    select_sessions!("WHERE id = ? AND user_id = ?"),
+                    vec![id.as_str().into(), c.user_id.as_str().into()],
+                )]
+            })
+            .await?;
+        let device = caller.device()?.to_owned();
+        let row = found
+            .first()
+            .and_then(|r| r.first())
+            .ok_or_else(|| ApiError::not_found("remote session"))?;
+        let s = self
+            .settle_lapsed(&caller.user_id, session(row)?, rq.now_ms)
+            .await?;
+        Ok((caller, device, s))
+    }
+
+    /// Ends a session time has ended (a lost race is harmless: someone else ended it).
+    async fn settle_lapsed(&self, user: &str, mut s: Session, now: i64) -> ApiResult<Session> {
+        let Some((state, reason)) = s.lapsed(now) else {
+            return Ok(s);
+        };
+        let changed = self.end(user, &s, state, reason, None, now).await?;
+        if changed {
+            s.state = state.to_owned();
+            s.end_reason = Some(reason.to_owned());
+            s.ended_at = Some(now);
+        }
+        Ok(s)
+    }
+
+    /// Moves a live session to an end state; publishes `session_end` when it had started.
+    async fn end(
+        &self,
+        user: &str,
+        s: &Session,
+        state: &str,
+        reason: &str,
+        by: Option<&str>,
+        now: i64,
+    ) -> ApiResult<bool> {
+        let changes = self
+            .ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "UPDATE remote_sessions SET state = ?, end_reason = ?, ended_by_device_id = ?, ended_at = ? \
+                 WHERE id = ? AND state = ?",
+                vec![state.into(), reason.into(), by.into(), now.into(), s.id.as_str().into(), s.state.as_str().into()],
+            )])
+            .await?;
+        if changes.first() != Some(&1) {
+            return Ok(false);
+        }
+        if s.state == "active" || by.is_some() {
+            let data = serde_json::json!({ "session_id": s.id, "reason": reason, "ended_by_device_id": by });
+            // Both sides stop at once; the rest of the account sees it too.
+            let _ = self
+                .announce(user, NewEvent::to_all("remote.control.session_end", data))
+                .await;
+        }
+        Ok(true)
+    }
+
+    pub(crate) async fn request_remote(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let body: RequestBody = json_body(rq.headers, rq.body)?;
+        let target = validate::body_id("target_device_id", &body.target_device_id)?;
+        let duration = body.max_duration.unwrap_or(DEFAULT_DURATION_SECS);
+        if !(60..=MAX_DURATION_SECS).contains(&duration) {
+            return Err(ApiError::invalid(format!(
+                "max_duration: 60 to {MAX_DURATION_SECS} seconds"
+            )));
+        }
+        let (caller, found) = self
+            .caller_with(rq, |c| {
+                let me = c.device_id.clone().unwrap_or_default();
+                vec![Stmt::new(
+                    "SELECT d.id, EXISTS (SELECT 1 FROM trust_links t WHERE t.device_id = d.id AND t.target_device_id = ?) \
+                     FROM devices d WHERE d.id = ? AND d.user_id = ? AND d.removed_at IS NULL",
+                    vec![me.as_str().into(), target.as_str().into(), c.user_id.as_str().into()],
+                )]
+            })
+            .await?;
+        let me = caller.device()?.to_owned();
+        let row = found
+            .first()
+            .and_then(|r| r.first())
+            .ok_or_else(|| ApiError::not_found("device"))?;
+        if target == me {
+            return Err(ApiError::invalid(
+                "target_device_id: a device cannot control itself",
+            ));
+        }
+        if rows::int(row, 1)? != 1 {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_trusted",
+                "the target device does not trust this device; trust it from the target first",
+            ));
+        }
+        let presence = self.ports.hub().presence(&caller.user_id).await?;
+        let online = presence
+            .iter()
+            .any(|p| p.device_id == target && p.state != PresenceState::Offline);
+        if !online {
+            return Err(ApiError::conflict(
+                "device_offline",
+                "the target device is not online",
+            ));
+        }
+        let id = self.new_id()?;
+        let now = rq.now_ms;
+        self.ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "INSERT INTO remote_sessions (id, user_id, requester_device_id, target_device_id, mode, \
+                 max_duration_secs, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                vec![
+                    id.as_str().into(),
+                    caller.user_id.as_str().into(),
+                    me.as_str().into(),
+                    target.as_str().into(),
+                    body.mode.as_str().into(),
+                    duration.into(),
+                    now.into(),
+                ],
+            )])
+            .await?;
+        let s = Session {
+            id,
+            requester: me,
+            target: target.clone(),
+            mode: body.mode.as_str().to_owned(),
+            max_duration_secs: duration,
+            state: "pending".into(),
+            created_at: now,
+            answered_at: None,
+            ended_at: None,
+            end_reason: None,
+            ended_by: None,
+            requester_seen_at: None,
+            target_seen_at: None,
+            relayed_inputs: 0,
+        };
+        let view = s.view(now);
+        let warning = self
+            .announce(
+                &caller.user_id,
+                NewEvent {
+                    event: "remote.control.request".into(),
+                    target_device_id: Some(target),
+                    data: serde_json::json!({ "session": view }),
+                },
+            )
+            .await;
+        Ok(Reply::json(StatusCode::CREATED, serde_json::json!({ "session": view }))?.warn(warning))
+    }
+
+    /// The target's owner answers.
+    pub(crate) async fn answer_remote(
+        &self,
+        rq: &Rq<'_>,
+        id: &str,
+        approve: bool,
+    ) -> ApiResult<Reply> {
+        let (caller, me, mut s) = self.caller_and_session(rq, id).await?;
+        if me != s.target {
+            return Err(ApiError::forbidden(
+                "only the target device answers a remote control request",
+            ));
+        }
+        if s.state != "pending" {
+            return Err(ApiError::conflict(
+                "session_not_pending",
+                format!(
+                    "this session is {} ({})",
+                    s.state,
+                    s.end_reason.as_deref().unwrap_or("answered")
+                ),
+            ));
+        }
+        let now = rq.now_ms;
+        let (state, reason) = if approve {
+            ("active", None)
+        } else {
+            ("denied", Some("denied"))
+        };
+        let changes = self
+            .ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "UPDATE remote_sessions SET state = ?, answered_at = ?, end_reason = ?, ended_at = ?, \
+                 requester_seen_at = ?, target_seen_at = ? WHERE id = ? AND state = 'pending'",
+                vec![
+                    state.into(),
+                    now.into(),
+                    reason.into(),
+                    (!approve).then_some(now).into(),
+                    now.into(),
+                    now.into(),
+                    s.id.as_str().into(),
+                ],
+            )])
+            .await?;
+        if changes.first() != Some(&1) {
+            return Err(ApiError::conflict(
+                "session_not_pending",
+                "this session was answered meanwhile",
+            ));
+        }
+        s.state = state.to_owned();
+        s.answered_at = Some(now);
+        s.end_reason = reason.map(str::to_owned);
+        s.requester_seen_at = Some(now);
+        s.target_seen_at = Some(now);
+        let view = s.view(now);
+        let user = caller.user_id.as_str();
+        let name = if approve {
+            "remote.control.approved"
+        } else {
+            "remote.control.denied"
+        };
+        let mut warnings = Vec::new();
+        warnings.extend(
+            self.announce(
+                user,
+                NewEvent {
+                    event: name.into(),
+                    target_device_id: Some(s.requester.clone()),
+                    data: serde_json::json!({ "session": view }),
+                },
+            )
+            .await,
+        );
+        if approve {
+            warnings.extend(
+                self.announce(
+                    user,
+                    NewEvent::to_all(
+                        "remote.control.session_start",
+                        serde_json::json!({ "session": view }),
+                    ),
+                )
+                .await,
+            );
+        }
+        Ok(Reply::ok(serde_json::json!({ "session": view }))?
+            .warn((!warnings.is_empty()).then(|| warnings.join("; "))))
+    }
+
+    pub(crate) async fn get_remote(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
+        let (_, _, s) = self.caller_and_session(rq, id).await?;
+        Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }))
+    }
+
+    /// Either side ends it (the requester may also withdraw an unanswered request).
+    pub(crate) async fn end_remote(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
+        let (caller, me, s) = self.caller_and_session(rq, id).await?;
+        let reason = if me == s.requester {
+            if s.state == "pending" {
+                "canceled"
+            } else {
+                "requester_ended"
+            }
+        } else if me == s.target {
+            "target_ended"
+        } else {
+            return Err(ApiError::forbidden(
+                "only the two devices of a session end it",
+            ));
+        };
+        if !matches!(s.state.as_str(), "pending" | "active") {
+            // Already over: ending is idempotent.
+            return Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }));
+        }
+        let now = rq.now_ms;
+        let state = if s.state == "pending" {
+            "expired"
+        } else {
+            "ended"
+        };
+        self.end(&caller.user_id, &s, state, reason, Some(&me), now)
+            .await?;
+        let (_, _, s) = self.caller_and_session(rq, id).await?;
+        Reply::ok(serde_json::json!({ "session": s.view(now) }))
+    }
+
+    /// Each side says it is still there, every 5 s while the session is live.
+    pub(crate) async fn heartbeat_remote(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
+        let (_, me, mut s) = self.caller_and_session(rq, id).await?;
+        let stmt = if me == s.requester {
+            s.requester_seen_at = Some(rq.now_ms);
+            "UPDATE remote_sessions SET requester_seen_at = ? WHERE id = ? AND state = 'active'"
+        } else if me == s.target {
+            s.target_seen_at = Some(rq.now_ms);
+            "UPDATE remote_sessions SET target_seen_at = ? WHERE id = ? AND state = 'active'"
+        } else {
+            return Err(ApiError::forbidden(
+                "only the two devices of a session send its heartbeats",
+            ));
+        };
+        if s.state != "active" {
+            return Err(ApiError::conflict(
+                "session_not_active",
+                format!(
+                    "this session is {} ({})",
+                    s.state,
+                    s.end_reason.as_deref().unwrap_or("not started")
+                ),
+            ));
+        }
+        self.ports
+            .sql()
+            .batch(vec![Stmt::new(
+                stmt,
+                vec![rq.now_ms.into(), s.id.as_str().into()],
+            )])
+            .await?;
+        Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }))
+    }
+
+    /// Input relayed through the account's hub, for when no peer-to-peer path exists.
+    pub(crate) async fn relay_input(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
+        let (caller, me, s) = self.caller_and_session(rq, id).await?;
+        if me != s.requester {
+            return Err(ApiError::forbidden(
+                "only the controlling device sends input",
+            ));
+        }
+        if s.state != "active" {
+            return Err(ApiError::conflict(
+                "session_not_active",
+                format!("this session is {}", s.state),
+            ));
+        }
+        if s.mode != Mode::ViewAndControl.as_str() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "view_only",
+                "this session is view only: input is not allowed",
+            ));
+        }
+        let body: InputBody = json_body(rq.headers, rq.body)?;
+        if body.events.is_empty() || body.events.len() > MAX_INPUTS {
+            return Err(ApiError::invalid(format!(
+                "events: 1 to {MAX_INPUTS} input events"
+            )));
+        }
+        for (i, e) in body.events.iter().enumerate() {
+            check_input(e, i)?;
+        }
+        let count = body.events.len() as i64;
+        self.ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "UPDATE remote_sessions SET relayed_inputs = relayed_inputs + ?, requester_seen_at = ? WHERE id = ? AND state = 'active'",
+                vec![count.into(), rq.now_ms.into(), s.id.as_str().into()],
+            )])
+            .await?;
+        self.ports
+            .hub()
+            .publish(
+                &caller.user_id,
+                NewEvent {
+                    event: "remote.input".into(),
+                    target_device_id: Some(s.target.clone()),
+                    data: serde_json::json!({ "session_id": s.id, "events": body.events }),
+                },
+            )
+            .await?;
+        Reply::json(
+            StatusCode::ACCEPTED,
+            serde_json::json!({ "relayed": count }),
+        )
+    }
+
+    /// The audit trail: the account's sessions, newest first.
+    pub(crate) async fn list_remote(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let limit = match query_param(rq.query, "limit") {
+            None => 50,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=200).contains(n))
+                .ok_or_else(|| ApiError::invalid("limit: 1 to 200"))?,
+        };
+        let (caller, found) = self
+            .caller_with(rq, |c| {
+                vec![Stmt::new(
+                    select_sessions!(
+                        "WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?"
+                    ),
+                    vec![c.user_id.as_str().into(), limit.into()],
+                )]
+            })
+            .await?;
+        let mut list = Vec::new();
+        for row in found.first().map(Vec::as_slice).unwrap_or_default() {
+            let s = self
+                .settle_lapsed(&caller.user_id, session(row)?, rq.now_ms)
+                .await?;
+            list.push(s.view(rq.now_ms));
+        }
+        Reply::ok(serde_json::json!({ "sessions": list }))
+    }
+
+    /// STUN from configuration; with a Cloudflare TURN key, short-lived TURN credentials too.
+    pub(crate) async fn ice_servers(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let caller = self.caller(rq).await?;
+        caller.device()?;
+        let mut servers = vec![serde_json::json!({ "urls": self.config.stun_urls })];
+        if let Some(turn) = &self.config.turn {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!(
+                    "https://rtc.live.cloudflare.com/v1/turn/keys/{}/credentials/generate",
+                    turn.key_id
+                ))
+                .header("authorization", format!("Bearer {}", turn.api_token))
+                .header("content-type", "application/json")
+                .body(
+                    serde_json::json!({ "ttl": TURN_TTL_SECS })
+                        .to_string()
+                        .into_bytes(),
+                )
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let resp = self.ports.http().send(req).await?;
+            let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+            match body.get("iceServers") {
+                Some(ice) if resp.status().is_success() => servers.push(ice.clone()),
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "turn_unavailable",
+                        format!("the TURN service answered {}", resp.status()),
+                    ))
+                }
+            }
+        }
+        Reply::ok(serde_json::json!({ "ice_servers": servers, "ttl": TURN_TTL_SECS }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(at: i64) -> Session {
+        Session {
+            id: "s".into(),
+            requester: "r".into(),
+            target: "t".into(),
+            mode: "view_only".into(),
+            max_duration_secs: 120,
+            state: "active".into(),
+            created_at: at - 1000,
+            answered_at: Some(at),
+            ended_at: None,
+            end_reason: None,
+            ended_by: None,
+            requester_seen_at: Some(at),
+            target_seen_at: Some(at),
+            relayed_inputs: 0,
+        }
+    }
+
+    #[test]
+    fn sessions_lapse_unanswered_silent_or_past_their_duration() {
+        let mut s = active(0);
+        assert_eq!(s.lapsed(14_999), None);
+        assert_eq!(s.lapsed(15_000), Some(("ended", "heartbeat_lost")));
+        s.requester_seen_at = Some(110_000);
+        s.target_seen_at = Some(118_000);
+        assert_eq!(s.lapsed(119_000), None);
+        assert_eq!(s.lapsed(120_000), Some(("ended", "max_duration")));
+        s.state = "pending".into();
+        assert_eq!(s.lapsed(s.created_at + ANSWER_WITHIN_MS - 1), None);
+        assert_eq!(
+            s.lapsed(s.created_at + ANSWER_WITHIN_MS),
+            Some(("expired", "not_answered"))
+        );
+        s.state = "ended".into();
+        assert_eq!(s.lapsed(i64::MAX / 2), None);
+    }
+
+    #[test]
+    fn input_events_are_checked() {
+        for ok in [
+            serde_json::json!({ "type": "pointer_move", "x": 0.5, "y": 1 }),
+            serde_json::json!({ "type": "pointer_button", "button": "left", "down": true }),
+            serde_json::json!({ "type": "wheel", "dx": 0, "dy": -3 }),
+            serde_json::json!({ "type": "key", "key": "a", "down": false, "modifiers": ["shift"] }),
+        ] {
+            assert!(check_input(&ok, 0).is_ok(), "{ok}");
+        }
+        for bad in [
+            serde_json::json!({ "type": "pointer_move", "x": 1.5, "y": 0 }),
+            serde_json::json!({ "type": "pointer_button", "button": "back", "down": true }),
+            serde_json::json!({ "type": "key", "key": "", "down": true }),
+            serde_json::json!({ "type": "shell", "cmd": "rm" }),
+        ] {
+            assert!(check_input(&bad, 0).is_err(), "{bad}");
+        }
+    }
+}
