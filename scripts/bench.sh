@@ -6,7 +6,8 @@
 # on the same presigned URLs, with the agent's peak memory (udc-files-bench); and the sizes
 # of the Worker's wasm and the Spin component; GET /devices against /health on the Spin component
 # in udc-spin-host; clipboard latency between two agents on two Xvfb displays, through wrangler
-# dev and through udc-server (udc-clip-bench).
+# dev and through udc-server (udc-clip-bench); remote control's capture frames/s and input latency
+# on udc-server (udc-remote-bench).
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ trap stop_hosts EXIT
 
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
-  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench
+  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
@@ -33,6 +34,7 @@ start_server "$BIN/release/udc-server"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
 "$BIN/release/udc-clip-bench" --copies 200
+"$BIN/release/udc-remote-bench"
 "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 stop_hosts
 

@@ -21,6 +21,11 @@ pub struct Display {
 
 impl Display {
     pub fn start() -> Display {
+        Display::start_sized(1280, 720)
+    }
+
+    /// A display of `width` x `height` pixels, 24-bit.
+    pub fn start_sized(width: u32, height: u32) -> Display {
         for _ in 0..50 {
             let number = 100 + (uuid::Uuid::new_v4().as_u128() % 800) as u32;
             let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
@@ -33,7 +38,7 @@ impl Display {
                     &format!(":{number}"),
                     "-screen",
                     "0",
-                    "1280x720x24",
+                    &format!("{width}x{height}x24"),
                     "-noreset",
                     "-nolisten",
                     "tcp",
@@ -123,15 +128,18 @@ impl Drop for Display {
     }
 }
 
-/// A signed-in agent running `clipboard` on a display; its JSON lines arrive on `lines`.
-pub struct ClipboardAgent {
-    config: PathBuf,
-    child: Child,
-    lines: mpsc::Receiver<Value>,
+/// A device signed in with `udc-agent` (its own config directory), optionally running a daemon
+/// (`clipboard`, `remote serve`) on a display; the daemon's JSON lines arrive on `lines`.
+pub struct DisplayAgent {
+    pub config: PathBuf,
+    child: Option<Child>,
+    lines: Option<mpsc::Receiver<Value>>,
+    /// The key the daemon's lines say what happened under (`clipboard`, `remote`).
+    kind: &'static str,
 }
 
-impl ClipboardAgent {
-    pub fn start(account: &Account, name: &str, display: &Display) -> ClipboardAgent {
+impl DisplayAgent {
+    pub fn login(account: &Account, name: &str) -> DisplayAgent {
         let config = std::env::temp_dir().join(format!("udc-x-{}", uuid::Uuid::new_v4().simple()));
         let mut login = agent_command(&config)
             .args([
@@ -153,9 +161,31 @@ impl ClipboardAgent {
             .write_all(format!("{PASSWORD}\n").as_bytes())
             .unwrap();
         assert!(login.wait().unwrap().success(), "login {name}");
-        let mut child = agent_command(&config)
-            .arg("clipboard")
+        DisplayAgent {
+            config,
+            child: None,
+            lines: None,
+            kind: "",
+        }
+    }
+
+    /// `udc-agent --json ARGS` once; its JSON answer.
+    pub fn run(&self, args: &[&str]) -> Value {
+        let out = agent_command(&self.config).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "udc-agent {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Starts `udc-agent ARGS` on `display` and waits for its `ready` line.
+    pub fn spawn(mut self, display: &Display, args: &[&str], kind: &'static str) -> DisplayAgent {
+        let mut child = agent_command(&self.config)
+            .args(args)
             .env("DISPLAY", display.name())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -169,13 +199,15 @@ impl ClipboardAgent {
                 }
             }
         });
-        let agent = ClipboardAgent {
-            config,
-            child,
-            lines,
-        };
-        agent.expect("ready");
-        agent
+        self.child = Some(child);
+        self.lines = Some(lines);
+        self.kind = kind;
+        self.expect("ready");
+        self
+    }
+
+    fn lines(&self) -> &mpsc::Receiver<Value> {
+        self.lines.as_ref().expect("a running daemon")
     }
 
     pub fn expect(&self, what: &str) -> Value {
@@ -183,10 +215,10 @@ impl ClipboardAgent {
         loop {
             let left = PATIENCE.saturating_sub(started.elapsed());
             let v = self
-                .lines
+                .lines()
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no {what:?} line"));
-            if v["clipboard"] == what {
+            if v[self.kind] == what {
                 return v;
             }
         }
@@ -195,17 +227,136 @@ impl ClipboardAgent {
     /// Every line that arrives within `quiet`.
     pub fn drain(&self, quiet: Duration) -> Vec<Value> {
         let mut all = Vec::new();
-        while let Ok(v) = self.lines.recv_timeout(quiet) {
+        while let Ok(v) = self.lines().recv_timeout(quiet) {
             all.push(v);
         }
         all
     }
 }
 
-impl Drop for ClipboardAgent {
+impl Drop for DisplayAgent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.config);
+    }
+}
+
+/// `udc-agent clipboard` on a display.
+pub fn clipboard_agent(account: &Account, name: &str, display: &Display) -> DisplayAgent {
+    DisplayAgent::login(account, name).spawn(display, &["clipboard"], "clipboard")
+}
+
+/// Watches an X display as a person would see it: where the pointer is, and the clicks and
+/// key presses that reach a window covering the screen (which holds the keyboard focus).
+pub struct Recorder {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+    /// keycode -> its unshifted keysym
+    keysyms: std::collections::HashMap<u8, u32>,
+}
+
+impl Recorder {
+    pub fn start(display: &Display) -> Recorder {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::*;
+        let (conn, screen) = x11rb::connect(Some(&display.name())).unwrap();
+        let s = conn.setup().roots[screen].clone();
+        let window = conn.generate_id().unwrap();
+        conn.create_window(
+            0,
+            window,
+            s.root,
+            0,
+            0,
+            s.width_in_pixels,
+            s.height_in_pixels,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            0,
+            &CreateWindowAux::new().override_redirect(1).event_mask(
+                EventMask::BUTTON_PRESS
+                    | EventMask::KEY_PRESS
+                    | EventMask::POINTER_MOTION
+                    | EventMask::STRUCTURE_NOTIFY,
+            ),
+        )
+        .unwrap();
+        conn.map_window(window).unwrap();
+        conn.flush().unwrap();
+        loop {
+            if let x11rb::protocol::Event::MapNotify(_) = conn.wait_for_event().unwrap() {
+                break;
+            }
+        }
+        conn.set_input_focus(InputFocus::PARENT, window, x11rb::CURRENT_TIME)
+            .unwrap();
+        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let per = usize::from(map.keysyms_per_keycode);
+        let keysyms = map
+            .keysyms
+            .chunks(per)
+            .enumerate()
+            .map(|(i, syms)| (min + i as u8, syms[0]))
+            .collect();
+        conn.flush().unwrap();
+        Recorder {
+            conn,
+            root: s.root,
+            keysyms,
+        }
+    }
+
+    pub fn pointer(&self) -> (i16, i16) {
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let p = self.conn.query_pointer(self.root).unwrap().reply().unwrap();
+        (p.root_x, p.root_y)
+    }
+
+    /// Waits until the pointer is at `at`.
+    pub fn wait_pointer(&self, at: (i16, i16)) {
+        let started = Instant::now();
+        while self.pointer() != at {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the pointer stayed at {:?}, not {at:?}",
+                self.pointer()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The next event that `matches` (others are skipped).
+    pub fn wait_event(
+        &self,
+        what: &str,
+        matches: impl Fn(&x11rb::protocol::Event) -> bool,
+    ) -> x11rb::protocol::Event {
+        use x11rb::connection::Connection;
+        let started = Instant::now();
+        loop {
+            match self.conn.poll_for_event().unwrap() {
+                Some(e) if matches(&e) => return e,
+                Some(_) => {}
+                None => {
+                    assert!(
+                        started.elapsed() < PATIENCE,
+                        "no {what} on the target display"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    pub fn keysym(&self, keycode: u8) -> u32 {
+        self.keysyms.get(&keycode).copied().unwrap_or(0)
     }
 }

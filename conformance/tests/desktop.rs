@@ -5,15 +5,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use udc_agent::clipboard::{png_decode, png_encode, Content};
-use udc_conformance::desktop::{ClipboardAgent, Display};
-use udc_conformance::Account;
+use udc_conformance::desktop::{clipboard_agent, Display, DisplayAgent, Recorder};
+use udc_conformance::{Account, TestDevice};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn text_and_images_copied_on_one_display_paste_on_the_other_without_echo() {
     let account = Account::create().await;
     let (da, db) = (Display::start(), Display::start());
-    let a = ClipboardAgent::start(&account, "Desk A", &da);
-    let b = ClipboardAgent::start(&account, "Desk B", &db);
+    let a = clipboard_agent(&account, "Desk A", &da);
+    let b = clipboard_agent(&account, "Desk B", &db);
 
     let text = format!("copied on A {}", uuid::Uuid::new_v4());
     da.copy("UTF8_STRING", text.as_bytes());
@@ -129,4 +129,141 @@ async fn text_and_images_copied_on_one_display_paste_on_the_other_without_echo()
         "B's agent keeps owning what it applied ({} bytes)",
         still.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_from_the_controlling_device_lands_on_the_target_display() {
+    use reqwest::Method;
+    use serde_json::json;
+    use x11rb::protocol::xproto::KeyButMask;
+    use x11rb::protocol::Event;
+
+    let account = Account::create().await;
+    let display = Display::start();
+    let desk = DisplayAgent::login(&account, "Desk");
+    let laptop = account.device("Laptop").await;
+    let tablet = account.device("Tablet").await;
+    let login = account.login().await;
+    let devices = account
+        .api
+        .devices(&login.tokens.access_token)
+        .await
+        .unwrap();
+    let desk_id = devices
+        .iter()
+        .find(|d| d.name == "Desk")
+        .unwrap()
+        .id
+        .clone();
+    for other in [&laptop.id, &tablet.id] {
+        account
+            .api
+            .trust(&login.tokens.access_token, &desk_id, other)
+            .await
+            .unwrap();
+    }
+    desk.run(&["remote", "allow", "Laptop", "--mode", "view_and_control"]);
+    let desk = desk.spawn(&display, &["remote", "serve"], "remote");
+    let recorder = Recorder::start(&display);
+
+    let ask = |device: &TestDevice| {
+        let body =
+            json!({ "target_device_id": desk_id, "mode": "view_and_control", "max_duration": 600 });
+        let token = device.token().to_owned();
+        let account = &account;
+        async move {
+            let r = account
+                .raw(
+                    Method::POST,
+                    "/remote/session/request",
+                    Some(&token),
+                    Some(&body),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["session"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let input = |id: &str, events: serde_json::Value| {
+        let path = format!("/remote/session/{id}/input");
+        let token = laptop.token().to_owned();
+        let account = &account;
+        async move {
+            let r = account
+                .raw(
+                    Method::POST,
+                    &path,
+                    Some(&token),
+                    Some(&json!({ "events": events })),
+                )
+                .await;
+            assert_eq!(r.status, 202, "{}", r.body);
+        }
+    };
+
+    // The laptop is allowed unattended: the desk approves at once and says it is controlled.
+    let id = ask(&laptop).await;
+    let controlled = desk.expect("controlled");
+    assert_eq!(
+        (controlled["session_id"].as_str(), controlled["by"].as_str()),
+        (Some(id.as_str()), Some("Laptop"))
+    );
+
+    // A pointer position is a fraction of the target's screen (1280x720 here).
+    input(
+        &id,
+        json!([{ "type": "pointer_move", "x": 0.25, "y": 0.5 }]),
+    )
+    .await;
+    recorder.wait_pointer((320, 360));
+    input(
+        &id,
+        json!([
+            { "type": "pointer_button", "button": "left", "down": true },
+            { "type": "pointer_button", "button": "left", "down": false },
+        ]),
+    )
+    .await;
+    recorder.wait_event("a left click", |e| matches!(e, Event::ButtonPress(b) if b.detail == 1 && (b.root_x, b.root_y) == (320, 360)));
+    input(
+        &id,
+        json!([
+            { "type": "key", "key": "a", "down": true, "modifiers": ["shift"] },
+            { "type": "key", "key": "a", "down": false, "modifiers": ["shift"] },
+        ]),
+    )
+    .await;
+    let key = recorder.wait_event(
+        "shift+a",
+        |e| matches!(e, Event::KeyPress(k) if recorder.keysym(k.detail) == u32::from(b'a')),
+    );
+    let Event::KeyPress(k) = key else {
+        unreachable!()
+    };
+    assert!(
+        k.state.contains(KeyButMask::SHIFT),
+        "shift was held: {:?}",
+        k.state
+    );
+
+    // The target's owner ends it from the target.
+    let ended = desk.run(&["remote", "end", &id]);
+    assert_eq!(
+        (ended["state"].as_str(), ended["end_reason"].as_str()),
+        (Some("ended"), Some("target_ended"))
+    );
+    assert_eq!(desk.expect("ended")["session_id"], id.as_str());
+
+    // The tablet is trusted but not allowed unattended, and nobody is at the desk to say yes.
+    let id = ask(&tablet).await;
+    assert_eq!(desk.expect("denied")["session_id"], id.as_str());
+    let r = account
+        .raw(
+            Method::GET,
+            &format!("/remote/session/{id}"),
+            Some(tablet.token()),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["session"]["state"], "denied");
 }

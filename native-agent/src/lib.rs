@@ -4,8 +4,11 @@
 pub mod client;
 pub mod clipboard;
 pub mod files;
+pub mod input;
 pub mod kdf;
 pub mod realtime;
+pub mod remote;
+pub mod screen;
 pub mod seal;
 pub mod store;
 pub mod sync;

@@ -73,6 +73,28 @@ enum Command {
     },
     /// Answer another device's request to sign in (shows who asks and its fingerprint phrase).
     Approve(ApproveArgs),
+    /// Remote control of this device: serve requests, choose who may connect unattended.
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// Answer remote control requests for this device (asks at the terminal unless allowed),
+    /// replay input, keep sessions alive; runs until stopped.
+    Serve,
+    /// Let a device in without asking (by id or name).
+    Allow {
+        device: String,
+        #[arg(long, value_parser = ["view_only", "view_and_control"], default_value = "view_only")]
+        mode: String,
+    },
+    /// Ask again before letting a device in.
+    Disallow { device: String },
+    /// End a remote session at once.
+    End { session: String },
 }
 
 #[derive(Subcommand)]
@@ -347,6 +369,60 @@ async fn approve(cli: &Cli, store: &Store, args: &ApproveArgs) -> Result<()> {
         } else {
             println!("{state} \"{}\"", request.device_name);
         }
+    }
+    Ok(())
+}
+
+async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    match command {
+        RemoteCommand::Serve => {
+            udc_agent::remote::serve(&client, store, &mut session, cli.json).await
+        }
+        RemoteCommand::Allow { device, mode } => {
+            unattended(cli, store, &client, &mut session, device, Some(mode)).await
+        }
+        RemoteCommand::Disallow { device } => {
+            unattended(cli, store, &client, &mut session, device, None).await
+        }
+        RemoteCommand::End { session: id } => {
+            let token = session.access_token(&client, store).await?;
+            let ended = client.end_remote(&token, id).await?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "session_id": ended.id, "state": ended.state, "end_reason": ended.end_reason })
+                );
+            } else {
+                println!("session {} {}", ended.id, ended.state);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Adds (`mode`) or removes a device from this device's unattended-access list.
+async fn unattended(
+    cli: &Cli,
+    store: &Store,
+    client: &Client,
+    session: &mut Session,
+    device: &str,
+    mode: Option<&String>,
+) -> Result<()> {
+    let token = session.access_token(client, store).await?;
+    let all = client.devices(&token).await?;
+    let d = pick(&all, device)?;
+    let mut allowed = udc_agent::remote::Unattended::load(store)?;
+    match mode {
+        Some(m) => allowed.devices.insert(d.id.clone(), m.clone()),
+        None => allowed.devices.remove(&d.id),
+    };
+    allowed.save(store)?;
+    if cli.json {
+        println!("{}", json!({ "allowed": allowed.devices }));
+    } else {
+        println!("unattended access: {:?}", allowed.devices);
     }
     Ok(())
 }
@@ -653,6 +729,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Files { command } => files(&cli, &store, command).await,
         Command::Clipboard { command } => clipboard(&cli, &store, command).await,
         Command::Approve(args) => approve(&cli, &store, args).await,
+        Command::Remote { command } => remote(&cli, &store, command).await,
         Command::Watch => {
             let (client, mut session) = signed_in(&cli, &store)?;
             udc_agent::watch::watch(&client, &store, &mut session, cli.json).await

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use udc_agent::clipboard::{change_signals, Content, Local};
-use udc_conformance::desktop::{ClipboardAgent, Display};
+use udc_conformance::desktop::{clipboard_agent, Display};
 use udc_conformance::{ms, percentile, Account};
 
 #[tokio::main]
@@ -24,8 +24,8 @@ async fn main() -> Result<()> {
     }
     let account = Account::create().await;
     let (da, db) = (Display::start(), Display::start());
-    let a = ClipboardAgent::start(&account, "Bench A", &da);
-    let b = ClipboardAgent::start(&account, "Bench B", &db);
+    let a = clipboard_agent(&account, "Bench A", &da);
+    let b = clipboard_agent(&account, "Bench B", &db);
 
     // This process is "an application on A": arboard takes DISPLAY when it opens.
     std::env::set_var("DISPLAY", da.name());

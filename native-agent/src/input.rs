@@ -1,0 +1,283 @@
+//! Input injection on the controlled device. Events arrive as the session API defines them
+//! (pointer positions as fractions of the captured screen, buttons, wheel steps, keys by name
+//! with modifiers); on X11 they are replayed through the XTEST extension.
+
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+
+/// One input event, as the controlling device sends it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InputEvent {
+    PointerMove {
+        x: f64,
+        y: f64,
+    },
+    PointerButton {
+        button: Button,
+        down: bool,
+    },
+    Wheel {
+        dx: i32,
+        dy: i32,
+    },
+    Key {
+        key: String,
+        down: bool,
+        #[serde(default)]
+        modifiers: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Button {
+    Left,
+    Middle,
+    Right,
+}
+
+impl Button {
+    /// X11 button numbers.
+    fn x11(self) -> u8 {
+        match self {
+            Button::Left => 1,
+            Button::Middle => 2,
+            Button::Right => 3,
+        }
+    }
+}
+
+/// A fraction of the screen to a pixel, clamped to the screen.
+pub fn to_pixel(fraction: f64, size: u16) -> i16 {
+    let max = f64::from(size.saturating_sub(1));
+    (fraction.clamp(0.0, 1.0) * max).round() as i16
+}
+
+/// The X keysym for a key name: one character (Latin-1 keysyms equal the code point; others are
+/// 0x0100_0000 + code point), or a named key as browsers' `KeyboardEvent.key` spells it (any case).
+pub fn keysym(name: &str) -> Option<u32> {
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.clone().next()) {
+        let code = u32::from(c);
+        return Some(match code {
+            0x20..=0x7e | 0xa0..=0xff => code,
+            _ if code > 0xff => 0x0100_0000 + code,
+            _ => return None,
+        });
+    }
+    Some(match name.to_ascii_lowercase().as_str() {
+        "enter" | "return" => 0xff0d,
+        "backspace" => 0xff08,
+        "tab" => 0xff09,
+        "escape" | "esc" => 0xff1b,
+        "delete" => 0xffff,
+        "home" => 0xff50,
+        "end" => 0xff57,
+        "pageup" | "prior" => 0xff55,
+        "pagedown" | "next" => 0xff56,
+        "arrowleft" | "left" => 0xff51,
+        "arrowup" | "up" => 0xff52,
+        "arrowright" | "right" => 0xff53,
+        "arrowdown" | "down" => 0xff54,
+        "shift" => 0xffe1,
+        "control" | "ctrl" => 0xffe3,
+        "alt" => 0xffe9,
+        "meta" | "super" => 0xffeb,
+        "capslock" => 0xffe5,
+        "space" => 0x20,
+        f if f.len() <= 3 && f.starts_with('f') => {
+            let n: u32 = f[1..].parse().ok().filter(|n| (1..=12).contains(n))?;
+            0xffbe + n - 1
+        }
+        _ => return None,
+    })
+}
+
+/// Replays input on an X display.
+#[cfg(target_os = "linux")]
+pub struct X11Injector {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+    width: u16,
+    height: u16,
+    /// keysym -> (keycode, whether Shift is needed), from the server's keyboard mapping.
+    keys: std::collections::HashMap<u32, (u8, bool)>,
+}
+
+#[cfg(target_os = "linux")]
+impl X11Injector {
+    pub fn open(display: Option<&str>) -> Result<X11Injector> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        use x11rb::protocol::xtest::ConnectionExt as _;
+
+        let (conn, screen) = x11rb::connect(display)?;
+        conn.xtest_get_version(2, 2)?
+            .reply()
+            .map_err(|e| anyhow!("the X server has no XTEST: {e}"))?;
+        let s = &conn.setup().roots[screen];
+        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+        let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
+        let per = usize::from(map.keysyms_per_keycode.max(1));
+        let mut keys = std::collections::HashMap::new();
+        for (i, syms) in map.keysyms.chunks(per).enumerate() {
+            let code = min + i as u8;
+            // Column 0 is the plain key, column 1 the shifted one; the first keycode found wins.
+            for (col, sym) in syms.iter().take(2).enumerate() {
+                if *sym != 0 {
+                    keys.entry(*sym).or_insert((code, col == 1));
+                }
+            }
+        }
+        Ok(X11Injector {
+            conn,
+            root,
+            width,
+            height,
+            keys,
+        })
+    }
+
+    pub fn screen_size(&self) -> (u16, u16) {
+        (self.width, self.height)
+    }
+
+    fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<()> {
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        self.conn
+            .xtest_fake_input(kind, detail, 0, self.root, x, y, 0)?;
+        Ok(())
+    }
+
+    fn key_code(&self, name: &str) -> Result<(u8, bool)> {
+        let sym = keysym(name).ok_or_else(|| anyhow!("unknown key {name:?}"))?;
+        // Letters: the keyboard map lists the lowercase keysym; uppercase is that key with Shift.
+        let lower = char::from_u32(sym)
+            .filter(|c| c.is_ascii_uppercase())
+            .map(|c| u32::from(c.to_ascii_lowercase()));
+        if let Some(found) = self.keys.get(&sym) {
+            return Ok(*found);
+        }
+        match lower.and_then(|l| self.keys.get(&l)) {
+            Some((code, _)) => Ok((*code, true)),
+            None => bail!("no key on this keyboard types {name:?}"),
+        }
+    }
+
+    /// Replays one event and flushes, so it lands before the next arrives.
+    pub fn inject(&self, event: &InputEvent) -> Result<()> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{
+            BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT,
+            MOTION_NOTIFY_EVENT,
+        };
+        match event {
+            InputEvent::PointerMove { x, y } => {
+                self.fake(
+                    MOTION_NOTIFY_EVENT,
+                    0,
+                    to_pixel(*x, self.width),
+                    to_pixel(*y, self.height),
+                )?;
+            }
+            InputEvent::PointerButton { button, down } => {
+                let kind = if *down {
+                    BUTTON_PRESS_EVENT
+                } else {
+                    BUTTON_RELEASE_EVENT
+                };
+                self.fake(kind, button.x11(), 0, 0)?;
+            }
+            InputEvent::Wheel { dx, dy } => {
+                // X11 scrolls with buttons: 4 up, 5 down, 6 left, 7 right; one click per step.
+                let steps = [
+                    (*dy < 0, 4u8, dy.unsigned_abs()),
+                    (*dy > 0, 5, dy.unsigned_abs()),
+                    (*dx < 0, 6, dx.unsigned_abs()),
+                    (*dx > 0, 7, dx.unsigned_abs()),
+                ];
+                for (active, button, count) in steps {
+                    for _ in 0..if active { count.min(20) } else { 0 } {
+                        self.fake(BUTTON_PRESS_EVENT, button, 0, 0)?;
+                        self.fake(BUTTON_RELEASE_EVENT, button, 0, 0)?;
+                    }
+                }
+            }
+            InputEvent::Key {
+                key,
+                down,
+                modifiers,
+            } => {
+                let (code, shifted) = self.key_code(key)?;
+                let mut mods: Vec<u8> = modifiers
+                    .iter()
+                    .map(|m| self.key_code(m).map(|(c, _)| c))
+                    .collect::<Result<_>>()?;
+                if shifted && *down {
+                    mods.push(self.key_code("Shift")?.0);
+                }
+                if *down {
+                    for m in &mods {
+                        self.fake(KEY_PRESS_EVENT, *m, 0, 0)?;
+                    }
+                    self.fake(KEY_PRESS_EVENT, code, 0, 0)?;
+                } else {
+                    self.fake(KEY_RELEASE_EVENT, code, 0, 0)?;
+                    for m in mods.iter().rev() {
+                        self.fake(KEY_RELEASE_EVENT, *m, 0, 0)?;
+                    }
+                }
+            }
+        }
+        self.conn.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions_map_to_pixels_of_any_resolution() {
+        assert_eq!(to_pixel(0.0, 1280), 0);
+        assert_eq!(to_pixel(1.0, 1280), 1279);
+        assert_eq!(to_pixel(0.25, 1281), 320);
+        assert_eq!(to_pixel(0.5, 1080), 540);
+        assert_eq!(to_pixel(7.0, 720), 719, "clamped");
+    }
+
+    #[test]
+    fn key_names_become_keysyms() {
+        assert_eq!(keysym("a"), Some(0x61));
+        assert_eq!(keysym("A"), Some(0x41));
+        assert_eq!(keysym("é"), Some(0xe9));
+        assert_eq!(keysym("€"), Some(0x0100_20ac));
+        assert_eq!(keysym("Enter"), Some(0xff0d));
+        assert_eq!(keysym("F12"), Some(0xffc9));
+        assert_eq!(keysym("F13"), None);
+        assert_eq!(keysym("Hyper"), None);
+        assert_eq!(keysym("shift"), keysym("Shift"));
+        assert_eq!(keysym("ctrl"), Some(0xffe3));
+    }
+
+    #[test]
+    fn events_read_as_the_api_sends_them() {
+        let e: InputEvent =
+            serde_json::from_str(r#"{"type":"key","key":"a","down":true,"modifiers":["Shift"]}"#)
+                .unwrap();
+        assert_eq!(
+            e,
+            InputEvent::Key {
+                key: "a".into(),
+                down: true,
+                modifiers: vec!["Shift".into()]
+            }
+        );
+        let e: InputEvent =
+            serde_json::from_str(r#"{"type":"pointer_move","x":0.5,"y":0.25}"#).unwrap();
+        assert_eq!(e, InputEvent::PointerMove { x: 0.5, y: 0.25 });
+    }
+}

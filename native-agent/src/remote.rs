@@ -1,0 +1,276 @@
+//! `udc-agent remote serve`: the controlled side of remote control. It answers requests — at
+//! once for devices its owner allowed unattended (`remote allow`), by asking the owner at the
+//! terminal otherwise, and denying when nobody can be asked — keeps each live session's
+//! heartbeat, replays relayed input (only for `view_and_control` sessions), and says, for the
+//! log and the person at the screen, when it is being controlled and when that ends.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use udc_hub::{ClientFrame, HubFrame};
+
+use crate::client::Client;
+use crate::input::InputEvent;
+use crate::realtime::Incoming;
+use crate::store::{Session, Store};
+use crate::watch::{self, PING_EVERY};
+
+/// How often a live session's heartbeat is sent (the server ends it after 15 s of silence).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemoteSession {
+    pub id: String,
+    pub requester_device_id: String,
+    pub target_device_id: String,
+    pub mode: String,
+    pub max_duration: i64,
+    pub state: String,
+    pub end_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SessionBody {
+    session: RemoteSession,
+}
+
+impl Client {
+    /// `approve`, `deny` or `heartbeat` on a session.
+    pub async fn remote_action(
+        &self,
+        token: &str,
+        id: &str,
+        action: &str,
+    ) -> crate::client::Result<RemoteSession> {
+        let b: SessionBody = self
+            .call_with(
+                Method::POST,
+                &format!("/remote/session/{id}/{action}"),
+                Some(token),
+                None,
+                &[],
+            )
+            .await?;
+        Ok(b.session)
+    }
+
+    pub async fn end_remote(&self, token: &str, id: &str) -> crate::client::Result<RemoteSession> {
+        let b: SessionBody = self
+            .call_with(
+                Method::DELETE,
+                &format!("/remote/session/{id}"),
+                Some(token),
+                None,
+                &[],
+            )
+            .await?;
+        Ok(b.session)
+    }
+}
+
+/// Devices this one lets in without asking, and for what.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Unattended {
+    /// device id -> `view_only` or `view_and_control`
+    pub devices: BTreeMap<String, String>,
+}
+
+impl Unattended {
+    fn path(store: &Store) -> PathBuf {
+        store.dir().join("remote-allow.json")
+    }
+
+    pub fn load(store: &Store) -> Result<Unattended> {
+        match std::fs::read_to_string(Self::path(store)) {
+            Ok(text) => Ok(serde_json::from_str(&text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Unattended::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn save(&self, store: &Store) -> Result<()> {
+        std::fs::create_dir_all(store.dir())?;
+        std::fs::write(Self::path(store), serde_json::to_string_pretty(self)?)?;
+        Ok(())
+    }
+
+    /// Whether `device` may have `mode` without asking: control covers viewing.
+    pub fn allows(&self, device: &str, mode: &str) -> bool {
+        match self.devices.get(device).map(String::as_str) {
+            Some("view_and_control") => true,
+            Some("view_only") => mode == "view_only",
+            _ => false,
+        }
+    }
+}
+
+fn say(json: bool, what: &str, detail: Value, text: String) {
+    if json {
+        let mut line = json!({ "remote": what });
+        if let (Some(obj), Value::Object(more)) = (line.as_object_mut(), detail) {
+            obj.extend(more);
+        }
+        println!("{line}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// Asks the person at this device's terminal; nobody there means no.
+async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    let question = format!(
+        "\"{requester}\" asks to {} this device for up to {} min. Allow? [y/N] ",
+        if session.mode == "view_and_control" {
+            "view and control"
+        } else {
+            "view"
+        },
+        session.max_duration / 60
+    );
+    tokio::task::spawn_blocking(move || {
+        eprint!("{question}");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).is_ok()
+            && matches!(line.trim(), "y" | "Y" | "yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+pub async fn serve(
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    json: bool,
+) -> Result<()> {
+    let me = session
+        .device_id
+        .clone()
+        .ok_or_else(|| anyhow!("this session has no device: sign in again"))?;
+    #[cfg(target_os = "linux")]
+    let injector = std::sync::Arc::new(std::sync::Mutex::new(crate::input::X11Injector::open(
+        None,
+    )?));
+    // Live sessions: id -> mode.
+    let mut live: BTreeMap<String, String> = BTreeMap::new();
+    let mut attempt = 0u32;
+    loop {
+        let mut socket = watch::connect(client, store, session, None, &mut attempt).await?;
+        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        let closed = loop {
+            tokio::select! {
+                _ = ping.tick() => {
+                    if socket.send(&ClientFrame::Ping).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = beat.tick() => {
+                    let token = session.access_token(client, store).await?;
+                    let ids: Vec<String> = live.keys().cloned().collect();
+                    for id in ids {
+                        if let Err(e) = client.remote_action(&token, &id, "heartbeat").await {
+                            // Over (ended elsewhere, or lapsed): stop serving it.
+                            live.remove(&id);
+                            say(json, "ended", json!({ "session_id": id, "reason": e.code() }), format!("remote session {id} is over ({e})"));
+                        }
+                    }
+                }
+                frame = socket.next() => match frame {
+                    Incoming::Frame(HubFrame::Event(event)) => {
+                        let _ = socket.send(&ClientFrame::Ack { seq: event.seq }).await;
+                        match event.event.as_str() {
+                            "remote.control.request" => {
+                                let Ok(s) = serde_json::from_value::<RemoteSession>(event.data["session"].clone()) else { continue };
+                                if s.target_device_id != me || s.state != "pending" {
+                                    continue;
+                                }
+                                let token = session.access_token(client, store).await?;
+                                let name = client
+                                    .device(&token, &s.requester_device_id)
+                                    .await
+                                    .map(|d| d.name)
+                                    .unwrap_or_else(|_| s.requester_device_id.clone());
+                                let allowed = Unattended::load(store)?.allows(&s.requester_device_id, &s.mode)
+                                    || ask_owner(&name, &s).await;
+                                let action = if allowed { "approve" } else { "deny" };
+                                match client.remote_action(&token, &s.id, action).await {
+                                    Ok(answered) if answered.state == "active" => {
+                                        live.insert(s.id.clone(), s.mode.clone());
+                                        say(json, "controlled", json!({ "session_id": s.id, "by": name, "mode": s.mode }),
+                                            format!("Being {} by \"{name}\" (session {}); `udc-agent remote end {}` ends it", if s.mode == "view_and_control" { "controlled" } else { "viewed" }, s.id, s.id));
+                                    }
+                                    Ok(_) => say(json, "denied", json!({ "session_id": s.id, "by": name }), format!("Denied \"{name}\"")),
+                                    Err(e) => eprintln!("udc-agent: could not answer session {}: {e}", s.id),
+                                }
+                            }
+                            "remote.input" => {
+                                let id = event.data["session_id"].as_str().unwrap_or_default();
+                                // A view-only session never drives this device, whatever arrives.
+                                if live.get(id).map(String::as_str) != Some("view_and_control") {
+                                    continue;
+                                }
+                                let events: Vec<InputEvent> = match serde_json::from_value(event.data["events"].clone()) {
+                                    Ok(e) => e,
+                                    Err(e) => { eprintln!("udc-agent: unreadable input: {e}"); continue; }
+                                };
+                                #[cfg(target_os = "linux")]
+                                {
+                                    let inj = injector.clone();
+                                    let n = events.len();
+                                    let done = tokio::task::spawn_blocking(move || -> Result<()> {
+                                        let inj = inj.lock().map_err(|_| anyhow!("input lock poisoned"))?;
+                                        events.iter().try_for_each(|e| inj.inject(e))
+                                    }).await?;
+                                    match done {
+                                        Ok(()) => say(json, "input", json!({ "session_id": id, "count": n }), format!("input: {n} events")),
+                                        Err(e) => eprintln!("udc-agent: input not replayed: {e}"),
+                                    }
+                                }
+                            }
+                            "remote.control.session_end" => {
+                                let id = event.data["session_id"].as_str().unwrap_or_default().to_owned();
+                                if live.remove(&id).is_some() {
+                                    let reason = event.data["reason"].clone();
+                                    say(json, "ended", json!({ "session_id": id, "reason": reason }), format!("Remote session {id} ended ({reason})"));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    Incoming::Frame(HubFrame::Ready { .. }) => {
+                        attempt = 0;
+                        say(json, "ready", json!({}), "Waiting for remote control requests".into());
+                    }
+                    Incoming::Frame(_) | Incoming::Unreadable(_) => {}
+                    Incoming::Closed { code, reason } => break Some((code, reason)),
+                },
+            }
+        };
+        watch::after_close(closed, &mut attempt).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unattended_control_covers_viewing_but_not_the_reverse() {
+        let mut u = Unattended::default();
+        u.devices.insert("a".into(), "view_and_control".into());
+        u.devices.insert("b".into(), "view_only".into());
+        assert!(u.allows("a", "view_only") && u.allows("a", "view_and_control"));
+        assert!(u.allows("b", "view_only") && !u.allows("b", "view_and_control"));
+        assert!(!u.allows("c", "view_only"));
+    }
+}
