@@ -133,6 +133,7 @@ impl Drop for Display {
 pub struct DisplayAgent {
     pub config: PathBuf,
     child: Option<Child>,
+    stdin: Option<std::process::ChildStdin>,
     lines: Option<mpsc::Receiver<Value>>,
     /// The key the daemon's lines say what happened under (`clipboard`, `remote`).
     kind: &'static str,
@@ -164,6 +165,7 @@ impl DisplayAgent {
         DisplayAgent {
             config,
             child: None,
+            stdin: None,
             lines: None,
             kind: "",
         }
@@ -181,11 +183,23 @@ impl DisplayAgent {
     }
 
     /// Starts `udc-agent ARGS` on `display` and waits for its `ready` line.
-    pub fn spawn(mut self, display: &Display, args: &[&str], kind: &'static str) -> DisplayAgent {
+    pub fn spawn(self, display: &Display, args: &[&str], kind: &'static str) -> DisplayAgent {
+        self.start(display, args, kind, "ready")
+    }
+
+    /// Starts `udc-agent ARGS` on `display` with a pipe to its standard input, and waits for
+    /// its `first` line.
+    pub fn start(
+        mut self,
+        display: &Display,
+        args: &[&str],
+        kind: &'static str,
+        first: &str,
+    ) -> DisplayAgent {
         let mut child = agent_command(&self.config)
             .args(args)
             .env("DISPLAY", display.name())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -199,11 +213,33 @@ impl DisplayAgent {
                 }
             }
         });
+        self.stdin = child.stdin.take();
         self.child = Some(child);
         self.lines = Some(lines);
         self.kind = kind;
-        self.expect("ready");
+        self.expect(first);
         self
+    }
+
+    /// One line on the daemon's standard input.
+    pub fn send(&mut self, line: &Value) {
+        let stdin = self.stdin.as_mut().expect("a running daemon");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the daemon's standard input and waits for it to exit; whether it succeeded.
+    pub fn finish(&mut self) -> bool {
+        self.stdin = None;
+        let child = self.child.as_mut().expect("a running daemon");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(started.elapsed() < PATIENCE, "udc-agent did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn lines(&self) -> &mpsc::Receiver<Value> {
@@ -254,6 +290,8 @@ pub fn clipboard_agent(account: &Account, name: &str, display: &Display) -> Disp
 pub struct Recorder {
     conn: x11rb::rust_connection::RustConnection,
     root: u32,
+    window: u32,
+    size: (u16, u16),
     /// keycode -> its unshifted keysym
     keysyms: std::collections::HashMap<u8, u32>,
 }
@@ -310,6 +348,8 @@ impl Recorder {
         Recorder {
             conn,
             root: s.root,
+            window,
+            size: (s.width_in_pixels, s.height_in_pixels),
             keysyms,
         }
     }
@@ -346,14 +386,50 @@ impl Recorder {
                 Some(e) if matches(&e) => return e,
                 Some(_) => {}
                 None => {
-                    assert!(
-                        started.elapsed() < PATIENCE,
-                        "no {what} on the target display"
-                    );
-                    std::thread::sleep(Duration::from_millis(10));
+                    let left = PATIENCE.saturating_sub(started.elapsed());
+                    assert!(!left.is_zero(), "no {what} on the target display");
+                    // Sleep on the connection itself: the benchmark times these events, so
+                    // the wake-up must be the event's arrival, not a polling tick.
+                    use std::os::fd::AsRawFd;
+                    let mut fd = libc::pollfd {
+                        fd: self.conn.stream().as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    unsafe { libc::poll(&mut fd, 1, left.as_millis().min(100) as i32) };
                 }
             }
         }
+    }
+
+    /// Paints the screen in four quadrants of `0xRRGGBB` colours (top left, top right, bottom
+    /// left, bottom right): windows inside the recording one, so clicks and keys still reach it.
+    pub fn paint(&self, colours: [u32; 4]) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::*;
+        let (w, h) = (self.size.0 / 2, self.size.1 / 2);
+        for (i, colour) in colours.into_iter().enumerate() {
+            let id = self.conn.generate_id().unwrap();
+            let (x, y) = ((i as i16 % 2) * w as i16, (i as i16 / 2) * h as i16);
+            self.conn
+                .create_window(
+                    0,
+                    id,
+                    self.window,
+                    x,
+                    y,
+                    w,
+                    h,
+                    0,
+                    WindowClass::INPUT_OUTPUT,
+                    0,
+                    &CreateWindowAux::new().background_pixel(colour),
+                )
+                .unwrap();
+            self.conn.map_window(id).unwrap();
+        }
+        // A round trip: the server has painted them when it answers.
+        self.conn.get_input_focus().unwrap().reply().unwrap();
     }
 
     pub fn keysym(&self, keycode: u8) -> u32 {

@@ -1,11 +1,17 @@
 //! The agent on real X servers: two Xvfb displays, one `udc-agent clipboard` on each, the
 //! clipboard set and read with `xclip` as a user's applications would.
 
+use std::future::Future;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use x11rb::protocol::xproto::KeyButMask;
+use x11rb::protocol::Event;
 
 use udc_agent::clipboard::{png_decode, png_encode, Content};
-use udc_conformance::desktop::{clipboard_agent, Display, DisplayAgent, Recorder};
+use udc_conformance::desktop::{clipboard_agent, Display, DisplayAgent, Recorder, PATIENCE};
 use udc_conformance::{Account, TestDevice};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,11 +139,6 @@ async fn text_and_images_copied_on_one_display_paste_on_the_other_without_echo()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn input_from_the_controlling_device_lands_on_the_target_display() {
-    use reqwest::Method;
-    use serde_json::json;
-    use x11rb::protocol::xproto::KeyButMask;
-    use x11rb::protocol::Event;
-
     let account = Account::create().await;
     let display = Display::start();
     let desk = DisplayAgent::login(&account, "Desk");
@@ -209,42 +210,7 @@ async fn input_from_the_controlling_device_lands_on_the_target_display() {
         (Some(id.as_str()), Some("Laptop"))
     );
 
-    // A pointer position is a fraction of the target's screen (1280x720 here).
-    input(
-        &id,
-        json!([{ "type": "pointer_move", "x": 0.25, "y": 0.5 }]),
-    )
-    .await;
-    recorder.wait_pointer((320, 360));
-    input(
-        &id,
-        json!([
-            { "type": "pointer_button", "button": "left", "down": true },
-            { "type": "pointer_button", "button": "left", "down": false },
-        ]),
-    )
-    .await;
-    recorder.wait_event("a left click", |e| matches!(e, Event::ButtonPress(b) if b.detail == 1 && (b.root_x, b.root_y) == (320, 360)));
-    input(
-        &id,
-        json!([
-            { "type": "key", "key": "a", "down": true, "modifiers": ["shift"] },
-            { "type": "key", "key": "a", "down": false, "modifiers": ["shift"] },
-        ]),
-    )
-    .await;
-    let key = recorder.wait_event(
-        "shift+a",
-        |e| matches!(e, Event::KeyPress(k) if recorder.keysym(k.detail) == u32::from(b'a')),
-    );
-    let Event::KeyPress(k) = key else {
-        unreachable!()
-    };
-    assert!(
-        k.state.contains(KeyButMask::SHIFT),
-        "shift was held: {:?}",
-        k.state
-    );
+    input_lands(&recorder, |events| input(&id, events)).await;
 
     // The target's owner ends it from the target.
     let ended = desk.run(&["remote", "end", &id]);
@@ -266,4 +232,196 @@ async fn input_from_the_controlling_device_lands_on_the_target_display() {
         )
         .await;
     assert_eq!(r.body["session"]["state"], "denied");
+}
+
+/// A pointer move, a left click and shift+a, each sent with `send` (as the session API's input
+/// events), land on the target display: positions are fractions of its 1280x720 screen.
+async fn input_lands<F, Fut>(recorder: &Recorder, mut send: F)
+where
+    F: FnMut(Value) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    send(json!([{ "type": "pointer_move", "x": 0.25, "y": 0.5 }])).await;
+    recorder.wait_pointer((320, 360));
+    send(json!([
+        { "type": "pointer_button", "button": "left", "down": true },
+        { "type": "pointer_button", "button": "left", "down": false },
+    ]))
+    .await;
+    recorder.wait_event("a left click", |e| matches!(e, Event::ButtonPress(b) if b.detail == 1 && (b.root_x, b.root_y) == (320, 360)));
+    send(json!([
+        { "type": "key", "key": "a", "down": true, "modifiers": ["shift"] },
+        { "type": "key", "key": "a", "down": false, "modifiers": ["shift"] },
+    ]))
+    .await;
+    let key = recorder.wait_event(
+        "shift+a",
+        |e| matches!(e, Event::KeyPress(k) if recorder.keysym(k.detail) == u32::from(b'a')),
+    );
+    let Event::KeyPress(k) = key else {
+        unreachable!()
+    };
+    assert!(
+        k.state.contains(KeyButMask::SHIFT),
+        "shift was held: {:?}",
+        k.state
+    );
+}
+
+/// The four quadrants' colours in a snapshot, each the mean of a patch at its centre, against
+/// `colours` (0xRRGGBB): H.264 is lossy, so within a tolerance.
+fn quadrants_match(png: &std::path::Path, colours: [u32; 4]) -> Result<(), String> {
+    let bytes = std::fs::read(png).map_err(|e| e.to_string())?;
+    let Content::Image {
+        width,
+        height,
+        rgba,
+    } = png_decode(&bytes).map_err(|e| e.to_string())?
+    else {
+        unreachable!()
+    };
+    if (width, height) != (1280, 720) {
+        return Err(format!("a {width}x{height} snapshot"));
+    }
+    for (i, colour) in colours.into_iter().enumerate() {
+        let (cx, cy) = (320 + 640 * (i % 2), 180 + 360 * (i / 2));
+        let mut sum = [0u64; 3];
+        for y in cy - 20..cy + 20 {
+            for x in cx - 20..cx + 20 {
+                for c in 0..3 {
+                    sum[c] += u64::from(rgba[(y * width + x) * 4 + c]);
+                }
+            }
+        }
+        let want = [colour >> 16, (colour >> 8) & 0xff, colour & 0xff];
+        for c in 0..3 {
+            let got = sum[c] / 1600;
+            if got.abs_diff(u64::from(want[c])) > 16 {
+                return Err(format!(
+                    "quadrant {i}: {:?} vs {want:?}",
+                    sum.map(|v| v / 1600)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn trusting(account: &Account, truster: &str, trusted: &[&str]) {
+    let token = account.login().await.tokens.access_token;
+    let devices = account.api.devices(&token).await.unwrap();
+    let id = |name: &str| devices.iter().find(|d| d.name == name).unwrap().id.clone();
+    for other in trusted {
+        account
+            .api
+            .trust(&token, &id(truster), &id(other))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
+    const FIRST: [u32; 4] = [0xdc1e1e, 0x1ec828, 0x1428d2, 0xfafafa];
+    const SECOND: [u32; 4] = [0xfafafa, 0x1428d2, 0xdc1e1e, 0x1ec828];
+    let account = Account::create().await;
+    let (target, viewing) = (Display::start(), Display::start());
+    let desk = DisplayAgent::login(&account, "Desk");
+    let laptop = DisplayAgent::login(&account, "Laptop");
+    let tablet = DisplayAgent::login(&account, "Tablet");
+    let phone = DisplayAgent::login(&account, "Phone");
+    trusting(&account, "Desk", &["Laptop", "Tablet", "Phone"]).await;
+    desk.run(&["remote", "allow", "Laptop", "--mode", "view_and_control"]);
+    desk.run(&["remote", "allow", "Tablet", "--mode", "view_only"]);
+    let recorder = Recorder::start(&target);
+    recorder.paint(FIRST);
+    let desk = desk.spawn(&target, &["remote", "serve"], "remote");
+    let dir = std::env::temp_dir().join(format!("udc-view-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Control, with the first picture saved: the screen as the target shows it.
+    let first = dir.join("first.png");
+    let mut viewer = laptop.start(
+        &viewing,
+        &[
+            "remote",
+            "view",
+            "Desk",
+            "--control",
+            "--snapshot",
+            first.to_str().unwrap(),
+        ],
+        "remote",
+        "requested",
+    );
+    let id = desk.expect("controlled")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    viewer.expect("approved");
+    viewer.expect("connected");
+    assert_eq!(desk.expect("streaming")["session_id"], id.as_str());
+    viewer.expect("snapshot");
+    quadrants_match(&first, FIRST).unwrap();
+
+    // Input on the data channel lands on the target's display.
+    let sender = std::sync::Mutex::new(&mut viewer);
+    input_lands(&recorder, |events| {
+        let mut v = sender.lock().unwrap();
+        v.send(&events);
+        assert_eq!(v.expect("sent")["via"], "webrtc");
+        async {}
+    })
+    .await;
+    let viewer = sender.into_inner().unwrap();
+
+    // The video is live: a repainted screen reaches the viewer.
+    recorder.paint(SECOND);
+    let later = dir.join("later.png");
+    let started = Instant::now();
+    loop {
+        viewer.send(&json!({ "snapshot": later }));
+        viewer.expect("snapshot");
+        match quadrants_match(&later, SECOND) {
+            Ok(()) => break,
+            Err(e) => assert!(
+                started.elapsed() < PATIENCE,
+                "the repaint never arrived: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The target's owner ends it: capture stops, and the viewer's side closes and exits.
+    let ended = desk.run(&["remote", "end", &id]);
+    assert_eq!(ended["end_reason"], "target_ended");
+    let stopped = desk.expect("stream_stopped");
+    assert!(stopped["frames"].as_u64().unwrap() > 0 && stopped["bytes"].as_u64().unwrap() > 0);
+    assert!(
+        viewer.finish(),
+        "the viewer exits cleanly when the target ends"
+    );
+
+    // View only: the viewer's input is dropped on the target; the viewer ends it by closing.
+    let pointer = recorder.pointer();
+    let mut watcher = tablet.start(&viewing, &["remote", "view", "Desk"], "remote", "requested");
+    watcher.expect("connected");
+    desk.expect("streaming");
+    watcher.send(&json!([{ "type": "pointer_move", "x": 0.9, "y": 0.9 }]));
+    assert_eq!(desk.expect("input_dropped")["count"], 1);
+    assert_eq!(recorder.pointer(), pointer, "view-only input moved nothing");
+    assert!(watcher.finish());
+    desk.expect("stream_stopped");
+    assert_eq!(desk.expect("ended")["reason"], "requester_ended");
+
+    // Nobody at the desk answers the phone: denied, and nothing is captured.
+    let mut refused = phone.start(&viewing, &["remote", "view", "Desk"], "remote", "requested");
+    refused.expect("denied");
+    assert!(!refused.finish(), "a denied viewer fails");
+    let after: Vec<Value> = desk.drain(Duration::from_millis(500));
+    assert!(
+        after.iter().all(|l| l["remote"] != "streaming"),
+        "no capture for a denied request: {after:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

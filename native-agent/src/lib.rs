@@ -6,13 +6,18 @@ pub mod clipboard;
 pub mod files;
 pub mod input;
 pub mod kdf;
+pub mod peer;
 pub mod realtime;
 pub mod remote;
 pub mod screen;
 pub mod seal;
 pub mod store;
+#[cfg(target_os = "linux")]
+pub mod stream;
 pub mod sync;
 pub mod transfer;
+pub mod video;
+pub mod view;
 pub mod watch;
 
 pub use client::{Client, Device, DeviceInfo, Error};

@@ -85,6 +85,21 @@ enum RemoteCommand {
     /// Answer remote control requests for this device (asks at the terminal unless allowed),
     /// replay input, keep sessions alive; runs until stopped.
     Serve,
+    /// See another device's screen (and with --control, drive it). Reads input from standard
+    /// input, one JSON line each: a list of input events, or {"snapshot": "PATH"}.
+    View {
+        /// The device, by name or id.
+        device: String,
+        /// Ask to control it too, not only view it.
+        #[arg(long)]
+        control: bool,
+        /// Save the first picture as PNG (and, without --control, end there).
+        #[arg(long)]
+        snapshot: Option<std::path::PathBuf>,
+        /// Seconds before the session ends by itself.
+        #[arg(long, default_value_t = 3600)]
+        max_duration: u32,
+    },
     /// Let a device in without asking (by id or name).
     Allow {
         device: String,
@@ -378,6 +393,20 @@ async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) -> Result<()>
     match command {
         RemoteCommand::Serve => {
             udc_agent::remote::serve(&client, store, &mut session, cli.json).await
+        }
+        RemoteCommand::View {
+            device,
+            control,
+            snapshot,
+            max_duration,
+        } => {
+            let opts = udc_agent::view::ViewOptions {
+                device: device.clone(),
+                control: *control,
+                snapshot: snapshot.clone(),
+                max_duration: *max_duration,
+            };
+            udc_agent::view::view(&client, store, &mut session, &opts, cli.json).await
         }
         RemoteCommand::Allow { device, mode } => {
             unattended(cli, store, &client, &mut session, device, Some(mode)).await

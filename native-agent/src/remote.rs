@@ -41,6 +41,47 @@ struct SessionBody {
 }
 
 impl Client {
+    /// Asks `target` for a session (`view_only` or `view_and_control`, up to `max_duration` s).
+    pub async fn request_remote(
+        &self,
+        token: &str,
+        target: &str,
+        mode: &str,
+        max_duration: u32,
+    ) -> crate::client::Result<RemoteSession> {
+        let body =
+            json!({ "target_device_id": target, "mode": mode, "max_duration": max_duration });
+        let b: SessionBody = self
+            .call_with(
+                Method::POST,
+                "/remote/session/request",
+                Some(token),
+                Some(&body),
+                &[],
+            )
+            .await?;
+        Ok(b.session)
+    }
+
+    /// Input through the host, for when there is no peer-to-peer path.
+    pub async fn relay_input(
+        &self,
+        token: &str,
+        id: &str,
+        events: &Value,
+    ) -> crate::client::Result<()> {
+        let _: Value = self
+            .call_with(
+                Method::POST,
+                &format!("/remote/session/{id}/input"),
+                Some(token),
+                Some(&json!({ "events": events })),
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// `approve`, `deny` or `heartbeat` on a session.
     pub async fn remote_action(
         &self,
@@ -110,7 +151,8 @@ impl Unattended {
     }
 }
 
-fn say(json: bool, what: &str, detail: Value, text: String) {
+/// One line for the log and the person at the screen: JSON with `--json`.
+pub fn say(json: bool, what: &str, detail: Value, text: String) {
     if json {
         let mut line = json!({ "remote": what });
         if let (Some(obj), Value::Object(more)) = (line.as_object_mut(), detail) {
@@ -146,6 +188,24 @@ async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
     .unwrap_or(false)
 }
 
+/// A session this device has approved.
+struct Live {
+    mode: String,
+    requester: String,
+    #[cfg(target_os = "linux")]
+    stream: Option<crate::stream::Streaming>,
+}
+
+impl Live {
+    /// Ends its stream, if any (capture stops, the peer connection closes).
+    async fn stop(self) {
+        #[cfg(target_os = "linux")]
+        if let Some(stream) = self.stream {
+            stream.stop().await;
+        }
+    }
+}
+
 pub async fn serve(
     client: &Client,
     store: &Store,
@@ -160,8 +220,7 @@ pub async fn serve(
     let injector = std::sync::Arc::new(std::sync::Mutex::new(crate::input::X11Injector::open(
         None,
     )?));
-    // Live sessions: id -> mode.
-    let mut live: BTreeMap<String, String> = BTreeMap::new();
+    let mut live: BTreeMap<String, Live> = BTreeMap::new();
     let mut attempt = 0u32;
     loop {
         let mut socket = watch::connect(client, store, session, None, &mut attempt).await?;
@@ -180,7 +239,9 @@ pub async fn serve(
                     for id in ids {
                         if let Err(e) = client.remote_action(&token, &id, "heartbeat").await {
                             // Over (ended elsewhere, or lapsed): stop serving it.
-                            live.remove(&id);
+                            if let Some(l) = live.remove(&id) {
+                                l.stop().await;
+                            }
                             say(json, "ended", json!({ "session_id": id, "reason": e.code() }), format!("remote session {id} is over ({e})"));
                         }
                     }
@@ -205,7 +266,12 @@ pub async fn serve(
                                 let action = if allowed { "approve" } else { "deny" };
                                 match client.remote_action(&token, &s.id, action).await {
                                     Ok(answered) if answered.state == "active" => {
-                                        live.insert(s.id.clone(), s.mode.clone());
+                                        live.insert(s.id.clone(), Live {
+                                            mode: s.mode.clone(),
+                                            requester: s.requester_device_id.clone(),
+                                            #[cfg(target_os = "linux")]
+                                            stream: None,
+                                        });
                                         say(json, "controlled", json!({ "session_id": s.id, "by": name, "mode": s.mode }),
                                             format!("Being {} by \"{name}\" (session {}); `udc-agent remote end {}` ends it", if s.mode == "view_and_control" { "controlled" } else { "viewed" }, s.id, s.id));
                                     }
@@ -216,7 +282,7 @@ pub async fn serve(
                             "remote.input" => {
                                 let id = event.data["session_id"].as_str().unwrap_or_default();
                                 // A view-only session never drives this device, whatever arrives.
-                                if live.get(id).map(String::as_str) != Some("view_and_control") {
+                                if live.get(id).map(|l| l.mode.as_str()) != Some("view_and_control") {
                                     continue;
                                 }
                                 let events: Vec<InputEvent> = match serde_json::from_value(event.data["events"].clone()) {
@@ -232,19 +298,43 @@ pub async fn serve(
                                         events.iter().try_for_each(|e| inj.inject(e))
                                     }).await?;
                                     match done {
-                                        Ok(()) => say(json, "input", json!({ "session_id": id, "count": n }), format!("input: {n} events")),
+                                        Ok(()) => say(json, "input", json!({ "session_id": id, "count": n, "via": "relay" }), format!("input: {n} events")),
                                         Err(e) => eprintln!("udc-agent: input not replayed: {e}"),
                                     }
                                 }
                             }
                             "remote.control.session_end" => {
                                 let id = event.data["session_id"].as_str().unwrap_or_default().to_owned();
-                                if live.remove(&id).is_some() {
+                                if let Some(l) = live.remove(&id) {
+                                    l.stop().await;
                                     let reason = event.data["reason"].clone();
                                     say(json, "ended", json!({ "session_id": id, "reason": reason }), format!("Remote session {id} ended ({reason})"));
                                 }
                             }
                             _ => {}
+                        }
+                    }
+                    // A viewer's offer: only from the device the session was approved for.
+                    #[cfg(target_os = "linux")]
+                    Incoming::Frame(HubFrame::Signal { from_device, payload }) => {
+                        let Some((id, offer)) = crate::peer::read_signal(&payload) else { continue };
+                        let Some(l) = live.get_mut(&id).filter(|l| l.requester == from_device) else { continue };
+                        if let Some(old) = l.stream.take() {
+                            old.stop().await;
+                        }
+                        let token = session.access_token(client, store).await?;
+                        let ice = client.ice_servers(&token).await?;
+                        let control = l.mode == "view_and_control";
+                        match crate::stream::answer(offer, ice, id.clone(), control, injector.clone(), json).await {
+                            Ok((stream, answer)) => {
+                                l.stream = Some(stream);
+                                socket.send(&ClientFrame::Signal {
+                                    to_device: from_device,
+                                    payload: crate::peer::signal(&id, &answer)?,
+                                    reference: None,
+                                }).await?;
+                            }
+                            Err(e) => eprintln!("udc-agent: session {id}: no peer connection: {e}"),
                         }
                     }
                     Incoming::Frame(HubFrame::Ready { .. }) => {

@@ -1,0 +1,255 @@
+//! The controlled side of a session's peer connection: answers the viewer's offer, sends the
+//! screen as an H.264 track once connected, and replays what arrives on the input data channel —
+//! only when the session's mode is `view_and_control`.
+//!
+//! Capture and encoding run on their own thread at up to `FPS`; the encoded frames go to the
+//! track through a two-frame queue, so a slow encoder or link lowers the frame rate instead of
+//! building a backlog.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::peer_connection::{PeerConnection, RTCIceServer};
+
+use crate::input::{InputEvent, X11Injector};
+use crate::peer::{self, Peer};
+use crate::remote::say;
+use crate::screen::{Frame, X11Capture};
+use crate::video::{Encoded, VideoEncoder};
+
+/// The most frames per second sent; fewer when the screen is still or the encoder is slower.
+pub const FPS: f32 = 30.0;
+/// How long the viewer has to connect after the answer.
+const CONNECT_WITHIN: Duration = Duration::from_secs(15);
+
+/// A session being streamed; `stop` ends capture and closes the connection.
+pub struct Streaming {
+    stop: Arc<AtomicBool>,
+    pc: Arc<dyn PeerConnection>,
+    task: JoinHandle<()>,
+}
+
+impl Streaming {
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.pc.close().await;
+        // The task reports how much it sent; give it a moment to do so.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+/// Answers `offer` for `session_id`; returns the stream and the answer to signal back.
+pub async fn answer(
+    offer: RTCSessionDescription,
+    ice: Vec<RTCIceServer>,
+    session_id: String,
+    control: bool,
+    injector: Arc<Mutex<X11Injector>>,
+    json: bool,
+) -> Result<(Streaming, RTCSessionDescription)> {
+    let mut peer = Peer::open(ice).await?;
+    let mut ssrc = [0u8; 4];
+    getrandom::fill(&mut ssrc).map_err(|e| anyhow!("random: {e}"))?;
+    let ssrc = u32::from_le_bytes(ssrc);
+    let track = Arc::new(TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            "udc-screen".to_owned(),
+            "udc-screen-video".to_owned(),
+            "screen".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: peer::h264(),
+                ..Default::default()
+            }],
+        ),
+    )?);
+    let sender = peer
+        .pc
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await?;
+    peer.pc.set_remote_description(offer).await?;
+    let answer = peer.pc.create_answer(None).await?;
+    let answer = peer.local(answer).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let pc = Arc::clone(&peer.pc);
+    let stopping = Arc::clone(&stop);
+    let task = tokio::spawn(async move {
+        if let Err(e) = peer.connected(CONNECT_WITHIN).await {
+            eprintln!("udc-agent: session {session_id}: {e}");
+            return;
+        }
+        let payload_type = match sender.get_parameters().await {
+            Ok(p) => p.rtp_parameters.codecs.first().map(|c| c.payload_type),
+            Err(_) => None,
+        };
+        let Some(payload_type) = payload_type else {
+            eprintln!("udc-agent: session {session_id}: the viewer accepted no H.264");
+            return;
+        };
+        let inputs = tokio::spawn(take_input(
+            peer.channels,
+            session_id.clone(),
+            control,
+            injector,
+            json,
+        ));
+        let (frames, sent_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (tx, mut rx) = mpsc::channel::<Encoded>(2);
+        let capture = {
+            let (stop, frames) = (Arc::clone(&stopping), Arc::clone(&frames));
+            tokio::task::spawn_blocking(move || capture_loop(&stop, &frames, &tx))
+        };
+        say(
+            json,
+            "streaming",
+            json!({ "session_id": session_id }),
+            format!("Sending this screen (session {session_id})"),
+        );
+        let mut last = Instant::now();
+        while let Some(e) = rx.recv().await {
+            let now = Instant::now();
+            let n = e.data.len() as u64;
+            let written = track
+                .sample_writer(ssrc, payload_type)
+                .write_sample(&Sample {
+                    data: Bytes::from(e.data),
+                    duration: now - last,
+                    ..Sample::new(now)
+                })
+                .await;
+            if written.is_err() {
+                break;
+            }
+            sent_bytes.fetch_add(n, Ordering::Relaxed);
+            last = now;
+        }
+        stopping.store(true, Ordering::SeqCst);
+        let ended = capture.await;
+        inputs.abort();
+        if let Ok(Err(e)) = ended {
+            eprintln!("udc-agent: session {session_id}: capture stopped: {e}");
+        }
+        say(
+            json,
+            "stream_stopped",
+            json!({ "session_id": session_id, "frames": frames.load(Ordering::Relaxed),
+                    "bytes": sent_bytes.load(Ordering::Relaxed) }),
+            format!("Stopped sending this screen (session {session_id})"),
+        );
+    });
+    Ok((Streaming { stop, pc, task }, answer))
+}
+
+/// Captures and encodes until stopped or the sending side goes away.
+fn capture_loop(stop: &AtomicBool, frames: &AtomicU64, tx: &mpsc::Sender<Encoded>) -> Result<()> {
+    let capture = X11Capture::open(None)?;
+    let (w, h) = capture.size();
+    // Encoders take even sides: an odd last row or column is left out.
+    let (ew, eh) = (w & !1, h & !1);
+    let mut encoder = VideoEncoder::new(ew, eh, FPS)?;
+    let period = Duration::from_secs_f32(1.0 / FPS);
+    while !stop.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        let frame = even(capture.capture()?, ew, eh);
+        if let Some(encoded) = encoder.encode(&frame)? {
+            frames.fetch_add(1, Ordering::Relaxed);
+            if tx.blocking_send(encoded).is_err() {
+                break;
+            }
+        }
+        if let Some(rest) = period.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok(())
+}
+
+fn even(frame: Frame, w: usize, h: usize) -> Frame {
+    if (frame.width, frame.height) == (w, h) {
+        return frame;
+    }
+    let mut bgrx = Vec::with_capacity(w * h * 4);
+    for row in frame.bgrx.chunks_exact(frame.width * 4).take(h) {
+        bgrx.extend_from_slice(&row[..w * 4]);
+    }
+    Frame {
+        width: w,
+        height: h,
+        bgrx,
+    }
+}
+
+/// Input from the viewer's data channel: a JSON array of events per message.
+async fn take_input(
+    mut channels: mpsc::UnboundedReceiver<Arc<dyn DataChannel>>,
+    session_id: String,
+    control: bool,
+    injector: Arc<Mutex<X11Injector>>,
+    json: bool,
+) {
+    while let Some(channel) = channels.recv().await {
+        while let Some(event) = channel.poll().await {
+            let DataChannelEvent::OnMessage(msg) = event else {
+                if matches!(event, DataChannelEvent::OnClose) {
+                    break;
+                }
+                continue;
+            };
+            let events: Vec<InputEvent> = match serde_json::from_slice(&msg.data) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("udc-agent: unreadable input: {e}");
+                    continue;
+                }
+            };
+            // A view-only session never drives this device, whatever its viewer sends.
+            if !control {
+                say(
+                    json,
+                    "input_dropped",
+                    json!({ "session_id": session_id, "count": events.len() }),
+                    format!("Ignored {} input events: view-only session", events.len()),
+                );
+                continue;
+            }
+            let inj = Arc::clone(&injector);
+            let n = events.len();
+            let done = tokio::task::spawn_blocking(move || -> Result<()> {
+                let inj = inj.lock().map_err(|_| anyhow!("input lock poisoned"))?;
+                events.iter().try_for_each(|e| inj.inject(e))
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => say(
+                    json,
+                    "input",
+                    json!({ "session_id": session_id, "count": n, "via": "webrtc" }),
+                    format!("input: {n} events"),
+                ),
+                Ok(Err(e)) => eprintln!("udc-agent: input not replayed: {e}"),
+                Err(e) => eprintln!("udc-agent: input not replayed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! `udc-agent remote view DEVICE [--control] [--snapshot PATH]`: the controlling side. It asks
+//! for a session, waits for the target's answer, offers a peer connection (video to receive, an
+//! input data channel), decodes the screen, and sends input.
+//!
+//! Standard input drives it, one JSON value per line: an array of input events (as
+//! `POST /remote/session/{id}/input` takes them) is sent on the data channel — or relayed through
+//! the host while there is no peer-to-peer path — and `{"snapshot": "out.png"}` saves the latest
+//! picture. End of input, `--snapshot` without `--control`, or either side ending the session
+//! ends it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
+use udc_hub::{ClientFrame, HubFrame};
+use webrtc::data_channel::DataChannelEvent;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+use crate::client::Client;
+use crate::input::InputEvent;
+use crate::peer::{self, Peer};
+use crate::realtime::{Incoming, Socket};
+use crate::remote::{say, RemoteSession, HEARTBEAT_EVERY};
+use crate::store::{Session, Store};
+use crate::video::{Picture, VideoDecoder};
+use crate::watch::{connect, PING_EVERY};
+
+pub struct ViewOptions {
+    /// The target's name or id.
+    pub device: String,
+    pub control: bool,
+    pub snapshot: Option<PathBuf>,
+    /// Seconds.
+    pub max_duration: u32,
+}
+
+/// How long the target's owner has to answer (the host expires unanswered requests too).
+const ANSWER_WITHIN: Duration = Duration::from_secs(120);
+const CONNECT_WITHIN: Duration = Duration::from_secs(15);
+
+/// How many pictures were decoded, and the latest.
+type Latest = (u64, Option<Arc<Picture>>);
+
+pub async fn view(
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    opts: &ViewOptions,
+    json: bool,
+) -> Result<()> {
+    let token = session.access_token(client, store).await?;
+    let target = client
+        .devices(&token)
+        .await?
+        .into_iter()
+        .find(|d| d.name == opts.device || d.id == opts.device)
+        .ok_or_else(|| anyhow!("no device \"{}\" in this account", opts.device))?;
+    // The socket first: the answer may come the moment the request is made.
+    let mut attempt = 0;
+    let mut socket = connect(client, store, session, None, &mut attempt).await?;
+    let mode = if opts.control {
+        "view_and_control"
+    } else {
+        "view_only"
+    };
+    let s = client
+        .request_remote(&token, &target.id, mode, opts.max_duration)
+        .await?;
+    let id = s.id.clone();
+    say(
+        json,
+        "requested",
+        json!({ "session_id": id, "target": target.name, "mode": mode }),
+        format!("Asked \"{}\" to {mode}; waiting for its owner", target.name),
+    );
+    let result = run(
+        client,
+        store,
+        session,
+        opts,
+        json,
+        &mut socket,
+        &id,
+        &target.id,
+    )
+    .await;
+    // However it went, the session ends here (the target may have ended it already).
+    let token = session.access_token(client, store).await?;
+    if let Ok(s) = client.end_remote(&token, &id).await {
+        say(
+            json,
+            "ended",
+            json!({ "session_id": id, "reason": s.end_reason }),
+            format!("Session {id} ended"),
+        );
+    }
+    socket.close().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    opts: &ViewOptions,
+    json: bool,
+    socket: &mut Socket,
+    id: &str,
+    target: &str,
+) -> Result<()> {
+    // The target's answer.
+    let answered = tokio::time::timeout(ANSWER_WITHIN, async {
+        loop {
+            match socket.next().await {
+                Incoming::Frame(HubFrame::Event(e)) => {
+                    let _ = socket.send(&ClientFrame::Ack { seq: e.seq }).await;
+                    let s: Option<RemoteSession> =
+                        serde_json::from_value(e.data["session"].clone()).ok();
+                    match (e.event.as_str(), s) {
+                        ("remote.control.approved", Some(s)) if s.id == id => return Ok(true),
+                        ("remote.control.denied", Some(s)) if s.id == id => return Ok(false),
+                        _ => {}
+                    }
+                }
+                Incoming::Closed { reason, .. } => bail!("the hub closed the socket: {reason}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow!("nobody answered within {ANSWER_WITHIN:?}"))??;
+    if !answered {
+        say(
+            json,
+            "denied",
+            json!({ "session_id": id }),
+            "The target's owner said no".into(),
+        );
+        bail!("the request was denied");
+    }
+    say(
+        json,
+        "approved",
+        json!({ "session_id": id }),
+        "Approved".into(),
+    );
+
+    let token = session.access_token(client, store).await?;
+    let mut peer = Peer::open(client.ice_servers(&token).await?).await?;
+    peer.pc
+        .add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await?;
+    let channel = peer.pc.create_data_channel("input", None).await?;
+    let offer = peer.pc.create_offer(None).await?;
+    let offer = peer.local(offer).await?;
+    socket
+        .send(&ClientFrame::Signal {
+            to_device: target.to_owned(),
+            payload: peer::signal(id, &offer)?,
+            reference: None,
+        })
+        .await?;
+
+    let (pictures_tx, mut pictures) = watch::channel::<Latest>((0, None));
+    let mut decoding = None;
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut channel_open = false;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut connect_by = Some(Instant::now() + CONNECT_WITHIN);
+    let mut seen = 0u64;
+    let outcome: Result<()> = async { loop {
+        tokio::select! {
+            _ = ping.tick() => { let _ = socket.send(&ClientFrame::Ping).await; }
+            _ = beat.tick() => {
+                let token = session.access_token(client, store).await?;
+                if let Err(e) = client.remote_action(&token, id, "heartbeat").await {
+                    bail!("the session is over: {e}");
+                }
+            }
+            _ = tokio::time::sleep_until(connect_by.unwrap_or_else(Instant::now).into()), if connect_by.is_some() => {
+                bail!("no connection to the target within {CONNECT_WITHIN:?}");
+            }
+            frame = socket.next() => match frame {
+                Incoming::Frame(HubFrame::Signal { from_device, payload }) if from_device == target => {
+                    if let Some((sid, answer)) = peer::read_signal(&payload) {
+                        if sid == id {
+                            peer.pc.set_remote_description(answer).await?;
+                        }
+                    }
+                }
+                Incoming::Frame(HubFrame::Event(e)) => {
+                    let _ = socket.send(&ClientFrame::Ack { seq: e.seq }).await;
+                    if e.event == "remote.control.session_end" && e.data["session_id"] == id {
+                        return Ok(());
+                    }
+                }
+                Incoming::Closed { reason, .. } => bail!("the hub closed the socket: {reason}"),
+                _ => {}
+            },
+            changed = peer.state.changed() => {
+                if changed.is_err() { bail!("the peer connection went away"); }
+                let state = *peer.state.borrow();
+                match state {
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        say(json, "disconnected", json!({ "session_id": id, "state": state.to_string() }), format!("The peer connection is {state}"));
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+            Some(track) = peer.tracks.recv() => {
+                decoding = Some(tokio::spawn(decode(track, pictures_tx.clone())));
+            }
+            event = channel.poll(), if !channel_open => match event {
+                // Input and video both go peer to peer from here.
+                Some(DataChannelEvent::OnOpen) => {
+                    channel_open = true;
+                    connect_by = None;
+                    say(json, "connected", json!({ "session_id": id }), "Connected peer to peer".into());
+                }
+                Some(DataChannelEvent::OnClose) | None => bail!("the input channel closed"),
+                _ => {}
+            },
+            changed = pictures.changed() => {
+                if changed.is_err() { bail!("the video stopped"); }
+                let (n, picture) = pictures.borrow_and_update().clone();
+                let Some(picture) = picture else { continue };
+                if seen == 0 {
+                    say(json, "frame", json!({ "session_id": id, "width": picture.width, "height": picture.height }),
+                        format!("Receiving {}x{} video", picture.width, picture.height));
+                    if let Some(path) = &opts.snapshot {
+                        save(&picture, path, json)?;
+                        if !opts.control {
+                            return Ok(());
+                        }
+                    }
+                }
+                seen = n;
+            }
+            line = stdin.next_line(), if stdin_open => match line? {
+                None => {
+                    stdin_open = false;
+                    // Nothing more to send: a viewer without a snapshot to wait for is done.
+                    if opts.control || opts.snapshot.is_none() || seen > 0 {
+                        return Ok(());
+                    }
+                }
+                Some(line) if line.trim().is_empty() => {}
+                Some(line) => {
+                    let value: Value = match serde_json::from_str(&line) {
+                        Ok(v) => v,
+                        Err(e) => { eprintln!("udc-agent: not JSON: {e}"); continue; }
+                    };
+                    if let Some(path) = value["snapshot"].as_str() {
+                        let picture = pictures.borrow().1.clone();
+                        match picture {
+                            Some(p) => save(&p, &PathBuf::from(path), json)?,
+                            None => eprintln!("udc-agent: no picture yet"),
+                        }
+                        continue;
+                    }
+                    if let Err(e) = serde_json::from_value::<Vec<InputEvent>>(value.clone()) {
+                        eprintln!("udc-agent: not a list of input events: {e}");
+                        continue;
+                    }
+                    let via = if channel_open {
+                        channel.send_text(&value.to_string()).await?;
+                        "webrtc"
+                    } else {
+                        let token = session.access_token(client, store).await?;
+                        if let Err(e) = client.relay_input(&token, id, &value).await {
+                            eprintln!("udc-agent: input not sent: {e}");
+                            continue;
+                        }
+                        "relay"
+                    };
+                    say(json, "sent", json!({ "session_id": id, "via": via }), format!("sent input ({via})"));
+                }
+            },
+        }
+    } }
+    .await;
+    if let Some(d) = decoding {
+        d.abort();
+    }
+    let _ = peer.pc.close().await;
+    outcome
+}
+
+fn save(picture: &Picture, path: &PathBuf, json: bool) -> Result<()> {
+    picture.save_png(path)?;
+    say(
+        json,
+        "snapshot",
+        json!({ "path": path, "width": picture.width, "height": picture.height }),
+        format!("Saved {}", path.display()),
+    );
+    Ok(())
+}
+
+/// Reassembles the track's RTP packets into access units (the marker bit ends one; a gap in
+/// sequence numbers drops it) and decodes them.
+async fn decode(track: Arc<dyn TrackRemote>, pictures: watch::Sender<Latest>) {
+    let mut decoder = match VideoDecoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("udc-agent: {e}");
+            return;
+        }
+    };
+    let mut depacketizer = H264Packet::default();
+    let mut unit: Vec<u8> = Vec::new();
+    let mut next_seq: Option<u16> = None;
+    let mut broken = false;
+    let mut count = 0u64;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            if matches!(event, TrackRemoteEvent::OnEnded) {
+                break;
+            }
+            continue;
+        };
+        let seq = packet.header.sequence_number;
+        if next_seq.is_some_and(|n| n != seq) {
+            broken = true;
+        }
+        next_seq = Some(seq.wrapping_add(1));
+        match depacketizer.depacketize(&Bytes::from(packet.payload.to_vec())) {
+            Ok(nal) => unit.extend_from_slice(&nal),
+            Err(_) => broken = true,
+        }
+        if !packet.header.marker {
+            continue;
+        }
+        if !broken && !unit.is_empty() {
+            match decoder.decode(&unit) {
+                Ok(Some(picture)) => {
+                    count += 1;
+                    let _ = pictures.send((count, Some(Arc::new(picture))));
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("udc-agent: {e}"),
+            }
+        }
+        unit.clear();
+        broken = false;
+    }
+}
