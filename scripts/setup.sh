@@ -14,6 +14,9 @@ command -v python3 >/dev/null || apt_missing+=(python3)
 # The agent's desktop tests: X servers, and a user's copy and paste.
 command -v Xvfb >/dev/null || apt_missing+=(xvfb xauth)
 command -v xclip >/dev/null || apt_missing+=(xclip)
+# Cisco's H.264 encoder (remote control) builds its assembly with nasm; without it, it silently
+# falls back to C several times slower.
+command -v nasm >/dev/null || apt_missing+=(nasm)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "apt-get install ${apt_missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"

@@ -260,6 +260,23 @@ impl DisplayAgent {
         }
     }
 
+    /// The lines for each of `whats`, in whatever order they come (others are skipped).
+    pub fn expect_all(&self, whats: &[&str]) -> Vec<Value> {
+        let mut found: Vec<Option<Value>> = vec![None; whats.len()];
+        let started = Instant::now();
+        while found.iter().any(Option::is_none) {
+            let left = PATIENCE.saturating_sub(started.elapsed());
+            let v = self
+                .lines()
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {:?} lines", whats));
+            if let Some(i) = whats.iter().position(|w| v[self.kind] == *w) {
+                found[i].get_or_insert(v);
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
     /// Every line that arrives within `quiet`.
     pub fn drain(&self, quiet: Duration) -> Vec<Value> {
         let mut all = Vec::new();

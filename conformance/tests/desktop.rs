@@ -359,9 +359,9 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
         .unwrap()
         .to_owned();
     viewer.expect("approved");
-    viewer.expect("connected");
+    // The picture may come before the input channel opens, or after.
+    viewer.expect_all(&["connected", "snapshot"]);
     assert_eq!(desk.expect("streaming")["session_id"], id.as_str());
-    viewer.expect("snapshot");
     quadrants_match(&first, FIRST).unwrap();
 
     // Input on the data channel lands on the target's display.
@@ -424,4 +424,26 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
         "no capture for a denied request: {after:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_screen_is_captured_alike_through_shared_memory_and_plain_requests() {
+    use udc_agent::screen::X11Capture;
+    let display = Display::start();
+    let recorder = Recorder::start(&display);
+    recorder.paint([0xff0000, 0x00ff00, 0x0000ff, 0xffffff]);
+    let mut cap = X11Capture::open(Some(&display.name())).unwrap();
+    assert!(cap.uses_shm(), "a local X server offers MIT-SHM");
+    let shared = cap.capture().unwrap();
+    let mut cap = cap.without_shm();
+    assert!(!cap.uses_shm());
+    let plain = cap.capture().unwrap();
+    assert_eq!((shared.width, shared.height), (1280, 720));
+    assert!(shared.bgrx == plain.bgrx, "the two captures differ");
+    // BGRX: the top-left quadrant is red, the bottom-right white.
+    assert_eq!(&shared.bgrx[..3], &[0, 0, 255]);
+    assert_eq!(
+        &shared.bgrx[(719 * 1280 + 1279) * 4..][..3],
+        &[255, 255, 255]
+    );
 }

@@ -23,6 +23,8 @@ use crate::watch::{self, PING_EVERY};
 
 /// How often a live session's heartbeat is sent (the server ends it after 15 s of silence).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How long the owner has to answer at the terminal.
+const ASK_AT_MOST: Duration = Duration::from_secs(55);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RemoteSession {
@@ -93,6 +95,23 @@ impl Client {
             .call_with(
                 Method::POST,
                 &format!("/remote/session/{id}/{action}"),
+                Some(token),
+                None,
+                &[],
+            )
+            .await?;
+        Ok(b.session)
+    }
+
+    pub async fn remote_session(
+        &self,
+        token: &str,
+        id: &str,
+    ) -> crate::client::Result<RemoteSession> {
+        let b: SessionBody = self
+            .call_with(
+                Method::GET,
+                &format!("/remote/session/{id}"),
                 Some(token),
                 None,
                 &[],
@@ -178,14 +197,17 @@ async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
         },
         session.max_duration / 60
     );
-    tokio::task::spawn_blocking(move || {
+    let answer = tokio::task::spawn_blocking(move || {
         eprint!("{question}");
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).is_ok()
             && matches!(line.trim(), "y" | "Y" | "yes")
-    })
-    .await
-    .unwrap_or(false)
+    });
+    // The host expires the request at 60 s; no answer by then is no.
+    matches!(
+        tokio::time::timeout(ASK_AT_MOST, answer).await,
+        Ok(Ok(true))
+    )
 }
 
 /// A session this device has approved.

@@ -6,6 +6,7 @@
 //! track through a two-frame queue, so a slow encoder or link lowers the frame rate instead of
 //! building a backlog.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ use webrtc::peer_connection::{PeerConnection, RTCIceServer};
 use crate::input::{InputEvent, X11Injector};
 use crate::peer::{self, Peer};
 use crate::remote::say;
-use crate::screen::{Frame, X11Capture};
+use crate::screen::X11Capture;
 use crate::video::{Encoded, VideoEncoder};
 
 /// The most frames per second sent; fewer when the screen is still or the encoder is slower.
@@ -163,7 +164,7 @@ pub async fn answer(
 
 /// Captures and encodes until stopped or the sending side goes away.
 fn capture_loop(stop: &AtomicBool, frames: &AtomicU64, tx: &mpsc::Sender<Encoded>) -> Result<()> {
-    let capture = X11Capture::open(None)?;
+    let mut capture = X11Capture::open(None)?;
     let (w, h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
     let (ew, eh) = (w & !1, h & !1);
@@ -171,8 +172,8 @@ fn capture_loop(stop: &AtomicBool, frames: &AtomicU64, tx: &mpsc::Sender<Encoded
     let period = Duration::from_secs_f32(1.0 / FPS);
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        let frame = even(capture.capture()?, ew, eh);
-        if let Some(encoded) = encoder.encode(&frame)? {
+        let encoded = capture.capture_with(|bgrx| encoder.encode(&even(bgrx, w, ew, eh)))??;
+        if let Some(encoded) = encoded {
             frames.fetch_add(1, Ordering::Relaxed);
             if tx.blocking_send(encoded).is_err() {
                 break;
@@ -185,19 +186,18 @@ fn capture_loop(stop: &AtomicBool, frames: &AtomicU64, tx: &mpsc::Sender<Encoded
     Ok(())
 }
 
-fn even(frame: Frame, w: usize, h: usize) -> Frame {
-    if (frame.width, frame.height) == (w, h) {
-        return frame;
+/// The top-left `ew`x`eh` pixels of a `w`-wide frame (the frame itself when it fits).
+fn even(bgrx: &[u8], w: usize, ew: usize, eh: usize) -> Cow<'_, [u8]> {
+    if w == ew && bgrx.len() == ew * eh * 4 {
+        return Cow::Borrowed(bgrx);
     }
-    let mut bgrx = Vec::with_capacity(w * h * 4);
-    for row in frame.bgrx.chunks_exact(frame.width * 4).take(h) {
-        bgrx.extend_from_slice(&row[..w * 4]);
-    }
-    Frame {
-        width: w,
-        height: h,
-        bgrx,
-    }
+    Cow::Owned(
+        bgrx.chunks_exact(w * 4)
+            .take(eh)
+            .flat_map(|row| &row[..ew * 4])
+            .copied()
+            .collect(),
+    )
 }
 
 /// Input from the viewer's data channel: a JSON array of events per message.

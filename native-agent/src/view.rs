@@ -44,8 +44,8 @@ pub struct ViewOptions {
     pub max_duration: u32,
 }
 
-/// How long the target's owner has to answer (the host expires unanswered requests too).
-const ANSWER_WITHIN: Duration = Duration::from_secs(120);
+/// How long to wait for the target's owner (the host expires an unanswered request at 60 s).
+const ANSWER_WITHIN: Duration = Duration::from_secs(65);
 const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
 /// How many pictures were decoded, and the latest.
@@ -96,12 +96,20 @@ pub async fn view(
     .await;
     // However it went, the session ends here (the target may have ended it already).
     let token = session.access_token(client, store).await?;
-    if let Ok(s) = client.end_remote(&token, &id).await {
+    let ended = match client.end_remote(&token, &id).await {
+        Ok(s) => Ok(s),
+        // Already over (the target ended it, or it was never approved): say how.
+        Err(_) => client.remote_session(&token, &id).await,
+    };
+    if let Some(s) = ended.ok().filter(|s| s.state == "ended") {
         say(
             json,
             "ended",
             json!({ "session_id": id, "reason": s.end_reason }),
-            format!("Session {id} ended"),
+            format!(
+                "Session {id} ended ({})",
+                s.end_reason.as_deref().unwrap_or("")
+            ),
         );
     }
     socket.close().await;
