@@ -22,6 +22,8 @@ pub struct Swept {
     pub files_purged: u64,
     /// Uploads nobody touched for a week, aborted at the store.
     pub uploads_aborted: u64,
+    /// Remote sessions past their duration, silent or unanswered, that nobody had settled.
+    pub remote_sessions_ended: u64,
 }
 
 impl<P: Ports> Core<P> {
@@ -62,6 +64,7 @@ impl<P: Ports> Core<P> {
             ])
             .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
+        let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
         Ok(Swept {
             throttle_windows: changes.first().copied().unwrap_or(0),
             refresh_tokens: changes.get(1).copied().unwrap_or(0),
@@ -69,6 +72,7 @@ impl<P: Ports> Core<P> {
             idempotency_keys: changes.get(3).copied().unwrap_or(0),
             files_purged,
             uploads_aborted,
+            remote_sessions_ended,
         })
     }
 }

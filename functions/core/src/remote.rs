@@ -78,10 +78,16 @@ pub struct Session {
 
 macro_rules! select_sessions {
     ($tail:literal) => {
+        select_sessions!("", $tail)
+    };
+    // `extra` columns come after the session's own (index 14 on).
+    ($extra:literal, $tail:literal) => {
         concat!(
             "SELECT id, requester_device_id, target_device_id, mode, max_duration_secs, state, created_at, ",
             "answered_at, ended_at, end_reason, ended_by_device_id, requester_seen_at, target_seen_at, ",
-            "relayed_inputs FROM remote_sessions ",
+            "relayed_inputs",
+            $extra,
+            " FROM remote_sessions ",
             $tail
         )
     };
@@ -220,6 +226,32 @@ impl<P: Ports> Core<P> {
             .settle_lapsed(&caller.user_id, session(row)?, rq.now_ms)
             .await?;
         Ok((caller, device, s))
+    }
+
+    /// The scheduler's sweep: live sessions that time has ended and nobody has asked about
+    /// since (both devices gone) are settled, so the audit trail and the account's devices hear
+    /// how they ended. How many it ended.
+    pub(crate) async fn settle_lapsed_sessions(&self, now: i64) -> ApiResult<u64> {
+        let rows = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                select_sessions!(
+                    ", user_id",
+                    "WHERE state IN ('pending', 'active') ORDER BY created_at LIMIT 1000"
+                ),
+                vec![],
+            ))
+            .await?;
+        let mut ended = 0;
+        for row in &rows {
+            let s = session(row)?;
+            if s.lapsed(now).is_some() {
+                let settled = self.settle_lapsed(&rows::text(row, 14)?, s, now).await?;
+                ended += u64::from(settled.ended_at == Some(now));
+            }
+        }
+        Ok(ended)
     }
 
     /// Ends a session time has ended (a lost race is harmless: someone else ended it).

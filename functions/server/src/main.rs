@@ -390,6 +390,52 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[test]
+    fn maintenance_settles_remote_sessions_time_ended() {
+        let (core, dir) = test_core("remote-sweep");
+        let now = SystemClock.now_ms();
+        // Rows as the session API leaves them, written past it (no users or devices behind
+        // them): silent for 20 s, fresh, unanswered for 2 min, and already over.
+        let db = rusqlite::Connection::open(dir.join("udc.sqlite3")).unwrap();
+        db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for (id, state, created, seen) in [
+            ("silent", "active", now - 60_000, now - 20_000),
+            ("fresh", "active", now - 60_000, now - 1_000),
+            ("unanswered", "pending", now - 120_000, 0),
+            ("over", "ended", now - 3_600_000, 0),
+        ] {
+            db.execute(
+                "INSERT INTO remote_sessions (id, user_id, requester_device_id, target_device_id, mode, \
+                 max_duration_secs, state, created_at, answered_at, requester_seen_at, target_seen_at) \
+                 VALUES (?1, 'u', 'a', 'b', 'view_only', 3600, ?2, ?3, ?3, ?4, ?4)",
+                rusqlite::params![id, state, created, seen],
+            )
+            .unwrap();
+        }
+        let swept = pollster::block_on(core.maintenance(now)).unwrap();
+        assert_eq!(swept.remote_sessions_ended, 2);
+        let mut states: Vec<(String, String, Option<String>)> = db
+            .prepare("SELECT id, state, end_reason FROM remote_sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        states.sort();
+        let s =
+            |a: &str, b: &str, c: Option<&str>| (a.to_owned(), b.to_owned(), c.map(String::from));
+        assert_eq!(
+            states,
+            [
+                s("fresh", "active", None),
+                s("over", "ended", None),
+                s("silent", "ended", Some("heartbeat_lost")),
+                s("unanswered", "expired", Some("not_answered")),
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// What a stolen database holds: no auth key, no refresh token, nothing a client sent in
     /// the clear that would let someone sign in without an Argon2id per guess.
     #[test]
