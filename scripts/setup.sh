@@ -11,9 +11,10 @@ apt_missing=()
 command -v curl >/dev/null || apt_missing+=(curl)
 command -v node >/dev/null || apt_missing+=(nodejs npm)
 command -v python3 >/dev/null || apt_missing+=(python3)
-# The agent's desktop tests: X servers, and a user's copy and paste.
+# The agent's desktop tests: X servers, a user's copy and paste, a terminal to type into.
 command -v Xvfb >/dev/null || apt_missing+=(xvfb xauth)
 command -v xclip >/dev/null || apt_missing+=(xclip)
+command -v xterm >/dev/null || apt_missing+=(xterm)
 # Cisco's H.264 encoder (remote control) builds its assembly with nasm; without it, it silently
 # falls back to C several times slower.
 command -v nasm >/dev/null || apt_missing+=(nasm)

@@ -447,3 +447,65 @@ fn the_screen_is_captured_alike_through_shared_memory_and_plain_requests() {
         &[255, 255, 255]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_sent_from_the_viewer_type_into_an_xterm_on_the_target() {
+    let account = Account::create().await;
+    let (target, viewing) = (Display::start(), Display::start());
+    let desk = DisplayAgent::login(&account, "Desk");
+    let laptop = DisplayAgent::login(&account, "Laptop");
+    trusting(&account, "Desk", &["Laptop"]).await;
+    desk.run(&["remote", "allow", "Laptop", "--mode", "view_and_control"]);
+    // An xterm at the top left whose shell copies what is typed into a file, line by line.
+    let typed = std::env::temp_dir().join(format!("udc-typed-{}", uuid::Uuid::new_v4().simple()));
+    let mut xterm = Command::new("xterm")
+        .args(["-geometry", "80x24+0+0", "-e", "sh", "-c"])
+        .arg(format!("cat > {}", typed.display()))
+        .env("DISPLAY", target.name())
+        .spawn()
+        .expect("xterm (apt install xterm; scripts/setup.sh does)");
+    let started = Instant::now();
+    while !typed.exists() {
+        assert!(started.elapsed() < PATIENCE, "the xterm did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let desk = desk.spawn(&target, &["remote", "serve"], "remote");
+    let mut viewer = laptop.start(
+        &viewing,
+        &["remote", "view", "Desk", "--control"],
+        "remote",
+        "requested",
+    );
+    viewer.expect("connected");
+    // No window manager: the keyboard follows the pointer, so point at the xterm first.
+    let mut send = |events: Value| {
+        viewer.send(&events);
+        assert_eq!(viewer.expect("sent")["via"], "webrtc");
+    };
+    send(json!([{ "type": "pointer_move", "x": 0.1, "y": 0.1 }]));
+    let key = |k: &str, modifiers: &[&str]| {
+        json!([
+            { "type": "key", "key": k, "down": true, "modifiers": modifiers },
+            { "type": "key", "key": k, "down": false, "modifiers": modifiers },
+        ])
+    };
+    for k in ["u", "d", "c"] {
+        send(key(k, &[]));
+    }
+    send(key("1", &["shift"]));
+    send(key("Enter", &[]));
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&typed).unwrap_or_default();
+        if text == "udc!\n" {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the xterm got {text:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(viewer.finish());
+    desk.expect("stream_stopped");
+    let _ = xterm.kill();
+    let _ = xterm.wait();
+    let _ = std::fs::remove_file(&typed);
+}
