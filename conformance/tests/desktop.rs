@@ -67,18 +67,7 @@ async fn text_and_images_copied_on_one_display_paste_on_the_other_without_echo()
 
     // A screenshot-sized image (noise does not compress: ~480 KB of PNG) is over the inline
     // limit: it travels as an encrypted file, which B may download once A trusts it.
-    let login = account.login().await;
-    let devices = account
-        .api
-        .devices(&login.tokens.access_token)
-        .await
-        .unwrap();
-    let id = |name: &str| devices.iter().find(|d| d.name == name).unwrap().id.clone();
-    account
-        .api
-        .trust(&login.tokens.access_token, &id("Desk A"), &id("Desk B"))
-        .await
-        .unwrap();
+    trusting(&account, "Desk A", &["Desk B"]).await;
     let (w, h) = (400usize, 300usize);
     let mut seed = 0x2545_f491_u32;
     let noise: Vec<u8> = (0..w * h * 4)
@@ -114,7 +103,7 @@ async fn text_and_images_copied_on_one_display_paste_on_the_other_without_echo()
         "echo: {rest_a:?} {rest_b:?}"
     );
     let history = udc_agent::Client::new(&udc_conformance::base_url())
-        .clipboard_history(&login.tokens.access_token)
+        .clipboard_history(&account.login().await.tokens.access_token)
         .await
         .unwrap();
     assert_eq!(history.len(), 4, "four copies, four items: {history:?}");
@@ -144,25 +133,7 @@ async fn input_from_the_controlling_device_lands_on_the_target_display() {
     let desk = DisplayAgent::login(&account, "Desk");
     let laptop = account.device("Laptop").await;
     let tablet = account.device("Tablet").await;
-    let login = account.login().await;
-    let devices = account
-        .api
-        .devices(&login.tokens.access_token)
-        .await
-        .unwrap();
-    let desk_id = devices
-        .iter()
-        .find(|d| d.name == "Desk")
-        .unwrap()
-        .id
-        .clone();
-    for other in [&laptop.id, &tablet.id] {
-        account
-            .api
-            .trust(&login.tokens.access_token, &desk_id, other)
-            .await
-            .unwrap();
-    }
+    let desk_id = trusting(&account, "Desk", &["Laptop", "Tablet"]).await;
     desk.run(&["remote", "allow", "Laptop", "--mode", "view_and_control"]);
     let desk = desk.spawn(&display, &["remote", "serve"], "remote");
     let recorder = Recorder::start(&display);
@@ -307,7 +278,8 @@ fn quadrants_match(png: &std::path::Path, colours: [u32; 4]) -> Result<(), Strin
     Ok(())
 }
 
-async fn trusting(account: &Account, truster: &str, trusted: &[&str]) {
+/// `truster` (a device's name) trusts each of `trusted`; its id.
+async fn trusting(account: &Account, truster: &str, trusted: &[&str]) -> String {
     let token = account.login().await.tokens.access_token;
     let devices = account.api.devices(&token).await.unwrap();
     let id = |name: &str| devices.iter().find(|d| d.name == name).unwrap().id.clone();
@@ -318,6 +290,7 @@ async fn trusting(account: &Account, truster: &str, trusted: &[&str]) {
             .await
             .unwrap();
     }
+    id(truster)
 }
 
 #[tokio::test(flavor = "multi_thread")]

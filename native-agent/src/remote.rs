@@ -91,16 +91,12 @@ impl Client {
         id: &str,
         action: &str,
     ) -> crate::client::Result<RemoteSession> {
-        let b: SessionBody = self
-            .call_with(
-                Method::POST,
-                &format!("/remote/session/{id}/{action}"),
-                Some(token),
-                None,
-                &[],
-            )
-            .await?;
-        Ok(b.session)
+        self.session_call(
+            Method::POST,
+            &format!("/remote/session/{id}/{action}"),
+            token,
+        )
+        .await
     }
 
     pub async fn remote_session(
@@ -108,28 +104,22 @@ impl Client {
         token: &str,
         id: &str,
     ) -> crate::client::Result<RemoteSession> {
-        let b: SessionBody = self
-            .call_with(
-                Method::GET,
-                &format!("/remote/session/{id}"),
-                Some(token),
-                None,
-                &[],
-            )
-            .await?;
-        Ok(b.session)
+        self.session_call(Method::GET, &format!("/remote/session/{id}"), token)
+            .await
     }
 
     pub async fn end_remote(&self, token: &str, id: &str) -> crate::client::Result<RemoteSession> {
-        let b: SessionBody = self
-            .call_with(
-                Method::DELETE,
-                &format!("/remote/session/{id}"),
-                Some(token),
-                None,
-                &[],
-            )
-            .await?;
+        self.session_call(Method::DELETE, &format!("/remote/session/{id}"), token)
+            .await
+    }
+
+    async fn session_call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+    ) -> crate::client::Result<RemoteSession> {
+        let b: SessionBody = self.call_with(method, path, Some(token), None, &[]).await?;
         Ok(b.session)
     }
 }
