@@ -140,10 +140,6 @@ impl X11Injector {
         })
     }
 
-    pub fn screen_size(&self) -> (u16, u16) {
-        (self.width, self.height)
-    }
-
     fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<()> {
         use x11rb::protocol::xtest::ConnectionExt as _;
         self.conn
