@@ -44,6 +44,22 @@ impl Pair {
             .await
     }
 
+    /// A bodiless call on session `id`: `action` is `approve`, `deny`, `heartbeat`, or "" for
+    /// the session itself.
+    async fn on(
+        &self,
+        method: Method,
+        id: &str,
+        action: &str,
+        device: &TestDevice,
+    ) -> udc_agent::client::RawResponse {
+        let path = match action {
+            "" => format!("/remote/session/{id}"),
+            a => format!("/remote/session/{id}/{a}"),
+        };
+        self.call(method, &path, device, None).await
+    }
+
     async fn call_at(
         &self,
         offset_ms: i64,
@@ -116,23 +132,9 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
     );
 
     // Only the target answers.
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/approve"),
-            &p.laptop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "approve", &p.laptop).await;
     assert_eq!(r.status, 403);
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/approve"),
-            &p.desktop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "approve", &p.desktop).await;
     assert_eq!(
         (r.status.as_u16(), r.body["session"]["state"].as_str()),
         (200, Some("active")),
@@ -140,14 +142,7 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
         r.body
     );
     assert_eq!(r.body["session"]["remaining_secs"], 600);
-    let again = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/deny"),
-            &p.desktop,
-            None,
-        )
-        .await;
+    let again = p.on(Method::POST, &id, "deny", &p.desktop).await;
     assert_eq!(
         (again.status.as_u16(), code(&again)),
         (409, "session_not_pending")
@@ -225,14 +220,7 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
 
     // The target ends it; both sides hear it; it stays ended.
     let l1 = p.seq(&p.laptop).await;
-    let r = p
-        .call(
-            Method::DELETE,
-            &format!("/remote/session/{id}"),
-            &p.desktop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::DELETE, &id, "", &p.desktop).await;
     assert_eq!(
         (
             r.body["session"]["state"].as_str(),
@@ -246,14 +234,7 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
         .find(|e| e.event == "remote.control.session_end")
         .expect("session_end");
     assert_eq!(e.data["reason"], "target_ended");
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/heartbeat"),
-            &p.laptop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "heartbeat", &p.laptop).await;
     assert_eq!((r.status.as_u16(), code(&r)), (409, "session_not_active"));
     let r = p
         .call(
@@ -264,14 +245,7 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
         )
         .await;
     assert_eq!(r.status, 409);
-    let r = p
-        .call(
-            Method::DELETE,
-            &format!("/remote/session/{id}"),
-            &p.laptop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::DELETE, &id, "", &p.laptop).await;
     assert_eq!(
         (r.status.as_u16(), r.body["session"]["end_reason"].as_str()),
         (200, Some("target_ended")),
@@ -305,13 +279,7 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
 async fn view_only_refuses_input_and_a_denied_request_never_starts() {
     let p = pair().await;
     let id = p.request("view_only", 600).await;
-    p.call(
-        Method::POST,
-        &format!("/remote/session/{id}/approve"),
-        &p.desktop,
-        None,
-    )
-    .await;
+    p.on(Method::POST, &id, "approve", &p.desktop).await;
     let input = json!({ "events": [{ "type": "key", "key": "Return", "down": true }] });
     let r = p
         .call(
@@ -322,26 +290,12 @@ async fn view_only_refuses_input_and_a_denied_request_never_starts() {
         )
         .await;
     assert_eq!((r.status.as_u16(), code(&r)), (403, "view_only"));
-    let r = p
-        .call(
-            Method::DELETE,
-            &format!("/remote/session/{id}"),
-            &p.laptop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::DELETE, &id, "", &p.laptop).await;
     assert_eq!(r.body["session"]["end_reason"], "requester_ended");
 
     let l0 = p.seq(&p.laptop).await;
     let id = p.request("view_and_control", 600).await;
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/deny"),
-            &p.desktop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "deny", &p.desktop).await;
     assert_eq!(
         (
             r.body["session"]["state"].as_str(),
@@ -356,35 +310,14 @@ async fn view_only_refuses_input_and_a_denied_request_never_starts() {
         "{:?}",
         names(&heard)
     );
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/approve"),
-            &p.desktop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "approve", &p.desktop).await;
     assert_eq!(r.status, 409, "a denied request cannot be approved later");
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/heartbeat"),
-            &p.laptop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "heartbeat", &p.laptop).await;
     assert_eq!(r.status, 409);
 
     // The requester may withdraw an unanswered request.
     let id = p.request("view_only", 600).await;
-    let r = p
-        .call(
-            Method::DELETE,
-            &format!("/remote/session/{id}"),
-            &p.laptop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::DELETE, &id, "", &p.laptop).await;
     assert_eq!(
         (
             r.body["session"]["state"].as_str(),
@@ -497,24 +430,11 @@ async fn sessions_end_unanswered_when_heartbeats_stop_and_at_their_maximum() {
         ),
         (Some("expired"), Some("not_answered"))
     );
-    let r = p
-        .call(
-            Method::POST,
-            &format!("/remote/session/{id}/approve"),
-            &p.desktop,
-            None,
-        )
-        .await;
+    let r = p.on(Method::POST, &id, "approve", &p.desktop).await;
     assert_eq!(r.status, 409, "too late to approve");
 
     let id = p.request("view_and_control", 600).await;
-    p.call(
-        Method::POST,
-        &format!("/remote/session/{id}/approve"),
-        &p.desktop,
-        None,
-    )
-    .await;
+    p.on(Method::POST, &id, "approve", &p.desktop).await;
     let r = p
         .call_at(
             10_000,
@@ -544,13 +464,7 @@ async fn sessions_end_unanswered_when_heartbeats_stop_and_at_their_maximum() {
     );
 
     let id = p.request("view_only", 60).await;
-    p.call(
-        Method::POST,
-        &format!("/remote/session/{id}/approve"),
-        &p.desktop,
-        None,
-    )
-    .await;
+    p.on(Method::POST, &id, "approve", &p.desktop).await;
     let r = p
         .call_at(
             60_000,
