@@ -56,5 +56,6 @@ conformance_on "wrangler-dev" start_wrangler "$UDC_RUN_DIR/wrangler-state"
 # GET /events there, which the rest (polling, files' events) exercise.
 SUITE_FILTER='not (test(registration_and_presence) | test(a_reconnecting_device) | test(signals_reach)
   | test(removing_a_device_closes) | test(sockets_need) | test(malformed_frames) | test(watch_prints)
-  | test(events_missed_before_a_restart) | binary(desktop) | test(remote::))' \
+  | test(events_missed_before_a_restart) | test(ended_sessions_close) | test(tickets_open_one)
+  | binary(desktop) | test(remote::))' \
   conformance_on "spin" start_spin "$UDC_RUN_DIR/spin-state"

@@ -173,6 +173,76 @@ pub async fn events(account: &Account, device: &TestDevice, after: u64) -> Vec<u
     serde_json::from_value(resp.body["events"].clone()).expect("events")
 }
 
+/// Uploads `sent` by hand in one part as a file named `name` that declares the size and
+/// SHA-256 of `declared` (the same bytes, unless a test wants a liar), and completes it.
+/// Returns the file id (of the existing file when the account already had the bytes).
+pub async fn upload_as(
+    account: &Account,
+    device: &TestDevice,
+    name: &str,
+    declared: &[u8],
+    sent: &[u8],
+    target: Option<&str>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let sha256: String = Sha256::digest(declared)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut body = serde_json::json!({ "name": name, "size": declared.len(), "sha256": sha256, "mime": "text/plain" });
+    if let Some(t) = target {
+        body["target_device_id"] = serde_json::json!(t);
+    }
+    let post = |path: &'static str, body: Value| async move {
+        account
+            .raw(Method::POST, path, Some(device.token()), Some(&body))
+            .await
+    };
+    let started = post("/files/upload/initiate", body).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let file_id = started.body["file"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if started.body["status"] == "already_present" {
+        return file_id;
+    }
+    let upload_id = started.body["upload"]["upload_id"].clone();
+    let urls = account
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/parts"),
+            Some(device.token()),
+            Some(&serde_json::json!({ "part_numbers": [1] })),
+        )
+        .await;
+    let url = urls.body["parts"][0]["url"].as_str().unwrap_or_default();
+    let stored = reqwest::Client::new()
+        .put(url)
+        .body(sent.to_vec())
+        .send()
+        .await
+        .expect("reach the store");
+    assert!(stored.status().is_success(), "{}", stored.status());
+    let etag = stored.headers()["etag"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    let recorded = post(
+        "/files/upload/part",
+        serde_json::json!({ "upload_id": upload_id, "part_number": 1, "etag": etag }),
+    )
+    .await;
+    assert_eq!(recorded.status, 200, "{}", recorded.body);
+    let done = post(
+        "/files/upload/complete",
+        serde_json::json!({ "upload_id": upload_id }),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    file_id
+}
+
 /// Files under the host's state directory (`UDC_TEST_STATE_DIR`, set by scripts/hosts.sh)
 /// that contain `needle`: what the server stored, read from disk.
 pub fn stored_files_containing(needle: &[u8]) -> Option<Vec<std::path::PathBuf>> {
@@ -253,6 +323,17 @@ pub mod hub {
         match f {
             HubFrame::Event(e) => e,
             _ => unreachable!(),
+        }
+    }
+
+    /// Skips frames until the hub closes the socket; the close code.
+    pub async fn wait_closed(socket: &mut Socket) -> Option<u16> {
+        loop {
+            match next(socket).await {
+                Incoming::Frame(_) => continue,
+                Incoming::Closed { code, .. } => return code,
+                other => panic!("waiting for the socket to close, got {other:?}"),
+            }
         }
     }
 

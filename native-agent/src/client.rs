@@ -86,6 +86,10 @@ pub struct User {
 pub struct SignedIn {
     pub user: User,
     pub tokens: TokenPair,
+    /// Sent with the next sign-in to this account, so others' failed guesses never lock this
+    /// client out (the server counts its failures alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_cookie: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -327,16 +331,26 @@ impl Client {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<(SignedIn, DerivedKeys)> {
-        let kdf = self.prelogin(email).await?;
-        let keys = derive_blocking(password, &kdf).await?;
-        let signed = self.login_with_key(email, &keys.auth_key_b64()).await?;
-        Ok((signed, keys))
+        self.login_as(email, password, None).await
     }
 
-    pub async fn login_with_key(&self, email: &str, auth_key_b64: &str) -> Result<SignedIn> {
-        let body = json!({ "email": email, "auth_key": auth_key_b64 });
-        self.call(Method::POST, "/auth/login", None, Some(&body))
-            .await
+    /// A sign-in presenting the device cookie of this client's last sign-in, if it kept one.
+    pub async fn login_as(
+        &self,
+        email: &str,
+        password: &str,
+        device_cookie: Option<&str>,
+    ) -> Result<(SignedIn, DerivedKeys)> {
+        let kdf = self.prelogin(email).await?;
+        let keys = derive_blocking(password, &kdf).await?;
+        let mut body = json!({ "email": email, "auth_key": keys.auth_key_b64() });
+        if let Some(cookie) = device_cookie {
+            body["device_cookie"] = json!(cookie);
+        }
+        let signed = self
+            .call(Method::POST, "/auth/login", None, Some(&body))
+            .await?;
+        Ok((signed, keys))
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {

@@ -291,30 +291,6 @@ pub async fn serve(
                                     Err(e) => eprintln!("udc-agent: could not answer session {}: {e}", s.id),
                                 }
                             }
-                            "remote.input" => {
-                                let id = event.data["session_id"].as_str().unwrap_or_default();
-                                // A view-only session never drives this device, whatever arrives.
-                                if live.get(id).map(|l| l.mode.as_str()) != Some("view_and_control") {
-                                    continue;
-                                }
-                                let events: Vec<InputEvent> = match serde_json::from_value(event.data["events"].clone()) {
-                                    Ok(e) => e,
-                                    Err(e) => { eprintln!("udc-agent: unreadable input: {e}"); continue; }
-                                };
-                                #[cfg(target_os = "linux")]
-                                {
-                                    let inj = injector.clone();
-                                    let n = events.len();
-                                    let done = tokio::task::spawn_blocking(move || -> Result<()> {
-                                        let inj = inj.lock().map_err(|_| anyhow!("input lock poisoned"))?;
-                                        events.iter().try_for_each(|e| inj.inject(e))
-                                    }).await?;
-                                    match done {
-                                        Ok(()) => say(json, "input", json!({ "session_id": id, "count": n, "via": "relay" }), format!("input: {n} events")),
-                                        Err(e) => eprintln!("udc-agent: input not replayed: {e}"),
-                                    }
-                                }
-                            }
                             "remote.control.session_end" => {
                                 let id = event.data["session_id"].as_str().unwrap_or_default().to_owned();
                                 if let Some(l) = live.remove(&id) {
@@ -324,6 +300,32 @@ pub async fn serve(
                                 }
                             }
                             _ => {}
+                        }
+                    }
+                    // Input relayed through the server (never logged there): only for a live
+                    // view_and_control session.
+                    Incoming::Frame(HubFrame::Relay { event, data, .. }) if event == "remote.input" => {
+                        let id = data["session_id"].as_str().unwrap_or_default();
+                        // A view-only session never drives this device, whatever arrives.
+                        if live.get(id).map(|l| l.mode.as_str()) != Some("view_and_control") {
+                            continue;
+                        }
+                        let events: Vec<InputEvent> = match serde_json::from_value(data["events"].clone()) {
+                            Ok(e) => e,
+                            Err(e) => { eprintln!("udc-agent: unreadable input: {e}"); continue; }
+                        };
+                        #[cfg(target_os = "linux")]
+                        {
+                            let inj = injector.clone();
+                            let n = events.len();
+                            let done = tokio::task::spawn_blocking(move || -> Result<()> {
+                                let inj = inj.lock().map_err(|_| anyhow!("input lock poisoned"))?;
+                                events.iter().try_for_each(|e| inj.inject(e))
+                            }).await?;
+                            match done {
+                                Ok(()) => say(json, "input", json!({ "session_id": id, "count": n, "via": "relay" }), format!("input: {n} events")),
+                                Err(e) => eprintln!("udc-agent: input not replayed: {e}"),
+                            }
                         }
                     }
                     // A viewer's offer: only from the device the session was approved for.

@@ -92,6 +92,7 @@ impl Approved {
         SignedIn {
             user: self.user.clone(),
             tokens: self.tokens.clone(),
+            device_cookie: None,
         }
     }
 }

@@ -495,23 +495,74 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(candidate)
 }
 
-/// The name as sent, made safe to create here (the server already refuses paths).
-fn local_name(name: &str) -> String {
+/// Longest local name, in bytes: file systems allow 255, and ` (123)` may still be added.
+const MAX_LOCAL_NAME: usize = 200;
+
+/// Characters that reorder how a name is shown (`photo\u{202E}gpj.exe` reads "photoexe.jpg").
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The name as sent, made safe to create here on any system and still recognisable: no path,
+/// no control, reordering or Windows-reserved characters, not hidden, not a device name,
+/// short enough for any file system (the extension kept).
+pub fn local_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
+            if c.is_control() || is_bidi_control(c) || "/\\<>:\"|?*".contains(c) {
                 '_'
             } else {
                 c
             }
         })
         .collect();
-    if cleaned.trim_matches('.').is_empty() {
-        "file".to_owned()
-    } else {
-        cleaned
+    // Leading dots would hide it (or make `..`); trailing dots and spaces Windows drops.
+    let trimmed = cleaned
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' ']);
+    if trimmed.is_empty() {
+        return "file".to_owned();
     }
+    let (stem, ext) = match trimmed.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() && e.len() <= 16 => (s, format!(".{e}")),
+        _ => (trimmed, String::new()),
+    };
+    let mut cut = MAX_LOCAL_NAME.saturating_sub(ext.len()).min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // Cut short, the stem may now end where Windows would drop characters.
+    let stem = if ext.is_empty() {
+        stem[..cut].trim_end_matches(['.', ' '])
+    } else {
+        &stem[..cut]
+    };
+    const RESERVED: [&str; 22] = [
+        "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+        "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    ];
+    let device = stem
+        .split('.')
+        .next()
+        .is_some_and(|base| RESERVED.contains(&base.to_ascii_lowercase().as_str()));
+    match (stem.is_empty(), device) {
+        (true, _) => format!("file{ext}"),
+        (false, true) => format!("_{stem}{ext}"),
+        (false, false) => format!("{stem}{ext}"),
+    }
+}
+
+/// Where a download in progress is kept: named by the file's id only, so no name, however
+/// long or odd, can keep it from being created.
+pub fn partial_path(dir: &Path, file_id: &str) -> PathBuf {
+    // The id comes from the server: only what an id is made of reaches the path.
+    let id: String = file_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    dir.join(format!(".udc-{id}.part"))
 }
 
 /// Downloads file `file_id` into `dir`, verifies it, and confirms it to the server.
@@ -525,7 +576,7 @@ pub async fn receive(
     let download = client.download(&tokens.token().await?, file_id).await?;
     let file = download.file;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let partial = dir.join(format!(".{}.{}.part", local_name(&file.name), file.id));
+    let partial = partial_path(dir, &file.id);
     let have = std::fs::metadata(&partial)
         .map(|m| m.len())
         .unwrap_or(0)
@@ -625,4 +676,37 @@ pub async fn receive(
         path,
         resumed_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_become_safe_recognisable_local_names() {
+        for (sent, local) in [
+            ("holiday.jpg", "holiday.jpg"),
+            ("..", "file"),
+            ("...hidden", "hidden"),
+            ("a/../../etc/passwd", "a_.._.._etc_passwd"),
+            ("bell\u{7}\n.txt", "bell__.txt"),
+            ("photo\u{202E}gpj.exe", "photo_gpj.exe"),
+            ("CON", "_CON"),
+            ("nul.tar.gz", "_nul.tar.gz"),
+            ("report?.pdf. ", "report_.pdf"),
+            ("  ", "file"),
+        ] {
+            assert_eq!(local_name(sent), local, "{sent:?}");
+        }
+        let long = format!("{}.mkv", "é".repeat(200));
+        let local = local_name(&long);
+        assert!(
+            local.len() <= MAX_LOCAL_NAME && local.ends_with("éé.mkv"),
+            "{local}"
+        );
+        assert_eq!(
+            partial_path(Path::new("/in"), "../x/1f2e"),
+            Path::new("/in/.udc-x1f2e.part")
+        );
+    }
 }

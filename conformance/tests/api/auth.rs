@@ -315,16 +315,24 @@ async fn login_attempt(
     password: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, serde_json::Value, Option<String>) {
+    login_with_cookie(api, email, password, None, headers).await
+}
+
+async fn login_with_cookie(
+    api: &udc_agent::Client,
+    email: &str,
+    password: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, serde_json::Value, Option<String>) {
     let kdf = api.prelogin(email).await.unwrap();
     let keys = udc_agent::kdf::derive(password, &kdf).unwrap();
+    let mut body = json!({ "email": email, "auth_key": keys.auth_key_b64() });
+    if let Some(c) = cookie {
+        body["device_cookie"] = json!(c);
+    }
     let resp = api
-        .raw(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(&json!({ "email": email, "auth_key": keys.auth_key_b64() })),
-            headers,
-        )
+        .raw(Method::POST, "/auth/login", None, Some(&body), headers)
         .await
         .unwrap();
     let retry = resp
@@ -391,4 +399,72 @@ async fn one_address_guessing_at_many_accounts_is_throttled() {
     // Another address is not affected.
     let account = Account::create().await;
     account.login().await;
+}
+
+#[tokio::test]
+async fn others_failed_guesses_never_lock_out_a_client_that_signed_in_before() {
+    let account = Account::create().await;
+    let cookie = account
+        .signed_in
+        .device_cookie
+        .clone()
+        .expect("a device cookie");
+    // Someone else guesses at the email from their own address until it locks.
+    let attacker = client();
+    for _ in 0..5 {
+        let (status, _, _) = login_attempt(&attacker, &account.email, "guess", &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // A client the account has never seen waits, even with the right password...
+    let (status, _, _) = login_attempt(&client(), &account.email, PASSWORD, &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...but the owner's own client signs in, even from the attacker's address.
+    let (status, body, _) =
+        login_with_cookie(&attacker, &account.email, PASSWORD, Some(&cookie), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = body["device_cookie"]
+        .as_str()
+        .expect("a new cookie")
+        .to_owned();
+    assert_ne!(fresh, cookie);
+    // The presented cookie was spent; a cookie of another account counts for nothing.
+    let (status, _, _) =
+        login_with_cookie(&account.api, &account.email, PASSWORD, Some(&cookie), &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let other = Account::create().await;
+    let theirs = other.signed_in.device_cookie.clone().unwrap();
+    let (status, _, _) =
+        login_with_cookie(&account.api, &account.email, PASSWORD, Some(&theirs), &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // A cookie's own failures are counted on it: five, and it waits too.
+    for _ in 0..5 {
+        let (status, _, _) =
+            login_with_cookie(&attacker, &account.email, "typo", Some(&fresh), &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) =
+        login_with_cookie(&attacker, &account.email, PASSWORD, Some(&fresh), &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_counted_so_emails_cannot_be_probed_in_bulk() {
+    let api = client(); // one client address for every attempt
+    let taken = Account::create().await.email;
+    for i in 0..10 {
+        // Half probe an email that has an account (409), half create one.
+        let email = if i % 2 == 0 {
+            taken.clone()
+        } else {
+            unique_email()
+        };
+        let result = api.register(&email, PASSWORD).await;
+        assert!(i % 2 == 1 || result.as_ref().err().and_then(|e| e.code()) == Some("email_taken"));
+        assert!(i % 2 == 0 || result.is_ok(), "{:?}", result.err());
+    }
+    let refused = api.register(&unique_email(), PASSWORD).await.unwrap_err();
+    assert_eq!(refused.status(), Some(429), "{refused}");
+    assert_eq!(refused.code(), Some("rate_limited"));
+    // Another address is not affected.
+    Account::create().await;
 }

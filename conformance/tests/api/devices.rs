@@ -337,3 +337,92 @@ async fn another_accounts_devices_are_not_found() {
     assert_eq!(mine[0].name, "Alice laptop");
     alice.api.devices(a2.token()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_device_nobody_trusts_acts_on_itself_only() {
+    let account = Account::create().await;
+    let laptop = account.device("Laptop").await;
+    let phone = account.device("Phone").await;
+    let rogue = account.device("Rogue").await;
+    account
+        .api
+        .trust(phone.token(), &phone.id, &laptop.id)
+        .await
+        .unwrap();
+    let refused = |r: &udc_agent::client::RawResponse| {
+        assert_eq!(
+            (r.status, code(r)),
+            (StatusCode::FORBIDDEN, "device_not_trusted"),
+            "{}",
+            r.body
+        );
+    };
+
+    // Removing the devices that vouch for the account (the first device, the trusted laptop,
+    // the phone) would leave the rogue as the only device, and so the approver: refused.
+    for victim in [&laptop, &phone] {
+        let r = account
+            .raw(
+                Method::DELETE,
+                &format!("/devices/{}", victim.id),
+                Some(rogue.token()),
+                None,
+            )
+            .await;
+        refused(&r);
+    }
+    // Nor may it change another device: its name, or clear or set its biometric check.
+    for body in [
+        json!({ "capabilities": ["biometric"] }),
+        json!({ "name": "Mine now" }),
+    ] {
+        let r = account
+            .raw(
+                Method::PUT,
+                &format!("/devices/{}", phone.id),
+                Some(rogue.token()),
+                Some(&body),
+            )
+            .await;
+        refused(&r);
+    }
+    // Nor strip the trust that vouches for the laptop.
+    let r = account
+        .raw(
+            Method::DELETE,
+            &format!("/devices/{}/trust/{}", phone.id, laptop.id),
+            Some(rogue.token()),
+            None,
+        )
+        .await;
+    refused(&r);
+    let listed = account.api.devices(laptop.token()).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let phone_now = listed.iter().find(|d| d.id == phone.id).unwrap();
+    assert_eq!(
+        (phone_now.name.as_str(), phone_now.trusts.clone()),
+        ("Phone", vec![laptop.id.clone()])
+    );
+
+    // Itself it may rename; the trusted laptop may remove it.
+    let r = account
+        .raw(
+            Method::PUT,
+            &format!("/devices/{}", rogue.id),
+            Some(rogue.token()),
+            Some(&json!({ "name": "Old tablet" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    account
+        .api
+        .remove_device(laptop.token(), &rogue.id)
+        .await
+        .unwrap();
+    // The phone declines the trust it gave (the trusting device may always withdraw it).
+    account
+        .api
+        .untrust(phone.token(), &phone.id, &laptop.id)
+        .await
+        .unwrap();
+}

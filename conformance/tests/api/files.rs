@@ -126,41 +126,7 @@ async fn upload_small(
     data: &[u8],
     target: Option<&str>,
 ) -> String {
-    let started = initiate(account, device, data, target).await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
-    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
-    if started.body["status"] == "already_present" {
-        return file_id;
-    }
-    let upload_id = started.body["upload"]["upload_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let urls = part_urls(account, device, &file_id, &[1], 0).await;
-    let stored = put(
-        urls.body["parts"][0]["url"].as_str().unwrap(),
-        data.to_vec(),
-    )
-    .await;
-    assert!(stored.status().is_success(), "{}", stored.status());
-    let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
-    let recorded = post(
-        account,
-        device,
-        "/files/upload/part",
-        Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
-    )
-    .await;
-    assert_eq!(recorded.status, StatusCode::OK, "{:?}", recorded.body);
-    let done = post(
-        account,
-        device,
-        "/files/upload/complete",
-        Some(&json!({ "upload_id": upload_id })),
-    )
-    .await;
-    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
-    file_id
+    upload_as(account, device, "notes.txt", data, data, target).await
 }
 
 async fn fetch(url: &str) -> (StatusCode, Vec<u8>) {
@@ -430,6 +396,58 @@ async fn a_second_identical_upload_is_deduplicated_within_the_account_only() {
     let theirs = other.device("Theirs").await;
     let fresh = initiate(&other, &theirs, &data, None).await;
     assert_eq!(fresh.body["status"], "upload_required");
+}
+
+#[tokio::test]
+async fn dedupe_never_reaches_a_file_the_caller_may_not_read() {
+    let account = Account::create().await;
+    let owner = account.device("Owner").await;
+    let nosy = account.device("Nosy").await;
+    let data = bytes(4000, 16);
+    let private = upload_small(&account, &owner, &data, None).await;
+    // Hash and size are in the listing; they must not be a key to the bytes.
+    let listed = get(&account, &nosy, "/files").await;
+    assert!(listed.body.to_string().contains(&sha256(&data)));
+    let claim = initiate(&account, &nosy, &data, None).await;
+    assert_eq!(claim.status, StatusCode::CREATED, "{}", claim.body);
+    assert_eq!(claim.body["status"], "upload_required", "{}", claim.body);
+    let claimed = claim.body["file"]["id"].as_str().unwrap();
+    let url = get(&account, &nosy, &format!("/files/{claimed}/download")).await;
+    assert_ne!(
+        url.status,
+        StatusCode::OK,
+        "an unfinished upload has nothing to read"
+    );
+    let theirs = get(&account, &nosy, &format!("/files/{private}/download")).await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    // The owner's own second copy still deduplicates.
+    let again = initiate(&account, &owner, &data, None).await;
+    assert_eq!(again.body["status"], "already_present");
+}
+
+#[tokio::test]
+async fn part_urls_take_exactly_the_bytes_of_their_part() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(1, 17);
+    let started = initiate(&account, &device, &data, None).await;
+    let file_id = started.body["file"]["id"].as_str().unwrap();
+    let urls = part_urls(&account, &device, file_id, &[1], 0).await;
+    let url = urls.body["parts"][0]["url"].as_str().unwrap();
+    // 30 MB to the URL of a 1-byte upload, or one byte short or over: the store refuses it.
+    for wrong in [30_000_000, 0, 2] {
+        // Refused with a status, or (a big body) by closing the connection before taking it.
+        let stored = reqwest::Client::new()
+            .put(url)
+            .body(bytes(wrong, 18))
+            .send()
+            .await;
+        if let Ok(stored) = stored {
+            let status = stored.status();
+            assert!(status.is_client_error(), "{wrong} bytes: {status}");
+        }
+    }
+    assert!(put(url, data).await.status().is_success());
 }
 
 #[tokio::test]
@@ -724,54 +742,13 @@ async fn bad_file_requests_get_clear_errors() {
 }
 
 #[tokio::test]
-async fn a_wrong_declared_size_is_caught_at_completion() {
-    let account = Account::create().await;
-    let device = account.device("Laptop").await;
-    let declared = bytes(1000, 11);
-    let started = initiate(&account, &device, &declared, None).await;
-    let file_id = started.body["file"]["id"].as_str().unwrap();
-    let upload_id = started.body["upload"]["upload_id"].as_str().unwrap();
-    let urls = part_urls(&account, &device, file_id, &[1], 0).await;
-    let stored = put(
-        urls.body["parts"][0]["url"].as_str().unwrap(),
-        bytes(999, 11),
-    )
-    .await;
-    let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
-    post(
-        &account,
-        &device,
-        "/files/upload/part",
-        Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
-    )
-    .await;
-    let done = post(
-        &account,
-        &device,
-        "/files/upload/complete",
-        Some(&json!({ "upload_id": upload_id })),
-    )
-    .await;
-    assert_eq!(
-        (done.status, code(&done)),
-        (StatusCode::CONFLICT, "size_mismatch")
-    );
-    let meta = get(&account, &device, &format!("/files/{file_id}/metadata")).await;
-    assert_eq!(
-        meta.status,
-        StatusCode::NOT_FOUND,
-        "the broken upload is discarded"
-    );
-}
-
-#[tokio::test]
 async fn a_download_resumes_from_its_partial_file_and_refuses_wrong_bytes() {
     let account = Account::create().await;
     let (from, to) = pair(&account).await;
     let data = bytes(3 * MIB + 17, 12);
     let file_id = upload_small(&account, &from, &data, Some(&to.id)).await;
     let dir = temp_dir("resume");
-    let partial = dir.join(format!(".notes.txt.{file_id}.part"));
+    let partial = transfer::partial_path(&dir, &file_id);
     let receive = || async {
         transfer::receive(
             &account.api,

@@ -1,8 +1,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use udc_agent::realtime::{Incoming, Socket};
+use udc_agent::realtime::Socket;
 use udc_conformance::hub::*;
 use udc_conformance::*;
+use udc_hub::protocol::close;
 use udc_hub::{ClientFrame, HubFrame, PresenceState};
 
 /// A refused upgrade: the status always; the error code where the WebSocket client could read
@@ -288,16 +289,7 @@ async fn removing_a_device_closes_its_socket_and_it_cannot_reconnect() {
     let mut sb = connect(&b, None).await;
     replay(&mut sb).await;
     account.api.remove_device(a.token(), &b.id).await.unwrap();
-    loop {
-        match next(&mut sb).await {
-            Incoming::Frame(_) => continue,
-            Incoming::Closed { code, .. } => {
-                assert_eq!(code, Some(udc_hub::protocol::close::REVOKED));
-                break;
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    assert_eq!(wait_closed(&mut sb).await, Some(close::REVOKED));
     let again = Socket::connect(&base_url(), b.token(), None)
         .await
         .err()
@@ -385,4 +377,112 @@ async fn malformed_frames_get_an_error_frame_and_the_hub_carries_on() {
     .await;
     sa.send(&ClientFrame::Ping).await.unwrap();
     wait_for(&mut sa, "pong", |f| matches!(f, HubFrame::Pong { .. })).await;
+}
+
+#[tokio::test]
+async fn ended_sessions_close_their_sockets_logout_and_a_reused_refresh_token() {
+    let account = Account::create().await;
+    let a = account.device("A").await;
+    let b = account.device("B").await;
+    let c = account.device("C").await;
+    let mut sa = connect(&a, None).await;
+    let mut sb = connect(&b, None).await;
+    let mut sc = connect(&c, None).await;
+    for s in [&mut sa, &mut sb, &mut sc] {
+        replay(s).await;
+    }
+
+    let out = account
+        .raw(Method::POST, "/auth/logout", Some(b.token()), None)
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    assert_eq!(wait_closed(&mut sb).await, Some(close::REVOKED));
+
+    // Presenting a spent refresh token ends the whole session, and so its sockets.
+    let refresh = |token: &str| json!({ "refresh_token": token });
+    let spent = c.tokens.refresh_token.clone();
+    let first = account
+        .raw(
+            Method::POST,
+            "/auth/token/refresh",
+            None,
+            Some(&refresh(&spent)),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let reused = account
+        .raw(
+            Method::POST,
+            "/auth/token/refresh",
+            None,
+            Some(&refresh(&spent)),
+        )
+        .await;
+    assert_eq!(code(&reused), "refresh_token_reused");
+    assert_eq!(wait_closed(&mut sc).await, Some(close::REVOKED));
+
+    // Nobody else's socket was touched.
+    sa.send(&ClientFrame::Ping).await.unwrap();
+    wait_for(&mut sa, "pong", |f| matches!(f, HubFrame::Pong { .. })).await;
+}
+
+#[tokio::test]
+async fn tickets_open_one_socket_only() {
+    let account = Account::create().await;
+    let a = account.device("A").await;
+    let ticket = account
+        .raw(Method::POST, "/realtime/ticket", Some(a.token()), None)
+        .await;
+    assert_eq!(ticket.status, StatusCode::CREATED);
+    let url = udc_agent::realtime::realtime_url(&base_url(), None)
+        + "?ticket="
+        + ticket.body["ticket"].as_str().unwrap();
+    let (_first, _) = tokio_tungstenite::connect_async(url.clone())
+        .await
+        .expect("a ticket opens the socket");
+    let Err(tokio_tungstenite::tungstenite::Error::Http(resp)) =
+        tokio_tungstenite::connect_async(url).await
+    else {
+        panic!("a used ticket must be refused with an HTTP answer")
+    };
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn cursors_past_what_any_log_holds_are_refused_and_harm_no_one() {
+    let account = Account::create().await;
+    let a = account.device("A").await;
+    for after in [u64::MAX.to_string(), (1u64 << 53).to_string(), "-1".into()] {
+        let resp = account
+            .raw(
+                Method::GET,
+                &format!("/events?after={after}"),
+                Some(a.token()),
+                None,
+            )
+            .await;
+        assert_eq!(
+            resp.status,
+            StatusCode::BAD_REQUEST,
+            "after={after}: {}",
+            resp.body
+        );
+        assert_eq!(code(&resp), "invalid_field");
+    }
+    let end = account
+        .raw(
+            Method::GET,
+            "/events?after=9007199254740991",
+            Some(a.token()),
+            None,
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::OK, "{}", end.body);
+    assert_eq!(end.body["events"], json!([]));
+    // Every account still answers.
+    let other = Account::create().await.device("X").await;
+    let devices = account
+        .raw(Method::GET, "/devices", Some(other.token()), None)
+        .await;
+    assert_eq!(devices.status, StatusCode::OK, "{}", devices.body);
 }

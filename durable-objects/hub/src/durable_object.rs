@@ -5,7 +5,7 @@
 //! object rebuilds everything from storage and attachments.
 //!
 //! Only the udc Worker talks to it (through its namespace binding); clients never reach these
-//! routes directly: `/connect` (upgrade), `/publish`, `/presence`, `/disconnect`, `/events`.
+//! routes directly: `/connect` (upgrade), `/publish`, `/relay`, `/presence`, `/revoke`, `/events`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use worker::{
 };
 
 use crate::machine::{Conn, ConnId, Hub, Output};
-use crate::protocol::{HubFrame, NewEvent};
+use crate::protocol::{HubFrame, NewEvent, Relay, Revoked};
 use crate::sql_store::{SqlStore, SqlValue, SyncSql, SCHEMA};
 use crate::store::StoreError;
 
@@ -28,11 +28,7 @@ const ACCOUNT: &str = "self";
 struct Attachment {
     conn: ConnId,
     device_id: String,
-}
-
-#[derive(Deserialize)]
-struct DisconnectBody {
-    device_id: String,
+    session_id: String,
 }
 
 pub struct DoSql(SqlStorage);
@@ -113,6 +109,7 @@ impl UserHub {
                         a.conn,
                         Conn {
                             device_id: a.device_id,
+                            session_id: a.session_id,
                             last_heartbeat: now,
                         },
                     ));
@@ -172,8 +169,8 @@ impl UserHub {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.into_owned())
         };
-        let Some(device_id) = param("device") else {
-            return Response::error("device required", 400);
+        let (Some(device_id), Some(session_id)) = (param("device"), param("session")) else {
+            return Response::error("device and session required", 400);
         };
         let resume_after = param("resume_after").and_then(|v| v.parse::<u64>().ok());
         let pair = WebSocketPair::new()?;
@@ -183,11 +180,16 @@ impl UserHub {
         pair.server.serialize_attachment(Attachment {
             conn,
             device_id: device_id.clone(),
+            session_id: session_id.clone(),
         })?;
         self.with_hub(|_| Ok(((), Vec::new())))?;
         self.sockets.borrow_mut().insert(conn, pair.server);
-        let ((), out) =
-            self.with_hub(|hub| Ok(((), hub.connect(conn, &device_id, resume_after, now_ms())?)))?;
+        let ((), out) = self.with_hub(|hub| {
+            Ok((
+                (),
+                hub.connect(conn, &device_id, &session_id, resume_after, now_ms())?,
+            ))
+        })?;
         self.dispatch(out).await?;
         Response::from_websocket(pair.client)
     }
@@ -223,14 +225,22 @@ impl DurableObject for UserHub {
                 self.dispatch(out).await?;
                 Response::from_json(&serde_json::json!({ "seq": seq }))
             }
+            "/relay" => {
+                let relay: Relay = req.json().await?;
+                let (reached, out) = self.with_hub(|hub| {
+                    let out = hub.relay(relay, now_ms());
+                    Ok((out.len(), out))
+                })?;
+                self.dispatch(out).await?;
+                Response::from_json(&serde_json::json!({ "reached": reached }))
+            }
             "/presence" => {
                 let (presence, _) = self.with_hub(|hub| Ok((hub.presence()?, Vec::new())))?;
                 Response::from_json(&presence)
             }
-            "/disconnect" => {
-                let body: DisconnectBody = req.json().await?;
-                let ((), out) =
-                    self.with_hub(|hub| Ok(((), hub.disconnect(&body.device_id, now_ms())?)))?;
+            "/revoke" => {
+                let revoked: Revoked = req.json().await?;
+                let ((), out) = self.with_hub(|hub| Ok(((), hub.revoke(&revoked, now_ms())?)))?;
                 self.dispatch(out).await?;
                 Response::empty()
             }

@@ -1,4 +1,4 @@
-//! The hub as a state machine: inputs (connect, frame, close, publish, alarm, disconnect) in,
+//! The hub as a state machine: inputs (connect, frame, close, publish, alarm, revoke) in,
 //! outputs (frames to send, sockets to close, the next alarm) out. The Durable Object and
 //! udc-server's in-process hub only move bytes and call these methods.
 
@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::protocol::{
-    close, ClientFrame, Event, HubFrame, NewEvent, PresenceState, SignalStatus, MAX_FRAME_BYTES,
+    close, ClientFrame, Event, HubFrame, NewEvent, PresenceState, Relay, Revoked, SignalStatus,
+    MAX_FRAME_BYTES,
 };
 use crate::store::{DevicePresence, HubStore, StoreError};
 
@@ -27,6 +28,8 @@ pub const PAGE: usize = 500;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conn {
     pub device_id: String,
+    /// The sign-in session the socket was opened with: when it ends, the socket closes.
+    pub session_id: String,
     pub last_heartbeat: i64,
 }
 
@@ -114,6 +117,20 @@ impl<S: HubStore> Hub<S> {
         Ok((event, out))
     }
 
+    /// Ephemeral traffic for one device's open sockets; nothing is stored. One send per
+    /// socket reached.
+    pub fn relay(&self, relay: Relay, now: i64) -> Vec<Output> {
+        let frame = HubFrame::Relay {
+            event: relay.event,
+            at: now,
+            data: relay.data,
+        }
+        .to_text();
+        self.device_conns(&relay.device_id)
+            .map(|c| Output::Send(c, frame.clone()))
+            .collect()
+    }
+
     fn set_state(
         &mut self,
         device_id: &str,
@@ -143,6 +160,7 @@ impl<S: HubStore> Hub<S> {
         &mut self,
         conn: ConnId,
         device_id: &str,
+        session_id: &str,
         resume_after: Option<u64>,
         now: i64,
     ) -> Result<Vec<Output>, StoreError> {
@@ -156,7 +174,7 @@ impl<S: HubStore> Hub<S> {
                 last
             })
             .min(last);
-        if oldest.is_some_and(|o| cursor + 1 < o) {
+        if oldest.is_some_and(|o| cursor.saturating_add(1) < o) {
             out.push(send(
                 conn,
                 &HubFrame::ResyncRequired {
@@ -188,6 +206,7 @@ impl<S: HubStore> Hub<S> {
             conn,
             Conn {
                 device_id: device_id.to_owned(),
+                session_id: session_id.to_owned(),
                 last_heartbeat: now,
             },
         );
@@ -302,16 +321,20 @@ impl<S: HubStore> Hub<S> {
         Ok(out)
     }
 
-    /// Closes every socket of a device whose access was revoked.
-    pub fn disconnect(&mut self, device_id: &str, now: i64) -> Result<Vec<Output>, StoreError> {
+    /// Closes every socket whose access was revoked: a removed device's, or an ended session's.
+    pub fn revoke(&mut self, revoked: &Revoked, now: i64) -> Result<Vec<Output>, StoreError> {
         let mut out = Vec::new();
-        let conns: Vec<ConnId> = self.device_conns(device_id).collect();
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| match revoked {
+                Revoked::Device(id) => c.device_id == *id,
+                Revoked::Session(id) => c.session_id == *id,
+            })
+            .map(|(id, _)| *id)
+            .collect();
         for conn in conns {
-            out.push(Output::Close(
-                conn,
-                close::REVOKED,
-                "device access revoked".into(),
-            ));
+            out.push(Output::Close(conn, close::REVOKED, "access revoked".into()));
             out.extend(self.closed(conn, now)?);
         }
         Ok(out)
@@ -350,7 +373,7 @@ impl<S: HubStore> Hub<S> {
     /// The log after `after` for one device (polling, where no socket is possible).
     pub fn events_after(&self, device_id: &str, after: u64) -> Result<EventsPage, StoreError> {
         let (oldest, last) = self.store.bounds()?;
-        if oldest.is_some_and(|o| after + 1 < o) {
+        if oldest.is_some_and(|o| after.saturating_add(1) < o) {
             return Ok(EventsPage {
                 events: Vec::new(),
                 last_seq: last,

@@ -41,6 +41,24 @@ impl NewEvent {
     }
 }
 
+/// What a publisher hands the hub for one device's open sockets only (`HubFrame::Relay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relay {
+    pub device_id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+/// Whose sockets close because their access ended (close code `close::REVOKED`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revoked {
+    /// The device was removed: every socket it has.
+    Device(String),
+    /// The session ended (logout, a reused refresh token, expiry): the sockets it opened.
+    Session(String),
+}
+
 /// Frames a device sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -114,6 +132,13 @@ pub enum HubFrame {
     Signal {
         from_device: String,
         payload: Value,
+    },
+    /// Ephemeral traffic the API relays to one device (input of a remote session): sent to its
+    /// open sockets only, never written to the log, never acked.
+    Relay {
+        event: String,
+        at: i64,
+        data: Value,
     },
     SignalResult {
         to_device: String,

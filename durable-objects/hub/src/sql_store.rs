@@ -125,7 +125,12 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
             .rows(
                 "SELECT seq, at, event, target_device_id, data FROM hub_events \
                  WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                vec![self.user(), (seq as i64).into(), (limit as i64).into()],
+                // A cursor past what SQLite can hold is past every event.
+                vec![
+                    self.user(),
+                    i64::try_from(seq).unwrap_or(i64::MAX).into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
             )?
             .iter()
             .map(|r| event(r))

@@ -84,12 +84,12 @@ const T0: i64 = 1_800_000_000_000;
 #[test]
 fn replay_sends_what_was_missed_in_order_then_ready_then_live() {
     let mut h = hub();
-    h.connect(1, "a", None, T0).unwrap();
+    h.connect(1, "a", "s-a", None, T0).unwrap();
     let mut seqs = Vec::new();
     for n in 0..3 {
         seqs.push(h.publish(rename(n), T0).unwrap().0.seq);
     }
-    let out = h.connect(2, "b", Some(seqs[0] - 1), T0).unwrap();
+    let out = h.connect(2, "b", "s-b", Some(seqs[0] - 1), T0).unwrap();
     let f = frames(&out, 2);
     let replayed: Vec<u64> = events(&out, 2).iter().take(3).map(|e| e.seq).collect();
     assert_eq!(replayed, seqs);
@@ -108,8 +108,8 @@ fn replay_sends_what_was_missed_in_order_then_ready_then_live() {
 #[test]
 fn targeted_events_reach_and_replay_to_their_device_only() {
     let mut h = hub();
-    h.connect(1, "a", None, T0).unwrap();
-    h.connect(2, "b", None, T0).unwrap();
+    h.connect(1, "a", "s-a", None, T0).unwrap();
+    h.connect(2, "b", "s-b", None, T0).unwrap();
     let targeted = NewEvent {
         event: "file.available".into(),
         target_device_id: Some("b".into()),
@@ -118,7 +118,7 @@ fn targeted_events_reach_and_replay_to_their_device_only() {
     let (e, out) = h.publish(targeted, T0).unwrap();
     assert!(events(&out, 1).is_empty());
     assert_eq!(events(&out, 2).len(), 1);
-    let later = h.connect(3, "a", Some(e.seq - 1), T0).unwrap();
+    let later = h.connect(3, "a", "s-a", Some(e.seq - 1), T0).unwrap();
     assert!(events(&later, 3)
         .iter()
         .all(|x| x.event != "file.available"));
@@ -129,8 +129,8 @@ fn targeted_events_reach_and_replay_to_their_device_only() {
 #[test]
 fn silence_past_the_heartbeat_window_closes_the_socket_and_marks_offline() {
     let mut h = hub();
-    h.connect(1, "a", None, T0).unwrap();
-    h.connect(2, "watcher", None, T0).unwrap();
+    h.connect(1, "a", "s-a", None, T0).unwrap();
+    h.connect(2, "watcher", "s-watcher", None, T0).unwrap();
     // The watcher pings; a does not.
     let pong = h
         .frame(2, r#"{"type":"ping"}"#, T0 + HEARTBEAT_TIMEOUT_MS - 1000)
@@ -173,7 +173,7 @@ fn a_cursor_older_than_retention_gets_resync_required_never_a_gap() {
     let keep = h.publish(rename(2), later).unwrap().0.seq;
     h.alarm(later).unwrap();
     assert_eq!(h.store().bounds().unwrap(), (Some(keep), keep));
-    let out = h.connect(1, "a", Some(first), later).unwrap();
+    let out = h.connect(1, "a", "s-a", Some(first), later).unwrap();
     assert_eq!(
         frames(&out, 1)[0],
         HubFrame::ResyncRequired {
@@ -207,7 +207,7 @@ fn retention_keeps_at_most_the_newest_ten_thousand_events() {
 #[test]
 fn acks_become_the_cursor_and_a_reconnect_is_online_again() {
     let mut h = hub();
-    h.connect(1, "a", None, T0).unwrap();
+    h.connect(1, "a", "s-a", None, T0).unwrap();
     let seen = h.publish(rename(0), T0).unwrap().0.seq;
     h.frame(1, &format!(r#"{{"type":"ack","seq":{seen}}}"#), T0)
         .unwrap();
@@ -215,7 +215,7 @@ fn acks_become_the_cursor_and_a_reconnect_is_online_again() {
         .unwrap();
     h.closed(1, T0).unwrap();
     let missed = h.publish(rename(1), T0).unwrap().0.seq;
-    let out = h.connect(2, "a", None, T0 + 1000).unwrap();
+    let out = h.connect(2, "a", "s-a", None, T0 + 1000).unwrap();
     let replayed: Vec<u64> = events(&out, 2)
         .iter()
         .map(|e| e.seq)
@@ -251,8 +251,8 @@ fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
         },
         [],
     );
-    before.connect(7, "a", None, T0).unwrap();
-    before.connect(8, "b", None, T0).unwrap();
+    before.connect(7, "a", "s-a", None, T0).unwrap();
+    before.connect(8, "b", "s-b", None, T0).unwrap();
     let last = before.publish(rename(0), T0).unwrap().0.seq;
     drop(before);
     // What the Durable Object has after eviction: storage, and sockets with their attachments.
@@ -261,6 +261,7 @@ fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
             7,
             Conn {
                 device_id: "a".into(),
+                session_id: "s-a".into(),
                 last_heartbeat: T0,
             },
         ),
@@ -268,6 +269,7 @@ fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
             8,
             Conn {
                 device_id: "b".into(),
+                session_id: "s-b".into(),
                 last_heartbeat: T0,
             },
         ),
@@ -300,4 +302,42 @@ fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
     assert!(events(&out, 7)
         .iter()
         .any(|e| e.event == "device.offline" && e.data["device_id"] == "b"));
+}
+
+#[test]
+fn an_ended_session_closes_its_sockets_and_a_removed_device_all_of_its_own() {
+    let mut h = hub();
+    h.connect(1, "a", "s1", None, T0).unwrap();
+    h.connect(2, "a", "s2", None, T0).unwrap();
+    h.connect(3, "b", "s3", None, T0).unwrap();
+    let closed = |out: &[Output]| -> Vec<ConnId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Close(c, code, _) if *code == close::REVOKED => Some(*c),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = h.revoke(&Revoked::Session("s1".into()), T0).unwrap();
+    assert_eq!(closed(&out), vec![1], "only the ended session's socket");
+    let out = h.revoke(&Revoked::Device("a".into()), T0).unwrap();
+    assert_eq!(closed(&out), vec![2]);
+    assert_eq!(h.connections().keys().copied().collect::<Vec<_>>(), vec![3]);
+}
+
+#[test]
+fn cursors_at_the_end_of_the_integers_read_nothing_and_never_overflow() {
+    let mut h = hub();
+    h.publish(rename(0), T0).unwrap();
+    let page = h.events_after("a", u64::MAX).unwrap();
+    assert!(page.events.is_empty() && !page.resync_required);
+    let out = h.connect(1, "a", "s-a", Some(u64::MAX), T0).unwrap();
+    assert!(events(&out, 1).iter().all(|e| e.event != "device.updated"));
+    assert!(frames(&out, 1).iter().any(|f| matches!(
+        f,
+        HubFrame::Ready {
+            resume_after: 1,
+            last_seq: 1
+        }
+    )));
 }

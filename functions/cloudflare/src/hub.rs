@@ -2,7 +2,7 @@
 //! (`idFromName(user_id)`) on its internal routes, which no client can reach.
 
 use udc_core::HubError;
-use udc_hub::{DevicePresence, EventsPage, NewEvent};
+use udc_hub::{DevicePresence, EventsPage, NewEvent, Relay, Revoked};
 use worker::{Headers, Method, ObjectNamespace, Request, RequestInit, Response, Stub};
 
 pub struct WorkerHub(pub ObjectNamespace);
@@ -55,6 +55,17 @@ impl udc_core::Hub for WorkerHub {
             .map(|_| ())
     }
 
+    async fn relay(&self, user_id: &str, relay: Relay) -> Result<usize, HubError> {
+        let body = serde_json::to_string(&relay).map_err(HubError::new)?;
+        let reached: serde_json::Value = self
+            .call(user_id, Method::Post, "/relay", Some(body))
+            .await?
+            .json()
+            .await
+            .map_err(HubError::new)?;
+        Ok(reached["reached"].as_u64().unwrap_or(0) as usize)
+    }
+
     async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
         self.call(user_id, Method::Get, "/presence", None)
             .await?
@@ -63,9 +74,9 @@ impl udc_core::Hub for WorkerHub {
             .map_err(HubError::new)
     }
 
-    async fn disconnect(&self, user_id: &str, device_id: &str) -> Result<(), HubError> {
-        let body = serde_json::json!({ "device_id": device_id }).to_string();
-        self.call(user_id, Method::Post, "/disconnect", Some(body))
+    async fn revoke(&self, user_id: &str, revoked: Revoked) -> Result<(), HubError> {
+        let body = serde_json::to_string(&revoked).map_err(HubError::new)?;
+        self.call(user_id, Method::Post, "/revoke", Some(body))
             .await
             .map(|_| ())
     }

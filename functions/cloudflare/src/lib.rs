@@ -178,7 +178,10 @@ async fn realtime(
         Ok(g) => g,
         Err(err) => return from_http(error_response(&err)),
     };
-    let mut url = format!("https://hub/connect?device={}", grant.device_id);
+    let mut url = format!(
+        "https://hub/connect?device={}&session={}",
+        grant.device_id, grant.session_id
+    );
     if let Some(after) = grant.resume_after {
         url.push_str(&format!("&resume_after={after}"));
     }

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use udc_hub::NewEvent;
 
 use crate::auth::{Guard, UserView};
+use crate::devices::{has_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Ports, Random, Sql, Stmt};
 use crate::tokens;
@@ -335,15 +336,11 @@ impl<P: Ports> Core<P> {
                         "SELECT state, expires_at FROM pending_logins WHERE id = ? AND user_id = ?",
                         vec![request_id.as_str().into(), c.user_id.as_str().into()],
                     ),
-                    Stmt::new("SELECT capabilities FROM devices WHERE id = ?", vec![device.as_str().into()]),
-                    // Trusted: another live device of the account trusts it, or it is the
-                    // account's only device (a first device has nobody to vouch for it).
                     Stmt::new(
-                        "SELECT EXISTS (SELECT 1 FROM trust_links t JOIN devices d ON d.id = t.device_id \
-                         WHERE t.target_device_id = ? AND d.removed_at IS NULL), \
-                         (SELECT COUNT(*) FROM devices WHERE user_id = ? AND removed_at IS NULL)",
-                        vec![device.as_str().into(), c.user_id.as_str().into()],
+                        "SELECT capabilities FROM devices WHERE id = ?",
+                        vec![device.as_str().into()],
                     ),
+                    standing_stmt(c),
                 ]
             })
             .await?;
@@ -362,15 +359,11 @@ impl<P: Ports> Core<P> {
         if rows::int(request, 1)? <= now {
             return Err(gone("approval_expired", "this request has expired"));
         }
-        let trusted = match found.get(2).and_then(|r| r.first()) {
-            Some(row) => rows::int(row, 0)? == 1 || rows::int(row, 1)? == 1,
-            None => false,
-        };
-        if !trusted {
+        if !has_standing(&caller, found.get(2))? {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "device_not_trusted",
-                "only a device another of your devices trusts can answer sign-in requests",
+                "only a device another of your devices trusts, or your first device, can answer sign-in requests",
             ));
         }
         let biometric = match found.get(1).and_then(|r| r.first()) {

@@ -10,11 +10,12 @@ use subtle::ConstantTimeEq;
 
 use crate::crypto::hmac_sha256;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Ports, Row, Sql, Stmt};
+use crate::ports::{Hub, Ports, Row, Sql, Stmt};
 use crate::throttle::Keys;
 use crate::tokens::{self, AccessClaims, TokenPair};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
+use udc_hub::Revoked;
 
 /// Minimums follow OWASP's Argon2id guidance (m=19 MiB, t=2, p=1).
 pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
@@ -91,7 +92,13 @@ struct RegisterBody {
 struct LoginBody {
     email: String,
     auth_key: String,
+    /// The cookie an earlier sign-in to this account gave this client, if it kept one.
+    #[serde(default)]
+    device_cookie: Option<String>,
 }
+
+/// How long a device cookie vouches for a client that signed in before.
+pub const DEVICE_COOKIE_TTL_MS: i64 = 180 * 24 * 3600 * 1000;
 
 #[derive(Deserialize)]
 struct RefreshBody {
@@ -109,6 +116,30 @@ pub(crate) struct UserView {
 struct SignedIn {
     user: UserView,
     tokens: TokenPair,
+    /// Present it at the next sign-in to this account: failures are then counted for this
+    /// client alone (`throttle`). Not a credential: it never signs anyone in by itself.
+    device_cookie: String,
+}
+
+/// A new device cookie and its hash, with the statement that stores it (if the user exists).
+fn new_cookie(
+    random: &impl crate::ports::Random,
+    user_id: &str,
+    now: i64,
+) -> ApiResult<(String, Stmt)> {
+    let (cookie, hash) = tokens::new_refresh(random)?;
+    let stmt = Stmt::new(
+        "INSERT INTO login_cookies (cookie_hash, user_id, created_at, expires_at) \
+         SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)",
+        vec![
+            hash.into(),
+            user_id.into(),
+            now.into(),
+            (now + DEVICE_COOKIE_TTL_MS).into(),
+            user_id.into(),
+        ],
+    );
+    Ok((cookie, stmt))
 }
 
 /// What must hold for the rest of a batch to take effect (D1 has no interactive transactions).
@@ -203,32 +234,46 @@ impl<P: Ports> Core<P> {
         let session_id = self.new_id()?;
         let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
         let now = rq.now_ms;
-        let changes =
-            self.ports
-                .sql()
-                .batch(vec![
-                Stmt::new(
-                    "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
-                     kdf_parallelism, kdf_salt, auth_hash, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
-                    vec![
-                        user_id.as_str().into(),
-                        email.as_str().into(),
-                        body.kdf.algorithm.as_str().into(),
-                        i64::from(body.kdf.memory_kib).into(),
-                        i64::from(body.kdf.iterations).into(),
-                        i64::from(body.kdf.parallelism).into(),
-                        body.kdf.salt.as_str().into(),
-                        auth_hash.into(),
-                        now.into(),
-                        now.into(),
-                    ],
-                ),
-                self.insert_session(&session_id, &user_id, None, now, Guard::UserExists(&user_id)),
-                self.insert_refresh(&refresh_hash, &session_id, now, Guard::UserExists(&user_id)),
-            ])
-                .await?;
-        if changes.first() != Some(&1) {
+        // Every sign-up tells whether an email has an account (409 below): count them per
+        // address like failed sign-ins, so probing many emails from one place is slow.
+        let throttle = Keys::register(rq.client_ip.as_deref());
+        throttle.verdict(&self.ports.sql().query_many(throttle.reads()).await?, now)?;
+        let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
+        let account = vec![
+            Stmt::new(
+                "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
+                 kdf_parallelism, kdf_salt, auth_hash, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
+                vec![
+                    user_id.as_str().into(),
+                    email.as_str().into(),
+                    body.kdf.algorithm.as_str().into(),
+                    i64::from(body.kdf.memory_kib).into(),
+                    i64::from(body.kdf.iterations).into(),
+                    i64::from(body.kdf.parallelism).into(),
+                    body.kdf.salt.as_str().into(),
+                    auth_hash.into(),
+                    now.into(),
+                    now.into(),
+                ],
+            ),
+            self.insert_session(
+                &session_id,
+                &user_id,
+                None,
+                now,
+                Guard::UserExists(&user_id),
+            ),
+            self.insert_refresh(&refresh_hash, &session_id, now, Guard::UserExists(&user_id)),
+            store_cookie,
+        ];
+        let counted = throttle.len();
+        let changes = self
+            .ports
+            .sql()
+            .batch(throttle.count(now).into_iter().chain(account).collect())
+            .await?;
+        if changes.get(counted) != Some(&1) {
             return Err(ApiError::conflict(
                 "email_taken",
                 "an account with this email already exists",
@@ -244,6 +289,7 @@ impl<P: Ports> Core<P> {
                     created_at: rows::timestamp(now),
                 },
                 tokens,
+                device_cookie: cookie,
             },
         )
     }
@@ -253,15 +299,44 @@ impl<P: Ports> Core<P> {
         let email = validate::email(&body.email)?;
         let auth_key = decode_auth_key(&body.auth_key)?;
         let sql = self.ports.sql();
-        let keys = Keys::new(&email, rq.client_ip.as_deref());
-        let mut reads = keys.reads();
-        reads.push(Stmt::new(
-            "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
-            vec![email.as_str().into()],
-        ));
-        let mut found = sql.query_many(reads).await?;
-        let users = found.pop().unwrap_or_default();
-        keys.verdict(&found, rq.now_ms)?;
+        let cookie_hash = body
+            .device_cookie
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 128)
+            .map(tokens::refresh_hash);
+        let unknown = Keys::new(&email, rq.client_ip.as_deref());
+        let known = cookie_hash.as_deref().map(Keys::cookie);
+        let mut reads = vec![
+            Stmt::new(
+                "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
+                vec![email.as_str().into()],
+            ),
+            Stmt::new(
+                "SELECT user_id FROM login_cookies WHERE cookie_hash = ? AND expires_at > ?",
+                vec![cookie_hash.as_deref().into(), rq.now_ms.into()],
+            ),
+        ];
+        reads.extend(unknown.reads());
+        reads.extend(known.iter().flat_map(Keys::reads));
+        let found = sql.query_many(reads).await?;
+        let users = found.first().cloned().unwrap_or_default();
+        let cookie_owner = found
+            .get(1)
+            .and_then(|r| r.first())
+            .map(|r| rows::text(r, 0))
+            .transpose()?;
+        let throttle_rows = found.get(2..).unwrap_or_default();
+        let (unknown_rows, known_rows) =
+            throttle_rows.split_at(unknown.len().min(throttle_rows.len()));
+        // A cookie counts only for the account it was given for.
+        let user_of_email = users.first().map(|r| rows::text(r, 0)).transpose()?;
+        let (keys, key_rows) = match known {
+            Some(ref k) if cookie_owner.is_some() && cookie_owner == user_of_email => {
+                (k, known_rows)
+            }
+            _ => (&unknown, unknown_rows),
+        };
+        keys.verdict(key_rows, rq.now_ms)?;
         let presented = self.auth_hash(&auth_key)?;
         // Unknown accounts compare against a fixed value so both paths do the same work.
         let (user, stored) = match users.first() {
@@ -283,8 +358,15 @@ impl<P: Ports> Core<P> {
         let session_id = self.new_id()?;
         let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
         let now = rq.now_ms;
+        // The cookie turns over at every sign-in: the one presented is spent.
+        let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
         sql.batch(vec![
-            keys.clear_email(),
+            keys.clear_first(),
+            Stmt::new(
+                "DELETE FROM login_cookies WHERE cookie_hash = ?",
+                vec![cookie_hash.as_deref().into()],
+            ),
+            store_cookie,
             self.insert_session(
                 &session_id,
                 &user_id,
@@ -303,6 +385,7 @@ impl<P: Ports> Core<P> {
                 created_at: rows::timestamp(created_at),
             },
             tokens,
+            device_cookie: cookie,
         })
     }
 
@@ -335,7 +418,7 @@ impl<P: Ports> Core<P> {
             ));
         }
         if rows::opt_int(row, 2)?.is_some() {
-            return Err(self.revoke_reused(&session_id, now).await);
+            return Err(self.revoke_reused(&user_id, &session_id, now).await);
         }
         if rows::int(row, 1)? <= now {
             return Err(ApiError::unauthorized(
@@ -366,14 +449,14 @@ impl<P: Ports> Core<P> {
             .await?;
         if changes.get(1) != Some(&1) {
             // Another request rotated this token first: the same token was presented twice.
-            return Err(self.revoke_reused(&session_id, now).await);
+            return Err(self.revoke_reused(&user_id, &session_id, now).await);
         }
         let tokens = self.token_pair(&user_id, &session_id, device_id, refresh, now)?;
         Reply::ok(serde_json::json!({ "tokens": tokens }))
     }
 
     /// A refresh token used twice means it leaked: end its whole family.
-    async fn revoke_reused(&self, session_id: &str, now: i64) -> ApiError {
+    async fn revoke_reused(&self, user_id: &str, session_id: &str, now: i64) -> ApiError {
         let revoked = self
             .ports
             .sql()
@@ -383,6 +466,10 @@ impl<P: Ports> Core<P> {
                 vec![now.into(), session_id.into()],
             )])
             .await;
+        if revoked.is_ok() {
+            // The session's sockets close too; a failure here is the host's to log.
+            let _ = self.end_sockets(user_id, session_id).await;
+        }
         match revoked {
             Ok(_) => ApiError::unauthorized(
                 "refresh_token_reused",
@@ -398,10 +485,23 @@ impl<P: Ports> Core<P> {
             .sql()
             .batch(vec![Stmt::new(
                 "UPDATE sessions SET revoked_at = ?, revoked_reason = 'logout' WHERE id = ? AND revoked_at IS NULL",
-                vec![rq.now_ms.into(), caller.session_id.into()],
+                vec![rq.now_ms.into(), caller.session_id.as_str().into()],
             )])
             .await?;
-        Reply::no_content()
+        let warning = self
+            .end_sockets(&caller.user_id, &caller.session_id)
+            .await
+            .err();
+        Ok(Reply::no_content()?.warn(warning))
+    }
+
+    /// Closes the sockets a session opened, once the session has ended.
+    pub(crate) async fn end_sockets(&self, user_id: &str, session_id: &str) -> Result<(), String> {
+        self.ports
+            .hub()
+            .revoke(user_id, Revoked::Session(session_id.to_owned()))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Authenticates the request: a valid access token whose session is live and whose device

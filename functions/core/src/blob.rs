@@ -80,18 +80,23 @@ impl BlobStore {
         })
     }
 
-    /// A URL a device PUTs one part's bytes to.
+    /// A URL a device PUTs one part's bytes to: exactly `size` bytes, since the length is one
+    /// of the signed headers (the store refuses any other with a signature mismatch).
     pub fn presign_upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u16,
+        size: u64,
         now_ms: i64,
         ttl: Duration,
     ) -> ApiResult<url::Url> {
-        let action = self
-            .bucket
-            .upload_part(Some(&self.credentials), key, part_number, upload_id);
+        let mut action =
+            self.bucket
+                .upload_part(Some(&self.credentials), key, part_number, upload_id);
+        action
+            .headers_mut()
+            .insert("content-length", size.to_string());
         Ok(action.sign_with_time(ttl, &timestamp(now_ms)?))
     }
 
@@ -237,7 +242,14 @@ mod tests {
     fn presigned_urls_carry_the_given_time_and_expiry() {
         // 2026-01-01T00:00:00Z
         let url = store()
-            .presign_upload_part("u/f", "up1", 3, 1_767_225_600_000, Duration::from_secs(900))
+            .presign_upload_part(
+                "u/f",
+                "up1",
+                3,
+                5 << 20,
+                1_767_225_600_000,
+                Duration::from_secs(900),
+            )
             .unwrap();
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
         assert_eq!(url.path(), "/udc/u/f");
@@ -246,6 +258,7 @@ mod tests {
         assert_eq!(q["partNumber"], "3");
         assert_eq!(q["uploadId"], "up1");
         assert!(q["X-Amz-Credential"].starts_with("AKID/20260101/auto/s3/"));
+        assert_eq!(q["X-Amz-SignedHeaders"], "content-length;host");
     }
 
     #[test]

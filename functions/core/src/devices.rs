@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use udc_hub::{DevicePresence, NewEvent};
+use udc_hub::{DevicePresence, NewEvent, Revoked};
 
 use crate::auth::{Caller, Guard};
 use crate::error::{ApiError, ApiResult};
@@ -175,6 +175,43 @@ fn capabilities(raw: &[String]) -> ApiResult<String> {
     serde_json::to_string(&caps).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// Standing: who may act on the account's other devices (remove or edit them, withdraw trust
+/// they gave) and answer sign-in requests. A session without a device (it proved the password,
+/// or a device with standing approved it), a device another live device trusts, or the
+/// account's first live device (nobody could vouch for it). A device nobody trusts acts on
+/// itself only, so it can never gain rights by removing or editing the devices that could.
+pub(crate) fn standing_stmt(caller: &Caller) -> Stmt {
+    let device = caller.device_id.as_deref().unwrap_or_default();
+    Stmt::new(
+        "SELECT EXISTS (SELECT 1 FROM trust_links t JOIN devices d ON d.id = t.device_id \
+         WHERE t.target_device_id = ? AND t.device_id != t.target_device_id AND d.removed_at IS NULL), \
+         (SELECT id FROM devices WHERE user_id = ? AND removed_at IS NULL ORDER BY created_at, id LIMIT 1)",
+        vec![device.into(), caller.user_id.as_str().into()],
+    )
+}
+
+/// Reads `standing_stmt`'s rows.
+pub(crate) fn has_standing(caller: &Caller, found: Option<&Vec<Row>>) -> ApiResult<bool> {
+    let Some(device) = caller.device_id.as_deref() else {
+        return Ok(true);
+    };
+    let Some(row) = found.and_then(|r| r.first()) else {
+        return Ok(false);
+    };
+    Ok(rows::int(row, 0)? == 1 || rows::opt_text(row, 1)?.as_deref() == Some(device))
+}
+
+fn no_standing(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "device_not_trusted",
+        format!(
+            "{what} needs a device another of your devices trusts, your first device, \
+             or a fresh password sign-in"
+        ),
+    )
+}
+
 fn find_device_stmt(caller: &Caller, id: &str) -> Stmt {
     Stmt::new(
         select_devices!("WHERE d.id = ? AND d.user_id = ? AND d.removed_at IS NULL"),
@@ -324,9 +361,29 @@ impl<P: Ports> Core<P> {
         Reply::ok(self.viewed(vec![row], &caller).await?.pop())
     }
 
+    /// The caller, refused unless it is one of `selves` or has standing over other devices.
+    async fn caller_acting_on(
+        &self,
+        rq: &Rq<'_>,
+        selves: &[&str],
+        what: &str,
+    ) -> ApiResult<Caller> {
+        let (caller, found) = self.caller_with(rq, |c| vec![standing_stmt(c)]).await?;
+        let itself = caller
+            .device_id
+            .as_deref()
+            .is_some_and(|d| selves.contains(&d));
+        if !itself && !has_standing(&caller, found.first())? {
+            return Err(no_standing(what));
+        }
+        Ok(caller)
+    }
+
     pub(crate) async fn update_device(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
-        let caller = self.caller(rq).await?;
         let id = validate::id(id, "device")?;
+        let caller = self
+            .caller_acting_on(rq, &[&id], "changing another device")
+            .await?;
         let body: UpdateBody = json_body(rq.headers, rq.body)?;
         if body.name.is_none()
             && body.os_version.is_none()
@@ -385,8 +442,10 @@ impl<P: Ports> Core<P> {
     }
 
     pub(crate) async fn remove_device(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
-        let caller = self.caller(rq).await?;
         let id = validate::id(id, "device")?;
+        let caller = self
+            .caller_acting_on(rq, &[&id], "removing another device")
+            .await?;
         let user = caller.user_id.as_str();
         let now = rq.now_ms;
         // Every statement is scoped by user: a foreign id changes nothing and answers 404.
@@ -413,7 +472,11 @@ impl<P: Ports> Core<P> {
             return Err(ApiError::not_found("device"));
         }
         let hub = self.ports.hub();
-        let closed = hub.disconnect(user, &id).await.err().map(|e| e.to_string());
+        let closed = hub
+            .revoke(user, Revoked::Device(id.clone()))
+            .await
+            .err()
+            .map(|e| e.to_string());
         let announced = self
             .announce(
                 user,
@@ -503,9 +566,13 @@ impl<P: Ports> Core<P> {
         id: &str,
         target: &str,
     ) -> ApiResult<Reply> {
-        let caller = self.caller(rq).await?;
         let id = validate::id(id, "device")?;
         let target = validate::id(target, "trust link")?;
+        // The trusting device withdraws its trust; the trusted one may decline it; anyone else
+        // needs standing (a device must not strip the trust that vouches for others).
+        let caller = self
+            .caller_acting_on(rq, &[&id, &target], "withdrawing another device's trust")
+            .await?;
         let changes = self
             .ports
             .sql()

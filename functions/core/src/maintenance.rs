@@ -2,11 +2,20 @@
 //! rows no request needs any more. Spent refresh tokens stay until they would have expired,
 //! because reuse detection needs them.
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::idempotency::KEEP_MS;
 use crate::ports::{Ports, Sql, Stmt};
 use crate::throttle::WINDOW_MS;
-use crate::Core;
+use crate::{rows, Core};
+
+/// Live sessions that can no longer be refreshed (no unspent token left before its expiry);
+/// the one parameter is now.
+macro_rules! lapsed_sessions {
+    () => {
+        "WHERE revoked_at IS NULL AND NOT EXISTS (SELECT 1 FROM refresh_tokens t \
+         WHERE t.session_id = sessions.id AND t.used_at IS NULL AND t.expires_at > ?)"
+    };
+}
 
 /// Revoked sessions are kept this long (for support and audit) before they go.
 pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -15,6 +24,8 @@ pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Swept {
     pub throttle_windows: u64,
+    /// Sessions whose last refresh token expired: ended, and their sockets closed.
+    pub sessions_expired: u64,
     pub refresh_tokens: u64,
     pub sessions: u64,
     pub idempotency_keys: u64,
@@ -29,10 +40,22 @@ pub struct Swept {
 impl<P: Ports> Core<P> {
     pub async fn maintenance(&self, now_ms: i64) -> ApiResult<Swept> {
         let revoked_before = now_ms - KEEP_REVOKED_MS;
-        let changes = self
-            .ports
-            .sql()
+        let sql = self.ports.sql();
+        let expired = sql
+            .query(Stmt::new(
+                concat!("SELECT user_id, id FROM sessions ", lapsed_sessions!()),
+                vec![now_ms.into()],
+            ))
+            .await?;
+        let changes = sql
             .batch(vec![
+                Stmt::new(
+                    concat!(
+                        "UPDATE sessions SET revoked_at = ?, revoked_reason = 'expired' ",
+                        lapsed_sessions!()
+                    ),
+                    vec![now_ms.into(), now_ms.into()],
+                ),
                 Stmt::new(
                     "DELETE FROM login_throttle WHERE window_start + ? <= ?",
                     vec![WINDOW_MS.into(), now_ms.into()],
@@ -49,6 +72,14 @@ impl<P: Ports> Core<P> {
                     vec![revoked_before.into(), (now_ms - self.config.refresh_ttl_secs * 1000).into()],
                 ),
                 Stmt::new(
+                    "DELETE FROM realtime_tickets_used WHERE expires_at <= ?",
+                    vec![now_ms.into()],
+                ),
+                Stmt::new(
+                    "DELETE FROM login_cookies WHERE expires_at <= ?",
+                    vec![now_ms.into()],
+                ),
+                Stmt::new(
                     "DELETE FROM idempotency_keys WHERE created_at <= ?",
                     vec![(now_ms - KEEP_MS).into()],
                 ),
@@ -63,13 +94,22 @@ impl<P: Ports> Core<P> {
                 ),
             ])
             .await?;
+        for row in &expired {
+            // A socket outlives its access token: close what the ended session opened.
+            if let (Ok(user), Ok(session)) = (rows::text(row, 0), rows::text(row, 1)) {
+                self.end_sockets(&user, &session)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+        }
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
         Ok(Swept {
-            throttle_windows: changes.first().copied().unwrap_or(0),
-            refresh_tokens: changes.get(1).copied().unwrap_or(0),
-            sessions: changes.get(2).copied().unwrap_or(0),
-            idempotency_keys: changes.get(3).copied().unwrap_or(0),
+            sessions_expired: changes.first().copied().unwrap_or(0),
+            throttle_windows: changes.get(1).copied().unwrap_or(0),
+            refresh_tokens: changes.get(2).copied().unwrap_or(0),
+            sessions: changes.get(3).copied().unwrap_or(0),
+            idempotency_keys: changes.get(4).copied().unwrap_or(0),
             files_purged,
             uploads_aborted,
             remote_sessions_ended,

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_remote",
         include_str!("../../../schema/migrations/0005_remote.sql"),
     ),
+    (
+        "0006_hardening",
+        include_str!("../../../schema/migrations/0006_hardening.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

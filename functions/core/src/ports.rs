@@ -113,9 +113,12 @@ impl fmt::Display for HubError {
 /// the polled log on Spin).
 pub trait Hub {
     async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError>;
+    /// Ephemeral traffic (relayed input) to one device's open sockets, never logged; how many
+    /// sockets it reached.
+    async fn relay(&self, user_id: &str, relay: udc_hub::Relay) -> Result<usize, HubError>;
     async fn presence(&self, user_id: &str) -> Result<Vec<udc_hub::DevicePresence>, HubError>;
-    /// Closes every socket of the device at once (its access was revoked).
-    async fn disconnect(&self, user_id: &str, device_id: &str) -> Result<(), HubError>;
+    /// Closes at once every socket whose access ended: a removed device's, an ended session's.
+    async fn revoke(&self, user_id: &str, revoked: udc_hub::Revoked) -> Result<(), HubError>;
     async fn events_after(
         &self,
         user_id: &str,

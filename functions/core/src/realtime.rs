@@ -4,19 +4,25 @@
 use http::{Request, StatusCode};
 use serde::Serialize;
 
+use crate::crypto::sha256_hex;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Hub, Ports};
+use crate::ports::{Hub, Ports, Sql, Stmt};
 use crate::tokens::{self, AccessClaims};
 use crate::web::{query_param, Reply};
 use crate::{Core, RequestContext, Rq};
 
 pub const TICKET_TTL_SECS: i64 = 60;
+/// The largest event sequence number a cursor may name: the largest integer JSON clients
+/// (JavaScript) read exactly, far beyond any log, and within SQLite's signed 64 bits.
+pub const MAX_CURSOR: u64 = (1 << 53) - 1;
 
 /// A device allowed onto its account's hub.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RealtimeGrant {
     pub user_id: String,
     pub device_id: String,
+    /// The socket lives only as long as this session.
+    pub session_id: String,
     /// `?resume_after=N`: the last seq the device processed.
     pub resume_after: Option<u64>,
 }
@@ -25,7 +31,9 @@ fn cursor(query: Option<&str>, name: &str) -> ApiResult<Option<u64>> {
     query_param(query, name)
         .map(|v| {
             v.parse::<u64>()
-                .map_err(|_| ApiError::invalid(format!("{name}: must be a non-negative integer")))
+                .ok()
+                .filter(|n| *n <= MAX_CURSOR)
+                .ok_or_else(|| ApiError::invalid(format!("{name}: must be 0 to {MAX_CURSOR}")))
         })
         .transpose()
 }
@@ -60,23 +68,50 @@ impl<P: Ports> Core<P> {
                         "not a realtime ticket",
                     ));
                 }
-                self.live_caller(
-                    AccessClaims {
-                        scope: None,
-                        ..claims
-                    },
-                    |_| Vec::new(),
-                )
-                .await?
-                .0
+                let caller = self
+                    .live_caller(
+                        AccessClaims {
+                            scope: None,
+                            ..claims
+                        },
+                        |_| Vec::new(),
+                    )
+                    .await?
+                    .0;
+                self.spend_ticket(ticket, rq.now_ms).await?;
+                caller
             }
             None => self.caller(rq).await?,
         };
         Ok(RealtimeGrant {
             user_id: caller.user_id.clone(),
             device_id: caller.device()?.to_owned(),
+            session_id: caller.session_id.clone(),
             resume_after,
         })
+    }
+
+    /// A ticket travels in a URL (proxies and histories keep those): it opens one socket only.
+    async fn spend_ticket(&self, ticket: &str, now_ms: i64) -> ApiResult<()> {
+        let changes = self
+            .ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "INSERT INTO realtime_tickets_used (ticket_hash, expires_at) VALUES (?, ?) \
+                 ON CONFLICT (ticket_hash) DO NOTHING",
+                vec![
+                    sha256_hex(ticket.as_bytes()).into(),
+                    (now_ms + TICKET_TTL_SECS * 1000).into(),
+                ],
+            )])
+            .await?;
+        if changes.first() != Some(&1) {
+            return Err(ApiError::unauthorized(
+                "ticket_used",
+                "this ticket has already opened a socket; ask for a new one",
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) async fn realtime_ticket(&self, rq: &Rq<'_>) -> ApiResult<Reply> {

@@ -7,7 +7,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use udc_hub::{NewEvent, PresenceState};
+use udc_hub::{NewEvent, PresenceState, Relay};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -164,6 +164,13 @@ impl Session {
 
 /// One input event, checked: pointer positions are fractions of the captured screen, so
 /// differing resolutions map correctly.
+/// Modifier names as browsers and the agent send them (case ignored).
+const MODIFIERS: [&str; 7] = [
+    "shift", "control", "ctrl", "alt", "altgraph", "meta", "super",
+];
+/// One wheel event scrolls at most this many steps either way.
+const MAX_WHEEL_STEPS: i64 = 100;
+
 fn check_input(e: &Value, i: usize) -> ApiResult<()> {
     let bad = |what: &str| ApiError::invalid(format!("events[{i}]: {what}"));
     let fraction = |k: &str| {
@@ -171,6 +178,22 @@ fn check_input(e: &Value, i: usize) -> ApiResult<()> {
             .filter(|v| (0.0..=1.0).contains(v))
             .ok_or_else(|| bad(&format!("{k}: a number from 0 to 1")))
     };
+    let fields: &[&str] = match e["type"].as_str() {
+        Some("pointer_move") => &["type", "x", "y"],
+        Some("pointer_button") => &["type", "button", "down"],
+        Some("wheel") => &["type", "dx", "dy"],
+        Some("key") => &["type", "key", "down", "modifiers"],
+        _ => &[],
+    };
+    // What the server does not know it does not pass on.
+    if let Some(unknown) = e
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str())))
+    {
+        if !fields.is_empty() {
+            return Err(bad(&format!("{unknown}: not a field of this event")));
+        }
+    }
     match e["type"].as_str() {
         Some("pointer_move") => {
             fraction("x")?;
@@ -184,8 +207,11 @@ fn check_input(e: &Value, i: usize) -> ApiResult<()> {
             }
         }
         Some("wheel") => {
-            if !e["dx"].is_i64() || !e["dy"].is_i64() {
-                return Err(bad("wheel: integer dx and dy"));
+            let step = |k: &str| e[k].as_i64().is_some_and(|v| v.abs() <= MAX_WHEEL_STEPS);
+            if !step("dx") || !step("dy") {
+                return Err(bad(&format!(
+                    "wheel: integer dx and dy, -{MAX_WHEEL_STEPS} to {MAX_WHEEL_STEPS}"
+                )));
             }
         }
         Some("key") => {
@@ -194,6 +220,24 @@ fn check_input(e: &Value, i: usize) -> ApiResult<()> {
                 return Err(bad(
                     "key: a key name (1 to 32 characters) with down: true|false",
                 ));
+            }
+            let modifiers_ok = match e.get("modifiers") {
+                None => true,
+                Some(Value::Array(m)) => {
+                    m.len() <= 8
+                        && m.iter().all(|v| {
+                            v.as_str().is_some_and(|s| {
+                                MODIFIERS.contains(&s.to_ascii_lowercase().as_str())
+                            })
+                        })
+                }
+                Some(_) => false,
+            };
+            if !modifiers_ok {
+                return Err(bad(&format!(
+                    "modifiers: a list of {}",
+                    MODIFIERS.join(", ")
+                )));
             }
         }
         _ => return Err(bad("type: pointer_move, pointer_button, wheel or key")),
@@ -588,23 +632,32 @@ impl<P: Ports> Core<P> {
             check_input(e, i)?;
         }
         let count = body.events.len() as i64;
+        // Keystrokes are never stored: relayed to the target's open sockets, or refused.
+        let reached = self
+            .ports
+            .hub()
+            .relay(
+                &caller.user_id,
+                Relay {
+                    device_id: s.target.clone(),
+                    event: "remote.input".into(),
+                    data: serde_json::json!({ "session_id": s.id, "events": body.events }),
+                },
+            )
+            .await?;
+        if reached == 0 {
+            return Err(ApiError::conflict(
+                "device_offline",
+                "the target has no open socket to relay input to (on Spin none can be held): \
+                 send input on the session's data channel",
+            ));
+        }
         self.ports
             .sql()
             .batch(vec![Stmt::new(
                 "UPDATE remote_sessions SET relayed_inputs = relayed_inputs + ?, requester_seen_at = ? WHERE id = ? AND state = 'active'",
                 vec![count.into(), rq.now_ms.into(), s.id.as_str().into()],
             )])
-            .await?;
-        self.ports
-            .hub()
-            .publish(
-                &caller.user_id,
-                NewEvent {
-                    event: "remote.input".into(),
-                    target_device_id: Some(s.target.clone()),
-                    data: serde_json::json!({ "session_id": s.id, "events": body.events }),
-                },
-            )
             .await?;
         Reply::json(
             StatusCode::ACCEPTED,

@@ -1,5 +1,11 @@
-//! Failed sign-ins, counted per email and per client address in a fixed window. Over the limit
-//! the next attempt answers 429 with Retry-After, before any credential is looked at.
+//! Sign-in and sign-up attempts, counted in a fixed window; over a limit the next attempt
+//! answers 429 with Retry-After, before any credential is looked at.
+//!
+//! Failed sign-ins from a client the account has not seen are counted per email and per client
+//! address. A client that signed in to the account before presents its device cookie
+//! (`login_cookies`), and its failures are counted on that cookie alone: whoever guesses at an
+//! email, from anywhere, cannot lock the owner's own clients out (OWASP's device cookies). New
+//! clients still wait out a locked email, and behind an address that guessed too much.
 
 use http::StatusCode;
 
@@ -11,11 +17,18 @@ use crate::rows;
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
 pub const EMAIL_LIMIT: i64 = 5;
 pub const ADDRESS_LIMIT: i64 = 20;
+pub const COOKIE_LIMIT: i64 = 5;
+/// Sign-ups per client address: each one says whether an email has an account.
+pub const REGISTER_LIMIT: i64 = 10;
 
-/// The throttle keys for one attempt, each with its limit.
-pub struct Keys(Vec<(String, i64)>);
+/// The throttle keys for one attempt, each with its limit, and what they count.
+pub struct Keys {
+    keys: Vec<(String, i64)>,
+    what: &'static str,
+}
 
 impl Keys {
+    /// A sign-in from a client the account has not seen (no valid device cookie).
     pub fn new(email: &str, client_ip: Option<&str>) -> Keys {
         let mut keys = vec![(
             format!("email:{}", sha256_hex(email.as_bytes())),
@@ -24,16 +37,42 @@ impl Keys {
         if let Some(ip) = client_ip {
             keys.push((format!("ip:{ip}"), ADDRESS_LIMIT));
         }
-        Keys(keys)
+        Keys {
+            keys,
+            what: "failed sign-ins",
+        }
     }
 
-    pub fn email_key(&self) -> &str {
-        &self.0[0].0
+    /// A sign-in from a client holding a device cookie of the account (its hash).
+    pub fn cookie(cookie_hash: &str) -> Keys {
+        Keys {
+            keys: vec![(format!("cookie:{cookie_hash}"), COOKIE_LIMIT)],
+            what: "failed sign-ins",
+        }
+    }
+
+    /// Sign-ups from one address, every attempt counted.
+    pub fn register(client_ip: Option<&str>) -> Keys {
+        Keys {
+            keys: client_ip
+                .map(|ip| vec![(format!("register:{ip}"), REGISTER_LIMIT)])
+                .unwrap_or_default(),
+            what: "sign-ups from this address",
+        }
+    }
+
+    /// How many keys (and so reads) there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 
     /// The reads `verdict` needs, one per key (run them with the attempt's other reads).
     pub fn reads(&self) -> Vec<Stmt> {
-        self.0
+        self.keys
             .iter()
             .map(|(key, _)| {
                 Stmt::new(
@@ -47,7 +86,7 @@ impl Keys {
     /// Refuses the attempt while any key is over its limit in the current window; `found` holds
     /// the rows of `reads()`, in order.
     pub fn verdict(&self, found: &[Vec<Row>], now_ms: i64) -> ApiResult<()> {
-        for ((_, limit), rows) in self.0.iter().zip(found) {
+        for ((_, limit), rows) in self.keys.iter().zip(found) {
             let Some(row) = rows.first() else { continue };
             let window_end = rows::int(row, 0)? + WINDOW_MS;
             if window_end > now_ms && rows::int(row, 1)? >= *limit {
@@ -57,7 +96,7 @@ impl Keys {
                     ..ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
                         "rate_limited",
-                        format!("too many failed sign-ins; try again in {secs} s"),
+                        format!("too many {}; try again in {secs} s", self.what),
                     )
                 });
             }
@@ -66,13 +105,18 @@ impl Keys {
     }
 
     pub async fn record_failure(&self, sql: &impl Sql, now_ms: i64) -> ApiResult<()> {
+        sql.batch(self.count(now_ms)).await?;
+        Ok(())
+    }
+
+    /// The statements that count one more attempt on every key.
+    pub fn count(&self, now_ms: i64) -> Vec<Stmt> {
         // SET expressions all see the row as it was, so both CASEs test the old window.
         const UPSERT: &str = "INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1) \
              ON CONFLICT(key) DO UPDATE SET \
              failures = CASE WHEN login_throttle.window_start + ? > ? THEN login_throttle.failures + 1 ELSE 1 END, \
              window_start = CASE WHEN login_throttle.window_start + ? > ? THEN login_throttle.window_start ELSE ? END";
-        let stmts = self
-            .0
+        self.keys
             .iter()
             .map(|(key, _)| {
                 Stmt::new(
@@ -88,17 +132,20 @@ impl Keys {
                     ],
                 )
             })
-            .collect();
-        sql.batch(stmts).await?;
-        Ok(())
+            .collect()
     }
 
-    /// Cleared after a successful sign-in (email only: one good login must not reset an
-    /// address that is guessing at many accounts).
-    pub fn clear_email(&self) -> Stmt {
+    /// Cleared after a successful sign-in: the email's or the cookie's count (never the
+    /// address's: one good login must not reset an address that is guessing at many accounts).
+    pub fn clear_first(&self) -> Stmt {
+        let first = self
+            .keys
+            .first()
+            .map(|(k, _)| k.as_str())
+            .unwrap_or_default();
         Stmt::new(
             "DELETE FROM login_throttle WHERE key = ?",
-            vec![self.email_key().into()],
+            vec![first.into()],
         )
     }
 }

@@ -2,15 +2,16 @@
 //! SQLite, the open sockets' outboxes, and the alarms. It is also core's `Hub` port.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::types::Value as Sqlv;
 use rusqlite::{params_from_iter, Connection};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use udc_core::{Clock, HubError, SystemClock};
+use udc_core::{Clock, HubError, RealtimeGrant, SystemClock};
 use udc_hub::{
-    ConnId, DevicePresence, EventsPage, Hub, NewEvent, Output, SqlStore, SqlValue, StoreError,
-    SyncSql,
+    ConnId, DevicePresence, EventsPage, Hub, NewEvent, Output, Relay, Revoked, SqlStore, SqlValue,
+    StoreError, SyncSql,
 };
 
 /// What a socket task is told to do.
@@ -27,10 +28,8 @@ pub struct HubDb(Arc<Mutex<Connection>>);
 impl SyncSql for HubDb {
     fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let err = |e: rusqlite::Error| StoreError(e.to_string());
-        let conn = self
-            .0
-            .lock()
-            .map_err(|_| StoreError("hub database lock poisoned".into()))?;
+        // A panic elsewhere cannot leave a half-run statement behind: recover the connection.
+        let conn = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let mut stmt = conn.prepare_cached(sql).map_err(err)?;
         let width = stmt.column_count();
         let params = params.into_iter().map(|v| match v {
@@ -61,9 +60,13 @@ struct Socket {
     outbox: UnboundedSender<Outgoing>,
 }
 
+type AccountHub = Arc<Mutex<Hub<SqlStore<HubDb>>>>;
+
+/// What every account shares. Its lock is held only for map lookups and sends, never across
+/// the hub machine's work, so one account's failure cannot stall or poison the others.
 #[derive(Default)]
 struct State {
-    hubs: HashMap<String, Hub<SqlStore<HubDb>>>,
+    hubs: HashMap<String, AccountHub>,
     sockets: HashMap<ConnId, Socket>,
     alarms: HashMap<String, i64>,
     next_conn: ConnId,
@@ -73,6 +76,9 @@ pub struct ServerHub {
     db: HubDb,
     state: Mutex<State>,
 }
+
+/// Close code for sockets whose account hub failed: reconnect and resume.
+const CLOSE_HUB_FAILED: u16 = 1011;
 
 impl ServerHub {
     pub fn open(path: &std::path::Path) -> Result<ServerHub, String> {
@@ -85,66 +91,112 @@ impl ServerHub {
         })
     }
 
-    /// Runs `f` on the account's machine, then delivers what it asked for.
+    /// The shared maps. Nothing that can panic runs under this lock, so a poisoned one still
+    /// holds consistent maps.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn account(&self, user_id: &str) -> AccountHub {
+        let db = self.db.clone();
+        self.state()
+            .hubs
+            .entry(user_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Hub::new(
+                    SqlStore {
+                        exec: db,
+                        user_id: user_id.to_owned(),
+                    },
+                    [],
+                )))
+            })
+            .clone()
+    }
+
+    /// Runs `f` on the account's machine, then delivers what it asked for, in order. Locks are
+    /// taken account first, then the shared maps, never the reverse.
     fn with_hub<T>(
         &self,
         user_id: &str,
         f: impl FnOnce(&mut Hub<SqlStore<HubDb>>) -> Result<(T, Vec<Output>), StoreError>,
     ) -> Result<T, HubError> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| HubError("hub lock poisoned".into()))?;
-        let db = self.db.clone();
-        let hub = state.hubs.entry(user_id.to_owned()).or_insert_with(|| {
-            Hub::new(
-                SqlStore {
-                    exec: db,
-                    user_id: user_id.to_owned(),
-                },
-                [],
-            )
-        });
-        let (value, outputs) = f(hub).map_err(HubError::new)?;
-        let idle = hub.connections().is_empty();
-        for output in outputs {
-            match output {
-                Output::Send(conn, text) => {
-                    if let Some(s) = state.sockets.get(&conn) {
-                        // A socket whose task has ended is cleaned up by its own close.
-                        let _ = s.outbox.send(Outgoing::Text(text));
+        let mut f = Some(f);
+        loop {
+            let account = self.account(user_id);
+            let mut hub = account.lock().unwrap_or_else(PoisonError::into_inner);
+            // An idle hub may have been dropped from the map between the lookup and the lock.
+            let current = self
+                .state()
+                .hubs
+                .get(user_id)
+                .is_some_and(|h| Arc::ptr_eq(h, &account));
+            if !current {
+                continue;
+            }
+            let Some(f) = f.take() else {
+                return Err(HubError("hub call lost".into()));
+            };
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut hub)));
+            let mut state = self.state();
+            let (value, outputs) = match ran {
+                Ok(result) => result.map_err(HubError::new)?,
+                Err(_) => {
+                    // A bug in one account's handling: forget its machine (everything but the
+                    // open sockets is in SQLite) and close its sockets so they reconnect.
+                    state.hubs.remove(user_id);
+                    state.alarms.remove(user_id);
+                    let conns: Vec<ConnId> = state
+                        .sockets
+                        .iter()
+                        .filter(|(_, s)| s.user_id == user_id)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for conn in conns {
+                        if let Some(s) = state.sockets.remove(&conn) {
+                            let _ = s
+                                .outbox
+                                .send(Outgoing::Close(CLOSE_HUB_FAILED, "hub failed".into()));
+                        }
                     }
+                    return Err(HubError("the account's hub failed; it restarts".into()));
                 }
-                Output::Close(conn, code, reason) => {
-                    if let Some(s) = state.sockets.remove(&conn) {
-                        let _ = s.outbox.send(Outgoing::Close(code, reason));
+            };
+            for output in outputs {
+                match output {
+                    Output::Send(conn, text) => {
+                        if let Some(s) = state.sockets.get(&conn) {
+                            // A socket whose task has ended is cleaned up by its own close.
+                            let _ = s.outbox.send(Outgoing::Text(text));
+                        }
                     }
-                }
-                Output::Alarm(at) => {
-                    state.alarms.insert(user_id.to_owned(), at);
+                    Output::Close(conn, code, reason) => {
+                        if let Some(s) = state.sockets.remove(&conn) {
+                            let _ = s.outbox.send(Outgoing::Close(code, reason));
+                        }
+                    }
+                    Output::Alarm(at) => {
+                        state.alarms.insert(user_id.to_owned(), at);
+                    }
                 }
             }
+            if hub.connections().is_empty() {
+                // Nothing lives only in memory: a hub without sockets is rebuilt from SQLite on demand.
+                state.hubs.remove(user_id);
+                state.alarms.remove(user_id);
+            }
+            return Ok(value);
         }
-        if idle {
-            // Nothing lives only in memory: a hub without sockets is rebuilt from SQLite on demand.
-            state.hubs.remove(user_id);
-            state.alarms.remove(user_id);
-        }
-        Ok(value)
     }
 
     pub fn connect(
         &self,
-        user_id: &str,
-        device_id: &str,
-        resume_after: Option<u64>,
+        grant: &RealtimeGrant,
     ) -> Result<(ConnId, UnboundedReceiver<Outgoing>), HubError> {
+        let user_id = grant.user_id.as_str();
         let (tx, rx) = unbounded_channel();
         let conn = {
-            let mut state = self
-                .state
-                .lock()
-                .map_err(|_| HubError("hub lock poisoned".into()))?;
+            let mut state = self.state();
             state.next_conn += 1;
             let conn = state.next_conn;
             state.sockets.insert(
@@ -158,18 +210,22 @@ impl ServerHub {
         };
         let now = SystemClock.now_ms();
         self.with_hub(user_id, |hub| {
-            Ok(((), hub.connect(conn, device_id, resume_after, now)?))
+            Ok((
+                (),
+                hub.connect(
+                    conn,
+                    &grant.device_id,
+                    &grant.session_id,
+                    grant.resume_after,
+                    now,
+                )?,
+            ))
         })?;
         Ok((conn, rx))
     }
 
     fn user_of(&self, conn: ConnId) -> Option<String> {
-        self.state
-            .lock()
-            .ok()?
-            .sockets
-            .get(&conn)
-            .map(|s| s.user_id.clone())
+        self.state().sockets.get(&conn).map(|s| s.user_id.clone())
     }
 
     pub fn frame(&self, conn: ConnId, text: &str) -> Result<(), HubError> {
@@ -181,9 +237,7 @@ impl ServerHub {
     }
 
     pub fn closed(&self, conn: ConnId, user_id: &str) -> Result<(), HubError> {
-        if let Ok(mut state) = self.state.lock() {
-            state.sockets.remove(&conn);
-        }
+        self.state().sockets.remove(&conn);
         let now = SystemClock.now_ms();
         self.with_hub(user_id, |hub| Ok(((), hub.closed(conn, now)?)))
     }
@@ -191,15 +245,13 @@ impl ServerHub {
     /// Runs every alarm that is due.
     pub fn tick(&self) {
         let now = SystemClock.now_ms();
-        let due: Vec<String> = match self.state.lock() {
-            Ok(state) => state
-                .alarms
-                .iter()
-                .filter(|(_, at)| **at <= now)
-                .map(|(u, _)| u.clone())
-                .collect(),
-            Err(_) => return,
-        };
+        let due: Vec<String> = self
+            .state()
+            .alarms
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(u, _)| u.clone())
+            .collect();
         for user in due {
             if let Err(e) = self.with_hub(&user, |hub| Ok(((), hub.alarm(now)?))) {
                 eprintln!("udc-server: hub alarm for {user}: {e}");
@@ -217,13 +269,21 @@ impl udc_core::Hub for ServerHub {
         })
     }
 
+    async fn relay(&self, user_id: &str, relay: Relay) -> Result<usize, HubError> {
+        let now = SystemClock.now_ms();
+        self.with_hub(user_id, |hub| {
+            let out = hub.relay(relay, now);
+            Ok((out.len(), out))
+        })
+    }
+
     async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
         self.with_hub(user_id, |hub| Ok((hub.presence()?, Vec::new())))
     }
 
-    async fn disconnect(&self, user_id: &str, device_id: &str) -> Result<(), HubError> {
+    async fn revoke(&self, user_id: &str, revoked: Revoked) -> Result<(), HubError> {
         let now = SystemClock.now_ms();
-        self.with_hub(user_id, |hub| Ok(((), hub.disconnect(device_id, now)?)))
+        self.with_hub(user_id, |hub| Ok(((), hub.revoke(&revoked, now)?)))
     }
 
     async fn events_after(
@@ -235,5 +295,61 @@ impl udc_core::Hub for ServerHub {
         self.with_hub(user_id, |hub| {
             Ok((hub.events_after(device_id, after)?, Vec::new()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(user: &str) -> RealtimeGrant {
+        RealtimeGrant {
+            user_id: user.into(),
+            device_id: format!("{user}-device"),
+            session_id: format!("{user}-session"),
+            resume_after: None,
+        }
+    }
+
+    fn closed(rx: &mut UnboundedReceiver<Outgoing>) -> Option<u16> {
+        let mut code = None;
+        while let Ok(out) = rx.try_recv() {
+            if let Outgoing::Close(c, _) = out {
+                code = Some(c);
+            }
+        }
+        code
+    }
+
+    /// A bug in one account's handling costs that account its open sockets (they reconnect),
+    /// never every account's hub.
+    #[test]
+    fn a_panic_in_one_accounts_hub_harms_no_other() {
+        let dir = std::env::temp_dir().join(format!("udc-hub-panic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hub.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(udc_hub::sql_store::SCHEMA)
+            .unwrap();
+        let hub = ServerHub::open(&path).unwrap();
+        let (_, mut broken) = hub.connect(&grant("u1")).unwrap();
+        let (_, mut healthy) = hub.connect(&grant("u2")).unwrap();
+        closed(&mut healthy);
+
+        let failed = hub.with_hub("u1", |_| -> Result<((), Vec<Output>), StoreError> {
+            panic!("a bug in one account's handling")
+        });
+        assert!(failed.is_err());
+        assert_eq!(closed(&mut broken), Some(CLOSE_HUB_FAILED));
+
+        let event = || NewEvent::to_all("device.updated", serde_json::json!({}));
+        pollster::block_on(udc_core::Hub::publish(&hub, "u2", event())).unwrap();
+        assert!(matches!(healthy.try_recv(), Ok(Outgoing::Text(_))));
+        assert_eq!(closed(&mut healthy), None);
+        // The failed account's hub is rebuilt from SQLite on its next use.
+        pollster::block_on(udc_core::Hub::publish(&hub, "u1", event())).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -150,8 +150,7 @@ async fn realtime(
 
 async fn serve_socket(hub: Arc<ServerHub>, socket: WebSocket, grant: udc_core::RealtimeGrant) {
     let (mut sink, mut stream) = socket.split();
-    let (conn, mut outbox) = match hub.connect(&grant.user_id, &grant.device_id, grant.resume_after)
-    {
+    let (conn, mut outbox) = match hub.connect(&grant) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("udc-server: hub connect: {e}");
@@ -433,6 +432,50 @@ mod tests {
                 s("unanswered", "expired", Some("not_answered")),
             ]
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A socket outlives its 15-minute access token: when its session can no longer be
+    /// refreshed, the hourly maintenance ends the session and closes the socket.
+    #[test]
+    fn an_expired_session_ends_and_its_sockets_close() {
+        let (core, dir) = test_core("expiry");
+        pollster::block_on(async {
+            let (_, signed) =
+                call(&core, "/auth/register", register_body("expiry@example.com")).await;
+            let bearer = |t: &serde_json::Value| format!("Bearer {}", t.as_str().unwrap());
+            let req = Request::builder()
+                .method("POST")
+                .uri("/devices/register")
+                .header("content-type", "application/json")
+                .header("authorization", bearer(&signed["tokens"]["access_token"]))
+                .body(br#"{"name":"Desk","platform":"linux"}"#.to_vec())
+                .unwrap();
+            let resp = core.handle(req, RequestContext::default()).await;
+            let device: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+            let upgrade = Request::builder()
+                .uri("/realtime")
+                .header("authorization", bearer(&device["tokens"]["access_token"]))
+                .body(Vec::new())
+                .unwrap();
+            let grant = core
+                .authorize_realtime(&upgrade, RequestContext::default())
+                .await
+                .unwrap();
+            let (_, mut outbox) = core.ports.hub.connect(&grant).unwrap();
+
+            let now = SystemClock.now_ms();
+            assert_eq!(core.maintenance(now).await.unwrap().sessions_expired, 0);
+            let lapsed = now + core.config.refresh_ttl_secs * 1000 + 60_000;
+            assert_eq!(core.maintenance(lapsed).await.unwrap().sessions_expired, 1);
+            let mut closed = None;
+            while let Ok(out) = outbox.try_recv() {
+                if let hub::Outgoing::Close(code, _) = out {
+                    closed = Some(code);
+                }
+            }
+            assert_eq!(closed, Some(udc_hub::protocol::close::REVOKED));
+        });
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -1,7 +1,7 @@
 //! `SqliteSql`: the SQL port on a local SQLite file (rusqlite).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
@@ -53,10 +53,8 @@ impl SqliteSql {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| SqlError("connection lock poisoned".into()))?;
+        // Only rusqlite runs under this lock; a panic elsewhere leaves the connection usable.
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut conn)
     }
 }

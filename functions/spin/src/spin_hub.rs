@@ -4,7 +4,10 @@
 
 use spin_sdk::sqlite::{Connection, Value as SpinValue};
 use udc_core::{Clock, HubError, SystemClock};
-use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, SqlStore, SqlValue, StoreError, SyncSql};
+use udc_hub::{
+    DevicePresence, EventsPage, Hub, NewEvent, Relay, Revoked, SqlStore, SqlValue, StoreError,
+    SyncSql,
+};
 
 pub struct SpinDb(Connection);
 
@@ -73,12 +76,17 @@ impl udc_core::Hub for SpinHub {
         }
     }
 
+    /// Ephemeral traffic needs an open socket, which Spin cannot hold.
+    async fn relay(&self, _user_id: &str, _relay: Relay) -> Result<usize, HubError> {
+        Ok(0)
+    }
+
     async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
         self.hub(user_id).presence().map_err(HubError::new)
     }
 
     /// Nothing to close: Spin holds no sockets, and the revoked token can no longer poll.
-    async fn disconnect(&self, _user_id: &str, _device_id: &str) -> Result<(), HubError> {
+    async fn revoke(&self, _user_id: &str, _revoked: Revoked) -> Result<(), HubError> {
         Ok(())
     }
 
