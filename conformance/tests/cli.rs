@@ -465,3 +465,183 @@ fn a_new_device_signs_in_with_an_approval_from_the_command_line() {
     let (ok, _, err) = phone.run(&["approve", "--yes"], "");
     assert!(!ok && err.contains("no sign-in request"), "{err}");
 }
+
+/// A server that answers every request with `body` (200, JSON), then closes the connection;
+/// the paths it was asked for come back on the channel.
+fn stub_server(body: Value) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            let mut length = 0usize;
+            let mut first = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if first.is_empty() {
+                    first = line.clone();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            let mut request_body = vec![0u8; length];
+            let _ = reader.read_exact(&mut request_body);
+            let _ = tx.send(first.split(' ').nth(1).unwrap_or_default().to_owned());
+            let text = body.to_string();
+            let _ = reader.get_mut().write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_new_device_shows_the_phrase_of_its_own_key_and_refuses_a_server_that_swaps_it() {
+    // The server answers the sign-in request with a phrase of its choosing: the one of a key it
+    // would have put in place of the device's, to collect the account key.
+    let swapped = "abandon-ability-able-about-above";
+    let (url, asked) = stub_server(serde_json::json!({
+        "request_id": "0b9d7c9e-6f00-4c8e-9b1a-1f2e3d4c5b6a",
+        "poll_secret": "secret",
+        "fingerprint_phrase": swapped,
+        "expires_in": 120,
+    }));
+    let agent = Agent::new();
+    let out = std::process::Command::new(agent_bin())
+        .args([
+            "--server",
+            &url,
+            "--json",
+            "login",
+            "--email",
+            &unique_email(),
+            "--approve-with-device",
+        ])
+        .env("UDC_CONFIG_DIR", &agent.config)
+        .env("UDC_TOKEN_STORE", "file")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it must refuse: {stdout} {stderr}");
+    assert!(
+        !stdout.contains(swapped),
+        "it showed the server's phrase: {stdout}"
+    );
+    assert!(stderr.contains("refusing"), "{stderr}");
+    assert_eq!(asked.recv().unwrap(), "/auth/approval/request");
+    assert!(
+        asked.try_recv().is_err(),
+        "it went on to wait for an approval"
+    );
+}
+
+/// Names no file system would take as they are, and a file whose bytes are not what its
+/// sender declared: each good file arrives under a safe, recognisable name, the bad one is
+/// reported and left on the server, and nothing blocks what follows.
+#[test]
+fn receive_saves_hostile_names_safely_and_one_bad_file_blocks_nothing() {
+    use udc_conformance::{upload_as, Account};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let account = runtime.block_on(Account::create());
+    let desktop = Agent::new();
+    desktop.ok(
+        &[
+            "login",
+            "--email",
+            &account.email,
+            "--password-stdin",
+            "--device-name",
+            "Desktop",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let me = desktop.ok(&["devices"], "");
+    let desktop_id = me["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["is_current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (bad_id, expected) = runtime.block_on(async {
+        let sender = account.device("Sender").await;
+        account
+            .api
+            .trust(sender.token(), &sender.id, &desktop_id)
+            .await
+            .unwrap();
+        let long = format!("{}.txt", "l".repeat(230));
+        let mut expected = Vec::new();
+        for (i, name) in [
+            long.as_str(),
+            "photo\u{202E}gpj.exe",
+            "CON.txt",
+            "...profile",
+            "é".repeat(120).as_str(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data = format!("file {i} for the desktop").into_bytes();
+            upload_as(&account, &sender, name, &data, &data, Some(&desktop_id)).await;
+            expected.push((udc_agent::transfer::local_name(name), data));
+        }
+        // Declares one content, stores another of the same size.
+        let declared = b"what the sender said".to_vec();
+        let bad = upload_as(
+            &account,
+            &sender,
+            "liar.bin",
+            &declared,
+            b"what the sender sent",
+            Some(&desktop_id),
+        )
+        .await;
+        (bad, expected)
+    });
+
+    let into = desktop.config.join("inbox");
+    let (ok, out, err) = desktop.run(&["receive", "--dir", into.to_str().unwrap()], "");
+    assert!(!ok, "one file failed: the exit status says so");
+    assert_eq!(
+        out["received"].as_array().unwrap().len(),
+        expected.len(),
+        "{err}"
+    );
+    assert_eq!(out["failed"][0]["file_id"], bad_id.as_str(), "{err}");
+    for (name, data) in &expected {
+        assert!(
+            name.len() <= 200 && !name.starts_with('.') && !name.contains('\u{202E}'),
+            "{name}"
+        );
+        assert_eq!(&std::fs::read(into.join(name)).unwrap(), data, "{name}");
+    }
+    assert!(!name_in(&into, "liar.bin"), "the bad bytes are not kept");
+    // The bad file is still offered (on the server, unconfirmed); the rest are done.
+    let (_, again, _) = desktop.run(&["receive", "--dir", into.to_str().unwrap()], "");
+    assert_eq!(again["received"], serde_json::json!([]));
+    assert_eq!(again["failed"][0]["file_id"], bad_id.as_str());
+}
+
+fn name_in(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains(name))
+}

@@ -250,8 +250,14 @@ async fn sign_in(cli: &Cli, store: &Store, creds: &Credentials, create: bool) ->
         let (signed, keys): (SignedIn, DerivedKeys) = if create {
             client.register(&creds.email, &password).await?
         } else {
-            client.login(&creds.email, &password).await?
+            let cookie = store.device_cookie(&creds.email);
+            client
+                .login_as(&creds.email, &password, cookie.as_deref())
+                .await?
         };
+        if let Some(cookie) = &signed.device_cookie {
+            store.save_device_cookie(&creds.email, cookie)?;
+        }
         (signed, keys.enc_key)
     };
     let registered = client
@@ -297,16 +303,26 @@ async fn approved_sign_in(
     let ticket = client
         .request_approval(&creds.email, &name, &keys.public_b64())
         .await?;
+    let phrase = keys.fingerprint_phrase();
+    // The server's phrase must be the one of the key we sent; if not, someone in between put
+    // their own key in its place, and the approving device would seal the account key to them.
+    if ticket.fingerprint_phrase != phrase {
+        bail!(
+            "the server named this request \"{}\", which is not the phrase of this device's key \
+             (\"{phrase}\"): refusing; the server or something in between is not to be trusted",
+            ticket.fingerprint_phrase
+        );
+    }
     if cli.json {
         println!(
             "{}",
-            json!({ "approval": "requested", "request_id": ticket.request_id, "fingerprint_phrase": ticket.fingerprint_phrase })
+            json!({ "approval": "requested", "request_id": ticket.request_id, "fingerprint_phrase": phrase })
         );
     } else {
         println!(
             "Approve this sign-in on one of your devices (`udc-agent approve`).\n\
-             Check that it shows this phrase: {}\nWaiting up to {} s...",
-            ticket.fingerprint_phrase, ticket.expires_in
+             Check that it shows this phrase: {phrase}\nWaiting up to {} s...",
+            ticket.expires_in
         );
     }
     loop {
@@ -687,21 +703,38 @@ async fn receive(
         store,
     };
     let mut received = Vec::new();
+    let mut failed = Vec::new();
     for id in ids {
-        let r = transfer::receive(&client, &mut tokens, &id, dir, &mut reporter(cli.json)).await?;
-        if !cli.json {
-            println!(
-                "Received {} ({} bytes, SHA-256 verified)",
-                r.path.display(),
-                r.file.size
-            );
+        // One bad file (refused bytes, a store error) is reported and left on the server; the
+        // rest still arrive.
+        match transfer::receive(&client, &mut tokens, &id, dir, &mut reporter(cli.json)).await {
+            Ok(r) => {
+                if !cli.json {
+                    println!(
+                        "Received {} ({} bytes, SHA-256 verified)",
+                        r.path.display(),
+                        r.file.size
+                    );
+                }
+                received.push(r);
+            }
+            Err(e) => {
+                eprintln!("udc-agent: file {id} not received: {e:#}");
+                failed.push(json!({ "file_id": id, "error": format!("{e:#}") }));
+            }
         }
-        received.push(r);
     }
     if cli.json {
-        println!("{}", json!({ "received": received }));
-    } else if received.is_empty() {
+        println!("{}", json!({ "received": received, "failed": failed }));
+    } else if received.is_empty() && failed.is_empty() {
         println!("Nothing is waiting for this device");
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} files could not be received; they stay on the server",
+            failed.len(),
+            failed.len() + received.len()
+        );
     }
     Ok(())
 }

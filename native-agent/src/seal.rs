@@ -74,6 +74,12 @@ impl DeviceKeyPair {
         B64.encode(self.0.public_key().as_bytes())
     }
 
+    /// The five words both devices show: computed here from the key that will receive the
+    /// account key, never taken from the server (which could have swapped in its own key).
+    pub fn fingerprint_phrase(&self) -> String {
+        udc_core::approval::fingerprint_phrase(self.0.public_key().as_bytes())
+    }
+
     /// Opens the account key an approving device sealed to this pair.
     pub fn open_account_key(&self, sealed_b64: &str) -> Result<[u8; 32]> {
         let sealed = B64

@@ -173,6 +173,25 @@ impl Store {
         write_private(&self.dir.join("cursor.json"), text.as_bytes())
     }
 
+    /// The device cookie this client got at its last sign-in to `email`'s account. Kept across
+    /// logouts: it only ever spares this client others' failed sign-ins.
+    pub fn device_cookie(&self, email: &str) -> Option<String> {
+        let text = fs::read_to_string(self.dir.join("device-cookies.json")).ok()?;
+        let saved: serde_json::Value = serde_json::from_str(&text).ok()?;
+        saved[email.to_lowercase()].as_str().map(str::to_owned)
+    }
+
+    pub fn save_device_cookie(&self, email: &str, cookie: &str) -> Result<()> {
+        let path = self.dir.join("device-cookies.json");
+        let mut saved: serde_json::Value = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        saved[email.to_lowercase()] = serde_json::json!(cookie);
+        write_private(&path, saved.to_string().as_bytes())
+    }
+
     pub fn clear(&self) -> Result<()> {
         let _ = fs::remove_file(self.dir.join("cursor.json"));
         if self.backend != Backend::File {
