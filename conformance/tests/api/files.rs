@@ -426,6 +426,28 @@ async fn dedupe_never_reaches_a_file_the_caller_may_not_read() {
 }
 
 #[tokio::test]
+async fn a_device_that_lies_about_its_bytes_never_serves_them_to_another() {
+    let account = Account::create().await;
+    let (liar, honest) = pair(&account).await;
+    let genuine = bytes(3000, 19);
+    // The liar declares the genuine bytes' SHA-256 and stores others of the same size.
+    let poisoned = upload_as(&account, &liar, "a.bin", &genuine, &bytes(3000, 20), None).await;
+    // The honest device, which may read the liar's files, sends the genuine bytes: they are
+    // uploaded, not matched with the liar's, and what it stored is what it sent.
+    let started = initiate(&account, &honest, &genuine, None).await;
+    assert_eq!(
+        started.body["status"], "upload_required",
+        "{}",
+        started.body
+    );
+    let own = upload_small(&account, &honest, &genuine, None).await;
+    assert_ne!(own, poisoned);
+    let url = get(&account, &honest, &format!("/files/{own}/download")).await;
+    let (_, got) = fetch(url.body["url"].as_str().unwrap()).await;
+    assert_eq!(got, genuine);
+}
+
+#[tokio::test]
 async fn part_urls_take_exactly_the_bytes_of_their_part() {
     let account = Account::create().await;
     let device = account.device("Laptop").await;

@@ -437,23 +437,20 @@ impl<P: Ports> Core<P> {
                     "SELECT id FROM devices WHERE id = ? AND user_id = ? AND removed_at IS NULL",
                     vec![target.as_deref().into(), user.into()],
                 ),
-                // Dedupe only within the account, only from a live file (so the purge never
-                // deletes an object a new file was just attached to), and only from a file the
-                // caller may already read: knowing a file's hash and size (`GET /files` shows
-                // them) must never be a way to its bytes.
+                // Dedupe only from a live file (so the purge never deletes an object a new file
+                // was just attached to) that the calling device itself uploaded. Its own: knowing
+                // a file's hash and size (`GET /files` shows them) must never be a way to another
+                // device's bytes. Uploaded by it: the store does not check bytes against the
+                // declared SHA-256, so a device that lied about its content can only ever serve
+                // that content back to itself, never to an honest device of the account.
                 Stmt::new(
-                    "SELECT f.object_key FROM files f WHERE f.user_id = ? AND f.sha256 = ? AND f.size = ? \
-                     AND f.state = 'available' AND f.deleted_at IS NULL AND (f.sender_device_id = ? OR ( \
-                     EXISTS (SELECT 1 FROM trust_links t WHERE t.device_id = f.sender_device_id AND t.target_device_id = ?) \
-                     AND (NOT EXISTS (SELECT 1 FROM file_shares s WHERE s.file_id = f.id) \
-                     OR EXISTS (SELECT 1 FROM file_shares s WHERE s.file_id = f.id AND s.device_id = ?)))) LIMIT 1",
+                    "SELECT object_key FROM files WHERE user_id = ? AND sender_device_id = ? \
+                     AND sha256 = ? AND size = ? AND state = 'available' AND deleted_at IS NULL LIMIT 1",
                     vec![
                         user.into(),
+                        caller.device_id.as_deref().into(),
                         file.sha256.as_str().into(),
                         (file.size as i64).into(),
-                        caller.device_id.as_deref().into(),
-                        caller.device_id.as_deref().into(),
-                        caller.device_id.as_deref().into(),
                     ],
                 ),
             ])
