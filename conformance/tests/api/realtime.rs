@@ -399,26 +399,11 @@ async fn ended_sessions_close_their_sockets_logout_and_a_reused_refresh_token() 
     assert_eq!(wait_closed(&mut sb).await, Some(close::REVOKED));
 
     // Presenting a spent refresh token ends the whole session, and so its sockets.
-    let refresh = |token: &str| json!({ "refresh_token": token });
-    let spent = c.tokens.refresh_token.clone();
-    let first = account
-        .raw(
-            Method::POST,
-            "/auth/token/refresh",
-            None,
-            Some(&refresh(&spent)),
-        )
-        .await;
+    let spent = json!({ "refresh_token": c.tokens.refresh_token });
+    let refresh = || account.raw(Method::POST, "/auth/token/refresh", None, Some(&spent));
+    let first = refresh().await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let reused = account
-        .raw(
-            Method::POST,
-            "/auth/token/refresh",
-            None,
-            Some(&refresh(&spent)),
-        )
-        .await;
-    assert_eq!(code(&reused), "refresh_token_reused");
+    assert_eq!(code(&refresh().await), "refresh_token_reused");
     assert_eq!(wait_closed(&mut sc).await, Some(close::REVOKED));
 
     // Nobody else's socket was touched.

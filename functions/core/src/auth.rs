@@ -239,39 +239,35 @@ impl<P: Ports> Core<P> {
         let throttle = Keys::register(rq.client_ip.as_deref());
         throttle.verdict(&self.ports.sql().query_many(throttle.reads()).await?, now)?;
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
-        let account = vec![
-            Stmt::new(
-                "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
+        let insert_user = Stmt::new(
+            "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
                  kdf_parallelism, kdf_salt, auth_hash, created_at, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
-                vec![
-                    user_id.as_str().into(),
-                    email.as_str().into(),
-                    body.kdf.algorithm.as_str().into(),
-                    i64::from(body.kdf.memory_kib).into(),
-                    i64::from(body.kdf.iterations).into(),
-                    i64::from(body.kdf.parallelism).into(),
-                    body.kdf.salt.as_str().into(),
-                    auth_hash.into(),
-                    now.into(),
-                    now.into(),
-                ],
-            ),
-            self.insert_session(
-                &session_id,
-                &user_id,
-                None,
-                now,
-                Guard::UserExists(&user_id),
-            ),
-            self.insert_refresh(&refresh_hash, &session_id, now, Guard::UserExists(&user_id)),
-            store_cookie,
-        ];
+            vec![
+                user_id.as_str().into(),
+                email.as_str().into(),
+                body.kdf.algorithm.as_str().into(),
+                i64::from(body.kdf.memory_kib).into(),
+                i64::from(body.kdf.iterations).into(),
+                i64::from(body.kdf.parallelism).into(),
+                body.kdf.salt.as_str().into(),
+                auth_hash.into(),
+                now.into(),
+                now.into(),
+            ],
+        );
         let counted = throttle.len();
         let changes = self
             .ports
             .sql()
-            .batch(throttle.count(now).into_iter().chain(account).collect())
+            .batch(
+                throttle
+                    .count(now)
+                    .into_iter()
+                    .chain([insert_user, store_cookie])
+                    .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
+                    .collect(),
+            )
             .await?;
         if changes.get(counted) != Some(&1) {
             return Err(ApiError::conflict(
@@ -360,22 +356,19 @@ impl<P: Ports> Core<P> {
         let now = rq.now_ms;
         // The cookie turns over at every sign-in: the one presented is spent.
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
-        sql.batch(vec![
-            keys.clear_first(),
-            Stmt::new(
-                "DELETE FROM login_cookies WHERE cookie_hash = ?",
-                vec![cookie_hash.as_deref().into()],
-            ),
-            store_cookie,
-            self.insert_session(
-                &session_id,
-                &user_id,
-                None,
-                now,
-                Guard::UserExists(&user_id),
-            ),
-            self.insert_refresh(&refresh_hash, &session_id, now, Guard::UserExists(&user_id)),
-        ])
+        sql.batch(
+            vec![
+                keys.clear_first(),
+                Stmt::new(
+                    "DELETE FROM login_cookies WHERE cookie_hash = ?",
+                    vec![cookie_hash.as_deref().into()],
+                ),
+                store_cookie,
+            ]
+            .into_iter()
+            .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
+            .collect(),
+        )
         .await?;
         let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;
         Reply::ok(SignedIn {
@@ -570,6 +563,22 @@ impl<P: Ports> Core<P> {
             ));
         }
         Ok((caller, found.collect()))
+    }
+
+    /// A session without a device and its first refresh token, for a user that exists (or is
+    /// inserted earlier in the batch).
+    fn password_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        refresh_hash: &str,
+        now: i64,
+    ) -> [Stmt; 2] {
+        let guard = Guard::UserExists(user_id);
+        [
+            self.insert_session(session_id, user_id, None, now, guard),
+            self.insert_refresh(refresh_hash, session_id, now, guard),
+        ]
     }
 
     /// Inserts a session only while `guard` holds, so a batch whose first step did nothing
