@@ -238,3 +238,75 @@ async fn bad_ids_unknown_routes_and_wrong_methods() {
     let health = account.raw(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
 }
+
+/// Requests the HTTP layer itself refuses still get the JSON error shape, and the connection
+/// closes cleanly after the answer. udc-server only: workerd and the Spin test host answer
+/// these themselves (scripts/test.sh leaves this test out there).
+#[tokio::test]
+async fn protocol_level_errors_answer_with_the_json_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let many: String = (0..120).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!("GET /devices HTTP/1.1\r\nhost: x\r\n{many}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            b"GET /\xff\xfe HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            b"POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        // A good request kept alive, then a bad one: both answered, in order.
+        (
+            b"GET /health HTTP/1.1\r\nhost: x\r\n\r\nGET /h\x01 HTTP/1.1\r\nhost: x\r\n\r\n"
+                .to_vec(),
+            400,
+            "malformed_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(&request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(hub::PATIENCE, conn.read_to_end(&mut answer))
+            .await
+            .expect("the server closes the connection after its answer")
+            .expect("a clean close, not a reset");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        // The last answer on the connection is the refusal.
+        let last = text
+            .rfind("HTTP/1.1 4")
+            .map(|i| &text[i..])
+            .unwrap_or(&text);
+        let (head, body) = last.split_once("\r\n\r\n").expect("a complete answer");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(json["error"]["code"], code, "{body}");
+        if request.starts_with(b"GET /health") {
+            assert!(
+                text.starts_with("HTTP/1.1 200 "),
+                "the good request first: {text}"
+            );
+        }
+    }
+}

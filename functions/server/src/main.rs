@@ -5,6 +5,7 @@ mod blobs;
 mod http_client;
 mod hub;
 mod ports;
+mod protocol_errors;
 mod settings;
 mod sqlite;
 
@@ -17,6 +18,7 @@ use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{Request, Response};
+use axum::serve::ListenerExt;
 use axum::Router;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
@@ -87,6 +89,29 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
+    // The stand-in for a request head hyper would have refused with an empty answer.
+    if let Some(refused) = protocol_errors::refusal(req.headers()) {
+        return closing(error_response(&refused).map(Body::from));
+    }
+    // After a head that asks for an upgrade the guard stops checking the connection's bytes:
+    // one that is not upgraded after all must not carry another request.
+    let upgrade = req.headers().contains_key(http::header::UPGRADE);
+    let resp = route(server, peer, req).await;
+    if upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        return closing(resp);
+    }
+    resp
+}
+
+fn closing(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
+async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
     if let Some(store) = &server.store {
         if EmbeddedStore::serves(req.uri().path()) {
             return store.handle(req).await;
@@ -273,8 +298,10 @@ async fn main() -> Result<()> {
         "udc-server listening on http://{addr} (data in {})",
         data_dir.display()
     );
+    // `tap_io` changes nothing: it is how axum hands a wrapped listener's peer address to
+    // `ConnectInfo`.
     axum::serve(
-        listener,
+        protocol_errors::GuardedListener(listener).tap_io(|_| {}),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
