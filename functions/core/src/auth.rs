@@ -360,8 +360,8 @@ impl<P: Ports> Core<P> {
             vec![
                 keys.clear_first(),
                 Stmt::new(
-                    "DELETE FROM login_cookies WHERE cookie_hash = ?",
-                    vec![cookie_hash.as_deref().into()],
+                    "DELETE FROM login_cookies WHERE cookie_hash = ? AND user_id = ?",
+                    vec![cookie_hash.as_deref().into(), user_id.as_str().into()],
                 ),
                 store_cookie,
             ]
