@@ -27,7 +27,8 @@ pub fn base_url() -> String {
 /// A documentation-range IPv6 address no other test uses, so throttling stays per test.
 pub fn unique_ip() -> String {
     let n = uuid::Uuid::new_v4().as_u128();
-    format!("2001:db8::{:x}:{:x}", (n >> 16) as u16, n as u16)
+    // A /64 of its own: the server counts IPv6 clients by their /64.
+    format!("2001:db8:{:x}:{:x}::1", (n >> 16) as u16, n as u16)
 }
 
 pub fn unique_email() -> String {

@@ -633,10 +633,23 @@ fn receive_saves_hostile_names_safely_and_one_bad_file_blocks_nothing() {
         assert_eq!(&std::fs::read(into.join(name)).unwrap(), data, "{name}");
     }
     assert!(!name_in(&into, "liar.bin"), "the bad bytes are not kept");
-    // The bad file is still offered (on the server, unconfirmed); the rest are done.
-    let (_, again, _) = desktop.run(&["receive", "--dir", into.to_str().unwrap()], "");
+    // The rest are done; the refused file stays on the server, and is not fetched again for
+    // nothing (the same bytes would come back) unless asked for by id.
+    let again = desktop.ok(&["receive", "--dir", into.to_str().unwrap()], "");
     assert_eq!(again["received"], serde_json::json!([]));
-    assert_eq!(again["failed"][0]["file_id"], bad_id.as_str());
+    assert_eq!(again["skipped"], serde_json::json!([bad_id]));
+    let (ok, retried, _) = desktop.run(
+        &[
+            "receive",
+            "--dir",
+            into.to_str().unwrap(),
+            "--file",
+            &bad_id,
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert_eq!(retried["failed"][0]["file_id"], bad_id.as_str());
 }
 
 fn name_in(dir: &Path, name: &str) -> bool {

@@ -704,7 +704,14 @@ async fn receive(
     };
     let mut received = Vec::new();
     let mut failed = Vec::new();
+    let mut refused = store.refused_files();
+    let mut skipped = Vec::new();
     for id in ids {
+        // Bytes refused once would be the same bytes again: only `--file ID` tries once more.
+        if only.is_none() && refused.contains(&id) {
+            skipped.push(id);
+            continue;
+        }
         // One bad file (refused bytes, a store error) is reported and left on the server; the
         // rest still arrive.
         match transfer::receive(&client, &mut tokens, &id, dir, &mut reporter(cli.json)).await {
@@ -721,13 +728,29 @@ async fn receive(
             Err(e) => {
                 eprintln!("udc-agent: file {id} not received: {e:#}");
                 failed.push(json!({ "file_id": id, "error": format!("{e:#}") }));
+                if e.downcast_ref::<transfer::BytesRefused>().is_some() && !refused.contains(&id) {
+                    refused.push(id);
+                    store.save_refused_files(&refused)?;
+                }
             }
         }
     }
     if cli.json {
-        println!("{}", json!({ "received": received, "failed": failed }));
-    } else if received.is_empty() && failed.is_empty() {
-        println!("Nothing is waiting for this device");
+        println!(
+            "{}",
+            json!({ "received": received, "failed": failed, "skipped": skipped })
+        );
+    } else {
+        if received.is_empty() && failed.is_empty() && skipped.is_empty() {
+            println!("Nothing is waiting for this device");
+        }
+        if !skipped.is_empty() {
+            println!(
+                "Skipped {} file(s) whose bytes were refused before ({}); `receive --file ID` tries one again",
+                skipped.len(),
+                skipped.join(", ")
+            );
+        }
     }
     if !failed.is_empty() {
         bail!(

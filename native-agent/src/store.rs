@@ -173,6 +173,20 @@ impl Store {
         write_private(&self.dir.join("cursor.json"), text.as_bytes())
     }
 
+    /// Files whose bytes this device refused (their SHA-256 did not match): `receive` skips
+    /// them, since the server would hand over the same bytes again.
+    pub fn refused_files(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("refused-files.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save_refused_files(&self, ids: &[String]) -> Result<()> {
+        let text = serde_json::to_string(ids)?;
+        write_private(&self.dir.join("refused-files.json"), text.as_bytes())
+    }
+
     /// The device cookie this client got at its last sign-in to `email`'s account. Kept across
     /// logouts: it only ever spares this client others' failed sign-ins.
     pub fn device_cookie(&self, email: &str) -> Option<String> {

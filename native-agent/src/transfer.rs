@@ -495,6 +495,25 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(candidate)
 }
 
+/// The downloaded bytes are not the ones the sender declared (or were damaged on the way).
+#[derive(Debug)]
+pub struct BytesRefused {
+    pub sha256: String,
+    pub expected: String,
+}
+
+impl std::fmt::Display for BytesRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the downloaded bytes do not match what was sent (SHA-256 {}, expected {}); removed them",
+            self.sha256, self.expected
+        )
+    }
+}
+
+impl std::error::Error for BytesRefused {}
+
 /// Longest local name, in bytes: file systems allow 255, and ` (123)` may still be added.
 const MAX_LOCAL_NAME: usize = 200;
 
@@ -656,10 +675,11 @@ pub async fn receive(
     let sha256 = writer.await??;
     if sha256 != file.sha256 || done != file.size {
         let _ = std::fs::remove_file(&partial);
-        bail!(
-            "the downloaded bytes do not match what was sent (SHA-256 {sha256}, expected {}); removed them, try again",
-            file.sha256
-        );
+        return Err(BytesRefused {
+            sha256,
+            expected: file.sha256,
+        }
+        .into());
     }
     let path = free_name(dir, &local_name(&file.name));
     std::fs::rename(&partial, &path)?;

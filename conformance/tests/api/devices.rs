@@ -425,4 +425,21 @@ async fn a_device_nobody_trusts_acts_on_itself_only() {
         .untrust(phone.token(), &phone.id, &laptop.id)
         .await
         .unwrap();
+    // The first device's standing is its own: once it is gone, the next oldest (the phone,
+    // which nobody trusts) does not inherit it.
+    let tablet = account.device("Tablet").await;
+    account
+        .api
+        .remove_device(laptop.token(), &laptop.id)
+        .await
+        .unwrap();
+    let r = account
+        .raw(
+            Method::DELETE,
+            &format!("/devices/{}", tablet.id),
+            Some(phone.token()),
+            None,
+        )
+        .await;
+    refused(&r);
 }

@@ -236,8 +236,9 @@ impl<P: Ports> Core<P> {
         let now = rq.now_ms;
         // Every sign-up tells whether an email has an account (409 below): count them per
         // address like failed sign-ins, so probing many emails from one place is slow.
-        let throttle = Keys::register(rq.client_ip.as_deref());
-        throttle.verdict(&self.ports.sql().query_many(throttle.reads()).await?, now)?;
+        Keys::register(rq.client_ip.as_deref())
+            .admit(self.ports.sql(), now)
+            .await?;
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
         let insert_user = Stmt::new(
             "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
@@ -256,20 +257,17 @@ impl<P: Ports> Core<P> {
                 now.into(),
             ],
         );
-        let counted = throttle.len();
         let changes = self
             .ports
             .sql()
             .batch(
-                throttle
-                    .count(now)
+                [insert_user, store_cookie]
                     .into_iter()
-                    .chain([insert_user, store_cookie])
                     .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
                     .collect(),
             )
             .await?;
-        if changes.get(counted) != Some(&1) {
+        if changes.first() != Some(&1) {
             return Err(ApiError::conflict(
                 "email_taken",
                 "an account with this email already exists",
@@ -302,37 +300,32 @@ impl<P: Ports> Core<P> {
             .map(tokens::refresh_hash);
         let unknown = Keys::new(&email, rq.client_ip.as_deref());
         let known = cookie_hash.as_deref().map(Keys::cookie);
-        let mut reads = vec![
-            Stmt::new(
-                "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
-                vec![email.as_str().into()],
-            ),
-            Stmt::new(
-                "SELECT user_id FROM login_cookies WHERE cookie_hash = ? AND expires_at > ?",
-                vec![cookie_hash.as_deref().into(), rq.now_ms.into()],
-            ),
-        ];
-        reads.extend(unknown.reads());
-        reads.extend(known.iter().flat_map(Keys::reads));
-        let found = sql.query_many(reads).await?;
+        let found = sql
+            .query_many(vec![
+                Stmt::new(
+                    "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
+                    vec![email.as_str().into()],
+                ),
+                Stmt::new(
+                    "SELECT user_id FROM login_cookies WHERE cookie_hash = ? AND expires_at > ?",
+                    vec![cookie_hash.as_deref().into(), rq.now_ms.into()],
+                ),
+            ])
+            .await?;
         let users = found.first().cloned().unwrap_or_default();
         let cookie_owner = found
             .get(1)
             .and_then(|r| r.first())
             .map(|r| rows::text(r, 0))
             .transpose()?;
-        let throttle_rows = found.get(2..).unwrap_or_default();
-        let (unknown_rows, known_rows) =
-            throttle_rows.split_at(unknown.len().min(throttle_rows.len()));
         // A cookie counts only for the account it was given for.
         let user_of_email = users.first().map(|r| rows::text(r, 0)).transpose()?;
-        let (keys, key_rows) = match known {
-            Some(ref k) if cookie_owner.is_some() && cookie_owner == user_of_email => {
-                (k, known_rows)
-            }
-            _ => (&unknown, unknown_rows),
+        let keys = match known {
+            Some(k) if cookie_owner.is_some() && cookie_owner == user_of_email => k,
+            _ => unknown,
         };
-        keys.verdict(key_rows, rq.now_ms)?;
+        // Counted before the key is compared; a success takes the count back.
+        keys.admit(sql, rq.now_ms).await?;
         let presented = self.auth_hash(&auth_key)?;
         // Unknown accounts compare against a fixed value so both paths do the same work.
         let (user, stored) = match users.first() {
@@ -344,7 +337,6 @@ impl<P: Ports> Core<P> {
         };
         let matches: bool = presented.ct_eq(stored.as_slice()).into();
         let Some((user_id, created_at)) = user.filter(|_| matches) else {
-            keys.record_failure(sql, rq.now_ms).await?;
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "email or password is incorrect",
@@ -357,17 +349,17 @@ impl<P: Ports> Core<P> {
         // The cookie turns over at every sign-in: the one presented is spent.
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
         sql.batch(
-            vec![
-                keys.clear_first(),
-                Stmt::new(
-                    "DELETE FROM login_cookies WHERE cookie_hash = ? AND user_id = ?",
-                    vec![cookie_hash.as_deref().into(), user_id.as_str().into()],
-                ),
-                store_cookie,
-            ]
-            .into_iter()
-            .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
-            .collect(),
+            keys.succeeded()
+                .into_iter()
+                .chain([
+                    Stmt::new(
+                        "DELETE FROM login_cookies WHERE cookie_hash = ? AND user_id = ?",
+                        vec![cookie_hash.as_deref().into(), user_id.as_str().into()],
+                    ),
+                    store_cookie,
+                ])
+                .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
+                .collect(),
         )
         .await?;
         let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;

@@ -178,14 +178,16 @@ fn capabilities(raw: &[String]) -> ApiResult<String> {
 /// Standing: who may act on the account's other devices (remove or edit them, withdraw trust
 /// they gave) and answer sign-in requests. A session without a device (it proved the password,
 /// or a device with standing approved it), a device another live device trusts, or the
-/// account's first live device (nobody could vouch for it). A device nobody trusts acts on
-/// itself only, so it can never gain rights by removing or editing the devices that could.
+/// account's first device (nobody could vouch for it) while it lives — never the next oldest
+/// once it is gone, or retiring a laptop would crown whatever device came second. A device
+/// nobody trusts acts on itself only, so it can never gain rights by removing or editing the
+/// devices that could.
 pub(crate) fn standing_stmt(caller: &Caller) -> Stmt {
     let device = caller.device_id.as_deref().unwrap_or_default();
     Stmt::new(
         "SELECT EXISTS (SELECT 1 FROM trust_links t JOIN devices d ON d.id = t.device_id \
          WHERE t.target_device_id = ? AND t.device_id != t.target_device_id AND d.removed_at IS NULL), \
-         (SELECT id FROM devices WHERE user_id = ? AND removed_at IS NULL ORDER BY created_at, id LIMIT 1)",
+         (SELECT id FROM devices WHERE user_id = ? ORDER BY created_at, id LIMIT 1)",
         vec![device.into(), caller.user_id.as_str().into()],
     )
 }

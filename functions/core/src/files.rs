@@ -429,10 +429,10 @@ impl<P: Ports> Core<P> {
     ) -> ApiResult<Reply> {
         let user = caller.user_id.as_str();
         let target = file.shared_with.first().cloned();
-        let found =
-            self.ports
-                .sql()
-                .query_many(vec![
+        let found = self
+            .ports
+            .sql()
+            .query_many(vec![
                 Stmt::new(
                     "SELECT id FROM devices WHERE id = ? AND user_id = ? AND removed_at IS NULL",
                     vec![target.as_deref().into(), user.into()],
@@ -442,10 +442,12 @@ impl<P: Ports> Core<P> {
                 // a file's hash and size (`GET /files` shows them) must never be a way to another
                 // device's bytes. Uploaded by it: the store does not check bytes against the
                 // declared SHA-256, so a device that lied about its content can only ever serve
-                // that content back to itself, never to an honest device of the account.
+                // that content back to itself, never to an honest device of the account. And the
+                // file's own object: not a copy attached before this rule from another device's.
                 Stmt::new(
                     "SELECT object_key FROM files WHERE user_id = ? AND sender_device_id = ? \
-                     AND sha256 = ? AND size = ? AND state = 'available' AND deleted_at IS NULL LIMIT 1",
+                     AND sha256 = ? AND size = ? AND state = 'available' AND deleted_at IS NULL \
+                     AND object_key = user_id || '/' || id LIMIT 1",
                     vec![
                         user.into(),
                         caller.device_id.as_deref().into(),
@@ -454,7 +456,7 @@ impl<P: Ports> Core<P> {
                     ],
                 ),
             ])
-                .await?;
+            .await?;
         if target.is_some() && found.first().is_none_or(Vec::is_empty) {
             return Err(ApiError::not_found("target device"));
         }

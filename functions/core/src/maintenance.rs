@@ -2,7 +2,7 @@
 //! rows no request needs any more. Spent refresh tokens stay until they would have expired,
 //! because reuse detection needs them.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::idempotency::KEEP_MS;
 use crate::ports::{Ports, Sql, Stmt};
 use crate::throttle::WINDOW_MS;
@@ -17,6 +17,10 @@ macro_rules! lapsed_sessions {
     };
 }
 
+/// Each run closes the sockets of at most this many lapsed sessions (one hub call each); the
+/// rest stay live until a later run, so none is forgotten.
+pub const EXPIRE_PER_RUN: i64 = 200;
+
 /// Revoked sessions are kept this long (for support and audit) before they go.
 pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -26,6 +30,8 @@ pub struct Swept {
     pub throttle_windows: u64,
     /// Sessions whose last refresh token expired: ended, and their sockets closed.
     pub sessions_expired: u64,
+    /// Lapsed sessions whose sockets could not be closed (the hub failed): retried next run.
+    pub sessions_left_live: u64,
     pub refresh_tokens: u64,
     pub sessions: u64,
     pub idempotency_keys: u64,
@@ -40,22 +46,11 @@ pub struct Swept {
 impl<P: Ports> Core<P> {
     pub async fn maintenance(&self, now_ms: i64) -> ApiResult<Swept> {
         let revoked_before = now_ms - KEEP_REVOKED_MS;
-        let sql = self.ports.sql();
-        let expired = sql
-            .query(Stmt::new(
-                concat!("SELECT user_id, id FROM sessions ", lapsed_sessions!()),
-                vec![now_ms.into()],
-            ))
-            .await?;
-        let changes = sql
+        let (sessions_expired, sessions_left_live) = self.expire_sessions(now_ms).await?;
+        let changes = self
+            .ports
+            .sql()
             .batch(vec![
-                Stmt::new(
-                    concat!(
-                        "UPDATE sessions SET revoked_at = ?, revoked_reason = 'expired' ",
-                        lapsed_sessions!()
-                    ),
-                    vec![now_ms.into(), now_ms.into()],
-                ),
                 Stmt::new(
                     "DELETE FROM login_throttle WHERE window_start + ? <= ?",
                     vec![WINDOW_MS.into(), now_ms.into()],
@@ -94,25 +89,64 @@ impl<P: Ports> Core<P> {
                 ),
             ])
             .await?;
-        for row in &expired {
-            // A socket outlives its access token: close what the ended session opened.
-            if let (Ok(user), Ok(session)) = (rows::text(row, 0), rows::text(row, 1)) {
-                self.end_sockets(&user, &session)
-                    .await
-                    .map_err(ApiError::internal)?;
-            }
-        }
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
         Ok(Swept {
-            sessions_expired: changes.first().copied().unwrap_or(0),
-            throttle_windows: changes.get(1).copied().unwrap_or(0),
-            refresh_tokens: changes.get(2).copied().unwrap_or(0),
-            sessions: changes.get(3).copied().unwrap_or(0),
-            idempotency_keys: changes.get(4).copied().unwrap_or(0),
+            sessions_expired,
+            sessions_left_live,
+            throttle_windows: changes.first().copied().unwrap_or(0),
+            refresh_tokens: changes.get(1).copied().unwrap_or(0),
+            sessions: changes.get(2).copied().unwrap_or(0),
+            idempotency_keys: changes.get(3).copied().unwrap_or(0),
             files_purged,
             uploads_aborted,
             remote_sessions_ended,
         })
+    }
+
+    /// Ends the sessions that can no longer be refreshed: a socket outlives its access token,
+    /// so the sockets a device's session opened are closed first, and the session is marked
+    /// ended only once they are. Returns (ended, left live for the next run).
+    async fn expire_sessions(&self, now_ms: i64) -> ApiResult<(u64, u64)> {
+        let sql = self.ports.sql();
+        let with_sockets = sql
+            .query(Stmt::new(
+                concat!(
+                    "SELECT user_id, id FROM sessions ",
+                    lapsed_sessions!(),
+                    " AND device_id IS NOT NULL LIMIT ?"
+                ),
+                vec![now_ms.into(), EXPIRE_PER_RUN.into()],
+            ))
+            .await?;
+        let mut ends = Vec::with_capacity(with_sockets.len() + 1);
+        let mut left_live = 0;
+        for row in &with_sockets {
+            let session = rows::text(row, 1)?;
+            if self
+                .end_sockets(&rows::text(row, 0)?, &session)
+                .await
+                .is_err()
+            {
+                left_live += 1;
+                continue;
+            }
+            ends.push(Stmt::new(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = 'expired' \
+                 WHERE id = ? AND revoked_at IS NULL",
+                vec![now_ms.into(), session.into()],
+            ));
+        }
+        // Sessions without a device hold no socket.
+        ends.push(Stmt::new(
+            concat!(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = 'expired' ",
+                lapsed_sessions!(),
+                " AND device_id IS NULL"
+            ),
+            vec![now_ms.into(), now_ms.into()],
+        ));
+        let ended = sql.batch(ends).await?.iter().sum();
+        Ok((ended, left_live))
     }
 }

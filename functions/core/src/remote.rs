@@ -207,7 +207,10 @@ fn check_input(e: &Value, i: usize) -> ApiResult<()> {
             }
         }
         Some("wheel") => {
-            let step = |k: &str| e[k].as_i64().is_some_and(|v| v.abs() <= MAX_WHEEL_STEPS);
+            let step = |k: &str| {
+                e[k].as_i64()
+                    .is_some_and(|v| (-MAX_WHEEL_STEPS..=MAX_WHEEL_STEPS).contains(&v))
+            };
             if !step("dx") || !step("dy") {
                 return Err(bad(&format!(
                     "wheel: integer dx and dy, -{MAX_WHEEL_STEPS} to {MAX_WHEEL_STEPS}"
@@ -652,17 +655,22 @@ impl<P: Ports> Core<P> {
                  send input on the session's data channel",
             ));
         }
-        self.ports
+        // The input is delivered: a failure to count it must not make the client send it again.
+        let counted = self
+            .ports
             .sql()
             .batch(vec![Stmt::new(
                 "UPDATE remote_sessions SET relayed_inputs = relayed_inputs + ?, requester_seen_at = ? WHERE id = ? AND state = 'active'",
                 vec![count.into(), rq.now_ms.into(), s.id.as_str().into()],
             )])
-            .await?;
-        Reply::json(
+            .await
+            .err()
+            .map(|e| format!("counting relayed input: {e}"));
+        Ok(Reply::json(
             StatusCode::ACCEPTED,
             serde_json::json!({ "relayed": count }),
-        )
+        )?
+        .warn(counted))
     }
 
     /// The audit trail: the account's sessions, newest first.

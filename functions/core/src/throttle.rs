@@ -11,7 +11,7 @@ use http::StatusCode;
 
 use crate::crypto::sha256_hex;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Row, Sql, Stmt};
+use crate::ports::{Sql, Stmt};
 use crate::rows;
 
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -20,6 +20,21 @@ pub const ADDRESS_LIMIT: i64 = 20;
 pub const COOKIE_LIMIT: i64 = 5;
 /// Sign-ups per client address: each one says whether an email has an account.
 pub const REGISTER_LIMIT: i64 = 10;
+
+/// The part of a client address one party controls: an IPv4 address, or an IPv6 /64 (a single
+/// home or server is handed a whole /64; counting its addresses one by one would count nothing).
+fn address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => ip.to_owned(),
+    }
+}
 
 /// The throttle keys for one attempt, each with its limit, and what they count.
 pub struct Keys {
@@ -35,7 +50,7 @@ impl Keys {
             EMAIL_LIMIT,
         )];
         if let Some(ip) = client_ip {
-            keys.push((format!("ip:{ip}"), ADDRESS_LIMIT));
+            keys.push((format!("ip:{}", address(ip)), ADDRESS_LIMIT));
         }
         Keys {
             keys,
@@ -55,44 +70,43 @@ impl Keys {
     pub fn register(client_ip: Option<&str>) -> Keys {
         Keys {
             keys: client_ip
-                .map(|ip| vec![(format!("register:{ip}"), REGISTER_LIMIT)])
+                .map(|ip| vec![(format!("register:{}", address(ip)), REGISTER_LIMIT)])
                 .unwrap_or_default(),
             what: "sign-ups from this address",
         }
     }
 
-    /// How many keys (and so reads) there are.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The reads `verdict` needs, one per key (run them with the attempt's other reads).
-    pub fn reads(&self) -> Vec<Stmt> {
-        self.keys
-            .iter()
-            .map(|(key, _)| {
-                Stmt::new(
-                    "SELECT window_start, failures FROM login_throttle WHERE key = ?",
-                    vec![key.into()],
-                )
-            })
-            .collect()
-    }
-
-    /// Refuses the attempt while any key is over its limit in the current window; `found` holds
-    /// the rows of `reads()`, in order.
-    pub fn verdict(&self, found: &[Vec<Row>], now_ms: i64) -> ApiResult<()> {
-        for ((_, limit), rows) in self.keys.iter().zip(found) {
-            let Some(row) = rows.first() else { continue };
-            let window_end = rows::int(row, 0)? + WINDOW_MS;
-            if window_end > now_ms && rows::int(row, 1)? >= *limit {
-                let secs = ((window_end - now_ms) + 999) / 1000;
+    /// Counts this attempt on every key, then refuses it (429) if any key is now over its
+    /// limit in the current window. Counting first means concurrent attempts cannot all pass a
+    /// limit that was read before any of them was counted.
+    pub async fn admit(&self, sql: &impl Sql, now_ms: i64) -> ApiResult<()> {
+        // SET expressions all see the row as it was, so both CASEs test the old window.
+        const UPSERT: &str = "INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1) \
+             ON CONFLICT(key) DO UPDATE SET \
+             failures = CASE WHEN login_throttle.window_start + ? > ? THEN login_throttle.failures + 1 ELSE 1 END, \
+             window_start = CASE WHEN login_throttle.window_start + ? > ? THEN login_throttle.window_start ELSE ? END \
+             RETURNING window_start, failures";
+        for (key, limit) in &self.keys {
+            let counted = sql
+                .query(Stmt::new(
+                    UPSERT,
+                    vec![
+                        key.into(),
+                        now_ms.into(),
+                        WINDOW_MS.into(),
+                        now_ms.into(),
+                        WINDOW_MS.into(),
+                        now_ms.into(),
+                        now_ms.into(),
+                    ],
+                ))
+                .await?;
+            let Some(row) = counted.first() else { continue };
+            let window_end = rows::int(row, 0)?.saturating_add(WINDOW_MS);
+            if rows::int(row, 1)? > *limit {
+                let secs = (window_end.saturating_sub(now_ms) + 999) / 1000;
                 return Err(ApiError {
-                    retry_after: Some(secs as u64),
+                    retry_after: Some(secs.max(1) as u64),
                     ..ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
                         "rate_limited",
@@ -104,48 +118,36 @@ impl Keys {
         Ok(())
     }
 
-    pub async fn record_failure(&self, sql: &impl Sql, now_ms: i64) -> ApiResult<()> {
-        sql.batch(self.count(now_ms)).await?;
-        Ok(())
-    }
-
-    /// The statements that count one more attempt on every key.
-    pub fn count(&self, now_ms: i64) -> Vec<Stmt> {
-        // SET expressions all see the row as it was, so both CASEs test the old window.
-        const UPSERT: &str = "INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1) \
-             ON CONFLICT(key) DO UPDATE SET \
-             failures = CASE WHEN login_throttle.window_start + ? > ? THEN login_throttle.failures + 1 ELSE 1 END, \
-             window_start = CASE WHEN login_throttle.window_start + ? > ? THEN login_throttle.window_start ELSE ? END";
+    /// After a successful sign-in: the email's (or the cookie's) count starts again, and the
+    /// attempt no longer counts against the address (only failures do; one good sign-in must
+    /// not reset an address that is guessing at many accounts, so the rest of its count stays).
+    pub fn succeeded(&self) -> Vec<Stmt> {
         self.keys
             .iter()
-            .map(|(key, _)| {
-                Stmt::new(
-                    UPSERT,
-                    vec![
-                        key.into(),
-                        now_ms.into(),
-                        WINDOW_MS.into(),
-                        now_ms.into(),
-                        WINDOW_MS.into(),
-                        now_ms.into(),
-                        now_ms.into(),
-                    ],
-                )
+            .enumerate()
+            .map(|(i, (key, _))| {
+                if i == 0 {
+                    Stmt::new("DELETE FROM login_throttle WHERE key = ?", vec![key.into()])
+                } else {
+                    Stmt::new(
+                        "UPDATE login_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0",
+                        vec![key.into()],
+                    )
+                }
             })
             .collect()
     }
+}
 
-    /// Cleared after a successful sign-in: the email's or the cookie's count (never the
-    /// address's: one good login must not reset an address that is guessing at many accounts).
-    pub fn clear_first(&self) -> Stmt {
-        let first = self
-            .keys
-            .first()
-            .map(|(k, _)| k.as_str())
-            .unwrap_or_default();
-        Stmt::new(
-            "DELETE FROM login_throttle WHERE key = ?",
-            vec![first.into()],
-        )
+#[cfg(test)]
+mod tests {
+    use super::address;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        assert_eq!(address("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(address("2001:db8:1:2:bbbb::9"), address("2001:db8:1:2::7"));
+        assert_eq!(address("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(address("192.0.2.7"), "192.0.2.7");
     }
 }

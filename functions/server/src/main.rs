@@ -95,7 +95,8 @@ async fn handle(
     }
     // After a head that asks for an upgrade the guard stops checking the connection's bytes:
     // one that is not upgraded after all must not carry another request.
-    let upgrade = req.headers().contains_key(http::header::UPGRADE);
+    let upgrade =
+        req.headers().contains_key(http::header::UPGRADE) || req.method() == http::Method::CONNECT;
     let resp = route(server, peer, req).await;
     if upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         return closing(resp);

@@ -90,17 +90,19 @@ enum Refusal {
     Malformed,
     ContentLength,
     TransferEncoding,
+    BodyTooLarge,
 }
 
 impl Refusal {
     /// Indexed by the marker: `ALL[r as usize] == r`.
-    const ALL: [Refusal; 6] = [
+    const ALL: [Refusal; 7] = [
         Refusal::UriTooLong,
         Refusal::HeadTooLarge,
         Refusal::TooManyHeaders,
         Refusal::Malformed,
         Refusal::ContentLength,
         Refusal::TransferEncoding,
+        Refusal::BodyTooLarge,
     ];
 
     fn error(self) -> ApiError {
@@ -135,6 +137,11 @@ impl Refusal {
                 StatusCode::BAD_REQUEST,
                 "malformed_request",
                 "Transfer-Encoding needs HTTP/1.1 and must end in chunked",
+            ),
+            Refusal::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large",
             ),
         };
         ApiError::new(status, code, message)
@@ -222,6 +229,10 @@ fn inspect(buf: &[u8]) -> Result<Option<(usize, Next)>, Refused> {
             if length.is_some_and(|prev| prev != n) {
                 return Err(refused(Refusal::ContentLength));
             }
+            // hyper keeps the top two values for itself (and answers a bare 431 to them).
+            if n > u64::MAX - 2 {
+                return Err(refused(Refusal::BodyTooLarge));
+            }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade |= http11;
@@ -251,12 +262,14 @@ fn decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// hyper reads the value as visible ASCII (else it refuses the request with a bare 400).
 fn ends_in_chunked(v: &[u8]) -> bool {
-    std::str::from_utf8(v).is_ok_and(|s| {
-        s.rsplit(',')
-            .next()
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-    })
+    v.is_ascii()
+        && std::str::from_utf8(v).is_ok_and(|s| {
+            s.rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+        })
 }
 
 /// Where a chunked body's scan stands (RFC 9112 section 7.1).
@@ -580,6 +593,14 @@ mod tests {
         assert_eq!(
             verdict(b"POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n"),
             Err(Refusal::TransferEncoding)
+        );
+        assert_eq!(
+            verdict(b"POST / HTTP/1.1\r\ntransfer-encoding: \xc3\xa9, chunked\r\n\r\n"),
+            Err(Refusal::TransferEncoding)
+        );
+        assert_eq!(
+            verdict(b"POST / HTTP/1.1\r\ncontent-length: 18446744073709551614\r\n\r\n"),
+            Err(Refusal::BodyTooLarge)
         );
         let endless = format!("GET /{}", "a".repeat(MAX_HEAD));
         assert_eq!(verdict(endless.as_bytes()), Err(Refusal::UriTooLong));
