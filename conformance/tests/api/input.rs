@@ -250,7 +250,7 @@ async fn protocol_level_errors_answer_with_the_json_shape() {
         .trim_end_matches('/')
         .to_owned();
     let many: String = (0..120).map(|i| format!("x-h{i}: v\r\n")).collect();
-    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+    let mut cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (
             format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
             414,
@@ -279,6 +279,17 @@ async fn protocol_level_errors_answer_with_the_json_shape() {
             "malformed_request",
         ),
     ];
+    // A chunked body (split oddly, with an extension and a trailer), then a bad head on the
+    // same connection: the body is followed to its end, and only the bad head is refused.
+    let body = br#"{"email":"someone@example.com"}"#;
+    let (one, two) = body.split_at(7);
+    let mut chunked = b"POST /auth/prelogin HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    chunked.extend(format!("{:x};note=1\r\n", one.len()).as_bytes());
+    chunked.extend(one);
+    chunked.extend(format!("\r\n{:x}\r\n", two.len()).as_bytes());
+    chunked.extend(two);
+    chunked.extend(b"\r\n0\r\nx-trailer: 1\r\n\r\nGET /h\x01 HTTP/1.1\r\nhost: x\r\n\r\n");
+    cases.push((chunked, 400, "malformed_request"));
     for (request, status, code) in cases {
         let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
         conn.write_all(&request).await.unwrap();
@@ -302,7 +313,7 @@ async fn protocol_level_errors_answer_with_the_json_shape() {
         );
         let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
         assert_eq!(json["error"]["code"], code, "{body}");
-        if request.starts_with(b"GET /health") {
+        if request.starts_with(b"GET /health") || request.starts_with(b"POST /auth/prelogin") {
             assert!(
                 text.starts_with("HTTP/1.1 200 "),
                 "the good request first: {text}"
