@@ -19,6 +19,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p udc-cloudflare --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p udc-spin --target wasm32-wasip2 -- -D warnings
+# The clients' shared crate must keep building for the browser.
+cargo clippy -p udc-client --target wasm32-unknown-unknown -- -D warnings
 
 step "build: udc-server, udc-agent, the Worker, the Spin component"
 cargo build -p udc-server -p udc-agent -p udc-spin-host

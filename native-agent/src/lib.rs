@@ -5,12 +5,10 @@ pub mod client;
 pub mod clipboard;
 pub mod files;
 pub mod input;
-pub mod kdf;
 pub mod peer;
 pub mod realtime;
 pub mod remote;
 pub mod screen;
-pub mod seal;
 pub mod store;
 #[cfg(target_os = "linux")]
 pub mod stream;
@@ -22,3 +20,5 @@ pub mod watch;
 
 pub use client::{Client, Device, DeviceInfo, Error};
 pub use store::{Session, Store};
+/// The sign-in KDF and end-to-end sealing, shared with every other udc client.
+pub use udc_client::{kdf, seal};

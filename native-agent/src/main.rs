@@ -364,7 +364,7 @@ async fn approve(cli: &Cli, store: &Store, args: &ApproveArgs) -> Result<()> {
         let public_key = B64
             .decode(&request.public_key)
             .map_err(|_| anyhow!("request {} has a malformed public key", request.id))?;
-        let phrase = udc_core::approval::fingerprint_phrase(&public_key);
+        let phrase = udc_client::phrase::fingerprint_phrase(&public_key);
         if phrase != request.fingerprint_phrase {
             bail!(
                 "request {}: the server's phrase does not match its key; refusing",

@@ -8,7 +8,6 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use base64::Engine;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use udc_hub::NewEvent;
 
@@ -31,24 +30,8 @@ pub const POLL_SECRET_HEADER: &str = "x-udc-approval-secret";
 const PUBLIC_KEY_BYTES: usize = 32;
 /// A sealed box of a 32-byte key is 80 bytes; room for a versioned format, no more.
 const MAX_SEALED_KEY_BYTES: usize = 512;
-const PHRASE_WORDS: usize = 5;
-
-/// Five words from the BIP-39 English list, from SHA-256 of the public key: both devices
-/// compute it, the user compares them.
-pub fn fingerprint_phrase(public_key: &[u8]) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"udc fingerprint v1\0")
-        .chain_update(public_key)
-        .finalize();
-    let words = bip39::Language::English.word_list();
-    let bits = u64::from_be_bytes([
-        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-    ]);
-    (0..PHRASE_WORDS)
-        .map(|i| words[((bits >> (64 - 11 * (i + 1))) & 0x7ff) as usize])
-        .collect::<Vec<_>>()
-        .join("-")
-}
+/// The clients' own phrase, so the server lists the words both devices show.
+pub use udc_client::phrase::fingerprint_phrase;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -425,18 +408,5 @@ impl<P: Ports> Core<P> {
             Reply::ok(serde_json::json!({ "request_id": request_id, "state": state }))?
                 .warn(warning),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_phrase_is_five_words_fixed_by_the_key() {
-        let a = fingerprint_phrase(&[7u8; 32]);
-        assert_eq!(a.split('-').count(), 5);
-        assert_eq!(a, fingerprint_phrase(&[7u8; 32]));
-        assert_ne!(a, fingerprint_phrase(&[8u8; 32]));
     }
 }

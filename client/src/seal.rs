@@ -77,7 +77,7 @@ impl DeviceKeyPair {
     /// The five words both devices show: computed here from the key that will receive the
     /// account key, never taken from the server (which could have swapped in its own key).
     pub fn fingerprint_phrase(&self) -> String {
-        udc_core::approval::fingerprint_phrase(self.0.public_key().as_bytes())
+        crate::phrase::fingerprint_phrase(self.0.public_key().as_bytes())
     }
 
     /// Opens the account key an approving device sealed to this pair.
