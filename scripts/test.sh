@@ -31,6 +31,12 @@ scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/release/udc_spin.wasm"
 step "unit tests"
 # Every native crate's own tests (the conformance suite needs a running host: below).
 cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare --exclude udc-spin
+# The clients' shared crate as the browser runs it (wasm32 through wasm-bindgen, here in Node)
+# seals, opens and derives exactly as the native build does.
+cargo build -p udc-client --target wasm32-unknown-unknown --release
+wasm-bindgen --target nodejs --out-dir "$UDC_RUN_DIR/udc-client-node" \
+  "$BIN/wasm32-unknown-unknown/release/udc_client.wasm"
+UDC_CLIENT_WASM_PKG="$UDC_RUN_DIR/udc-client-node" cargo nextest run -p udc-client --run-ignored only
 
 export UDC_AGENT_BIN="$BIN/debug/udc-agent"
 

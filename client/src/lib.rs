@@ -8,3 +8,5 @@ pub mod phrase;
 pub mod kdf;
 #[cfg(feature = "crypto")]
 pub mod seal;
+#[cfg(all(feature = "crypto", target_arch = "wasm32"))]
+pub mod wasm;
