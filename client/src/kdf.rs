@@ -7,18 +7,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hkdf::Hkdf;
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The account's KDF parameters, as `POST /auth/prelogin` answers them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KdfParams {
-    pub algorithm: String,
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    pub salt: String,
-}
+pub use crate::wire::KdfParams;
 
 impl KdfParams {
     /// OWASP's Argon2id minimum (m=19 MiB, t=2, p=1) with a fresh 16-byte salt.

@@ -3,6 +3,7 @@
 //! the server uses its phrase so both sides compute the same words.
 
 pub mod phrase;
+pub mod wire;
 
 #[cfg(feature = "crypto")]
 pub mod kdf;

@@ -15,6 +15,7 @@ use crate::throttle::Keys;
 use crate::tokens::{self, AccessClaims, TokenPair};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
+pub use udc_client::wire::KdfParams;
 use udc_hub::Revoked;
 
 /// Minimums follow OWASP's Argon2id guidance (m=19 MiB, t=2, p=1).
@@ -25,54 +26,44 @@ pub const MAX_ITERATIONS: u32 = 64;
 pub const MAX_PARALLELISM: u32 = 16;
 pub const AUTH_KEY_BYTES: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KdfParams {
-    pub algorithm: String,
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    /// base64, 16 to 64 bytes
-    pub salt: String,
+/// The parameters an account may be created with (the clients' own type, the server's rules).
+fn validate_kdf(kdf: &KdfParams) -> ApiResult<()> {
+    if kdf.algorithm != "argon2id" {
+        return Err(ApiError::invalid(
+            "kdf.algorithm: only \"argon2id\" is supported",
+        ));
+    }
+    if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&kdf.memory_kib) {
+        return Err(ApiError::invalid(format!(
+            "kdf.memory_kib: must be {MIN_MEMORY_KIB} to {MAX_MEMORY_KIB}"
+        )));
+    }
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&kdf.iterations) {
+        return Err(ApiError::invalid(format!(
+            "kdf.iterations: must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"
+        )));
+    }
+    if !(1..=MAX_PARALLELISM).contains(&kdf.parallelism) {
+        return Err(ApiError::invalid(format!(
+            "kdf.parallelism: must be 1 to {MAX_PARALLELISM}"
+        )));
+    }
+    match B64.decode(&kdf.salt) {
+        Ok(salt) if (16..=64).contains(&salt.len()) => Ok(()),
+        _ => Err(ApiError::invalid(
+            "kdf.salt: must be 16 to 64 bytes, base64",
+        )),
+    }
 }
 
-impl KdfParams {
-    fn validate(&self) -> ApiResult<()> {
-        if self.algorithm != "argon2id" {
-            return Err(ApiError::invalid(
-                "kdf.algorithm: only \"argon2id\" is supported",
-            ));
-        }
-        if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&self.memory_kib) {
-            return Err(ApiError::invalid(format!(
-                "kdf.memory_kib: must be {MIN_MEMORY_KIB} to {MAX_MEMORY_KIB}"
-            )));
-        }
-        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&self.iterations) {
-            return Err(ApiError::invalid(format!(
-                "kdf.iterations: must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"
-            )));
-        }
-        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
-            return Err(ApiError::invalid(format!(
-                "kdf.parallelism: must be 1 to {MAX_PARALLELISM}"
-            )));
-        }
-        match B64.decode(&self.salt) {
-            Ok(salt) if (16..=64).contains(&salt.len()) => Ok(()),
-            _ => Err(ApiError::invalid(
-                "kdf.salt: must be 16 to 64 bytes, base64",
-            )),
-        }
-    }
-
-    fn default_with_salt(salt: &[u8]) -> KdfParams {
-        KdfParams {
-            algorithm: "argon2id".into(),
-            memory_kib: MIN_MEMORY_KIB,
-            iterations: MIN_ITERATIONS,
-            parallelism: 1,
-            salt: B64.encode(salt),
-        }
+/// What an unknown email's prelogin answers: the defaults, with a salt derived from the email.
+fn decoy_kdf(salt: &[u8]) -> KdfParams {
+    KdfParams {
+        algorithm: "argon2id".into(),
+        memory_kib: MIN_MEMORY_KIB,
+        iterations: MIN_ITERATIONS,
+        parallelism: 1,
+        salt: B64.encode(salt),
     }
 }
 
@@ -220,7 +211,7 @@ impl<P: Ports> Core<P> {
                     .map_err(|e| ApiError::internal(e.to_string()))?,
                 salt: rows::text(row, 4)?,
             },
-            None => KdfParams::default_with_salt(&decoy[..16]),
+            None => decoy_kdf(&decoy[..16]),
         };
         Reply::ok(serde_json::json!({ "kdf": kdf }))
     }
@@ -228,7 +219,7 @@ impl<P: Ports> Core<P> {
     pub(crate) async fn register(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let body: RegisterBody = json_body(rq.headers, rq.body)?;
         let email = validate::email(&body.email)?;
-        body.kdf.validate()?;
+        validate_kdf(&body.kdf)?;
         let auth_hash = hex::encode(self.auth_hash(&decode_auth_key(&body.auth_key)?)?);
         let user_id = self.new_id()?;
         let session_id = self.new_id()?;
