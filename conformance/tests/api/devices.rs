@@ -358,8 +358,8 @@ async fn a_device_nobody_trusts_acts_on_itself_only() {
         );
     };
 
-    // Removing the devices that vouch for the account (the first device, the trusted laptop,
-    // the phone) would leave the rogue as the only device, and so the approver: refused.
+    // Removing the devices that vouch for the account (the laptop: first and trusted; the
+    // phone) would leave the rogue as the only device: refused.
     for victim in [&laptop, &phone] {
         let r = account
             .raw(

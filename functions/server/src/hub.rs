@@ -97,20 +97,22 @@ impl ServerHub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A machine for the account with no sockets: its state is all in SQLite.
+    fn machine(&self, user_id: &str) -> Hub<SqlStore<HubDb>> {
+        Hub::new(
+            SqlStore {
+                exec: self.db.clone(),
+                user_id: user_id.to_owned(),
+            },
+            [],
+        )
+    }
+
     fn account(&self, user_id: &str) -> AccountHub {
-        let db = self.db.clone();
         self.state()
             .hubs
             .entry(user_id.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Hub::new(
-                    SqlStore {
-                        exec: db,
-                        user_id: user_id.to_owned(),
-                    },
-                    [],
-                )))
-            })
+            .or_insert_with(|| Arc::new(Mutex::new(self.machine(user_id))))
             .clone()
     }
 
@@ -121,72 +123,59 @@ impl ServerHub {
         user_id: &str,
         f: impl FnOnce(&mut Hub<SqlStore<HubDb>>) -> Result<(T, Vec<Output>), StoreError>,
     ) -> Result<T, HubError> {
-        let mut f = Some(f);
-        loop {
-            let account = self.account(user_id);
-            let mut hub = account.lock().unwrap_or_else(PoisonError::into_inner);
-            // An idle hub may have been dropped from the map between the lookup and the lock.
-            let current = self
-                .state()
-                .hubs
-                .get(user_id)
-                .is_some_and(|h| Arc::ptr_eq(h, &account));
-            if !current {
-                continue;
-            }
-            let Some(f) = f.take() else {
-                return Err(HubError("hub call lost".into()));
-            };
-            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut hub)));
-            let mut state = self.state();
-            let (value, outputs) = match ran {
-                Ok(result) => result.map_err(HubError::new)?,
-                Err(_) => {
-                    // A bug in one account's handling: forget its machine (everything but the
-                    // open sockets is in SQLite) and close its sockets so they reconnect.
-                    state.hubs.remove(user_id);
-                    state.alarms.remove(user_id);
-                    let conns: Vec<ConnId> = state
-                        .sockets
-                        .iter()
-                        .filter(|(_, s)| s.user_id == user_id)
-                        .map(|(c, _)| *c)
-                        .collect();
-                    for conn in conns {
-                        if let Some(s) = state.sockets.remove(&conn) {
-                            let _ = s
-                                .outbox
-                                .send(Outgoing::Close(CLOSE_HUB_FAILED, "hub failed".into()));
-                        }
-                    }
-                    return Err(HubError("the account's hub failed; it restarts".into()));
-                }
-            };
-            for output in outputs {
-                match output {
-                    Output::Send(conn, text) => {
-                        if let Some(s) = state.sockets.get(&conn) {
-                            // A socket whose task has ended is cleaned up by its own close.
-                            let _ = s.outbox.send(Outgoing::Text(text));
-                        }
-                    }
-                    Output::Close(conn, code, reason) => {
-                        if let Some(s) = state.sockets.remove(&conn) {
-                            let _ = s.outbox.send(Outgoing::Close(code, reason));
-                        }
-                    }
-                    Output::Alarm(at) => {
-                        state.alarms.insert(user_id.to_owned(), at);
-                    }
-                }
-            }
-            if hub.connections().is_empty() {
-                // Nothing lives only in memory: a hub without sockets is rebuilt from SQLite on demand.
-                state.hubs.remove(user_id);
+        let account = self.account(user_id);
+        let mut hub = account.lock().unwrap_or_else(PoisonError::into_inner);
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut hub)));
+        let mut state = self.state();
+        let (value, outputs) = match ran {
+            Ok(result) => result.map_err(HubError::new)?,
+            Err(_) => {
+                // A bug in one account's handling: start its machine afresh (everything but the
+                // open sockets is in SQLite) and close its sockets so they reconnect.
+                *hub = self.machine(user_id);
                 state.alarms.remove(user_id);
+                let conns: Vec<ConnId> = state
+                    .sockets
+                    .iter()
+                    .filter(|(_, s)| s.user_id == user_id)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in conns {
+                    if let Some(s) = state.sockets.remove(&conn) {
+                        let _ = s
+                            .outbox
+                            .send(Outgoing::Close(CLOSE_HUB_FAILED, "hub failed".into()));
+                    }
+                }
+                return Err(HubError("the account's hub failed; it restarts".into()));
             }
-            return Ok(value);
+        };
+        for output in outputs {
+            match output {
+                Output::Send(conn, text) => {
+                    if let Some(s) = state.sockets.get(&conn) {
+                        // A socket whose task has ended is cleaned up by its own close.
+                        let _ = s.outbox.send(Outgoing::Text(text));
+                    }
+                }
+                Output::Close(conn, code, reason) => {
+                    if let Some(s) = state.sockets.remove(&conn) {
+                        let _ = s.outbox.send(Outgoing::Close(code, reason));
+                    }
+                }
+                Output::Alarm(at) => {
+                    state.alarms.insert(user_id.to_owned(), at);
+                }
+            }
         }
+        // Nothing lives only in memory: a hub without sockets is rebuilt from SQLite on demand.
+        // Only the map and this call hold it (counted under the maps' lock, where every lookup
+        // happens), so no other call is about to use the machine being dropped.
+        if hub.connections().is_empty() && Arc::strong_count(&account) == 2 {
+            state.hubs.remove(user_id);
+            state.alarms.remove(user_id);
+        }
+        Ok(value)
     }
 
     pub fn connect(

@@ -148,16 +148,6 @@ impl Refusal {
     }
 }
 
-/// How the bytes after a head are framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    Head,
-    Body(u64),
-    Chunked,
-    /// An upgrade was asked for: what follows may not be HTTP.
-    Passthrough,
-}
-
 /// A refused head: why, and what its stand-in must look like for hyper to answer it the same
 /// way (no body for HEAD, an HTTP/1.0 status line for 1.0).
 #[derive(Debug, PartialEq, Eq)]
@@ -181,8 +171,8 @@ impl Refused {
 }
 
 /// Checks the request head at the start of `buf` as hyper's server parser does. `Ok(None)`:
-/// not complete yet. Otherwise the head's length and how its body is framed.
-fn inspect(buf: &[u8]) -> Result<Option<(usize, Next)>, Refused> {
+/// not complete yet. Otherwise the head's length and how what follows it is read.
+fn inspect(buf: &[u8]) -> Result<Option<(usize, Mode)>, Refused> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let parsed = req.parse(buf);
@@ -240,11 +230,11 @@ fn inspect(buf: &[u8]) -> Result<Option<(usize, Next)>, Refused> {
     }
     let next = match (chunked, length) {
         (Some(false), _) => return Err(refused(Refusal::TransferEncoding)),
-        _ if upgrade => Next::Passthrough,
+        _ if upgrade => Mode::Passthrough,
         // Transfer-Encoding wins over Content-Length, as in hyper.
-        (Some(true), _) => Next::Chunked,
-        (None, Some(n)) if n > 0 => Next::Body(n),
-        (None, _) => Next::Head,
+        (Some(true), _) => Mode::Chunked(Chunk::Size(0, false)),
+        (None, Some(n)) if n > 0 => Mode::Body(n),
+        (None, _) => Mode::Head,
     };
     Ok(Some((len, next)))
 }
@@ -335,11 +325,13 @@ impl Chunk {
 }
 
 /// What the guard does with the bytes it reads next.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum Mode {
     Head,
+    /// A Content-Length body: this many bytes pass unchecked.
     Body(u64),
     Chunked(Chunk),
+    /// After an upgrade was asked for: what follows may not be HTTP.
     Passthrough,
     /// Hyper is reading the stand-in of a refused head (from this offset).
     StandIn(Vec<u8>, usize),
@@ -377,15 +369,6 @@ impl Guard {
         Poll::Ready(Ok(!read.filled().is_empty()))
     }
 
-    fn after_head(next: Next) -> Mode {
-        match next {
-            Next::Head => Mode::Head,
-            Next::Body(n) => Mode::Body(n),
-            Next::Chunked => Mode::Chunked(Chunk::Size(0, false)),
-            Next::Passthrough => Mode::Passthrough,
-        }
-    }
-
     fn refused(&self) -> bool {
         matches!(self.mode, Mode::StandIn(..) | Mode::Discard)
     }
@@ -412,7 +395,7 @@ impl AsyncRead for Guard {
                         match inspect(&this.buf) {
                             Ok(Some((len, next))) => {
                                 this.vetted = len;
-                                this.mode = Guard::after_head(next);
+                                this.mode = next;
                                 continue;
                             }
                             Ok(None) => {}
@@ -559,7 +542,7 @@ impl AsyncWrite for Guard {
 mod tests {
     use super::*;
 
-    fn verdict(head: &[u8]) -> Result<Option<(usize, Next)>, Refusal> {
+    fn verdict(head: &[u8]) -> Result<Option<(usize, Mode)>, Refusal> {
         inspect(head).map_err(|r| r.why)
     }
 
@@ -609,15 +592,18 @@ mod tests {
     #[test]
     fn good_heads_pass_with_their_framing() {
         let get = b"GET /devices HTTP/1.1\r\nhost: x\r\n\r\nGET";
-        assert_eq!(verdict(get), Ok(Some((get.len() - 3, Next::Head))));
+        assert_eq!(verdict(get), Ok(Some((get.len() - 3, Mode::Head))));
         assert_eq!(verdict(b"GET /devices HTTP/1.1\r\nhos"), Ok(None));
         let put = b"PUT /udc-files/k HTTP/1.1\r\ncontent-length: 8388608\r\n\r\n";
-        assert_eq!(verdict(put), Ok(Some((put.len(), Next::Body(8 << 20)))));
+        assert_eq!(verdict(put), Ok(Some((put.len(), Mode::Body(8 << 20)))));
         let chunked =
             b"POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: gzip, chunked\r\n\r\n";
-        assert_eq!(verdict(chunked), Ok(Some((chunked.len(), Next::Chunked))));
+        assert_eq!(
+            verdict(chunked),
+            Ok(Some((chunked.len(), Mode::Chunked(Chunk::Size(0, false)))))
+        );
         let ws = b"GET /realtime HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n";
-        assert_eq!(verdict(ws), Ok(Some((ws.len(), Next::Passthrough))));
+        assert_eq!(verdict(ws), Ok(Some((ws.len(), Mode::Passthrough))));
     }
 
     #[test]
