@@ -47,3 +47,78 @@ pub fn open_clipboard(
 pub fn fingerprint_phrase(public_key: &[u8]) -> String {
     crate::phrase::fingerprint_phrase(public_key)
 }
+
+/// Fresh Argon2id parameters for a new account (JSON, as `POST /auth/register` takes them).
+#[wasm_bindgen(js_name = newKdfParams)]
+pub fn new_kdf_params() -> Result<String, JsError> {
+    let kdf = crate::kdf::KdfParams::new_random().map_err(js)?;
+    serde_json::to_string(&kdf).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// A signing-in device's one-time key pair: the approving device seals the account key to it.
+#[wasm_bindgen]
+pub struct ApprovalKeys(crate::seal::DeviceKeyPair);
+
+#[wasm_bindgen]
+impl ApprovalKeys {
+    #[wasm_bindgen(constructor)]
+    pub fn generate() -> ApprovalKeys {
+        ApprovalKeys(crate::seal::DeviceKeyPair::generate())
+    }
+
+    /// base64, as `POST /auth/approval/request` takes it.
+    #[wasm_bindgen(getter, js_name = publicKey)]
+    pub fn public_key(&self) -> String {
+        self.0.public_b64()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn phrase(&self) -> String {
+        self.0.fingerprint_phrase()
+    }
+
+    #[wasm_bindgen(js_name = openAccountKey)]
+    pub fn open_account_key(&self, sealed_b64: &str) -> Result<Vec<u8>, JsError> {
+        self.0
+            .open_account_key(sealed_b64)
+            .map(Vec::from)
+            .map_err(js)
+    }
+}
+
+/// The account key sealed to a requesting device's public key (base64 in, base64 out).
+#[wasm_bindgen(js_name = sealAccountKey)]
+pub fn seal_account_key(public_key_b64: &str, account_key: &[u8]) -> Result<String, JsError> {
+    crate::seal::seal_account_key(public_key_b64, &key(account_key)?).map_err(js)
+}
+
+/// A streaming SHA-256 (WebCrypto has none): files are hashed a chunk at a time, never whole
+/// in memory. The digest is lower-case hex, as the files API takes it.
+#[wasm_bindgen]
+pub struct Sha256(sha2::Sha256);
+
+#[wasm_bindgen]
+impl Sha256 {
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)] // a JS constructor
+    pub fn new() -> Sha256 {
+        use sha2::Digest;
+        Sha256(sha2::Sha256::new())
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        use sha2::Digest;
+        self.0.update(chunk);
+    }
+
+    /// Consumes the hasher (JS: the object is gone after this call).
+    #[wasm_bindgen(js_name = hexDigest)]
+    pub fn hex_digest(self) -> String {
+        use sha2::Digest;
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}

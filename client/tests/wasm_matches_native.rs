@@ -76,3 +76,44 @@ fn wasm_and_native_seal_open_derive_and_name_keys_alike() {
     assert_eq!(keys, [native.auth_key, native.enc_key].concat());
     assert_eq!(answer["phrase"], phrase::fingerprint_phrase(&public_key));
 }
+
+#[test]
+#[ignore = "needs the wasm package: scripts/test.sh builds it and runs this"]
+fn wasm_hands_over_the_account_key_and_hashes_as_native_does() {
+    use sha2::Digest;
+    let account_key = [7u8; 32];
+    let native_pair = seal::DeviceKeyPair::generate();
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|n| (n % 251) as u8).collect();
+    let answer = node(
+        "const pair = new c.ApprovalKeys();\n\
+         const h = new c.Sha256(); const d = b(i.bytes);\n\
+         for (let at = 0; at < d.length; at += 65536) h.update(d.subarray(at, at + 65536));\n\
+         const selfSealed = c.sealAccountKey(pair.publicKey, b(i.key));\n\
+         console.log(JSON.stringify({\n\
+           to_native: c.sealAccountKey(i.native_public, b(i.key)),\n\
+           public_key: pair.publicKey, phrase: pair.phrase,\n\
+           self_opened: e(pair.openAccountKey(selfSealed)),\n\
+           sha256: h.hexDigest(),\n\
+         }));",
+        serde_json::json!({
+            "key": B64.encode(account_key),
+            "native_public": native_pair.public_b64(),
+            "bytes": B64.encode(&bytes),
+        }),
+    );
+    let opened = native_pair
+        .open_account_key(answer["to_native"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        opened, account_key,
+        "native opens what the page sealed to it"
+    );
+    let public = B64.decode(answer["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["phrase"], phrase::fingerprint_phrase(&public));
+    assert_eq!(answer["self_opened"], B64.encode(account_key));
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(answer["sha256"], digest, "the streaming hash is SHA-256");
+}
