@@ -810,3 +810,49 @@ async fn a_download_resumes_from_its_partial_file_and_refuses_wrong_bytes() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The web app PUTs parts and GETs files straight at the store from its own origin: the store
+/// answers the browser's preflight and lets the page read a part's ETag.
+#[tokio::test]
+async fn the_store_lets_a_web_page_put_parts_and_read_their_etag() {
+    let account = Account::create().await;
+    let (from, _) = pair(&account).await;
+    let data = b"bytes from a browser".to_vec();
+    let started = initiate(&account, &from, &data, None).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
+    let urls = part_urls(&account, &from, &file_id, &[1], 0).await;
+    let url = urls.body["parts"][0]["url"].as_str().unwrap().to_owned();
+    let origin = "http://app.example.test";
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(Method::OPTIONS, &url)
+        .header("origin", origin)
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    assert!(["*", origin].contains(&allowed(&preflight, "access-control-allow-origin").as_str()));
+    assert!(allowed(&preflight, "access-control-allow-methods").contains("put"));
+    let stored = http
+        .put(&url)
+        .header("origin", origin)
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert!(stored.status().is_success(), "{}", stored.status());
+    assert!(["*", origin].contains(&allowed(&stored, "access-control-allow-origin").as_str()));
+    assert!(
+        allowed(&stored, "access-control-expose-headers").contains("etag"),
+        "the page can read the ETag it must record"
+    );
+}

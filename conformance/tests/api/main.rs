@@ -7,3 +7,4 @@ mod input;
 mod realtime;
 mod remote;
 mod sync;
+mod web_app;

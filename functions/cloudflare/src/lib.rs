@@ -155,6 +155,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             return from_http(error_response(&ApiError::internal(missing)));
         }
     };
+    if udc_core::app_shell::is_app_request(&http_method(&req), &req.path()) {
+        return web_app(&env, &config, req).await;
+    }
     let core = core(&env, config)?;
     let upgrade = req
         .headers()
@@ -166,6 +169,35 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         return realtime(&core, req, ctx).await;
     }
     from_http(core.handle(req, ctx).await)
+}
+
+fn http_method(req: &Request) -> http::Method {
+    http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::POST)
+}
+
+/// The web app, from Workers Static Assets (`[assets]` in wrangler.toml: unknown paths get the
+/// app's page), with the deployment's security headers and cache rule from core.
+async fn web_app(env: &Env, config: &Config, req: Request) -> Result<Response> {
+    let path = req.path();
+    let resp = env.assets("ASSETS")?.fetch_request(req).await?;
+    let is_page = resp
+        .headers()
+        .get("content-type")?
+        .is_some_and(|t| t.starts_with("text/html"));
+    if path.starts_with("/assets/") && is_page {
+        // A stale page asking for an old build's script gets a 404, not the app's HTML (as
+        // udc-server and Spin answer).
+        return from_http(error_response(&ApiError::not_found("asset")));
+    }
+    let headers = Headers::new();
+    for (name, value) in resp.headers().entries() {
+        headers.set(&name, &value)?;
+    }
+    for (name, value) in udc_core::app_shell::app_headers(config) {
+        headers.set(name, &value)?;
+    }
+    headers.set("cache-control", udc_core::app_shell::cache_control(&path))?;
+    Ok(resp.with_headers(headers))
 }
 
 /// `GET /realtime`: core decides who may connect, then the account's hub takes the socket.

@@ -1,6 +1,7 @@
 //! udc-core: all of udc's HTTP API logic, pure. A host converts its request into an
 //! `http::Request<Vec<u8>>`, supplies the ports, and sends back the `http::Response<Vec<u8>>`.
 
+pub mod app_shell;
 pub mod approval;
 pub mod auth;
 pub mod blob;

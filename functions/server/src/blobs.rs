@@ -158,8 +158,14 @@ impl EmbeddedStore {
     }
 
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        if req.method() == http::Method::OPTIONS {
+            if let Some(origin) = origin {
+                return cors(Response::new(Body::empty()), origin, true);
+            }
+        }
         let req = req.map(s3s::Body::http_body_unsync);
-        match self.service.call(req).await {
+        let resp = match self.service.call(req).await {
             Ok(resp) => resp.map(Body::new),
             Err(e) => {
                 eprintln!("udc-server: store: {e:?}");
@@ -167,6 +173,40 @@ impl EmbeddedStore {
                 *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 resp
             }
+        };
+        match origin {
+            Some(origin) => cors(resp, origin, false),
+            None => resp,
         }
     }
+}
+
+/// Browsers PUT parts and GET files here straight from the web app, which may be on another
+/// origin than the URLs were signed for (`localhost` against `127.0.0.1`, a proxy). Any origin
+/// may: these requests carry no cookie or credential, and each is valid only with its own
+/// signature. The part's ETag must be readable, so the page can record the part.
+fn cors(mut resp: Response<Body>, origin: http::HeaderValue, preflight: bool) -> Response<Body> {
+    use http::header::{
+        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+        ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, VARY,
+    };
+    let headers = resp.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(VARY, http::HeaderValue::from_static("origin"));
+    if preflight {
+        let allow = http::HeaderValue::from_static("GET, PUT, HEAD");
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, allow);
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            http::HeaderValue::from_static("content-type, range"),
+        );
+        headers.insert(
+            ACCESS_CONTROL_MAX_AGE,
+            http::HeaderValue::from_static("600"),
+        );
+    } else {
+        let expose = http::HeaderValue::from_static("etag, content-length, content-range");
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose);
+    }
+    resp
 }

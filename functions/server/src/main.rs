@@ -119,6 +119,11 @@ async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response
         }
     }
     let core = server.core;
+    if udc_core::app_shell::is_app_request(req.method(), req.uri().path()) {
+        let security = udc_core::app_shell::app_headers(&core.config);
+        let cache = udc_core::app_shell::cache_control(req.uri().path());
+        return udc_web_assets::respond(&req, &security, cache).map(Body::from);
+    }
     let (mut parts, body) = req.into_parts();
     let ctx = RequestContext {
         client_ip: Some(peer.ip().to_string()),

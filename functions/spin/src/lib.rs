@@ -59,6 +59,11 @@ async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Ve
             Ok(c) => c,
             Err(missing) => return Ok(respond_error(ApiError::internal(missing))),
         };
+    if udc_core::app_shell::is_app_request(req.method(), req.uri().path()) {
+        let security = udc_core::app_shell::app_headers(&config);
+        let cache = udc_core::app_shell::cache_control(req.uri().path());
+        return Ok(udc_web_assets::respond(&req, &security, cache));
+    }
     let sql = match SpinSql::open() {
         Ok(sql) => sql,
         Err(e) => return Ok(respond_error(e.into())),
