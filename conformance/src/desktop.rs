@@ -137,16 +137,37 @@ pub struct DisplayAgent {
     lines: Option<mpsc::Receiver<Value>>,
     /// The key the daemon's lines say what happened under (`clipboard`, `remote`).
     kind: &'static str,
+    /// The line `start` waited for.
+    pub first: Value,
 }
 
 impl DisplayAgent {
     pub fn login(account: &Account, name: &str) -> DisplayAgent {
+        DisplayAgent::login_as(&account.email, name)
+    }
+
+    /// A device not signed in yet (its own config directory).
+    #[allow(clippy::new_without_default)] // each call makes a new directory: not a default value
+    pub fn new() -> DisplayAgent {
         let config = std::env::temp_dir().join(format!("udc-x-{}", uuid::Uuid::new_v4().simple()));
-        let mut login = agent_command(&config)
+        DisplayAgent {
+            config,
+            child: None,
+            stdin: None,
+            lines: None,
+            kind: "",
+            first: Value::Null,
+        }
+    }
+
+    /// Signs in to the account of `email` (the tests' password) as a device named `name`.
+    pub fn login_as(email: &str, name: &str) -> DisplayAgent {
+        let agent = DisplayAgent::new();
+        let mut login = agent_command(&agent.config)
             .args([
                 "login",
                 "--email",
-                &account.email,
+                email,
                 "--password-stdin",
                 "--device-name",
                 name,
@@ -162,13 +183,7 @@ impl DisplayAgent {
             .write_all(format!("{PASSWORD}\n").as_bytes())
             .unwrap();
         assert!(login.wait().unwrap().success(), "login {name}");
-        DisplayAgent {
-            config,
-            child: None,
-            stdin: None,
-            lines: None,
-            kind: "",
-        }
+        agent
     }
 
     /// `udc-agent --json ARGS` once; its JSON answer.
@@ -190,15 +205,38 @@ impl DisplayAgent {
     /// Starts `udc-agent ARGS` on `display` with a pipe to its standard input, and waits for
     /// its `first` line.
     pub fn start(
-        mut self,
+        self,
         display: &Display,
         args: &[&str],
         kind: &'static str,
         first: &str,
     ) -> DisplayAgent {
-        let mut child = agent_command(&self.config)
+        self.launch(Some(display), args, kind, first)
+    }
+
+    /// `start` for a command that needs no display (`login --approve-with-device`).
+    pub fn start_without_display(
+        self,
+        args: &[&str],
+        kind: &'static str,
+        first: &str,
+    ) -> DisplayAgent {
+        self.launch(None, args, kind, first)
+    }
+
+    fn launch(
+        mut self,
+        display: Option<&Display>,
+        args: &[&str],
+        kind: &'static str,
+        first: &str,
+    ) -> DisplayAgent {
+        let mut command = agent_command(&self.config);
+        if let Some(display) = display {
+            command.env("DISPLAY", display.name());
+        }
+        let mut child = command
             .args(args)
-            .env("DISPLAY", display.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -217,7 +255,7 @@ impl DisplayAgent {
         self.child = Some(child);
         self.lines = Some(lines);
         self.kind = kind;
-        self.expect(first);
+        self.first = self.expect(first);
         self
     }
 
@@ -239,6 +277,14 @@ impl DisplayAgent {
             }
             assert!(started.elapsed() < PATIENCE, "udc-agent did not exit");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ends the daemon as a crash or a power cut would (its device stays signed in).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 

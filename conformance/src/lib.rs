@@ -3,6 +3,7 @@
 //! The server must run with `UDC_TEST_MODE=1`, which lets a request move the clock
 //! (`x-udc-test-clock-offset-ms`) and name its client address (`x-udc-test-client-ip`).
 
+pub mod browser;
 pub mod desktop;
 pub mod openapi;
 

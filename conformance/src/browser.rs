@@ -1,0 +1,280 @@
+//! A real browser for the web app's tests: Debian's Chromium, headless, driven over WebDriver
+//! (`chromedriver`, the matching version) with plain HTTP calls. Each `Browser` has its own
+//! profile (its own IndexedDB, so its own udc device) and download directory; both go away
+//! when it is dropped, and so does the browser.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// How long a page may take to show what a test waits for (Argon2id in wasm included).
+pub const PAGE_PATIENCE: Duration = Duration::from_secs(30);
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    http: reqwest::Client,
+    driver: Child,
+    session: String,
+    base: String,
+    pub downloads: PathBuf,
+    profile: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt install chromium-driver; scripts/setup.sh does)");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(
+                started.elapsed() < PAGE_PATIENCE,
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let profile = std::env::temp_dir().join(format!("udc-chromium-{id}"));
+        let downloads = std::env::temp_dir().join(format!("udc-downloads-{id}"));
+        std::fs::create_dir_all(&downloads).unwrap();
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium(),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,800", "--hide-scrollbars", "--no-first-run",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                },
+            },
+        }}});
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {resp}"))
+            .to_owned();
+        let browser = Browser {
+            http,
+            driver,
+            session,
+            base,
+            downloads,
+            profile,
+        };
+        // Every browser is its own client address (test mode), as the API tests are: sign-up
+        // and sign-in limits count per address.
+        browser.cdp("Network.enable", json!({})).await;
+        browser
+            .cdp(
+                "Network.setExtraHTTPHeaders",
+                json!({ "headers": { crate::IP_HEADER: crate::unique_ip() } }),
+            )
+            .await;
+        // Downloads in headless Chromium go where the test looks.
+        browser
+            .cdp(
+                "Browser.setDownloadBehavior",
+                json!({ "behavior": "allow", "downloadPath": browser.downloads.display().to_string() }),
+            )
+            .await;
+        browser
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp: Value = req.send().await.unwrap().json().await.unwrap();
+        if let Some(err) = resp["value"]["error"].as_str() {
+            panic!(
+                "WebDriver {path}: {err}: {}",
+                resp["value"]["message"].as_str().unwrap_or("")
+            );
+        }
+        resp["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// A DevTools protocol command (chromedriver passes it on).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+            .await
+    }
+
+    /// Opens `path` on the udc host under test.
+    pub async fn open(&self, path: &str) {
+        let url = format!("{}{path}", crate::base_url());
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    pub async fn reload(&self) {
+        self.post("/refresh", json!({})).await;
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page; its return value.
+    pub async fn js(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": args }))
+            .await
+    }
+
+    /// Waits until `script` returns something truthy; that value.
+    pub async fn until(&self, what: &str, script: &str, args: Value) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.js(script, args.clone()).await;
+            if !(v.is_null() || v == false || v == "" || v == 0) {
+                return v;
+            }
+            if started.elapsed() > PAGE_PATIENCE {
+                let text = self.js("return document.body.innerText", json!([])).await;
+                panic!("the page never showed {what}; it shows:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for an element matching `css` and returns its WebDriver id.
+    pub async fn find(&self, css: &str) -> String {
+        self.until(
+            css,
+            "return document.querySelector(arguments[0]) !== null",
+            json!([css]),
+        )
+        .await;
+        let v = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await;
+        v[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    pub async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.post(&format!("/element/{el}/click"), json!({})).await;
+    }
+
+    /// Types `text` into the field `css` (after emptying it), as a person would.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.post(&format!("/element/{el}/clear"), json!({})).await;
+        self.post(&format!("/element/{el}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    /// Chooses `path` in the file input `css`.
+    pub async fn choose_file(&self, css: &str, path: &Path) {
+        let el = self.find(css).await;
+        self.post(
+            &format!("/element/{el}/value"),
+            json!({ "text": path.display().to_string() }),
+        )
+        .await;
+    }
+
+    /// Waits until the page's text contains `text`.
+    pub async fn wait_text(&self, text: &str) {
+        self.until(
+            &format!("the text {text:?}"),
+            "return document.body.innerText.includes(arguments[0])",
+            json!([text]),
+        )
+        .await;
+    }
+
+    /// Saves the page as a person sees it on a phone (390×844) and on a desktop (1280×800),
+    /// under `$UDC_RUN_DIR/screenshots` (or the temp directory), and returns the paths.
+    pub async fn screenshots(&self, name: &str) -> Vec<PathBuf> {
+        let dir = std::env::var_os("UDC_RUN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut saved = Vec::new();
+        for (w, h) in [(390, 844), (1280, 800)] {
+            self.cdp(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 500 }),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(png.as_str().unwrap())
+                .unwrap();
+            let path = dir.join(format!("{name}-{w}x{h}.png"));
+            std::fs::write(&path, bytes).unwrap();
+            saved.push(path);
+        }
+        self.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await;
+        saved
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ending the session quits Chromium; a plain blocking request, as Drop cannot await.
+        let host = self.base.trim_start_matches("http://");
+        if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+        let _ = std::fs::remove_dir_all(&self.downloads);
+    }
+}
+
+fn chromium() -> String {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Ok(out) = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+        {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if !path.is_empty() {
+                return path;
+            }
+        }
+    }
+    panic!("no Chromium (apt install chromium; scripts/setup.sh does)")
+}

@@ -1,0 +1,419 @@
+//! The web app in a real browser (headless Chromium over WebDriver) against the host under test,
+//! with real agents beside it: what a person does in the page, and what the agents see of it.
+//! Every test saves screenshots at 390×844 and 1280×800 (`$UDC_RUN_DIR/screenshots`).
+
+use std::path::{Path, PathBuf};
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use udc_conformance::browser::{Browser, PAGE_PATIENCE};
+use udc_conformance::desktop::{Display, DisplayAgent};
+use udc_conformance::{unique_email, PASSWORD};
+
+/// Creates an account in the page, naming this browser `device`.
+async fn sign_up(b: &Browser, email: &str, device: &str) {
+    b.open("/").await;
+    b.click("#tab-signup").await;
+    b.fill("#email", email).await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#confirm", PASSWORD).await;
+    b.fill("#device-name", device).await;
+    b.click("#submit").await;
+    signed_in(b).await;
+}
+
+/// Waits for the signed-in page with its device list and a live connection.
+async fn signed_in(b: &Browser) {
+    b.until(
+        "the signed-in page, live",
+        "const s = document.querySelector('#link-state'); return s && /Live|Updating/.test(s.textContent)",
+        json!([]),
+    )
+    .await;
+}
+
+/// The presence the page shows for the device named `name`.
+async fn wait_presence(b: &Browser, name: &str, presence: &str) {
+    b.until(
+        &format!("{name} {presence}"),
+        "return [...document.querySelectorAll('.device')].some(d => \
+           d.querySelector('.device-name')?.textContent === arguments[0] && d.dataset.presence === arguments[1])",
+        json!([name, presence]),
+    )
+    .await;
+}
+
+/// Clicks `button` (a CSS class) in the device row of `name`.
+async fn device_action(b: &Browser, name: &str, button: &str) {
+    b.until(
+        &format!("{button} for {name}"),
+        "const row = [...document.querySelectorAll('.device')].find(d => \
+           d.querySelector('.device-name')?.textContent === arguments[0]); \
+         const btn = row?.querySelector(arguments[1]); if (btn) { btn.click(); return true; } return false",
+        json!([name, format!(".{button}")]),
+    )
+    .await;
+}
+
+fn devices(agent: &DisplayAgent) -> Vec<Value> {
+    agent.run(&["devices"])["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn device_named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no device {name:?} in {list:?}"))
+}
+
+fn wait_agent(what: &str, ok: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(
+            started.elapsed() < PAGE_PATIENCE,
+            "the agent never saw {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A file of `len` pseudo-random bytes in a fresh directory.
+fn test_file(name: &str, len: usize) -> (PathBuf, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("udc-web-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = uuid::Uuid::new_v4().as_u128() as u64 | 1;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_account_sees_its_agents_live_renames_trusts_and_is_signed_out_when_removed() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    sign_up(&b, &email, "Web Test").await;
+    b.screenshots("devices-alone").await;
+
+    let display = Display::start();
+    let desk = DisplayAgent::login_as(&email, "Desk").spawn(&display, &["clipboard"], "clipboard");
+    wait_presence(&b, "Desk", "online").await;
+    b.screenshots("devices-online").await;
+
+    // Rename and trust from the page; the agent sees both.
+    device_action(&b, "Desk", "rename-button").await;
+    b.fill(".rename-input", "Desk at home").await;
+    b.click(".rename button[type=submit]").await;
+    wait_agent("the new name", || {
+        devices(&desk).iter().any(|d| d["name"] == "Desk at home")
+    });
+    device_action(&b, "Desk at home", "trust-button").await;
+    wait_agent("the page's trust", || {
+        let list = devices(&desk);
+        let page = device_named(&list, "Web Test")["id"].clone();
+        device_named(&list, "Desk at home")["trusted_by"]
+            .as_array()
+            .is_some_and(|t| t.contains(&page))
+    });
+    b.wait_text("You trust it").await;
+
+    // The agent stops: the page shows it offline.
+    let mut desk = desk;
+    desk.kill();
+    wait_presence(&b, "Desk at home", "offline").await;
+
+    // Removing the page's device from the agent signs the page out at once.
+    desk.run(&["devices", "remove", "Web Test"]);
+    b.until(
+        "the sign-in form with why",
+        "return document.querySelector('#submit') && document.body.innerText.includes('removed')",
+        json!([]),
+    )
+    .await;
+    b.screenshots("signed-out-removed").await;
+}
+
+/// Waits for the page's transfer of `name` to reach `phase`; its data attributes.
+async fn wait_transfer(b: &Browser, name: &str, phase: &str) -> Value {
+    b.until(
+        &format!("{name} {phase}"),
+        "const t = [...document.querySelectorAll('.transfer')].find(t => \
+           t.querySelector('.file-name')?.textContent.includes(arguments[0])); \
+         if (t?.dataset.phase === 'failed') return { failed: t.innerText }; \
+         return t?.dataset.phase === arguments[1] && { ...t.dataset }",
+        json!([name, phase]),
+    )
+    .await
+}
+
+/// A file Chromium finished saving into its download directory.
+fn wait_download(dir: &Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let started = Instant::now();
+    loop {
+        let partial = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "crdownload"))
+            })
+            .unwrap_or(false);
+        if path.exists() && !partial {
+            return std::fs::read(&path).unwrap();
+        }
+        assert!(started.elapsed() < PAGE_PATIENCE, "{name} was never saved");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The page's account with one agent, "Desk", that trusts the page and is trusted by it (so
+/// files move both ways).
+async fn page_and_desk(b: &Browser, page_name: &str) -> DisplayAgent {
+    let email = unique_email();
+    sign_up(b, &email, page_name).await;
+    let desk = DisplayAgent::login_as(&email, "Desk");
+    desk.run(&["devices", "trust", page_name]);
+    b.wait_text("it trusts this browser").await;
+    device_action(b, "Desk", "trust-button").await;
+    b.wait_text("You trust it").await;
+    desk
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_go_from_the_page_to_an_agent_and_back_verified() {
+    let b = Browser::start().await;
+    let desk = page_and_desk(&b, "Web Files").await;
+    b.open("/#/files").await;
+
+    let (path, bytes) = test_file("from the page.bin", 9 * 1024 * 1024 + 123);
+    b.choose_file("#file-input", &path).await;
+    let sent = wait_transfer(&b, "from the page.bin", "done").await;
+    assert!(sent.get("failed").is_none(), "{sent}");
+    assert_eq!(
+        sent["sha256"],
+        sha256_hex(&bytes),
+        "the page hashed the file"
+    );
+    b.screenshots("files-sent").await;
+    let into = std::env::temp_dir().join(format!("udc-web-in-{}", uuid::Uuid::new_v4().simple()));
+    desk.run(&["receive", "--dir", into.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(into.join("from the page.bin")).unwrap(),
+        bytes,
+        "the agent received the page's bytes"
+    );
+
+    let (path, bytes) = test_file("from the desk.bin", 5 * 1024 * 1024 + 7);
+    desk.run(&["send", path.to_str().unwrap(), "--to", "Web Files"]);
+    b.until(
+        "the desk's file in the inbox",
+        "const f = [...document.querySelectorAll('.inbox .file')].find(f => \
+           f.querySelector('.file-name')?.textContent === 'from the desk.bin'); \
+         f?.querySelector('.download-button')?.click(); return !!f",
+        json!([]),
+    )
+    .await;
+    let got = wait_transfer(&b, "from the desk.bin", "done").await;
+    assert!(got.get("failed").is_none(), "{got}");
+    assert_eq!(
+        got["sha256"],
+        sha256_hex(&bytes),
+        "the page checked the whole file"
+    );
+    assert_eq!(
+        wait_download(&b.downloads, "from the desk.bin"),
+        bytes,
+        "the saved file"
+    );
+    b.screenshots("files-received").await;
+    let _ = std::fs::remove_dir_all(into);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_cut_by_a_reload_resumes_with_the_parts_not_yet_sent() {
+    const MIB: usize = 1024 * 1024;
+    let b = Browser::start().await;
+    let desk = page_and_desk(&b, "Web Resume").await;
+    b.open("/#/files").await;
+    // A slow uplink, so the reload lands in the middle of the upload.
+    b.cdp(
+        "Network.emulateNetworkConditions",
+        json!({ "offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 24 * MIB }),
+    )
+    .await;
+    let (path, bytes) = test_file("big.bin", 72 * MIB);
+    b.choose_file("#file-input", &path).await;
+    b.until(
+        "a part of the upload recorded",
+        "return Number(document.querySelector('.transfer')?.dataset.recorded) >= arguments[0]",
+        json!([8 * MIB]),
+    )
+    .await;
+    b.screenshots("upload-in-flight").await;
+    b.reload().await;
+    b.cdp(
+        "Network.emulateNetworkConditions",
+        json!({ "offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
+    )
+    .await;
+    signed_in(&b).await;
+    b.find(".transfer[data-phase=needs-file]").await;
+    b.screenshots("upload-paused").await;
+    b.choose_file(".resume-input", &path).await;
+    let done = wait_transfer(&b, "big.bin", "done").await;
+    assert!(done.get("failed").is_none(), "{done}");
+    let resumed: usize = done["resumedFrom"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (8 * MIB..72 * MIB).contains(&resumed) && resumed.is_multiple_of(8 * MIB),
+        "resumed after whole recorded parts, not from scratch: {resumed}"
+    );
+    let into = std::env::temp_dir().join(format!("udc-web-in-{}", uuid::Uuid::new_v4().simple()));
+    desk.run(&["receive", "--dir", into.to_str().unwrap()]);
+    assert!(
+        std::fs::read(into.join("big.bin")).unwrap() == bytes,
+        "the resumed upload is the file"
+    );
+    let _ = std::fs::remove_dir_all(into);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clipboard_goes_between_the_page_and_an_agent_on_a_desk() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    sign_up(&b, &email, "Web Clip").await;
+    let display = Display::start();
+    let desk = DisplayAgent::login_as(&email, "Desk").spawn(&display, &["clipboard"], "clipboard");
+    b.open("/#/clipboard").await;
+    signed_in(&b).await;
+
+    let text = format!("copied on the desk {}", uuid::Uuid::new_v4().simple());
+    display.copy("UTF8_STRING", text.as_bytes());
+    desk.expect("sent");
+    b.wait_text(&text).await;
+    b.screenshots("clipboard").await;
+
+    let back = format!("sent from the page ✓ {}", uuid::Uuid::new_v4().simple());
+    b.fill("#clip-text", &back).await;
+    b.click("#clip-send").await;
+    desk.expect("applied");
+    display.wait_paste("UTF8_STRING", |p| p == back.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_approves_an_agents_sign_in_and_signs_in_by_an_agents_approval() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    sign_up(&b, &email, "Web Approver").await;
+
+    // An agent asks; the page shows the same words and approves.
+    let mut laptop = DisplayAgent::new().start_without_display(
+        &[
+            "login",
+            "--email",
+            &email,
+            "--approve-with-device",
+            "--device-name",
+            "Laptop",
+        ],
+        "approval",
+        "requested",
+    );
+    let phrase = laptop.first["fingerprint_phrase"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.until(
+        "the approval dialog with the agent's words",
+        "return document.querySelector('#approval-phrase')?.textContent === arguments[0]",
+        json!([phrase]),
+    )
+    .await;
+    b.screenshots("approve-agent").await;
+    b.click("#approval-approve").await;
+    assert!(laptop.finish(), "the agent signed in");
+    assert!(devices(&laptop).iter().any(|d| d["name"] == "Web Approver"));
+    // Only a device another one trusts may answer sign-in requests.
+    device_action(&b, "Laptop", "trust-button").await;
+    b.wait_text("You trust it").await;
+
+    // A second browser signs in without the password; the agent approves.
+    let other = Browser::start().await;
+    other.open("/").await;
+    other.click("#tab-approval").await;
+    other.fill("#email", &email).await;
+    other.fill("#device-name", "Web Newcomer").await;
+    other.click("#submit").await;
+    let shown = other
+        .until(
+            "the phrase",
+            "return document.querySelector('#my-phrase')?.textContent",
+            json!([]),
+        )
+        .await;
+    other.screenshots("approval-waiting").await;
+    let answer = laptop.run(&["approve", "--yes", "--wait", "20"]);
+    assert_eq!(
+        answer["fingerprint_phrase"], shown,
+        "both screens show the same words"
+    );
+    signed_in(&other).await;
+    wait_presence(&other, "Laptop", "offline").await;
+    // The account key arrived: what the page seals, the agent's account opens.
+    other.open("/#/clipboard").await;
+    other
+        .fill("#clip-text", "sealed with the approved key")
+        .await;
+    other.click("#clip-send").await;
+    b.open("/#/clipboard").await;
+    b.wait_text("sealed with the approved key").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_or_garbled_server_gets_a_clear_message_not_a_blank_page() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    sign_up(&b, &email, "Web Errors").await;
+    // From the next load on, the page's requests for its device list get what a broken server
+    // or a broken proxy would send.
+    for (answer, expect) in [
+        ("new Response('<h1>502 Bad Gateway</h1>', { status: 502 })", "had a problem (HTTP 502)"),
+        ("new Response('{\"devices\": 7}', { status: 200, headers: { 'content-type': 'application/json' } })", "could not be read"),
+        ("new Response('not json', { status: 200 })", "cannot read"),
+    ] {
+        b.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": format!(
+                "const real = window.fetch; window.fetch = (input, init) => \
+                   String(input) === '/devices' ? Promise.resolve({answer}) : real(input, init);"
+            ) }),
+        )
+        .await;
+        b.reload().await;
+        b.wait_text(expect).await;
+        b.find("#problem").await;
+        b.screenshots(&format!("error-{}", &expect[..8].replace(' ', "-"))).await;
+        let id = b.cdp("Page.addScriptToEvaluateOnNewDocument", json!({ "source": "" })).await;
+        // Each override replaces the last (identifiers are sequential from 1).
+        let last: u64 = id["identifier"].as_str().unwrap().parse().unwrap();
+        for n in 1..=last {
+            b.cdp("Page.removeScriptToEvaluateOnNewDocument", json!({ "identifier": n.to_string() })).await;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+// Work that would freeze the page: Argon2id (about 19 MiB, two passes), hashing whole files a
+// chunk at a time, and downloading a file while hashing it. One request at a time per id.
+import init, { deriveKeys, Sha256 } from "./pkg/udc_client.js";
+import type { WorkerRequest, WorkerReply } from "./worker-protocol";
+
+const ready = init();
+const cancelled = new Set<number>();
+
+function reply(message: WorkerReply) {
+  (self as unknown as Worker).postMessage(message);
+}
+
+async function hashStream(
+  id: number,
+  stream: ReadableStream<Uint8Array>,
+  keep: Uint8Array[] | null,
+): Promise<{ digest: string; bytes: number }> {
+  const hasher = new Sha256();
+  const reader = stream.getReader();
+  let bytes = 0;
+  let told = 0;
+  for (;;) {
+    if (cancelled.has(id)) {
+      await reader.cancel();
+      throw new Error("cancelled");
+    }
+    const { value, done } = await reader.read();
+    if (done) break;
+    hasher.update(value);
+    keep?.push(value);
+    bytes += value.length;
+    const now = performance.now();
+    if (now - told > 100) {
+      told = now;
+      reply({ id, progress: bytes });
+    }
+  }
+  return { digest: hasher.hexDigest(), bytes };
+}
+
+self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
+  const m = e.data;
+  if (m.op === "cancel") {
+    cancelled.add(m.target);
+    return;
+  }
+  try {
+    await ready;
+    if (m.op === "derive") {
+      const keys = deriveKeys(m.password, m.kdf);
+      reply({ id: m.id, keys });
+    } else if (m.op === "hash") {
+      const { digest } = await hashStream(m.id, m.file.stream(), null);
+      reply({ id: m.id, digest });
+    } else if (m.op === "download") {
+      const resp = await fetch(m.url, { cache: "no-store", referrerPolicy: "no-referrer" });
+      if (!resp.ok || !resp.body) throw new Error(`the store answered ${resp.status}`);
+      const chunks: Uint8Array[] = [];
+      const { digest, bytes } = await hashStream(m.id, resp.body, chunks);
+      const blob = new Blob(chunks as BlobPart[], { type: m.mime });
+      reply({ id: m.id, digest, bytes, blob });
+    }
+  } catch (err) {
+    reply({ id: m.id, error: err instanceof Error ? err.message : String(err) });
+  } finally {
+    cancelled.delete(m.id);
+  }
+};

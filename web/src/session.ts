@@ -1,0 +1,125 @@
+// Signing in: a new account, a password, or approval from a device already signed in. The
+// password never leaves the page: the Worker derives auth_key (sent) and enc_key (kept).
+import { api, ApiError, begin, current, forget, sessionFrom, type TokenPair } from "./api";
+import { getSecret, putSecret } from "./store";
+import { b64, unb64, wasm } from "./wasm";
+import { deriveKeys } from "./worker";
+import type { Device } from "./types";
+
+type SignedIn = { tokens: TokenPair; device_cookie?: string };
+
+/** "Chrome on Linux" and the like: what a person would call this browser. */
+export function defaultDeviceName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua)
+    ? "Edge"
+    : /Firefox\//.test(ua)
+      ? "Firefox"
+      : /Chrom(e|ium)\//.test(ua)
+        ? "Chrome"
+        : /Safari\//.test(ua)
+          ? "Safari"
+          : "Browser";
+  return `${browser} on ${platformName()}`;
+}
+
+function platformName(): string {
+  const ua = navigator.userAgent;
+  if (/Android/.test(ua)) return "Android";
+  if (/iPhone|iPad/.test(ua)) return "iOS";
+  if (/Windows/.test(ua)) return "Windows";
+  if (/Mac OS X/.test(ua)) return "macOS";
+  if (/CrOS/.test(ua)) return "ChromeOS";
+  if (/Linux/.test(ua)) return "Linux";
+  return "the web";
+}
+
+const cookieKey = (email: string) => `cookie:${email.trim().toLowerCase()}`;
+
+async function keepCookie(email: string, cookie: string | undefined) {
+  if (cookie) await putSecret(cookieKey(email), cookie);
+}
+
+/** Registers this browser as a device of the account (the device-less session ends). */
+async function registerDevice(email: string, tokens: TokenPair, encKey: Uint8Array, name: string): Promise<void> {
+  const { tokens: deviceTokens } = await api<{ device: Device; tokens: TokenPair }>(
+    "POST",
+    "/devices/register",
+    { name: name.trim(), platform: "web", os_version: platformName(), app_version: "web", capabilities: ["clipboard", "files"] },
+    { token: tokens.access_token },
+  );
+  await begin(sessionFrom(email, deviceTokens, b64(encKey)));
+}
+
+export async function signUp(email: string, password: string, deviceName: string): Promise<void> {
+  const udc = await wasm();
+  const kdf = JSON.parse(udc.newKdfParams());
+  const { authKey, encKey } = await deriveKeys(password, kdf);
+  const r = await api<SignedIn>("POST", "/auth/register", { email, kdf, auth_key: b64(authKey) }, { auth: false });
+  await keepCookie(email, r.device_cookie);
+  await registerDevice(email, r.tokens, encKey, deviceName);
+}
+
+export async function signIn(email: string, password: string, deviceName: string): Promise<void> {
+  const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email }, { auth: false });
+  const { authKey, encKey } = await deriveKeys(password, kdf);
+  const cookie = await getSecret<string>(cookieKey(email));
+  const body = cookie ? { email, auth_key: b64(authKey), device_cookie: cookie } : { email, auth_key: b64(authKey) };
+  const r = await api<SignedIn>("POST", "/auth/login", body, { auth: false });
+  await keepCookie(email, r.device_cookie);
+  await registerDevice(email, r.tokens, encKey, deviceName);
+}
+
+export type Approval = { phrase: string; wait: Promise<void>; cancel: () => void };
+
+/**
+ * Asks the account's signed-in devices to let this browser in. The phrase is computed here from
+ * this page's own key; a server that swapped in another key would show other words.
+ */
+export async function requestApproval(email: string, deviceName: string): Promise<Approval> {
+  const udc = await wasm();
+  const keys = new udc.ApprovalKeys();
+  const r = await api<{ request_id: string; poll_secret: string; fingerprint_phrase: string; expires_in: number }>(
+    "POST",
+    "/auth/approval/request",
+    { email, device_name: deviceName.trim(), public_key: keys.publicKey },
+    { auth: false },
+  );
+  const phrase = keys.phrase;
+  if (r.fingerprint_phrase !== phrase) {
+    throw new ApiError(200, "phrase_mismatch", "The server showed different words for this browser's key. Do not continue: something between you and the server changed the request.");
+  }
+  let stopped = false;
+  const wait = (async () => {
+    while (!stopped) {
+      await new Promise((ok) => setTimeout(ok, 700));
+      if (stopped) break;
+      const state = await api<{ state: string; tokens?: TokenPair; sealed_key?: string }>(
+        "GET",
+        `/auth/approval/${encodeURIComponent(r.request_id)}`,
+        undefined,
+        { auth: false, headers: { "x-udc-approval-secret": r.poll_secret } },
+      );
+      if (state.state === "approved" && state.tokens && state.sealed_key) {
+        const encKey = keys.openAccountKey(state.sealed_key);
+        await registerDevice(email, state.tokens, encKey, deviceName);
+        return;
+      }
+    }
+    throw new DOMException("cancelled", "AbortError");
+  })().finally(() => keys.free());
+  return { phrase, wait, cancel: () => (stopped = true) };
+}
+
+export async function signOut(): Promise<void> {
+  if (current()) {
+    await api("POST", "/auth/logout").catch(() => undefined);
+  }
+  await forget("You signed out.");
+}
+
+export function accountKey(): Uint8Array {
+  const s = current();
+  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  return unb64(s.encKey);
+}

@@ -1,0 +1,214 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, ApiError, forget, type Session } from "../api";
+import { Realtime, type LinkState } from "../realtime";
+import { signOut } from "../session";
+import { restoreUnfinished } from "../transfers";
+import type { ClipItem, ClipPrefs, Device, FileInfo, HubEvent, PendingLogin } from "../types";
+import { Approvals } from "./Approvals";
+import { Clipboard } from "./Clipboard";
+import { Devices } from "./Devices";
+import { Files } from "./Files";
+
+type View = "devices" | "files" | "clipboard";
+
+export type Account = {
+  session: Session;
+  devices: Device[];
+  files: FileInfo[];
+  inbox: FileInfo[];
+  clip: ClipItem[];
+  prefs: ClipPrefs | null;
+  approvals: PendingLogin[];
+};
+
+const VIEWS: [View, string][] = [
+  ["devices", "Devices"],
+  ["files", "Files"],
+  ["clipboard", "Clipboard"],
+];
+
+function viewFromHash(): View {
+  const v = location.hash.replace(/^#\/?/, "");
+  return VIEWS.some(([id]) => id === v) ? (v as View) : "devices";
+}
+
+function list<T>(value: unknown, what: string): T[] {
+  if (!Array.isArray(value)) throw new ApiError(200, "bad_answer", `The udc server's list of ${what} could not be read. Try again in a moment.`);
+  return value as T[];
+}
+
+export function explain(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function upsert<T extends { id: string }>(items: T[], item: T, atEnd = true): T[] {
+  const i = items.findIndex((x) => x.id === item.id);
+  if (i >= 0) return items.map((x) => (x.id === item.id ? item : x));
+  return atEnd ? [...items, item] : [item, ...items];
+}
+
+export function Home({ session }: { session: Session }) {
+  const me = session.deviceId;
+  const [view, setView] = useState<View>(viewFromHash());
+  const [link, setLink] = useState<LinkState>("connecting");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [loaded, setLoaded] = useState(false);
+  const [state, setState] = useState<Account>({ session, devices: [], files: [], inbox: [], clip: [], prefs: null, approvals: [] });
+  const update = (f: (a: Account) => Account) => setState((a) => f(a));
+
+  const load = async () => {
+    try {
+      const [d, f, s, c, p, a] = await Promise.all([
+        api<{ devices: unknown }>("GET", "/devices"),
+        api<{ files: unknown }>("GET", "/files?limit=100"),
+        api<{ files: unknown }>("GET", "/files/shared"),
+        api<{ items: unknown }>("GET", "/sync/clipboard/history"),
+        api<ClipPrefs>("GET", "/sync/clipboard/preferences"),
+        api<{ requests: unknown }>("GET", "/auth/approval/pending"),
+      ]);
+      update((acc) => ({
+        ...acc,
+        devices: list<Device>(d.devices, "devices"),
+        files: list<FileInfo>(f.files, "files"),
+        inbox: list<FileInfo>(s.files, "files"),
+        clip: list<ClipItem>(c.items, "clipboard items"),
+        prefs: p,
+        approvals: list<PendingLogin>(a.requests, "sign-in requests"),
+      }));
+      setProblem(null);
+      setLoaded(true);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 401)) setProblem(explain(e));
+      setLoaded(true);
+    }
+  };
+
+  const onEvent = (e: HubEvent) => {
+    const data = e.data ?? {};
+    switch (e.event) {
+      case "device.registered":
+      case "device.updated": {
+        const device = data.device as Device | undefined;
+        if (device) update((a) => ({ ...a, devices: upsert(a.devices, { ...device, is_current: device.id === me }) }));
+        break;
+      }
+      case "device.removed":
+        if (data.device_id === me) {
+          void forget("This browser was removed from your account on another device.");
+          return;
+        }
+        update((a) => ({ ...a, devices: a.devices.filter((d) => d.id !== data.device_id) }));
+        break;
+      case "device.online":
+      case "device.idle":
+      case "device.offline": {
+        const presence = e.event.slice("device.".length) as Device["presence"];
+        const seen = typeof data.last_seen === "number" ? new Date(data.last_seen).toISOString() : null;
+        update((a) => ({
+          ...a,
+          devices: a.devices.map((d) => (d.id === data.device_id ? { ...d, presence, last_seen_at: seen ?? d.last_seen_at } : d)),
+        }));
+        break;
+      }
+      case "file.available": {
+        const file = data.file as FileInfo | undefined;
+        if (file) update((a) => ({ ...a, inbox: upsert(a.inbox, file), files: upsert(a.files, file, false) }));
+        break;
+      }
+      case "file.transfer.completed":
+      case "file.restored": {
+        const file = data.file as FileInfo | undefined;
+        if (file) update((a) => ({ ...a, files: upsert(a.files, file, false) }));
+        break;
+      }
+      case "file.deleted":
+        update((a) => ({
+          ...a,
+          inbox: a.inbox.filter((f) => f.id !== data.file_id),
+          files: a.files.map((f) => (f.id === data.file_id ? { ...f, deleted_at: new Date().toISOString() } : f)),
+        }));
+        break;
+      case "clipboard.sync": {
+        const item = data.item as ClipItem | undefined;
+        if (item) update((a) => ({ ...a, clip: upsert(a.clip, item, false) }));
+        break;
+      }
+      case "clipboard.cleared":
+        void load();
+        break;
+      case "auth.approval.request": {
+        const request = data.request as PendingLogin | undefined;
+        if (request) update((a) => ({ ...a, approvals: upsert(a.approvals, request) }));
+        break;
+      }
+      case "auth.approval.resolved":
+        update((a) => ({ ...a, approvals: a.approvals.filter((r) => r.id !== data.request_id) }));
+        break;
+    }
+  };
+
+  useEffect(() => {
+    const onHash = () => setView(viewFromHash());
+    addEventListener("hashchange", onHash);
+    void load().then(() => restoreUnfinished());
+    const rt = new Realtime({ event: onEvent, resync: () => void load(), state: setLink });
+    void rt.start();
+    return () => {
+      rt.stop();
+      removeEventListener("hashchange", onHash);
+    };
+  }, []);
+
+  const linkText: Record<LinkState, string> = {
+    connecting: "Connecting…",
+    live: "Live",
+    polling: "Updating every few seconds",
+    offline: "Offline: reconnecting",
+  };
+
+  return (
+    <div class="shell">
+      <header class="top">
+        <a class="brand" href="#/devices">
+          <img src="/icon.svg" alt="" width={24} height={24} /> udc
+        </a>
+        <span class={`link ${link}`} id="link-state" role="status" title={linkText[link]}>
+          <span class="dot" aria-hidden="true" /> {linkText[link]}
+        </span>
+        <span class="account muted" title={session.email}>
+          {session.email}
+        </span>
+        <button class="quiet" id="sign-out" onClick={() => void signOut()}>
+          Sign out
+        </button>
+      </header>
+      <nav class="tabs main-tabs" aria-label="Sections">
+        {VIEWS.map(([id, label]) => (
+          <a href={`#/${id}`} class={view === id ? "tab active" : "tab"} aria-current={view === id ? "page" : undefined}>
+            {label}
+          </a>
+        ))}
+      </nav>
+      <main class="content">
+        {problem && (
+          <div class="error banner" role="alert" id="problem">
+            {problem}{" "}
+            <button class="quiet" onClick={() => void load()}>
+              Try again
+            </button>
+          </div>
+        )}
+        {!loaded ? (
+          <p class="muted">Loading your devices…</p>
+        ) : view === "devices" ? (
+          <Devices account={state} update={update} />
+        ) : view === "files" ? (
+          <Files account={state} update={update} />
+        ) : (
+          <Clipboard account={state} update={update} />
+        )}
+      </main>
+      <Approvals account={state} update={update} />
+    </div>
+  );
+}
