@@ -7,7 +7,9 @@
 # of the Worker's wasm and the Spin component; GET /devices against /health on the Spin component
 # in udc-spin-host; clipboard latency between two agents on two Xvfb displays, through wrangler
 # dev and through udc-server (udc-clip-bench); remote control's capture frames/s and input latency
-# on udc-server (udc-remote-bench).
+# on udc-server (udc-remote-bench); the web app in headless Chromium on udc-server: first-load
+# bytes, time to interactive, sign-in (KDF in wasm) against the native KDF, and a file (1 GiB)
+# sent from the page against the agent, with the browser's peak memory (udc-web-bench).
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +19,9 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo puts binaries
 trap stop_hosts EXIT
 
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
+scripts/build-web.sh >/dev/null
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
-  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench
+  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-web-bench
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
@@ -36,6 +39,7 @@ for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "
 "$BIN/release/udc-clip-bench" --copies 200
 "$BIN/release/udc-remote-bench"
 "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
+"$BIN/release/udc-web-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 stop_hosts
 
 # The Spin component in udc-spin-host: GET /devices against the bare /health of the same component.

@@ -6,6 +6,7 @@
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 UDC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UDC_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/udc-run.XXXXXX")
+export UDC_RUN_DIR   # the tests keep what a person should look at here (screenshots)
 UDC_HOST_PIDS=()
 
 free_port() {

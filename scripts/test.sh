@@ -49,6 +49,7 @@ conformance_on() { # name, then the command that starts the host
   shift
   [ -n "${SUITE_FILTER:-}" ] && filter=(-E "$SUITE_FILTER")
   step "conformance: $name"
+  export UDC_SCREENSHOT_DIR="$UDC_RUN_DIR/screenshots/$name"
   "$@"
   cargo nextest run -p udc-conformance --test api --test cli --test desktop --test web "${filter[@]}"
   export UDC_RESTART_STATE="$UDC_RUN_DIR/restart-$name.json"
@@ -72,3 +73,6 @@ SUITE_FILTER='not (test(registration_and_presence) | test(a_reconnecting_device)
   | binary(desktop) | test(remote::) | test(protocol_level_errors)
   | test(sees_its_agents_live) | test(clipboard_goes))' \
   conformance_on "spin" start_spin "$UDC_RUN_DIR/spin-state"
+
+echo
+echo "== done; the web app's screenshots, per host: $UDC_RUN_DIR/screenshots"

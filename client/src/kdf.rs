@@ -45,12 +45,15 @@ impl DerivedKeys {
 }
 
 pub fn derive(password: &str, kdf: &KdfParams) -> Result<DerivedKeys> {
-    if kdf.algorithm != "argon2id" {
-        return Err(anyhow!("unsupported KDF {:?}", kdf.algorithm));
-    }
+    kdf.check()
+        .map_err(|e| anyhow!("refusing the server's KDF parameters: {e}"))?;
     let salt = B64
         .decode(&kdf.salt)
-        .map_err(|_| anyhow!("the server sent a malformed salt"))?;
+        .ok()
+        .filter(|s| (16..=64).contains(&s.len()))
+        .ok_or_else(|| {
+            anyhow!("refusing the server's KDF parameters: the salt must be 16 to 64 bytes, base64")
+        })?;
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| anyhow!("bad KDF parameters: {e}"))?;
     let mut master = [0u8; 32];
@@ -88,5 +91,42 @@ mod tests {
             a.auth_key
         );
         assert_ne!(derive("wrong horse", &kdf).unwrap().auth_key, a.auth_key);
+    }
+
+    #[test]
+    fn a_kdf_cheaper_or_costlier_than_the_rules_is_refused() {
+        let good = KdfParams::new_random().unwrap();
+        for bad in [
+            KdfParams {
+                memory_kib: 8,
+                ..good.clone()
+            },
+            KdfParams {
+                iterations: 1,
+                ..good.clone()
+            },
+            KdfParams {
+                memory_kib: 4 * 1024 * 1024,
+                ..good.clone()
+            },
+            KdfParams {
+                parallelism: 0,
+                ..good.clone()
+            },
+            KdfParams {
+                algorithm: "pbkdf2".into(),
+                ..good.clone()
+            },
+            KdfParams {
+                salt: B64.encode([1u8; 8]),
+                ..good.clone()
+            },
+        ] {
+            let err = derive("correct horse", &bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("refusing the server's KDF parameters"),
+                "{err}"
+            );
+        }
     }
 }

@@ -14,3 +14,37 @@ pub struct KdfParams {
     /// base64, 16 to 64 bytes
     pub salt: String,
 }
+
+/// Minimums follow OWASP's Argon2id guidance (m=19 MiB, t=2, p=1); the maximums keep a sign-in
+/// within what a phone can do.
+pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub const MIN_ITERATIONS: u32 = 2;
+pub const MAX_ITERATIONS: u32 = 64;
+pub const MAX_PARALLELISM: u32 = 16;
+
+impl KdfParams {
+    /// The rules both sides hold parameters to: the server when an account is created, and
+    /// every client before it derives, so a server cannot talk a client into a KDF cheap enough
+    /// to brute-force the `auth_key` it receives (or one so costly it stalls the device). The
+    /// error names the field. The salt's bytes are the caller's to check (16 to 64).
+    pub fn check(&self) -> Result<(), String> {
+        if self.algorithm != "argon2id" {
+            return Err("kdf.algorithm: only \"argon2id\" is supported".into());
+        }
+        if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&self.memory_kib) {
+            return Err(format!(
+                "kdf.memory_kib: must be {MIN_MEMORY_KIB} to {MAX_MEMORY_KIB}"
+            ));
+        }
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&self.iterations) {
+            return Err(format!(
+                "kdf.iterations: must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"
+            ));
+        }
+        if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
+            return Err(format!("kdf.parallelism: must be 1 to {MAX_PARALLELISM}"));
+        }
+        Ok(())
+    }
+}

@@ -213,13 +213,40 @@ impl Browser {
         .await;
     }
 
+    /// Creates an account in the page (the tests' password), naming this browser `device`.
+    pub async fn sign_up(&self, email: &str, device: &str) {
+        self.open("/").await;
+        self.click("#tab-signup").await;
+        self.fill("#email", email).await;
+        self.fill("#password", crate::PASSWORD).await;
+        self.fill("#confirm", crate::PASSWORD).await;
+        self.fill("#device-name", device).await;
+        self.click("#submit").await;
+        self.signed_in().await;
+    }
+
+    /// Waits for the signed-in page with its device list and a live (or polling) connection.
+    pub async fn signed_in(&self) {
+        self.until(
+            "the signed-in page, live",
+            "const s = document.querySelector('#link-state'); return s && /Live|Updating/.test(s.textContent)",
+            json!([]),
+        )
+        .await;
+    }
+
     /// Saves the page as a person sees it on a phone (390×844) and on a desktop (1280×800),
-    /// under `$UDC_RUN_DIR/screenshots` (or the temp directory), and returns the paths.
+    /// in `$UDC_SCREENSHOT_DIR` (test.sh: one per host under the run directory), else
+    /// `$UDC_RUN_DIR/screenshots`, else the temp directory's; returns the paths.
     pub async fn screenshots(&self, name: &str) -> Vec<PathBuf> {
-        let dir = std::env::var_os("UDC_RUN_DIR")
+        let dir = std::env::var_os("UDC_SCREENSHOT_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir)
-            .join("screenshots");
+            .unwrap_or_else(|| {
+                std::env::var_os("UDC_RUN_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join("screenshots")
+            });
         std::fs::create_dir_all(&dir).unwrap();
         let mut saved = Vec::new();
         for (w, h) in [(390, 844), (1280, 800)] {

@@ -10,29 +10,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use udc_conformance::browser::{Browser, PAGE_PATIENCE};
 use udc_conformance::desktop::{Display, DisplayAgent};
-use udc_conformance::{unique_email, PASSWORD};
-
-/// Creates an account in the page, naming this browser `device`.
-async fn sign_up(b: &Browser, email: &str, device: &str) {
-    b.open("/").await;
-    b.click("#tab-signup").await;
-    b.fill("#email", email).await;
-    b.fill("#password", PASSWORD).await;
-    b.fill("#confirm", PASSWORD).await;
-    b.fill("#device-name", device).await;
-    b.click("#submit").await;
-    signed_in(b).await;
-}
-
-/// Waits for the signed-in page with its device list and a live connection.
-async fn signed_in(b: &Browser) {
-    b.until(
-        "the signed-in page, live",
-        "const s = document.querySelector('#link-state'); return s && /Live|Updating/.test(s.textContent)",
-        json!([]),
-    )
-    .await;
-}
+use udc_conformance::unique_email;
 
 /// The presence the page shows for the device named `name`.
 async fn wait_presence(b: &Browser, name: &str, presence: &str) {
@@ -110,7 +88,7 @@ fn test_file(name: &str, len: usize) -> (PathBuf, Vec<u8>) {
 async fn a_page_account_sees_its_agents_live_renames_trusts_and_is_signed_out_when_removed() {
     let email = unique_email();
     let b = Browser::start().await;
-    sign_up(&b, &email, "Web Test").await;
+    b.sign_up(&email, "Web Test").await;
     b.screenshots("devices-alone").await;
 
     let display = Display::start();
@@ -126,6 +104,7 @@ async fn a_page_account_sees_its_agents_live_renames_trusts_and_is_signed_out_wh
         devices(&desk).iter().any(|d| d["name"] == "Desk at home")
     });
     device_action(&b, "Desk at home", "trust-button").await;
+    b.click("#confirm-trust").await;
     wait_agent("the page's trust", || {
         let list = devices(&desk);
         let page = device_named(&list, "Web Test")["id"].clone();
@@ -187,11 +166,12 @@ fn wait_download(dir: &Path, name: &str) -> Vec<u8> {
 /// files move both ways).
 async fn page_and_desk(b: &Browser, page_name: &str) -> DisplayAgent {
     let email = unique_email();
-    sign_up(b, &email, page_name).await;
+    b.sign_up(&email, page_name).await;
     let desk = DisplayAgent::login_as(&email, "Desk");
     desk.run(&["devices", "trust", page_name]);
     b.wait_text("it trusts this browser").await;
     device_action(b, "Desk", "trust-button").await;
+    b.click("#confirm-trust").await;
     b.wait_text("You trust it").await;
     desk
 }
@@ -220,6 +200,8 @@ async fn files_go_from_the_page_to_an_agent_and_back_verified() {
         "the agent received the page's bytes"
     );
 
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+
     let (path, bytes) = test_file("from the desk.bin", 5 * 1024 * 1024 + 7);
     desk.run(&["send", path.to_str().unwrap(), "--to", "Web Files"]);
     b.until(
@@ -244,6 +226,7 @@ async fn files_go_from_the_page_to_an_agent_and_back_verified() {
     );
     b.screenshots("files-received").await;
     let _ = std::fs::remove_dir_all(into);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -273,7 +256,7 @@ async fn an_upload_cut_by_a_reload_resumes_with_the_parts_not_yet_sent() {
         json!({ "offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
     )
     .await;
-    signed_in(&b).await;
+    b.signed_in().await;
     b.find(".transfer[data-phase=needs-file]").await;
     b.screenshots("upload-paused").await;
     b.choose_file(".resume-input", &path).await;
@@ -291,17 +274,18 @@ async fn an_upload_cut_by_a_reload_resumes_with_the_parts_not_yet_sent() {
         "the resumed upload is the file"
     );
     let _ = std::fs::remove_dir_all(into);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_clipboard_goes_between_the_page_and_an_agent_on_a_desk() {
     let email = unique_email();
     let b = Browser::start().await;
-    sign_up(&b, &email, "Web Clip").await;
+    b.sign_up(&email, "Web Clip").await;
     let display = Display::start();
     let desk = DisplayAgent::login_as(&email, "Desk").spawn(&display, &["clipboard"], "clipboard");
     b.open("/#/clipboard").await;
-    signed_in(&b).await;
+    b.signed_in().await;
 
     let text = format!("copied on the desk {}", uuid::Uuid::new_v4().simple());
     display.copy("UTF8_STRING", text.as_bytes());
@@ -320,7 +304,7 @@ async fn the_clipboard_goes_between_the_page_and_an_agent_on_a_desk() {
 async fn the_page_approves_an_agents_sign_in_and_signs_in_by_an_agents_approval() {
     let email = unique_email();
     let b = Browser::start().await;
-    sign_up(&b, &email, "Web Approver").await;
+    b.sign_up(&email, "Web Approver").await;
 
     // An agent asks; the page shows the same words and approves.
     let mut laptop = DisplayAgent::new().start_without_display(
@@ -340,17 +324,30 @@ async fn the_page_approves_an_agents_sign_in_and_signs_in_by_an_agents_approval(
         .unwrap()
         .to_owned();
     b.until(
-        "the approval dialog with the agent's words",
-        "return document.querySelector('#approval-phrase')?.textContent === arguments[0]",
+        "the approval dialog with the agent's words among decoys",
+        "const c = [...document.querySelectorAll('.choice')]; \
+         return c.length === 3 && c.some(b => b.textContent === arguments[0] && !b.disabled)",
         json!([phrase]),
     )
     .await;
     b.screenshots("approve-agent").await;
-    b.click("#approval-approve").await;
+    // Other words than the new device's approve nothing.
+    b.js(
+        "[...document.querySelectorAll('.choice')].find(b => b.textContent !== arguments[0]).click(); return true",
+        json!([phrase]),
+    )
+    .await;
+    b.wait_text("not the words of this request").await;
+    b.js(
+        "[...document.querySelectorAll('.choice')].find(b => b.textContent === arguments[0]).click(); return true",
+        json!([phrase]),
+    )
+    .await;
     assert!(laptop.finish(), "the agent signed in");
     assert!(devices(&laptop).iter().any(|d| d["name"] == "Web Approver"));
     // Only a device another one trusts may answer sign-in requests.
     device_action(&b, "Laptop", "trust-button").await;
+    b.click("#confirm-trust").await;
     b.wait_text("You trust it").await;
 
     // A second browser signs in without the password; the agent approves.
@@ -373,7 +370,7 @@ async fn the_page_approves_an_agents_sign_in_and_signs_in_by_an_agents_approval(
         answer["fingerprint_phrase"], shown,
         "both screens show the same words"
     );
-    signed_in(&other).await;
+    other.signed_in().await;
     wait_presence(&other, "Laptop", "offline").await;
     // The account key arrived: what the page seals, the agent's account opens.
     other.open("/#/clipboard").await;
@@ -389,7 +386,7 @@ async fn the_page_approves_an_agents_sign_in_and_signs_in_by_an_agents_approval(
 async fn a_failing_or_garbled_server_gets_a_clear_message_not_a_blank_page() {
     let email = unique_email();
     let b = Browser::start().await;
-    sign_up(&b, &email, "Web Errors").await;
+    b.sign_up(&email, "Web Errors").await;
     // From the next load on, the page's requests for its device list get what a broken server
     // or a broken proxy would send.
     for (answer, expect) in [

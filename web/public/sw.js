@@ -5,8 +5,17 @@
 const CACHE = "udc-shell-v1";
 const SHELL = ["/", "/manifest.webmanifest", "/icon.svg"];
 
+/** The page and the files it names (its script and style): what opening the app needs. */
+async function precache() {
+  const cache = await caches.open(CACHE);
+  await cache.addAll(SHELL);
+  const page = await (await cache.match("/")).text();
+  const assets = [...page.matchAll(/"(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+  await cache.addAll(assets);
+}
+
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+  event.waitUntil(precache().then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
@@ -18,6 +27,8 @@ self.addEventListener("activate", (event) => {
   );
 });
 
+const isPage = (resp) => resp.ok && (resp.headers.get("content-type") || "").startsWith("text/html");
+
 self.addEventListener("fetch", (event) => {
   const req = event.request;
   const url = new URL(req.url);
@@ -28,7 +39,7 @@ self.addEventListener("fetch", (event) => {
         (hit) =>
           hit ||
           fetch(req).then((resp) => {
-            if (resp.ok) {
+            if (resp.ok && !isPage(resp)) {
               const copy = resp.clone();
               caches.open(CACHE).then((c) => c.put(req, copy));
             }
@@ -40,7 +51,9 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(
       fetch(req)
         .then((resp) => {
-          if (resp.ok) {
+          // Only the app's page is kept as the page: never an API answer or a stored file
+          // that a tab happened to open.
+          if (isPage(resp)) {
             const copy = resp.clone();
             caches.open(CACHE).then((c) => c.put("/", copy));
           }

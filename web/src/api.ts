@@ -1,7 +1,7 @@
 // Talking to the API: JSON in and out, the session's access token (refreshed before it runs out,
 // once across all tabs: a refresh token presented twice ends the session), and every failure
 // as an ApiError whose message a person can read.
-import { getSecret, putSecret, del } from "./store";
+import { getSecret, putSecret, del, list } from "./store";
 
 export type Session = {
   email: string;
@@ -74,6 +74,10 @@ export async function forget(why: string): Promise<void> {
   const had = session !== null;
   session = null;
   await del(SESSION_KEY);
+  // What this account left here: unfinished uploads (names, hashes) and the event cursor.
+  for (const prefix of ["upload:", "cursor:"]) {
+    for (const [key] of await list(prefix)) await del(key);
+  }
   tabs?.postMessage({ type: "signed-out", why });
   if (had) for (const f of signedOutListeners) f(why);
 }
@@ -106,7 +110,9 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
       return await send<T>(method, path, body, token, opts.headers);
     } catch (e) {
       if (!(e instanceof ApiError) || !auth || opts.token || e.status !== 401) throw e;
-      if (e.code === "token_expired" && attempt === 0) {
+      // An expired token, or one signed with a key the server has since rotated: refresh once;
+      // only a refused refresh means the session is over.
+      if (attempt === 0 && ["token_expired", "invalid_token", "unauthorized"].includes(e.code)) {
         token = await accessToken(true);
         continue;
       }

@@ -57,7 +57,8 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
       if (!resp.ok || !resp.body) throw new Error(`the store answered ${resp.status}`);
       const chunks: Uint8Array[] = [];
       const { digest, bytes } = await hashStream(m.id, resp.body, chunks);
-      const blob = new Blob(chunks as BlobPart[], { type: m.mime });
+      // Never the sender's type: a Blob of text/html or SVG on this origin could be opened as a page.
+      const blob = new Blob(chunks as BlobPart[], { type: "application/octet-stream" });
       reply({ id: m.id, digest, bytes, blob });
     }
   } catch (err) {

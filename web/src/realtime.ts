@@ -35,6 +35,7 @@ export class Realtime {
 
   async start() {
     this.cursor = (await get<number>(this.cursorKey)) ?? null;
+    if (this.stopped) return;
     document.addEventListener("visibilitychange", this.presence);
     void this.connect();
   }
@@ -79,6 +80,8 @@ export class Realtime {
       this.later(() => void this.connect(), this.backoff());
       return;
     }
+    // Stopped (signed out, or the page moved on) while the ticket was on its way.
+    if (this.stopped) return;
     const url = new URL("/realtime", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     url.search = `ticket=${ticket}` + (this.cursor !== null ? `&resume_after=${this.cursor}` : "");

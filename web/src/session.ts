@@ -34,10 +34,14 @@ function platformName(): string {
   return "the web";
 }
 
-const cookieKey = (email: string) => `cookie:${email.trim().toLowerCase()}`;
+/** Where an email's device cookie is kept: named by a hash, so the names do not list who signed in here. */
+async function cookieKey(email: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(email.trim().toLowerCase()));
+  return `cookie:${b64(new Uint8Array(digest))}`;
+}
 
 async function keepCookie(email: string, cookie: string | undefined) {
-  if (cookie) await putSecret(cookieKey(email), cookie);
+  if (cookie) await putSecret(await cookieKey(email), cookie);
 }
 
 /** Registers this browser as a device of the account (the device-less session ends). */
@@ -63,7 +67,7 @@ export async function signUp(email: string, password: string, deviceName: string
 export async function signIn(email: string, password: string, deviceName: string): Promise<void> {
   const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email }, { auth: false });
   const { authKey, encKey } = await deriveKeys(password, kdf);
-  const cookie = await getSecret<string>(cookieKey(email));
+  const cookie = await getSecret<string>(await cookieKey(email));
   const body = cookie ? { email, auth_key: b64(authKey), device_cookie: cookie } : { email, auth_key: b64(authKey) };
   const r = await api<SignedIn>("POST", "/auth/login", body, { auth: false });
   await keepCookie(email, r.device_cookie);
@@ -94,21 +98,44 @@ export async function requestApproval(email: string, deviceName: string): Promis
     while (!stopped) {
       await new Promise((ok) => setTimeout(ok, 700));
       if (stopped) break;
-      const state = await api<{ state: string; tokens?: TokenPair; sealed_key?: string }>(
-        "GET",
-        `/auth/approval/${encodeURIComponent(r.request_id)}`,
-        undefined,
-        { auth: false, headers: { "x-udc-approval-secret": r.poll_secret } },
-      );
+      let state: { state: string; tokens?: TokenPair; sealed_key?: string };
+      try {
+        state = await api("GET", `/auth/approval/${encodeURIComponent(r.request_id)}`, undefined, {
+          auth: false,
+          headers: { "x-udc-approval-secret": r.poll_secret },
+        });
+      } catch (e) {
+        // A dropped connection or a server hiccup does not end the wait; an answer does.
+        if (e instanceof ApiError && (e.status === 0 || e.status >= 500)) continue;
+        throw e;
+      }
       if (state.state === "approved" && state.tokens && state.sealed_key) {
         const encKey = keys.openAccountKey(state.sealed_key);
         await registerDevice(email, state.tokens, encKey, deviceName);
+        await checkAccountKey();
         return;
       }
     }
     throw new DOMException("cancelled", "AbortError");
   })().finally(() => keys.free());
   return { phrase, wait, cancel: () => (stopped = true) };
+}
+
+/**
+ * The account key that arrived by approval must open what the account's devices sealed. The
+ * sealed box names no sender, so a server could answer "approved" itself with a key of its own;
+ * the newest clipboard item (when there is one) tells the real key from that.
+ */
+async function checkAccountKey(): Promise<void> {
+  const { items } = await api<{ items: { content_type: string; ciphertext?: string }[] }>("GET", "/sync/clipboard/history?limit=1");
+  const item = items?.[0];
+  if (!item?.ciphertext) return;
+  try {
+    (await wasm()).openClipboard(accountKey(), item.content_type, unb64(item.ciphertext));
+  } catch {
+    await signOut();
+    throw new ApiError(200, "wrong_account_key", "The key this browser received does not open your account's data: it did not come from your device. Signed out; do not use this server until you know why.");
+  }
 }
 
 export async function signOut(): Promise<void> {

@@ -3,7 +3,7 @@
 // upload's state is kept in IndexedDB so a reload or a lost network resumes it, re-sending only
 // the parts the server has not recorded. Downloads are hashed as they arrive and offered only
 // when the whole file's SHA-256 matches what the sender hashed.
-import { api, ApiError } from "./api";
+import { api, ApiError, onSignedOut } from "./api";
 import { del, list, put } from "./store";
 import type { FileInfo } from "./types";
 import { download, hashFile } from "./worker";
@@ -36,6 +36,8 @@ export type Transfer = {
   resumedFrom?: number;
   /** bytes of the parts the server has recorded so far (an upload resumes from here) */
   recorded?: number;
+  /** the device an upload goes to (null: none in particular) */
+  target?: string | null;
 };
 
 /** What resuming an upload needs, kept per file id. */
@@ -62,6 +64,16 @@ const transfers = new Map<string, Transfer>();
 const aborts = new Map<string, AbortController>();
 const files = new Map<string, File>();
 const listeners = new Set<() => void>();
+
+/** Signing out stops every transfer and forgets them, with the downloads' bytes. */
+onSignedOut(() => {
+  for (const a of aborts.values()) a.abort();
+  for (const t of transfers.values()) if (t.saveUrl) URL.revokeObjectURL(t.saveUrl);
+  transfers.clear();
+  aborts.clear();
+  files.clear();
+  for (const f of listeners) f();
+});
 
 export function subscribe(f: () => void): () => void {
   listeners.add(f);
@@ -119,7 +131,7 @@ const MIME = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}\/[A-Za-z0-9][A-Za-z0-9!#$&^
 
 /** Sends `file` to the device `target` (or to none in particular). */
 export async function send(file: File, target: string | null, to?: string): Promise<void> {
-  const key = add({ direction: "up", name: file.name, size: file.size, phase: "hashing", to });
+  const key = add({ direction: "up", name: file.name, size: file.size, phase: "hashing", to, target });
   const abort = new AbortController();
   aborts.set(key, abort);
   files.set(key, file);
@@ -180,7 +192,11 @@ function partBytes(rec: UploadRecord, n: number): number {
   return n < rec.partCount ? rec.partSize : rec.size - rec.partSize * (rec.partCount - 1);
 }
 
-async function sendParts(key: string, rec: UploadRecord, file: Blob, missing: number[], signal: AbortSignal) {
+async function sendParts(key: string, rec: UploadRecord, file: Blob, missing: number[], outer: AbortSignal) {
+  // A part that fails for good stops the others: a Retry then starts from what was recorded.
+  const stop = new AbortController();
+  outer.addEventListener("abort", () => stop.abort(), { once: true });
+  const signal = stop.signal;
   const queue = [...missing];
   let finished = rec.size - missing.reduce((sum, n) => sum + partBytes(rec, n), 0);
   const inFlight = new Map<number, number>();
@@ -200,7 +216,7 @@ async function sendParts(key: string, rec: UploadRecord, file: Blob, missing: nu
   };
 
   const worker = async () => {
-    for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
+    for (let n = queue.shift(); n !== undefined && !signal.aborted; n = queue.shift()) {
       const start = (n - 1) * rec.partSize;
       const slice = file.slice(start, start + partBytes(rec, n));
       for (let attempt = 1; ; attempt++) {
@@ -226,7 +242,14 @@ async function sendParts(key: string, rec: UploadRecord, file: Blob, missing: nu
       report();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, missing.length) }, worker));
+  await Promise.all(
+    Array.from({ length: Math.min(PARALLEL, missing.length) }, () =>
+      worker().catch((e) => {
+        stop.abort();
+        throw e;
+      }),
+    ),
+  );
 }
 
 /** PUTs one part to its presigned URL; resolves to the store's ETag. XHR: fetch reports no upload progress. */
@@ -267,7 +290,7 @@ export async function cancel(key: string) {
 export async function restoreUnfinished(): Promise<void> {
   for (const [, rec] of await list<UploadRecord>("upload:")) {
     if ([...transfers.values()].some((t) => t.fileId === rec.fileId)) continue;
-    const key = add({ direction: "up", name: rec.name, size: rec.size, phase: "needs-file", fileId: rec.fileId, to: rec.to, sha256: rec.sha256 });
+    const key = add({ direction: "up", name: rec.name, size: rec.size, phase: "needs-file", fileId: rec.fileId, to: rec.to, target: rec.target, sha256: rec.sha256 });
     set(key, { error: "Choose the file again to finish sending it." });
   }
 }
@@ -275,10 +298,26 @@ export async function restoreUnfinished(): Promise<void> {
 /** Continues an upload: after a reload (the same file chosen again) or a lost connection. */
 export async function resume(key: string, picked?: File): Promise<void> {
   const t = transfers.get(key);
-  if (!t?.fileId) return;
+  if (!t) return;
+  if (!t.fileId) {
+    const file = picked ?? files.get(key);
+    if (!file) return;
+    dismiss(key);
+    await send(file, t.target ?? null, t.to);
+    return;
+  }
   const rec = (await list<UploadRecord>(`upload:${t.fileId}`))[0]?.[1];
   const file = picked ?? files.get(key);
-  if (!rec || !file) return;
+  if (!file) {
+    set(key, { error: "Choose the file again to send it." });
+    return;
+  }
+  if (!rec) {
+    // Nothing to resume (it failed before the upload began, or it finished): send it anew.
+    dismiss(key);
+    await send(file, t.target ?? null, t.to);
+    return;
+  }
   if (file.name !== rec.name || file.size !== rec.size || file.lastModified !== rec.lastModified) {
     set(key, { error: `That is not the file being sent: choose "${rec.name}" (${rec.size} bytes) again.` });
     return;
@@ -310,13 +349,13 @@ export async function resume(key: string, picked?: File): Promise<void> {
  * Downloads a file, checks its SHA-256 and saves it; `confirm`: it was sent to this browser,
  * so tell the sender it arrived (it leaves the inbox).
  */
-export async function receive(file: FileInfo, confirm = true): Promise<void> {
+export async function receive(file: FileInfo, confirm = true): Promise<boolean> {
   const key = add({ direction: "down", name: file.name, size: file.size, phase: "downloading", fileId: file.id });
   const abort = new AbortController();
   aborts.set(key, abort);
   try {
     const { url } = await api<{ url: string }>("GET", `/files/${file.id}/download`);
-    const got = await download(url, file.mime || "application/octet-stream", meter(key), abort.signal);
+    const got = await download(url, meter(key), abort.signal);
     if (got.bytes !== file.size || got.sha256 !== file.sha256) {
       throw new Error("The downloaded bytes do not match what was sent (SHA-256 differs): nothing was saved.");
     }
@@ -324,8 +363,10 @@ export async function receive(file: FileInfo, confirm = true): Promise<void> {
     const saveUrl = URL.createObjectURL(got.blob);
     set(key, { phase: "done", done: file.size, sha256: got.sha256, saveUrl, speed: 0 });
     save(saveUrl, file.name);
+    return true;
   } catch (e) {
     fail(key, e);
+    return false;
   }
 }
 

@@ -2,7 +2,7 @@
 export type WorkerRequest =
   | { op: "derive"; id: number; password: string; kdf: string }
   | { op: "hash"; id: number; file: Blob }
-  | { op: "download"; id: number; url: string; mime: string }
+  | { op: "download"; id: number; url: string }
   | { op: "cancel"; target: number };
 
 export type WorkerReply = {

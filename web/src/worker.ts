@@ -22,10 +22,20 @@ function get(): Worker {
     if (r.error) p.reject(new Error(r.error));
     else p.resolve(r);
   };
+  // A Worker that cannot start (an old tab after a deploy) or dies (out of memory) must not
+  // leave a sign-in or a transfer waiting forever.
+  worker.onerror = (e) => {
+    e.preventDefault();
+    const failed = [...pending.values()];
+    pending.clear();
+    worker?.terminate();
+    worker = null;
+    for (const p of failed) p.reject(new Error("The page's background worker stopped. Reload the page and try again."));
+  };
   return worker;
 }
 
-type Call = { op: "derive"; password: string; kdf: string } | { op: "hash"; file: Blob } | { op: "download"; url: string; mime: string };
+type Call = { op: "derive"; password: string; kdf: string } | { op: "hash"; file: Blob } | { op: "download"; url: string };
 
 function call(req: Call, progress?: (n: number) => void, signal?: AbortSignal): Promise<WorkerReply> {
   const id = nextId++;
@@ -43,7 +53,10 @@ function call(req: Call, progress?: (n: number) => void, signal?: AbortSignal): 
 
 /** auth_key (32 bytes) and enc_key (32 bytes) from the password and the account's KDF. */
 export async function deriveKeys(password: string, kdf: unknown): Promise<{ authKey: Uint8Array; encKey: Uint8Array }> {
+  const started = performance.now();
   const r = await call({ op: "derive", password, kdf: JSON.stringify(kdf) });
+  // What the benchmark reads (scripts/bench.sh): the KDF's time as the page sees it.
+  performance.measure("udc-kdf", { start: started, end: performance.now() });
   const keys = r.keys!;
   return { authKey: keys.slice(0, 32), encKey: keys.slice(32, 64) };
 }
@@ -56,10 +69,9 @@ export async function hashFile(file: Blob, progress?: (n: number) => void, signa
 /** Downloads a presigned URL in the Worker, hashing as it goes. */
 export async function download(
   url: string,
-  mime: string,
   progress?: (n: number) => void,
   signal?: AbortSignal,
 ): Promise<{ blob: Blob; sha256: string; bytes: number }> {
-  const r = await call({ op: "download", url, mime }, progress, signal);
+  const r = await call({ op: "download", url }, progress, signal);
   return { blob: r.blob!, sha256: r.digest!, bytes: r.bytes! };
 }

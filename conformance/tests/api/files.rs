@@ -856,3 +856,44 @@ async fn the_store_lets_a_web_page_put_parts_and_read_their_etag() {
         "the page can read the ETag it must record"
     );
 }
+
+/// A stored file opened in a browser tab must not run as the web app: either the store is
+/// another origin than the app's, or (udc-server's embedded store, on the app's own origin)
+/// its answers are inert — sandboxed, never sniffed, offered as a download.
+#[tokio::test]
+async fn a_stored_file_never_runs_on_the_apps_origin() {
+    let account = Account::create().await;
+    let (from, _) = pair(&account).await;
+    let page = b"<script>alert(document.domain)</script>".to_vec();
+    let id = upload_small(&account, &from, &page, None).await;
+    let download = get(&account, &from, &format!("/files/{id}/download")).await;
+    assert_eq!(download.status, 200, "{}", download.body);
+    let url = download.body["url"].as_str().unwrap();
+    let origin = |u: &str| {
+        let u = reqwest::Url::parse(u).unwrap();
+        (
+            u.scheme().to_owned(),
+            u.host_str().unwrap().to_owned(),
+            u.port_or_known_default(),
+        )
+    };
+    if origin(url) != origin(&base_url()) {
+        return; // another origin: the browser keeps it apart from the app
+    }
+    let resp = reqwest::get(url).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        header("content-security-policy").contains("sandbox"),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(header("content-disposition").starts_with("attachment"));
+}

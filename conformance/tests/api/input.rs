@@ -213,7 +213,10 @@ async fn bad_ids_unknown_routes_and_wrong_methods() {
         .await;
     assert_eq!(bad_target.status, StatusCode::BAD_REQUEST);
 
-    let unknown = account.raw(Method::GET, "/no/such/route", None, None).await;
+    // Under an API path (any other path is the web app's: tests/api/web_app.rs).
+    let unknown = account
+        .raw(Method::GET, "/sync/no/such/route", None, None)
+        .await;
     assert_eq!(
         (unknown.status, code(&unknown)),
         (StatusCode::NOT_FOUND, "not_found")

@@ -16,38 +16,14 @@ use crate::tokens::{self, AccessClaims, TokenPair};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
 pub use udc_client::wire::KdfParams;
+use udc_client::wire::{MIN_ITERATIONS, MIN_MEMORY_KIB};
 use udc_hub::Revoked;
 
-/// Minimums follow OWASP's Argon2id guidance (m=19 MiB, t=2, p=1).
-pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
-pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
-pub const MIN_ITERATIONS: u32 = 2;
-pub const MAX_ITERATIONS: u32 = 64;
-pub const MAX_PARALLELISM: u32 = 16;
 pub const AUTH_KEY_BYTES: usize = 32;
 
 /// The parameters an account may be created with (the clients' own type, the server's rules).
 fn validate_kdf(kdf: &KdfParams) -> ApiResult<()> {
-    if kdf.algorithm != "argon2id" {
-        return Err(ApiError::invalid(
-            "kdf.algorithm: only \"argon2id\" is supported",
-        ));
-    }
-    if !(MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&kdf.memory_kib) {
-        return Err(ApiError::invalid(format!(
-            "kdf.memory_kib: must be {MIN_MEMORY_KIB} to {MAX_MEMORY_KIB}"
-        )));
-    }
-    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&kdf.iterations) {
-        return Err(ApiError::invalid(format!(
-            "kdf.iterations: must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"
-        )));
-    }
-    if !(1..=MAX_PARALLELISM).contains(&kdf.parallelism) {
-        return Err(ApiError::invalid(format!(
-            "kdf.parallelism: must be 1 to {MAX_PARALLELISM}"
-        )));
-    }
+    kdf.check().map_err(ApiError::invalid)?;
     match B64.decode(&kdf.salt) {
         Ok(salt) if (16..=64).contains(&salt.len()) => Ok(()),
         _ => Err(ApiError::invalid(

@@ -174,11 +174,30 @@ impl EmbeddedStore {
                 resp
             }
         };
+        let resp = inert(resp);
         match origin {
             Some(origin) => cors(resp, origin, false),
             None => resp,
         }
     }
+}
+
+/// The store shares the web app's origin here: a stored file opened in a tab must never run
+/// as the app (an uploaded HTML page or SVG would otherwise have the app's storage and keys).
+fn inert(mut resp: Response<Body>) -> Response<Body> {
+    use http::header::{CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS};
+    let headers = resp.headers_mut();
+    let sandbox = http::HeaderValue::from_static("sandbox; default-src 'none'");
+    headers.insert(CONTENT_SECURITY_POLICY, sandbox);
+    headers.insert(
+        X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        CONTENT_DISPOSITION,
+        http::HeaderValue::from_static("attachment"),
+    );
+    resp
 }
 
 /// Browsers PUT parts and GET files here straight from the web app, which may be on another

@@ -38,6 +38,13 @@ export function App() {
     });
   }, []);
 
+  useEffect(() => {
+    // The first screen a person can use is up (the benchmark's time to interactive).
+    if (session !== undefined && performance.getEntriesByName("udc-interactive").length === 0) {
+      performance.mark("udc-interactive");
+    }
+  }, [session]);
+
   return (
     <Boundary>
       {session === undefined ? (

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api } from "../api";
+import { api, onSignedOut } from "../api";
 import { ago, bytes } from "../format";
 import { accountKey } from "../session";
 import type { ClipItem, ClipPrefs } from "../types";
@@ -19,7 +19,7 @@ async function sealed(item: ClipItem): Promise<Uint8Array> {
   if (item.ciphertext) return unb64(item.ciphertext);
   if (item.file_id) {
     const { url } = await api<{ url: string }>("GET", `/files/${item.file_id}/download`);
-    const got = await download(url, "application/octet-stream");
+    const got = await download(url);
     return new Uint8Array(await got.blob.arrayBuffer());
   }
   const { item: full } = await api<{ item: ClipItem }>("GET", `/sync/clipboard/items/${item.id}`);
@@ -45,8 +45,15 @@ async function open(item: ClipItem): Promise<Opened> {
   }
 }
 
+/** Items opened in this page, kept while signed in: the tab does not decrypt them again. */
+const openedItems = new Map<string, Opened>();
+onSignedOut(() => {
+  for (const o of openedItems.values()) if (o.image) URL.revokeObjectURL(o.image);
+  openedItems.clear();
+});
+
 export function Clipboard({ account, update }: Props) {
-  const [opened, setOpened] = useState<Record<string, Opened>>({});
+  const [opened, setOpened] = useState<Record<string, Opened>>(Object.fromEntries(openedItems));
   const [draft, setDraft] = useState("");
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -57,7 +64,10 @@ export function Clipboard({ account, update }: Props) {
     for (const item of account.clip) {
       if (opened[item.id]) continue;
       setOpened((o) => ({ ...o, [item.id]: {} }));
-      void open(item).then((r) => setOpened((o) => ({ ...o, [item.id]: r })));
+      void open(item).then((r) => {
+        openedItems.set(item.id, r);
+        setOpened((o) => ({ ...o, [item.id]: r }));
+      });
     }
   }, [account.clip]);
 
@@ -120,6 +130,8 @@ export function Clipboard({ account, update }: Props) {
       update((a) => ({ ...a, prefs }));
     } catch (e) {
       setError(explain(e));
+      // The checkbox shows what is stored, not what was asked for.
+      update((a) => ({ ...a }));
     }
   };
 

@@ -19,7 +19,7 @@ const PLATFORM: Record<string, string> = {
 export function Devices({ account, update }: Props) {
   const me = account.session.deviceId;
   const [error, setError] = useState<string | null>(null);
-  const [removing, setRemoving] = useState<Device | null>(null);
+  const [confirming, setConfirming] = useState<{ what: "remove" | "trust"; device: Device } | null>(null);
   const dialog = useRef<HTMLDialogElement>(null);
   const mine = account.devices.find((d) => d.id === me);
 
@@ -76,32 +76,54 @@ export function Devices({ account, update }: Props) {
                 replace(await api<Device>("PUT", `/devices/${d.id}`, { name }));
               })
             }
-            onTrust={(t) => setTrust(d, t)}
+            onTrust={(t) => {
+              if (!t) return void setTrust(d, false);
+              setConfirming({ what: "trust", device: d });
+              dialog.current?.showModal();
+            }}
             onRemove={() => {
-              setRemoving(d);
+              setConfirming({ what: "remove", device: d });
               dialog.current?.showModal();
             }}
           />
         ))}
       </ul>
       <p class="muted small">
-        A device you trust can download the files you send it and sign in other devices for you. Add a device: open this page there, or run{" "}
+        A device trusted by another of yours can download the files that device sends it, approve new devices' sign-ins and manage your
+        devices. Add a device: open this page there, or run{" "}
         <code>udc-agent login</code>.
       </p>
-      <dialog ref={dialog} class="card" aria-labelledby="remove-title" onClose={() => setRemoving(null)}>
-        {removing && (
+      <dialog ref={dialog} class="card" aria-labelledby="confirm-title" onClose={() => setConfirming(null)}>
+        {confirming?.what === "remove" && (
           <form method="dialog">
-            <h3 id="remove-title">Remove “{removing.name}”?</h3>
+            <h3 id="confirm-title">Remove “{confirming.device.name}”?</h3>
             <p>
-              {removing.id === me ? "This browser" : "It"} is signed out at once: its sessions end, it stops receiving your clipboard and files, and it
-              can no longer read what it has not downloaded. To use it again, sign it in again. Files it sent stay in your account.
+              {confirming.device.id === me ? "This browser" : "It"} is signed out at once: its sessions end, it stops receiving your clipboard and
+              files, and it can no longer read what it has not downloaded. To use it again, sign it in again. Files it sent stay in your account.
             </p>
             <div class="row end">
               <button value="cancel" autoFocus>
                 Keep it
               </button>
-              <button value="remove" class="danger" id="confirm-remove" onClick={() => void remove(removing)}>
+              <button value="remove" class="danger" id="confirm-remove" onClick={() => void remove(confirming.device)}>
                 Remove
+              </button>
+            </div>
+          </form>
+        )}
+        {confirming?.what === "trust" && (
+          <form method="dialog">
+            <h3 id="confirm-title">Trust “{confirming.device.name}”?</h3>
+            <p>
+              A device this browser trusts can download the files you send it from here, and, being trusted, it can approve new devices' sign-ins
+              (which hands them your account key) and rename or remove your other devices. Trust only a device that is yours.
+            </p>
+            <div class="row end">
+              <button value="cancel" autoFocus>
+                Cancel
+              </button>
+              <button value="trust" class="primary" id="confirm-trust" onClick={() => void setTrust(confirming.device, true)}>
+                Trust it
               </button>
             </div>
           </form>
@@ -117,7 +139,7 @@ type RowProps = {
   trustedByMe: boolean;
   trustsMe: boolean;
   onRename: (name: string) => Promise<void>;
-  onTrust: (trust: boolean) => Promise<void>;
+  onTrust: (trust: boolean) => void;
   onRemove: () => void;
 };
 
@@ -158,7 +180,7 @@ function DeviceRow({ device: d, me, trustedByMe, trustsMe, onRename, onTrust, on
             </div>
             {!self && (
               <div class="small trust">
-                {trustedByMe ? "You trust it" : "Not trusted by this browser"} · {trustsMe ? "it trusts this browser" : "it does not trust this browser"}
+                {trustedByMe ? "You trust it" : "You do not trust it"} · {trustsMe ? "it trusts this browser" : "it does not trust this browser"}
               </div>
             )}
           </div>
@@ -177,7 +199,7 @@ function DeviceRow({ device: d, me, trustedByMe, trustsMe, onRename, onTrust, on
             Rename
           </button>
           {!self && (
-            <button class="quiet trust-button" aria-pressed={trustedByMe} onClick={() => void onTrust(!trustedByMe)} aria-label={`${trustedByMe ? "Stop trusting" : "Trust"} ${d.name}`}>
+            <button class="quiet trust-button" aria-pressed={trustedByMe} onClick={() => onTrust(!trustedByMe)} aria-label={`${trustedByMe ? "Stop trusting" : "Trust"} ${d.name}`}>
               {trustedByMe ? "Untrust" : "Trust"}
             </button>
           )}

@@ -40,8 +40,7 @@ export function Files({ account, update }: Props) {
 
   const download = (f: FileInfo) =>
     act(async () => {
-      await transfers.receive(f);
-      update((a) => ({ ...a, inbox: a.inbox.filter((x) => x.id !== f.id) }));
+      if (await transfers.receive(f)) update((a) => ({ ...a, inbox: a.inbox.filter((x) => x.id !== f.id) }));
     });
 
   const remove = (f: FileInfo) =>
@@ -79,7 +78,7 @@ export function Files({ account, update }: Props) {
             {others.map((d) => (
               <option value={d.id}>{d.name}</option>
             ))}
-            <option value="">Any of my devices</option>
+            <option value="">No device in particular (kept in All files)</option>
           </select>
         </label>
       </div>
@@ -139,6 +138,7 @@ export function Files({ account, update }: Props) {
       )}
 
       <h2>All files</h2>
+      {account.files.every((f) => f.deleted_at) && <p class="muted">No files yet.</p>}
       <ul class="files all">
         {account.files
           .filter((f) => !f.deleted_at)
@@ -229,7 +229,7 @@ function TransferRow({ t }: { t: transfers.Transfer }) {
           {bytes(t.done)} of {bytes(t.size)}
           {active && t.speed > 0 ? ` · ${bytes(t.speed)}/s · ${duration(left)} left` : ""}
           {t.resumedFrom ? ` · resumed: ${bytes(t.resumedFrom)} were already sent` : ""}
-          {t.phase === "done" && t.direction === "down" ? " · SHA-256 verified" : ""}
+          {t.phase === "done" && t.direction === "down" ? " · matches the sender's SHA-256" : ""}
         </span>
         <span class="actions">
           {active && (
@@ -240,6 +240,11 @@ function TransferRow({ t }: { t: transfers.Transfer }) {
           {t.phase === "failed" && t.direction === "up" && (
             <button class="quiet" onClick={() => void transfers.resume(t.key)}>
               Retry
+            </button>
+          )}
+          {t.phase === "needs-file" && (
+            <button class="quiet" onClick={() => void transfers.cancel(t.key)}>
+              Cancel
             </button>
           )}
           {t.phase === "needs-file" && (

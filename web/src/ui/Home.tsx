@@ -57,30 +57,29 @@ export function Home({ session }: { session: Session }) {
   const update = (f: (a: Account) => Account) => setState((a) => f(a));
 
   const load = async () => {
-    try {
-      const [d, f, s, c, p, a] = await Promise.all([
-        api<{ devices: unknown }>("GET", "/devices"),
-        api<{ files: unknown }>("GET", "/files?limit=100"),
-        api<{ files: unknown }>("GET", "/files/shared"),
-        api<{ items: unknown }>("GET", "/sync/clipboard/history"),
-        api<ClipPrefs>("GET", "/sync/clipboard/preferences"),
-        api<{ requests: unknown }>("GET", "/auth/approval/pending"),
-      ]);
-      update((acc) => ({
-        ...acc,
-        devices: list<Device>(d.devices, "devices"),
-        files: list<FileInfo>(f.files, "files"),
-        inbox: list<FileInfo>(s.files, "files"),
-        clip: list<ClipItem>(c.items, "clipboard items"),
-        prefs: p,
-        approvals: list<PendingLogin>(a.requests, "sign-in requests"),
-      }));
-      setProblem(null);
-      setLoaded(true);
-    } catch (e) {
-      if (!(e instanceof ApiError && e.status === 401)) setProblem(explain(e));
-      setLoaded(true);
-    }
+    // Each list on its own: one that fails leaves the others shown, and says so.
+    const [d, f, sh, c, p, a] = await Promise.allSettled([
+      api<{ devices: unknown }>("GET", "/devices").then((r) => list<Device>(r.devices, "devices")),
+      api<{ files: unknown }>("GET", "/files?limit=100").then((r) => list<FileInfo>(r.files, "files")),
+      api<{ files: unknown }>("GET", "/files/shared").then((r) => list<FileInfo>(r.files, "files")),
+      api<{ items: unknown }>("GET", "/sync/clipboard/history").then((r) => list<ClipItem>(r.items, "clipboard items")),
+      api<ClipPrefs>("GET", "/sync/clipboard/preferences"),
+      api<{ requests: unknown }>("GET", "/auth/approval/pending").then((r) => list<PendingLogin>(r.requests, "sign-in requests")),
+    ]);
+    const ok = <T,>(r: PromiseSettledResult<T>, old: T): T => (r.status === "fulfilled" ? r.value : old);
+    update((acc) => ({
+      ...acc,
+      devices: ok(d, acc.devices),
+      files: ok(f, acc.files),
+      inbox: ok(sh, acc.inbox),
+      clip: ok(c, acc.clip),
+      prefs: ok(p, acc.prefs),
+      approvals: ok(a, acc.approvals),
+    }));
+    const failed = [d, f, sh, c, p, a].find((r): r is PromiseRejectedResult => r.status === "rejected");
+    const signedOut = failed?.reason instanceof ApiError && failed.reason.status === 401;
+    setProblem(failed && !signedOut ? explain(failed.reason) : null);
+    setLoaded(true);
   };
 
   const onEvent = (e: HubEvent) => {
@@ -172,7 +171,7 @@ export function Home({ session }: { session: Session }) {
         <a class="brand" href="#/devices">
           <img src="/icon.svg" alt="" width={24} height={24} /> udc
         </a>
-        <span class={`link ${link}`} id="link-state" role="status" title={linkText[link]}>
+        <span class={`link ${link}`} id="link-state" title={linkText[link]}>
           <span class="dot" aria-hidden="true" /> {linkText[link]}
         </span>
         <span class="account muted" title={session.email}>

@@ -87,9 +87,10 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
         )}
         <div role="tablist" class="tabs">
           {tab("signin", "Sign in")}
-          {tab("signup", "Create account")}
-          {tab("approval", "Use another device")}
+          {tab("signup", "New account")}
+          {tab("approval", "Use a device")}
         </div>
+        <fieldset class="plain" disabled={busy !== null || approval !== null}>
         <label>
           Email
           <input id="email" type="email" autoComplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
@@ -118,13 +119,17 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
           This device's name
           <input id="device-name" required maxLength={64} value={deviceName} onInput={(e) => setDeviceName(e.currentTarget.value)} />
         </label>
+        </fieldset>
         {approval ? (
           <div class="approval-wait" role="status">
-            <p>On a device that is signed in, run <code>udc-agent approve</code> or open udc, and check it shows these words:</p>
+            <p>
+              On a device that is signed in (and trusted by another of yours), open udc or run <code>udc-agent approve</code>, and pick these
+              words there:
+            </p>
             <p class="phrase" id="my-phrase">
               {approval.phrase}
             </p>
-            <p class="muted">Waiting for approval…</p>
+            <p class="muted">Waiting for approval (up to 2 minutes)…</p>
             <button
               type="button"
               onClick={() => {

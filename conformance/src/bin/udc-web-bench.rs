@@ -1,0 +1,351 @@
+//! The web app's figures, in headless Chromium on loopback against the host in UDC_BASE_URL:
+//! the app shell's first-load bytes (gzip) and time to interactive (cold, fresh profile); the
+//! KDF and the whole sign-in in the page (wasm, in the Worker) against the native KDF and
+//! `udc-agent login`; a file (default 1 GiB) sent from the page against `udc-agent send` of the
+//! same file to the same host, as a ratio (target >= 0.8), with the browser's peak memory
+//! during the page's upload.
+//! Usage: UDC_BASE_URL=... UDC_AGENT_BIN=... udc-web-bench [--mib N]
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use udc_conformance::browser::Browser;
+use udc_conformance::{agent_command, base_url, ms, percentile, unique_email, PASSWORD};
+
+#[tokio::main]
+async fn main() {
+    let mib: u64 = std::env::args()
+        .skip_while(|a| a != "--mib")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    first_load().await;
+    let email = unique_email();
+    sign_in(&email).await;
+    upload(&email, mib).await;
+}
+
+/// The app shell's bytes as a browser downloads them (gzip), file by file.
+async fn first_load() {
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let resp = http
+                .get(format!("{}{path}", base_url()))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            let gzip = resp
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v == "gzip");
+            let body = resp.bytes().await.unwrap().to_vec();
+            (body, gzip)
+        }
+    };
+    let (page, _) = get("/".into()).await;
+    let page = String::from_utf8_lossy(&page).into_owned();
+    let mut files: Vec<String> = page
+        .split('"')
+        .filter(|s| s.starts_with("/assets/"))
+        .map(str::to_owned)
+        .collect();
+    let mut total = 0;
+    let mut seen = vec!["/".to_owned()];
+    let (bytes, gzip) = get("/".into()).await;
+    println!(
+        "first load: {:<44} {:>7} bytes{}",
+        "/",
+        bytes.len(),
+        if gzip { " gzip" } else { "" }
+    );
+    total += bytes.len();
+    while let Some(path) = files.pop() {
+        if seen.contains(&path) {
+            continue;
+        }
+        seen.push(path.clone());
+        let (bytes, gzip) = get(path.clone()).await;
+        if path.ends_with(".js") {
+            // The script names the wasm and the Worker it loads.
+            let plain = if gzip {
+                let mut out = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&bytes[..]),
+                    &mut out,
+                );
+                out
+            } else {
+                bytes.clone()
+            };
+            for name in String::from_utf8_lossy(&plain).split('"') {
+                let name = name.rsplit('/').next().unwrap_or("");
+                if name.ends_with(".wasm") || (name.ends_with(".js") && name.contains("worker")) {
+                    files.push(format!("/assets/{name}"));
+                }
+            }
+        }
+        let shell = !path.contains("worker");
+        println!(
+            "first load: {path:<44} {:>7} bytes{}{}",
+            bytes.len(),
+            if gzip { " gzip" } else { "" },
+            if shell { "" } else { " (loaded at sign-in)" }
+        );
+        if shell {
+            total += bytes.len();
+        }
+    }
+    println!(
+        "first load: app shell total {total} bytes ({:.1} KB; budget 300 KB gzip)",
+        total as f64 / 1024.0
+    );
+
+    let mut tti = Vec::new();
+    for _ in 0..5 {
+        let b = Browser::start().await;
+        b.open("/").await;
+        let at = b
+            .until(
+                "the first screen",
+                "const m = performance.getEntriesByName('udc-interactive')[0]; return m && m.startTime",
+                json!([]),
+            )
+            .await;
+        tti.push(Duration::from_secs_f64(at.as_f64().unwrap_or(0.0) / 1000.0));
+    }
+    tti.sort();
+    println!(
+        "time to interactive (cold, fresh profile, {} loads): p50 {:.0} ms, max {:.0} ms",
+        tti.len(),
+        ms(percentile(&tti, 50.0)),
+        ms(*tti.last().unwrap())
+    );
+}
+
+/// Sign-in in the page (KDF in the Worker, then registering the device) against the agent.
+async fn sign_in(email: &str) {
+    let b = Browser::start().await;
+    b.sign_up(email, "Bench Browser").await;
+    let mut kdf_page = Vec::new();
+    let mut whole_page = Vec::new();
+    for round in 0..3 {
+        b.click("#sign-out").await;
+        b.fill("#email", email).await;
+        b.fill("#password", PASSWORD).await;
+        b.fill("#device-name", &format!("Bench Browser {round}"))
+            .await;
+        let started = Instant::now();
+        b.click("#submit").await;
+        b.signed_in().await;
+        whole_page.push(started.elapsed());
+        let kdf = b
+            .js(
+                "const m = performance.getEntriesByName('udc-kdf'); return m[m.length - 1].duration",
+                json!([]),
+            )
+            .await;
+        kdf_page.push(Duration::from_secs_f64(
+            kdf.as_f64().unwrap_or(0.0) / 1000.0,
+        ));
+    }
+    let kdf = udc_agent::kdf::KdfParams::new_random().unwrap();
+    let mut kdf_native = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        udc_agent::kdf::derive(PASSWORD, &kdf).unwrap();
+        kdf_native.push(started.elapsed());
+    }
+    let mut whole_agent = Vec::new();
+    for round in 0..3 {
+        let config =
+            std::env::temp_dir().join(format!("udc-web-bench-{}", uuid::Uuid::new_v4().simple()));
+        let started = Instant::now();
+        let mut login = agent_command(&config)
+            .args([
+                "login",
+                "--email",
+                email,
+                "--password-stdin",
+                "--device-name",
+                &format!("Bench Agent {round}"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        assert!(login.wait().unwrap().success());
+        whole_agent.push(started.elapsed());
+        let _ = std::fs::remove_dir_all(config);
+    }
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        ms(percentile(&v, 50.0))
+    };
+    let (kp, kn) = (med(kdf_page), med(kdf_native));
+    println!("sign-in KDF (Argon2id m=19 MiB t=2): page (wasm, Worker) {kp:.0} ms, native {kn:.0} ms, page/native {:.2}×", kp / kn);
+    let (wp, wa) = (med(whole_page), med(whole_agent));
+    println!("sign-in whole (click to live page / agent login): page {wp:.0} ms, agent {wa:.0} ms");
+}
+
+/// The resident memory (KiB) of every Chromium process: the browser as the OS sees it.
+fn chromium_rss_kib() -> (u64, u64) {
+    let (mut all, mut renderers) = (0, 0);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if !cmdline.contains("chromium") || cmdline.contains("chromedriver") {
+            continue;
+        }
+        let rss = std::fs::read_to_string(dir.join("status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+            })
+            .unwrap_or(0);
+        all += rss;
+        if cmdline.contains("--type=renderer") {
+            renderers += rss;
+        }
+    }
+    (all, renderers)
+}
+
+/// The same file from the page and from the agent, to the same host.
+async fn upload(email: &str, mib: u64) {
+    let dir = std::env::temp_dir().join(format!("udc-web-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bench.bin");
+    {
+        let mut block = vec![0u8; 1024 * 1024];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for b in block.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..mib {
+            block[0] = i as u8;
+            block[1] = (i >> 8) as u8;
+            f.write_all(&block).unwrap();
+        }
+    }
+    let size = mib * 1024 * 1024;
+
+    let b = Browser::start().await;
+    b.open("/").await;
+    b.fill("#email", email).await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#device-name", "Bench Uploader").await;
+    b.click("#submit").await;
+    b.signed_in().await;
+    b.open("/#/files").await;
+    b.signed_in().await;
+    b.until(
+        "the target list",
+        "return document.querySelector('#send-to')",
+        json!([]),
+    )
+    .await;
+    b.js("const s = document.querySelector('#send-to'); s.value = ''; s.dispatchEvent(new Event('change', {bubbles: true})); return true", json!([])).await;
+
+    let (base_all, base_renderers) = chromium_rss_kib();
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = (0, 0);
+            while sampling.load(Ordering::Relaxed) {
+                let (a, r) = chromium_rss_kib();
+                peak = (peak.0.max(a), peak.1.max(r));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    b.choose_file("#file-input", &path).await;
+    let done = b
+        .until(
+            "the upload done",
+            "const t = document.querySelector('.transfer'); \
+             return t && (t.dataset.phase === 'done' || t.dataset.phase === 'failed') && t.dataset.phase",
+            json!([]),
+        )
+        .await;
+    let page = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let (peak_all, peak_renderers) = sampler.join().unwrap();
+    assert_eq!(done, "done", "the page's upload failed");
+    drop(b);
+
+    let config = dir.join("agent");
+    let mut login = agent_command(&config)
+        .args([
+            "login",
+            "--email",
+            email,
+            "--password-stdin",
+            "--device-name",
+            "Bench Sender",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(login.wait().unwrap().success());
+    let started = Instant::now();
+    let sent = agent_command(&config)
+        .args(["send", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let agent = started.elapsed();
+    assert!(sent.success(), "the agent's send failed");
+
+    let rate = |d: Duration| size as f64 / 1024.0 / 1024.0 / d.as_secs_f64();
+    println!(
+        "upload {mib} MiB (hash + send): page {:.2} s ({:.0} MiB/s), agent {:.2} s ({:.0} MiB/s), page/agent {:.2}× (target >= 0.8)",
+        page.as_secs_f64(),
+        rate(page),
+        agent.as_secs_f64(),
+        rate(agent),
+        rate(page) / rate(agent)
+    );
+    println!(
+        "browser memory during the page's upload: peak {} MiB all Chromium processes ({} MiB before), renderers {} MiB ({} MiB before)",
+        peak_all / 1024,
+        base_all / 1024,
+        peak_renderers / 1024,
+        base_renderers / 1024
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
