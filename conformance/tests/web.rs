@@ -298,6 +298,26 @@ async fn the_clipboard_goes_between_the_page_and_an_agent_on_a_desk() {
     b.click("#clip-send").await;
     desk.expect("applied");
     display.wait_paste("UTF8_STRING", |p| p == back.as_bytes());
+
+    // Bigger than an inline item (256 KiB): sealed, stored as a file that only devices this
+    // browser trusts may fetch, applied the same way. (Pasted: the page's text box takes it as
+    // a paste would, not typed key by key.)
+    b.open("/#/devices").await;
+    device_action(&b, "Desk", "trust-button").await;
+    b.click("#confirm-trust").await;
+    b.wait_text("You trust it").await;
+    b.open("/#/clipboard").await;
+    b.signed_in().await;
+    let big: String = (0..40_000).map(|i| format!("{i:07} ")).collect();
+    b.js(
+        "const t = document.querySelector('#clip-text'); t.value = arguments[0]; \
+         t.dispatchEvent(new Event('input', { bubbles: true })); return true",
+        json!([big]),
+    )
+    .await;
+    b.click("#clip-send").await;
+    desk.expect("applied");
+    display.wait_paste("UTF8_STRING", |p| p == big.as_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -412,5 +432,64 @@ async fn a_failing_or_garbled_server_gets_a_clear_message_not_a_blank_page() {
         for n in 1..=last {
             b.cdp("Page.removeScriptToEvaluateOnNewDocument", json!({ "identifier": n.to_string() })).await;
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_installs_works_by_keyboard_and_caches_only_its_shell() {
+    let b = Browser::start().await;
+    b.open("/").await;
+    b.find("#submit").await;
+    let errors = b.cdp("Page.getInstallabilityErrors", json!({})).await;
+    assert_eq!(errors["installabilityErrors"], json!([]), "installable");
+
+    // The sign-in form in order by keyboard alone.
+    let mut order = Vec::new();
+    for _ in 0..7 {
+        for kind in ["keyDown", "keyUp"] {
+            b.cdp(
+                "Input.dispatchKeyEvent",
+                json!({ "type": kind, "key": "Tab", "code": "Tab", "windowsVirtualKeyCode": 9 }),
+            )
+            .await;
+        }
+        order.push(b.js("return document.activeElement.id", json!([])).await);
+    }
+    assert_eq!(
+        order,
+        json!([
+            "tab-signin",
+            "tab-signup",
+            "tab-approval",
+            "email",
+            "password",
+            "device-name",
+            "submit"
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    );
+
+    // Signed in and every list loaded: the service worker's cache holds the shell, nothing else.
+    b.sign_up(&unique_email(), "Web Shell").await;
+    b.open("/#/clipboard").await;
+    b.signed_in().await;
+    let cached = b
+        .until(
+            "the service worker's cache",
+            "return caches.keys().then(names => Promise.all(names.map(n => caches.open(n) \
+               .then(c => c.keys()).then(r => r.map(x => new URL(x.url).pathname))))) \
+               .then(all => all.flat()).then(paths => paths.length > 2 && paths)",
+            json!([]),
+        )
+        .await;
+    for path in cached.as_array().unwrap() {
+        let path = path.as_str().unwrap();
+        assert!(
+            ["/", "/manifest.webmanifest", "/icon.svg"].contains(&path)
+                || path.starts_with("/assets/"),
+            "the cache holds {path}"
+        );
     }
 }

@@ -129,8 +129,8 @@ function message(e: unknown): string {
 
 const MIME = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}$/;
 
-/** Sends `file` to the device `target` (or to none in particular). */
-export async function send(file: File, target: string | null, to?: string): Promise<void> {
+/** Sends `file` to the device `target` (or to none in particular); its file id once stored. */
+export async function send(file: File, target: string | null, to?: string): Promise<string | null> {
   const key = add({ direction: "up", name: file.name, size: file.size, phase: "hashing", to, target });
   const abort = new AbortController();
   aborts.set(key, abort);
@@ -151,7 +151,7 @@ export async function send(file: File, target: string | null, to?: string): Prom
     set(key, { fileId: r.file.id });
     if (r.status === "already_present" || !r.upload) {
       set(key, { phase: "done", done: file.size });
-      return;
+      return r.file.id;
     }
     const rec: UploadRecord = {
       fileId: r.file.id,
@@ -168,8 +168,10 @@ export async function send(file: File, target: string | null, to?: string): Prom
     await put(`upload:${rec.fileId}`, rec);
     const all = Array.from({ length: rec.partCount }, (_, i) => i + 1);
     await finish(key, rec, file, all, abort.signal);
+    return rec.fileId;
   } catch (e) {
     fail(key, e);
+    return null;
   }
 }
 

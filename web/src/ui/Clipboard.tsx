@@ -5,6 +5,7 @@ import { accountKey } from "../session";
 import type { ClipItem, ClipPrefs } from "../types";
 import { b64, unb64, wasm } from "../wasm";
 import { download } from "../worker";
+import * as transfers from "../transfers";
 import { explain, type Account } from "./Home";
 
 type Props = { account: Account; update: (f: (a: Account) => Account) => void };
@@ -12,8 +13,10 @@ type Props = { account: Account; update: (f: (a: Account) => Account) => void };
 /** An item opened in this page: text, or an image as a blob URL. */
 type Opened = { text?: string; image?: string; error?: string };
 
-/** Largest item sent inline (the API's limit); bigger ones the agent sends as sealed files. */
+/** Largest item sent inline (the API's limit); bigger ones go as sealed files, as the agent's do. */
 const INLINE_MAX = 256 * 1024;
+/** The largest item the page sends at all (the agent's limit too). */
+const ITEM_MAX = 64 * 1024 * 1024;
 
 async function sealed(item: ClipItem): Promise<Uint8Array> {
   if (item.ciphertext) return unb64(item.ciphertext);
@@ -75,14 +78,28 @@ export function Clipboard({ account, update }: Props) {
     setError(null);
     setStatus(null);
     try {
-      if (plain.length > INLINE_MAX) throw new Error(`This item is ${bytes(plain.length)}; the page sends up to ${bytes(INLINE_MAX)}.`);
+      if (plain.length > ITEM_MAX) throw new Error(`This item is ${bytes(plain.length)}; udc sends up to ${bytes(ITEM_MAX)}.`);
       const udc = await wasm();
-      const ciphertext = b64(udc.sealClipboard(accountKey(), contentType, plain));
-      const { item } = await api<{ item: ClipItem }>("POST", "/sync/clipboard", { content_type: contentType, size: plain.length, ciphertext }, {
+      const sealed = udc.sealClipboard(accountKey(), contentType, plain);
+      let content: { ciphertext: string } | { file_id: string };
+      if (plain.length <= INLINE_MAX) {
+        content = { ciphertext: b64(sealed) };
+      } else {
+        // Sealed first, so the store only ever holds ciphertext; sent to no device in particular.
+        const file = new File([sealed as BlobPart], "clipboard item", { type: "application/octet-stream" });
+        const id = await transfers.send(file, null, "your clipboards");
+        if (!id) throw new Error("The item could not be stored (see Files).");
+        content = { file_id: id };
+      }
+      const { item } = await api<{ item: ClipItem }>("POST", "/sync/clipboard", { content_type: contentType, size: plain.length, ...content }, {
         headers: { "idempotency-key": crypto.randomUUID() },
       });
       update((a) => ({ ...a, clip: [item, ...a.clip.filter((x) => x.id !== item.id)] }));
-      setStatus("Sent to your devices.");
+      setStatus(
+        "file_id" in content
+          ? "Sent. It is larger than 256 KB, so it went as a sealed file: devices this browser trusts receive it."
+          : "Sent to your devices.",
+      );
       setDraft("");
     } catch (e) {
       setError(explain(e));

@@ -9,7 +9,12 @@ type Props = { account: Account; update: (f: (a: Account) => Account) => void };
 
 function useTransfers() {
   const [list, setList] = useState(transfers.all());
-  useEffect(() => transfers.subscribe(() => setList(transfers.all())), []);
+  useEffect(() => {
+    const unsubscribe = transfers.subscribe(() => setList(transfers.all()));
+    // What changed between the first render and this subscription (a restored upload).
+    setList(transfers.all());
+    return unsubscribe;
+  }, []);
   return list;
 }
 
