@@ -11,7 +11,7 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build -p udc-client --target wasm32-unknown-unknown --release
 rm -rf web/src/pkg
 wasm-bindgen --target web --out-dir web/src/pkg "$BIN/wasm32-unknown-unknown/release/udc_client.wasm"
-npx wasm-opt -Oz web/src/pkg/udc_client_bg.wasm -o web/src/pkg/udc_client_bg.wasm
+npx wasm-opt -O3 web/src/pkg/udc_client_bg.wasm -o web/src/pkg/udc_client_bg.wasm
 npx tsc -p web
 npx vite build web --logLevel warn
 echo "build-web: web/dist ($(du -sh web/dist | cut -f1))"

@@ -128,6 +128,11 @@ impl Browser {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// This browser's profile directory (its processes name it on their command line).
+    pub fn profile(&self) -> &Path {
+        &self.profile
+    }
+
     /// A DevTools protocol command (chromedriver passes it on).
     pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
         self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))

@@ -10,11 +10,8 @@ function reply(message: WorkerReply) {
   (self as unknown as Worker).postMessage(message);
 }
 
-async function hashStream(
-  id: number,
-  stream: ReadableStream<Uint8Array>,
-  keep: Uint8Array[] | null,
-): Promise<{ digest: string; bytes: number }> {
+/** Hashes a download as it arrives, keeping its chunks for the Blob it becomes. */
+async function hashStream(id: number, stream: ReadableStream<Uint8Array>, keep: Uint8Array[]): Promise<{ digest: string; bytes: number }> {
   const hasher = new Sha256();
   const reader = stream.getReader();
   let bytes = 0;
@@ -27,7 +24,7 @@ async function hashStream(
     const { value, done } = await reader.read();
     if (done) break;
     hasher.update(value);
-    keep?.push(value);
+    keep.push(value);
     bytes += value.length;
     const now = performance.now();
     if (now - told > 100) {
@@ -36,6 +33,35 @@ async function hashStream(
     }
   }
   return { digest: hasher.hexDigest(), bytes };
+}
+
+/**
+ * Hashes a file through one reused buffer (a BYOB reader): reading a large file leaves no
+ * garbage behind, so the Worker's memory stays flat however big the file is.
+ */
+async function hashFile(id: number, file: Blob): Promise<string> {
+  const hasher = new Sha256();
+  const reader = file.stream().getReader({ mode: "byob" });
+  let buffer = new ArrayBuffer(1 << 20);
+  let bytes = 0;
+  let told = 0;
+  for (;;) {
+    if (cancelled.has(id)) {
+      await reader.cancel();
+      throw new Error("cancelled");
+    }
+    const { value, done } = await reader.read(new Uint8Array(buffer));
+    if (done || !value) break;
+    hasher.update(value);
+    bytes += value.length;
+    buffer = value.buffer as ArrayBuffer;
+    const now = performance.now();
+    if (now - told > 100) {
+      told = now;
+      reply({ id, progress: bytes });
+    }
+  }
+  return hasher.hexDigest();
 }
 
 self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
@@ -50,8 +76,7 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
       const keys = deriveKeys(m.password, m.kdf);
       reply({ id: m.id, keys });
     } else if (m.op === "hash") {
-      const { digest } = await hashStream(m.id, m.file.stream(), null);
-      reply({ id: m.id, digest });
+      reply({ id: m.id, digest: await hashFile(m.id, m.file) });
     } else if (m.op === "download") {
       const resp = await fetch(m.url, { cache: "no-store", referrerPolicy: "no-referrer" });
       if (!resp.ok || !resp.body) throw new Error(`the store answered ${resp.status}`);

@@ -54,7 +54,7 @@ type UploadRecord = {
   to?: string;
 };
 
-const PARALLEL = 4;
+const PARALLEL = 6;
 const URL_BATCH = 16;
 /** Presigned URLs live 15 minutes; ask again for any older than this. */
 const URL_FRESH_MS = 10 * 60_000;
