@@ -234,7 +234,7 @@ impl Browser {
     pub async fn signed_in(&self) {
         self.until(
             "the signed-in page, live",
-            "const s = document.querySelector('#link-state'); return s && /Live|Updating/.test(s.textContent)",
+            "const s = document.querySelector('#link-state'); return s && /Live|Polling/.test(s.textContent)",
             json!([]),
         )
         .await;

@@ -10,12 +10,24 @@ function reply(message: WorkerReply) {
   (self as unknown as Worker).postMessage(message);
 }
 
+/** Tells the page how far a long job got, at most ten times a second. */
+function reporter(id: number): (bytes: number) => void {
+  let told = 0;
+  return (bytes) => {
+    const now = performance.now();
+    if (now - told > 100) {
+      told = now;
+      reply({ id, progress: bytes });
+    }
+  };
+}
+
 /** Hashes a download as it arrives, keeping its chunks for the Blob it becomes. */
 async function hashStream(id: number, stream: ReadableStream<Uint8Array>, keep: Uint8Array[]): Promise<{ digest: string; bytes: number }> {
   const hasher = new Sha256();
   const reader = stream.getReader();
+  const progress = reporter(id);
   let bytes = 0;
-  let told = 0;
   for (;;) {
     if (cancelled.has(id)) {
       await reader.cancel();
@@ -26,11 +38,7 @@ async function hashStream(id: number, stream: ReadableStream<Uint8Array>, keep: 
     hasher.update(value);
     keep.push(value);
     bytes += value.length;
-    const now = performance.now();
-    if (now - told > 100) {
-      told = now;
-      reply({ id, progress: bytes });
-    }
+    progress(bytes);
   }
   return { digest: hasher.hexDigest(), bytes };
 }
@@ -42,9 +50,9 @@ async function hashStream(id: number, stream: ReadableStream<Uint8Array>, keep: 
 async function hashFile(id: number, file: Blob): Promise<string> {
   const hasher = new Sha256();
   const reader = file.stream().getReader({ mode: "byob" });
+  const progress = reporter(id);
   let buffer = new ArrayBuffer(1 << 20);
   let bytes = 0;
-  let told = 0;
   for (;;) {
     if (cancelled.has(id)) {
       await reader.cancel();
@@ -55,11 +63,7 @@ async function hashFile(id: number, file: Blob): Promise<string> {
     hasher.update(value);
     bytes += value.length;
     buffer = value.buffer as ArrayBuffer;
-    const now = performance.now();
-    if (now - told > 100) {
-      told = now;
-      reply({ id, progress: bytes });
-    }
+    progress(bytes);
   }
   return hasher.hexDigest();
 }

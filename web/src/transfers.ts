@@ -294,6 +294,13 @@ export async function restoreUnfinished(): Promise<void> {
     if ([...transfers.values()].some((t) => t.fileId === rec.fileId)) continue;
     const key = add({ direction: "up", name: rec.name, size: rec.size, phase: "needs-file", fileId: rec.fileId, to: rec.to, target: rec.target, sha256: rec.sha256 });
     set(key, { error: "Choose the file again to finish sending it." });
+    // How far it got: the parts the server recorded (what choosing the file again will skip).
+    void api<{ missing: number[] }>("GET", `/files/${rec.fileId}/upload`)
+      .then((status) => {
+        const recorded = rec.size - status.missing.reduce((sum, n) => sum + partBytes(rec, n), 0);
+        set(key, { done: recorded, recorded });
+      })
+      .catch(() => undefined);
   }
 }
 

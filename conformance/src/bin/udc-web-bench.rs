@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use udc_conformance::browser::Browser;
+use udc_conformance::desktop::DisplayAgent;
 use udc_conformance::{agent_command, base_url, ms, percentile, unique_email, PASSWORD};
 
 #[tokio::main]
@@ -160,31 +161,10 @@ async fn sign_in(email: &str) {
     }
     let mut whole_agent = Vec::new();
     for round in 0..3 {
-        let config =
-            std::env::temp_dir().join(format!("udc-web-bench-{}", uuid::Uuid::new_v4().simple()));
         let started = Instant::now();
-        let mut login = agent_command(&config)
-            .args([
-                "login",
-                "--email",
-                email,
-                "--password-stdin",
-                "--device-name",
-                &format!("Bench Agent {round}"),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        assert!(login.wait().unwrap().success());
+        let agent = DisplayAgent::login_as(email, &format!("Bench Agent {round}"));
         whole_agent.push(started.elapsed());
-        let _ = std::fs::remove_dir_all(config);
+        drop(agent);
     }
     let med = |mut v: Vec<Duration>| {
         v.sort();
@@ -352,29 +332,9 @@ async fn upload(email: &str, mib: u64) {
     assert_eq!(done, "done", "the page's upload failed");
     drop(b);
 
-    let config = dir.join("agent");
-    let mut login = agent_command(&config)
-        .args([
-            "login",
-            "--email",
-            email,
-            "--password-stdin",
-            "--device-name",
-            "Bench Sender",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(login.wait().unwrap().success());
+    let sender = DisplayAgent::login_as(email, "Bench Sender");
     let started = Instant::now();
-    let sent = agent_command(&config)
+    let sent = agent_command(&sender.config)
         .args(["send", path.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

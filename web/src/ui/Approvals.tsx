@@ -3,7 +3,8 @@ import { api } from "../api";
 import { accountKey } from "../session";
 import type { PendingLogin } from "../types";
 import { unb64, wasm } from "../wasm";
-import { explain, type Account } from "./Home";
+import { explain } from "./action";
+import type { Account } from "./Home";
 
 type Props = { account: Account; update: (f: (a: Account) => Account) => void };
 

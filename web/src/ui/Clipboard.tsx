@@ -6,7 +6,8 @@ import type { ClipItem, ClipPrefs } from "../types";
 import { b64, unb64, wasm } from "../wasm";
 import { download } from "../worker";
 import * as transfers from "../transfers";
-import { explain, type Account } from "./Home";
+import { explain } from "./action";
+import type { Account } from "./Home";
 
 type Props = { account: Account; update: (f: (a: Account) => Account) => void };
 

@@ -2,7 +2,8 @@ import { useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { ago } from "../format";
 import type { Device } from "../types";
-import { explain, type Account } from "./Home";
+import { useAction } from "./action";
+import type { Account } from "./Home";
 
 type Props = { account: Account; update: (f: (a: Account) => Account) => void };
 
@@ -18,19 +19,10 @@ const PLATFORM: Record<string, string> = {
 
 export function Devices({ account, update }: Props) {
   const me = account.session.deviceId;
-  const [error, setError] = useState<string | null>(null);
+  const [error, act] = useAction();
   const [confirming, setConfirming] = useState<{ what: "remove" | "trust"; device: Device } | null>(null);
   const dialog = useRef<HTMLDialogElement>(null);
   const mine = account.devices.find((d) => d.id === me);
-
-  const act = async (f: () => Promise<void>) => {
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      setError(explain(e));
-    }
-  };
 
   const replace = (device: Device) =>
     update((a) => ({ ...a, devices: a.devices.map((d) => (d.id === device.id ? { ...device, is_current: d.is_current } : d)) }));

@@ -3,7 +3,8 @@ import { api } from "../api";
 import { ago, bytes, duration } from "../format";
 import * as transfers from "../transfers";
 import type { FileInfo } from "../types";
-import { explain, type Account } from "./Home";
+import { useAction } from "./action";
+import type { Account } from "./Home";
 
 type Props = { account: Account; update: (f: (a: Account) => Account) => void };
 
@@ -23,7 +24,7 @@ export function Files({ account, update }: Props) {
   const others = account.devices.filter((d) => d.id !== me);
   const [target, setTarget] = useState<string>(others[0]?.id ?? "");
   const [dragging, setDragging] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const [error, act] = useAction();
   const [deleted, setDeleted] = useState<FileInfo[] | null>(null);
   const moving = useTransfers();
   const nameOf = (id: string) => account.devices.find((d) => d.id === id)?.name ?? "a removed device";
@@ -32,15 +33,6 @@ export function Files({ account, update }: Props) {
     if (!list) return;
     const to = target ? nameOf(target) : undefined;
     for (const f of Array.from(list)) void transfers.send(f, target || null, to);
-  };
-
-  const act = async (f: () => Promise<void>) => {
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      setError(explain(e));
-    }
   };
 
   const download = (f: FileInfo) =>
@@ -83,7 +75,7 @@ export function Files({ account, update }: Props) {
             {others.map((d) => (
               <option value={d.id}>{d.name}</option>
             ))}
-            <option value="">No device in particular (kept in All files)</option>
+            <option value="">No device (keep in All files)</option>
           </select>
         </label>
       </div>

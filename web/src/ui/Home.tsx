@@ -4,6 +4,7 @@ import { Realtime, type LinkState } from "../realtime";
 import { signOut } from "../session";
 import { restoreUnfinished } from "../transfers";
 import type { ClipItem, ClipPrefs, Device, FileInfo, HubEvent, PendingLogin } from "../types";
+import { explain } from "./action";
 import { Approvals } from "./Approvals";
 import { Clipboard } from "./Clipboard";
 import { Devices } from "./Devices";
@@ -35,10 +36,6 @@ function viewFromHash(): View {
 function list<T>(value: unknown, what: string): T[] {
   if (!Array.isArray(value)) throw new ApiError(200, "bad_answer", `The udc server's list of ${what} could not be read. Try again in a moment.`);
   return value as T[];
-}
-
-export function explain(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function upsert<T extends { id: string }>(items: T[], item: T, atEnd = true): T[] {
@@ -161,7 +158,7 @@ export function Home({ session }: { session: Session }) {
   const linkText: Record<LinkState, string> = {
     connecting: "Connecting…",
     live: "Live",
-    polling: "Updating every few seconds",
+    polling: "Polling",
     offline: "Offline: reconnecting",
   };
 
@@ -171,7 +168,7 @@ export function Home({ session }: { session: Session }) {
         <a class="brand" href="#/devices">
           <img src="/icon.svg" alt="" width={24} height={24} /> udc
         </a>
-        <span class={`link ${link}`} id="link-state" title={linkText[link]}>
+        <span class={`link ${link}`} id="link-state" title={link === "polling" ? "This server holds no live connection: updates come every few seconds" : linkText[link]}>
           <span class="dot" aria-hidden="true" /> {linkText[link]}
         </span>
         <span class="account muted" title={session.email}>
