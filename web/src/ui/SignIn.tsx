@@ -123,8 +123,8 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
         {approval ? (
           <div class="approval-wait" role="status">
             <p>
-              On a device that is signed in (and trusted by another of yours), open udc or run <code>udc-agent approve</code>, and pick these
-              words there:
+              On one of your signed-in devices, open udc and pick these words, or run <code>udc-agent approve</code> and check it shows
+              them:
             </p>
             <p class="phrase" id="my-phrase">
               {approval.phrase}
