@@ -12,8 +12,9 @@ fn js(e: anyhow::Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// `{auth_key, enc_key}` (base64 and raw bytes) from the password and the account's KDF
-/// parameters as `POST /auth/prelogin` answers them (JSON text).
+/// `auth_key ‖ enc_key` (64 bytes: the first 32 are sent, base64, the last 32 never leave the
+/// device) from the password and the account's KDF parameters as `POST /auth/prelogin`
+/// answers them (JSON text).
 #[wasm_bindgen(js_name = deriveKeys)]
 pub fn derive_keys(password: &str, kdf_json: &str) -> Result<Vec<u8>, JsError> {
     let kdf: crate::kdf::KdfParams =

@@ -179,7 +179,21 @@ fn http_method(req: &Request) -> http::Method {
 /// app's page), with the deployment's security headers and cache rule from core.
 async fn web_app(env: &Env, config: &Config, req: Request) -> Result<Response> {
     let path = req.path();
-    let resp = env.assets("ASSETS")?.fetch_request(req).await?;
+    // A deployment without the assets binding (or a failing fetch) answers in the API's error
+    // shape, not workerd's bare 500.
+    let fetched = match env.assets("ASSETS") {
+        Ok(assets) => assets.fetch_request(req).await,
+        Err(e) => Err(e),
+    };
+    let resp = match fetched {
+        Ok(resp) => resp,
+        Err(e) => {
+            worker::console_error!("udc web app assets: {e}");
+            return from_http(error_response(&ApiError::internal(
+                "the web app's files are unavailable",
+            )));
+        }
+    };
     let is_page = resp
         .headers()
         .get("content-type")?
