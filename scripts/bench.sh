@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 source scripts/hosts.sh
 BIN="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo puts binaries
-trap stop_hosts EXIT
+# The hosts' storage holds gigabytes of benchmark files by the end: nothing there is kept.
+trap 'stop_hosts; rm -rf "$UDC_RUN_DIR"' EXIT
 
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 scripts/build-web.sh >/dev/null
