@@ -237,6 +237,33 @@ async fn bad_ids_unknown_routes_and_wrong_methods() {
         )
         .await;
     assert_eq!(patch.status, StatusCode::METHOD_NOT_ALLOWED);
+    // A method no route takes runs no handler (a host must not read it as GET): QUERY, which
+    // every host's HTTP layer knows, is core's 405; FOO, which workerd's HTTP layer refuses
+    // itself (501, plain text), must at least never reach a handler.
+    for (method, path) in [("QUERY", "/devices"), ("FOO", "/files")] {
+        let resp = reqwest::Client::new()
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", base_url()),
+            )
+            .header(IP_HEADER, unique_ip())
+            .bearer_auth(device.token())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert!(!status.is_success(), "{method} {path}: {status}");
+        if method == "FOO" && status == StatusCode::NOT_IMPLEMENTED {
+            continue;
+        }
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], "GET", "{method} {path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+    }
 
     let health = account.raw(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
@@ -322,5 +349,117 @@ async fn protocol_level_errors_answer_with_the_json_shape() {
                 "the good request first: {text}"
             );
         }
+    }
+}
+
+/// A caller without a valid access token learns only that: 401, before any of its input is read
+/// (a 400 would tell it which inputs the route takes).
+#[tokio::test]
+async fn without_a_valid_token_every_private_route_answers_401_before_reading_input() {
+    let bad_input: [(Method, &str, Option<serde_json::Value>); 14] = [
+        (Method::GET, "/files?limit=0", None),
+        (Method::GET, "/files/shared?limit=abc", None),
+        (Method::GET, "/remote/sessions?limit=0", None),
+        (Method::GET, "/sync/clipboard/history?limit=0", None),
+        (Method::GET, "/sync/settings?namespace=%00", None),
+        (Method::GET, "/sync/settings/resolutions?limit=0", None),
+        (Method::GET, "/events?after=-1", None),
+        (Method::POST, "/files/upload/initiate", Some(json!({}))),
+        (
+            Method::POST,
+            "/files/upload/part",
+            Some(json!({ "upload_id": 1 })),
+        ),
+        (Method::POST, "/files/upload/complete", Some(json!([]))),
+        (
+            Method::PUT,
+            "/devices/not-an-id",
+            Some(json!({ "name": "" })),
+        ),
+        (
+            Method::POST,
+            "/sync/clipboard",
+            Some(json!({ "ciphertext": "" })),
+        ),
+        (Method::PUT, "/sync/handoff/%20", Some(json!({}))),
+        (
+            Method::POST,
+            "/remote/session/request",
+            Some(json!({ "mode": "nonsense" })),
+        ),
+    ];
+    let expired = {
+        let account = Account::create().await;
+        let device = account.device("Laptop").await;
+        device.token().to_owned()
+    };
+    for (method, path, body) in bad_input {
+        for auth in [None, Some("Bearer not-a-token".to_owned())] {
+            let mut req = reqwest::Client::new()
+                .request(method.clone(), format!("{}{}", base_url(), path))
+                .header(IP_HEADER, unique_ip());
+            if let Some(a) = &auth {
+                req = req.header("authorization", a);
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let answer: serde_json::Value = resp.json().await.unwrap_or(json!(null));
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {auth:?}: {answer}"
+            );
+        }
+        // A token from a month ago (expired) is no better.
+        let later = reqwest::Client::new()
+            .request(method.clone(), format!("{}{}", base_url(), path))
+            .header(IP_HEADER, unique_ip())
+            .header(CLOCK_HEADER, (31i64 * 24 * 3600 * 1000).to_string())
+            .bearer_auth(&expired);
+        let later = match &body {
+            Some(b) => later.json(b),
+            None => later,
+        };
+        let resp = later.send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with an expired token"
+        );
+    }
+}
+
+/// Sealed data shorter than its nonce and tag cannot be sealed at all: a bad field (400), not a
+/// size limit (413).
+#[tokio::test]
+async fn too_short_ciphertext_is_400() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let short = "AAAA"; // three bytes
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/sync/clipboard",
+            json!({ "content_type": "text/plain", "size": 1, "ciphertext": short }),
+        ),
+        (
+            Method::PUT,
+            "/sync/handoff/draft",
+            json!({ "content_type": "text/plain", "ciphertext": short }),
+        ),
+    ] {
+        let resp = account
+            .raw(method.clone(), path, Some(device.token()), Some(&body))
+            .await;
+        assert_eq!(
+            resp.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {path}: {}",
+            resp.body
+        );
+        assert_eq!(resp.body["error"]["code"], "invalid_field");
     }
 }

@@ -66,7 +66,7 @@ fn setting(env: &Env, name: &str) -> Option<String> {
 
 async fn to_http(mut req: Request) -> Result<http::Request<Vec<u8>>> {
     let mut builder = http::Request::builder()
-        .method(req.method().as_ref())
+        .method(raw_method(&req).as_str())
         .uri(req.url()?.as_str());
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
@@ -172,7 +172,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 fn http_method(req: &Request) -> http::Method {
-    http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::POST)
+    http::Method::from_bytes(raw_method(req).as_bytes()).unwrap_or(http::Method::POST)
+}
+
+/// The method as sent: `worker::Method` turns one it does not know (`QUERY`, `FOO`) into GET,
+/// which would run a GET handler; core answers such a method 405.
+fn raw_method(req: &Request) -> String {
+    req.inner().method()
 }
 
 /// The web app, from Workers Static Assets (`[assets]` in wrangler.toml: unknown paths get the

@@ -469,6 +469,13 @@ impl<P: Ports> Core<P> {
         rq: &Rq<'_>,
         reads: impl FnOnce(&Caller) -> Vec<Stmt>,
     ) -> ApiResult<(Caller, Vec<Vec<Row>>)> {
+        let claims = self.bearer_claims(rq)?;
+        self.live_caller(claims, reads).await
+    }
+
+    /// The request's access token, its signature and expiry checked (no I/O; whether its
+    /// session is still live is `live_caller`'s question).
+    pub(crate) fn bearer_claims(&self, rq: &Rq<'_>) -> ApiResult<AccessClaims> {
         let token = rq
             .headers
             .get(http::header::AUTHORIZATION)
@@ -490,7 +497,7 @@ impl<P: Ports> Core<P> {
                 "this token is not an access token",
             ));
         }
-        self.live_caller(claims, reads).await
+        Ok(claims)
     }
 
     /// Checks that the claims' session is live (one round trip, with `reads`).

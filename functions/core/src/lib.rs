@@ -182,6 +182,24 @@ impl<'a> Route<'a> {
         })
     }
 
+    /// Routes a caller reaches without an access token: signing in, a new device asking for
+    /// approval and polling with its own secret, the socket (its one-use ticket), and the test
+    /// purge (it checks the token at the real time, not the moved clock).
+    fn public(&self) -> bool {
+        matches!(
+            self,
+            Route::Health
+                | Route::Prelogin
+                | Route::Register
+                | Route::Login
+                | Route::Refresh
+                | Route::ApprovalRequest
+                | Route::Approval(_)
+                | Route::Realtime
+                | Route::TestPurgeFiles
+        )
+    }
+
     fn methods(&self) -> &'static [Method] {
         match self {
             Route::Health
@@ -258,6 +276,13 @@ impl<P: Ports> Core<P> {
                 resp.headers_mut().insert(http::header::ALLOW, v);
             }
             return resp;
+        }
+        // Authenticate before any input is read, so a caller without a valid token learns only
+        // that (the handlers check the session itself with their first reads).
+        if !route.public() {
+            if let Err(e) = self.bearer_claims(&rq) {
+                return error_response(&e);
+            }
         }
         web::render(self.dispatch(route, &rq).await)
     }

@@ -58,6 +58,10 @@ pub fn sealed(field: &str, raw: &str, min: usize, max: usize) -> ApiResult<usize
     use base64::Engine;
     match base64::engine::general_purpose::STANDARD.decode(raw) {
         Ok(bytes) if (min..=max).contains(&bytes.len()) => Ok(bytes.len()),
+        // Too short cannot be sealed data at all: a bad field, not a size limit.
+        Ok(bytes) if bytes.len() < min => Err(ApiError::invalid(format!(
+            "{field}: must be {min} to {max} bytes"
+        ))),
         Ok(_) => Err(ApiError::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
