@@ -61,6 +61,9 @@ conformance_on() { # name, then the command that starts the host
 }
 
 conformance_on udc-server start_server "$BIN/debug/udc-server"
+# Faults: each test runs its own udc-server (and SeaweedFS) and kills it mid-request.
+step "faults: udc-server killed mid-request"
+UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults
 # workerd, like any front server, answers requests its HTTP layer refuses itself.
 SUITE_FILTER='not test(protocol_level_errors)' \
   conformance_on "wrangler-dev" start_wrangler "$UDC_RUN_DIR/wrangler-state"

@@ -555,6 +555,69 @@ async fn repeated_requests_with_one_idempotency_key_change_nothing() {
     assert_eq!(completed, 1, "the replay published nothing");
 }
 
+/// Completing one upload twenty times at once: each answer is the finished file (or, where the
+/// store is between the two states, a code that says so), and the file is announced once.
+#[tokio::test]
+async fn concurrent_completes_answer_the_finished_file_and_announce_it_once() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let data = bytes(12 * MIB, 43);
+    let body = json!({ "name": "c.bin", "size": data.len(), "sha256": sha256(&data), "part_size": 5 * MIB });
+    let started = post(&account, &device, "/files/upload/initiate", Some(&body)).await;
+    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
+    let upload_id = started.body["upload"]["upload_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let urls = part_urls(&account, &device, &file_id, &[1, 2, 3], 0).await;
+    for (i, chunk) in data.chunks(5 * MIB).enumerate() {
+        let stored = put(
+            urls.body["parts"][i]["url"].as_str().unwrap(),
+            chunk.to_vec(),
+        )
+        .await;
+        let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
+        let recorded = post(
+            &account,
+            &device,
+            "/files/upload/part",
+            Some(&json!({ "upload_id": upload_id, "part_number": i + 1, "etag": etag })),
+        )
+        .await;
+        assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);
+    }
+    let complete = json!({ "upload_id": upload_id });
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| post(&account, &device, "/files/upload/complete", Some(&complete))),
+    )
+    .await;
+    let mut finished = 0;
+    for a in &answers {
+        match a.status {
+            StatusCode::OK => {
+                assert_eq!(a.body["file"]["state"], "available", "{}", a.body);
+                finished += 1;
+            }
+            StatusCode::CONFLICT => assert_eq!(code(a), "upload_not_open", "{}", a.body),
+            other => panic!("{other}: {}", a.body),
+        }
+    }
+    assert!(finished >= 1, "no complete answered the file");
+    let again = post(&account, &device, "/files/upload/complete", Some(&complete)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let url = get(&account, &device, &format!("/files/{file_id}/download")).await;
+    let (_, got) = fetch(url.body["url"].as_str().unwrap()).await;
+    assert!(got == data, "the stored file is the one sent");
+    let events = get(&account, &device, "/events").await;
+    let announced = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "file.transfer.completed")
+        .count();
+    assert_eq!(announced, 1, "announced once");
+}
+
 #[tokio::test]
 async fn a_deleted_file_is_restorable_then_purged_with_its_object() {
     let account = Account::create().await;

@@ -256,6 +256,25 @@ fn sha256_hex(field: &str, raw: &str) -> ApiResult<String> {
     }
 }
 
+/// Why the store refused to complete, in the sender's words: the parts it holds are not the
+/// recorded ones, or it has no open upload (completed by another request a moment ago, or lost
+/// with the store's data).
+fn refused_completion(file_id: &str, code: &str) -> ApiError {
+    if code == "NoSuchUpload" {
+        return ApiError::conflict(
+            "upload_not_open",
+            format!(
+                "the store has no open upload for file {file_id}: if another request just \
+                 completed it, ask again; otherwise send the file again"
+            ),
+        );
+    }
+    ApiError::conflict(
+        "parts_rejected",
+        format!("the store refused the recorded parts ({code}); upload them again"),
+    )
+}
+
 /// A file name as the receiver will save it: no path, nothing a file system would trip on.
 fn file_name(raw: &str) -> ApiResult<String> {
     let name = validate::label("name", raw, 255)?;
@@ -792,18 +811,20 @@ impl<P: Ports> Core<P> {
                 self.store_clock(),
             )?)
             .await?;
-        if let Err(code) = BlobStore::completed(&resp)? {
-            return Err(ApiError::conflict(
-                "parts_rejected",
-                format!("the store refused the recorded parts ({code}); upload them again"),
-            ));
-        }
+        let refused = BlobStore::completed(&resp)?.err();
         let stored = BlobStore::head_size(
             &self
                 .send(store.head(&file.object_key, self.store_clock())?)
                 .await?,
         )?;
-        if stored != Some(file.size) {
+        if let Some(code) = refused {
+            // The store has no open upload when an earlier run completed it there: a request
+            // running beside this one, or one whose host died before it recorded the file. The
+            // finished object says so; then this run records it, once.
+            if stored != Some(file.size) {
+                return Err(refused_completion(&file.id, &code));
+            }
+        } else if stored != Some(file.size) {
             // The declared size was wrong: the object is useless, so it and the record go.
             let _ = self
                 .send(store.delete(&file.object_key, self.store_clock())?)
@@ -818,13 +839,19 @@ impl<P: Ports> Core<P> {
                 ),
             ));
         }
-        self.ports
+        let marked = self
+            .ports
             .sql()
             .batch(vec![Stmt::new(
                 "UPDATE files SET state = 'available', completed_at = ?, updated_at = ? WHERE id = ? AND state = 'uploading'",
                 vec![rq.now_ms.into(), rq.now_ms.into(), file.id.as_str().into()],
             )])
             .await?;
+        if marked.first() != Some(&1) {
+            // Another run recorded it first (and announced it): answer the file as it is.
+            let (_, _, now) = self.caller_and_file(rq, &file.id, false).await?;
+            return Reply::ok(serde_json::json!({"file": now.view()}));
+        }
         file.state = "available".into();
         file.completed_at = Some(rq.now_ms);
         let user = caller.user_id.as_str();

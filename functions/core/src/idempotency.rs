@@ -2,6 +2,11 @@
 //! key gets the first answer back and nothing changes twice. Keys are per account and per
 //! operation, kept 24 hours. Only successes are kept: after an error the client may retry the
 //! same key and the request runs again.
+//!
+//! A claimed key whose request has not answered within `LEASE_MS` is taken as lost (its host
+//! was killed, or lost power, mid-request) and the next request with the key runs it again. So
+//! every operation run under a key must be safe to run twice: each one's second run finds what
+//! the first did (a completed upload finds its object at the store, `files::complete`).
 
 use http::StatusCode;
 use sha2::{Digest, Sha256};
@@ -13,12 +18,17 @@ use crate::{rows, Core, Rq};
 
 pub const HEADER: &str = "idempotency-key";
 pub const KEEP_MS: i64 = 24 * 3600 * 1000;
+/// Longer than any request runs (the longest, completing a 5 GiB upload, takes seconds).
+pub const LEASE_MS: i64 = 60 * 1000;
 
 /// A claimed key: the request runs, then `settle` records (or releases) it.
 pub struct Claim {
     user_id: String,
     operation: &'static str,
     key: String,
+    /// When it was claimed: settling touches only this claim, not a later one that took over
+    /// after the lease ran out.
+    claimed_at: i64,
 }
 
 /// What `claim` found.
@@ -60,8 +70,15 @@ impl<P: Ports> Core<P> {
             .sql()
             .batch(vec![
                 Stmt::new(
-                    "DELETE FROM idempotency_keys WHERE user_id = ? AND operation = ? AND key = ? AND created_at <= ?",
-                    vec![user_id.into(), operation.into(), key.as_str().into(), (rq.now_ms - KEEP_MS).into()],
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND operation = ? AND key = ? \
+                     AND (created_at <= ? OR (status IS NULL AND created_at <= ?))",
+                    vec![
+                        user_id.into(),
+                        operation.into(),
+                        key.as_str().into(),
+                        (rq.now_ms - KEEP_MS).into(),
+                        (rq.now_ms - LEASE_MS).into(),
+                    ],
                 ),
                 Stmt::new(
                     "INSERT INTO idempotency_keys (user_id, operation, key, request_hash, created_at) \
@@ -75,6 +92,7 @@ impl<P: Ports> Core<P> {
                 user_id: user_id.to_owned(),
                 operation,
                 key,
+                claimed_at: rq.now_ms,
             })));
         }
         let found = self
@@ -98,7 +116,7 @@ impl<P: Ports> Core<P> {
         let (Some(status), Some(body)) = (rows::opt_int(row, 1)?, rows::opt_text(row, 2)?) else {
             return Err(ApiError::conflict(
                 "request_in_progress",
-                "the first request with this Idempotency-Key is still running; retry in a moment",
+                "the first request with this Idempotency-Key is still running; retry in a moment (after a minute it runs again)",
             ));
         };
         let status = u16::try_from(status)
@@ -123,6 +141,7 @@ impl<P: Ports> Core<P> {
             claim.user_id.as_str().into(),
             claim.operation.into(),
             claim.key.as_str().into(),
+            claim.claimed_at.into(),
         ];
         let stmt = match &result {
             Ok(reply) => {
@@ -130,12 +149,12 @@ impl<P: Ports> Core<P> {
                 let mut p = vec![i64::from(reply.status.as_u16()).into(), body.into()];
                 p.extend(params);
                 Stmt::new(
-                    "UPDATE idempotency_keys SET status = ?, response = ? WHERE user_id = ? AND operation = ? AND key = ?",
+                    "UPDATE idempotency_keys SET status = ?, response = ? WHERE user_id = ? AND operation = ? AND key = ? AND created_at = ?",
                     p,
                 )
             }
             Err(_) => Stmt::new(
-                "DELETE FROM idempotency_keys WHERE user_id = ? AND operation = ? AND key = ? AND status IS NULL",
+                "DELETE FROM idempotency_keys WHERE user_id = ? AND operation = ? AND key = ? AND created_at = ? AND status IS NULL",
                 params,
             ),
         };

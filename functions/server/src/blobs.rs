@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{Request, Response};
+use base64::Engine;
+use md5::{Digest, Md5};
 use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use s3s_fs::FileSystem;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use uuid::Uuid;
 
 pub const BUCKET: &str = "udc-files";
 
@@ -85,11 +88,24 @@ impl S3 for Objects {
         }))
     }
 
+    /// Size and time from the file system. s3s-fs would hash the whole object for its ETag
+    /// when it has none recorded (objects this store completes itself): seconds per GiB.
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.fs.head_object(req).await
+        let path = self.path(&req.input.bucket, &req.input.key)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| s3_error!(NoSuchKey))?;
+        if !meta.is_file() {
+            return Err(s3_error!(NoSuchKey));
+        }
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: i64::try_from(meta.len()).ok(),
+            last_modified: meta.modified().ok().map(Timestamp::from),
+            ..Default::default()
+        }))
     }
 
     async fn delete_object(
@@ -113,11 +129,77 @@ impl S3 for Objects {
         self.fs.upload_part(req).await
     }
 
+    /// Crash-safe, unlike s3s-fs's own (it forgets the upload first, then assembles the object
+    /// in place: a kill in between loses the upload and its parts). Here the parts are joined
+    /// into a temporary file beside the object and renamed into place, and only then are the
+    /// upload and its parts forgotten: a kill at any point leaves either the upload as it was
+    /// (complete it again) or the finished object (HEAD finds it). s3s-fs's layout under the
+    /// root, which this reads: `.upload-<id>.json` (the access key that started the upload) and
+    /// `.upload_id-<id>.part-<n>`.
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.fs.complete_multipart_upload(req).await
+        let input = req.input;
+        let object = self.path(&input.bucket, &input.key)?;
+        let upload = Uuid::parse_str(&input.upload_id).map_err(|_| s3_error!(NoSuchUpload))?;
+        let info = self.root.join(format!(".upload-{upload}.json"));
+        let started_by: Option<String> = match tokio::fs::read(&info).await {
+            Ok(raw) => serde_json::from_slice(&raw).map_err(|e| s3_error!(e, InternalError))?,
+            Err(_) => return Err(s3_error!(NoSuchUpload)),
+        };
+        if started_by.as_deref() != req.credentials.as_ref().map(|c| c.access_key.as_str()) {
+            return Err(s3_error!(AccessDenied));
+        }
+        let parts = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
+        if parts.is_empty() {
+            return Err(s3_error!(InvalidPart, "You must specify at least one part"));
+        }
+        let mut paths = Vec::with_capacity(parts.len());
+        let mut tag = Md5::new();
+        for (i, part) in parts.iter().enumerate() {
+            if part.part_number != i32::try_from(i + 1).ok() {
+                return Err(s3_error!(InvalidPartOrder));
+            }
+            // The multipart ETag: MD5 of the parts' MD5s (their ETags), as S3 computes it.
+            let etag = part
+                .e_tag
+                .as_ref()
+                .and_then(|t| hex::decode(t.value()).ok())
+                .ok_or_else(|| s3_error!(InvalidPart))?;
+            tag.update(&etag);
+            paths.push(
+                self.root
+                    .join(format!(".upload_id-{upload}.part-{}", i + 1)),
+            );
+        }
+        let e_tag = format!("{}-{}", hex::encode(tag.finalize()), parts.len());
+        let joined = object.clone();
+        tokio::task::spawn_blocking(move || join_parts(&paths, &joined))
+            .await
+            .map_err(|e| s3_error!(e, InternalError))??;
+        // The object is in place: forgetting the upload is tidying (a leftover is only garbage).
+        let _ = tokio::fs::remove_file(&info).await;
+        let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let _ = tokio::fs::remove_file(self.root.join(format!(
+            ".bucket-{}.object-{}.upload-{upload}.metadata.json",
+            encode(&input.bucket),
+            encode(&input.key)
+        )))
+        .await;
+        for n in 1..=parts.len() {
+            let _ = tokio::fs::remove_file(self.root.join(format!(".upload_id-{upload}.part-{n}")))
+                .await;
+        }
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(e_tag)),
+            ..Default::default()
+        }))
     }
 
     async fn abort_multipart_upload(
@@ -126,6 +208,32 @@ impl S3 for Objects {
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.fs.abort_multipart_upload(req).await
     }
+}
+
+/// Joins `parts` into `object` through a temporary file renamed into place (so a reader, or a
+/// kill, never sees half an object). Every part but the last must be at least 5 MiB, as in S3.
+fn join_parts(parts: &[PathBuf], object: &Path) -> S3Result<()> {
+    const MIN_PART: u64 = 5 * 1024 * 1024;
+    let dir = object.parent().ok_or_else(|| s3_error!(InternalError))?;
+    std::fs::create_dir_all(dir).map_err(|e| s3_error!(e, InternalError))?;
+    // A name no object key can have (keys hold no '.'), unique per attempt.
+    let tmp = dir.join(format!(".joining.{}", Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut out = std::fs::File::create(&tmp).map_err(|e| s3_error!(e, InternalError))?;
+        for (i, part) in parts.iter().enumerate() {
+            let mut input = std::fs::File::open(part).map_err(|_| s3_error!(InvalidPart))?;
+            // Linux copies file to file in the kernel (copy_file_range).
+            let n = std::io::copy(&mut input, &mut out).map_err(|e| s3_error!(e, InternalError))?;
+            if i + 1 < parts.len() && n < MIN_PART {
+                return Err(s3_error!(EntityTooSmall));
+            }
+        }
+        std::fs::rename(&tmp, object).map_err(|e| s3_error!(e, InternalError))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[derive(Clone)]

@@ -1,0 +1,322 @@
+//! Faults a host must survive: udc-server killed (SIGKILL) in the middle of a request. Each test
+//! runs its own udc-server (`UDC_SERVER_BIN`), here with SeaweedFS (`weed`) as its object store,
+//! so the test can hold a request inside a store call (SIGSTOP on the store) and kill the server
+//! there, at a point it chooses. scripts/test.sh runs this binary once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use udc_conformance::*;
+
+const ACCESS_KEY: &str = "udc-faults";
+const SECRET_KEY: &str = "faults-secret-0123456789abcdef";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process killed (with its process group) when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until(what: &str, url: &str, ok: impl Fn(StatusCode) -> bool) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(url).await {
+            if ok(r.status()) {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn start_store(dir: &Path, port: u16) -> Proc {
+    let child = Command::new("weed")
+        .args([
+            "mini",
+            &format!("-dir={}", dir.display()),
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-bucket=udc-files",
+            "-webdav=false",
+            "-admin.ui=false",
+            &format!("-s3.port={port}"),
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ])
+        // Without credentials SeaweedFS accepts anything: they make it check signatures.
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weed (SeaweedFS; scripts/setup.sh installs it)");
+    let proc = Proc(child);
+    // Anonymous requests are refused (403) once it is up.
+    wait_until(
+        "SeaweedFS",
+        &format!("http://127.0.0.1:{port}/udc-files"),
+        |s| s == StatusCode::FORBIDDEN,
+    )
+    .await;
+    proc
+}
+
+async fn start_server(data: &Path, port: u16, store_port: u16) -> Proc {
+    let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
+    let log = std::fs::File::create(data.with_extension("log")).unwrap();
+    let child = Command::new(bin)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .env("UDC_TEST_MODE", "1")
+        .env("UDC_S3_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
+        .env("UDC_S3_BUCKET", "udc-files")
+        .env("UDC_S3_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("UDC_S3_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    wait_until(
+        "udc-server",
+        &format!("http://127.0.0.1:{port}/health"),
+        |s| s.is_success(),
+    )
+    .await;
+    proc
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("udc-faults-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `POST path` as `token`, with an Idempotency-Key and the clock moved `later_ms` ahead.
+async fn post_keyed(
+    account: &Account,
+    token: &str,
+    path: &str,
+    body: &Value,
+    key: &str,
+    later_ms: i64,
+) -> udc_agent::client::RawResponse {
+    account
+        .api
+        .raw(
+            Method::POST,
+            path,
+            Some(token),
+            Some(body),
+            &[
+                ("Idempotency-Key", key),
+                (CLOCK_HEADER, &later_ms.to_string()),
+            ],
+        )
+        .await
+        .unwrap()
+}
+
+/// A kill while `complete` waits on the store leaves its Idempotency-Key claimed: the retry
+/// says so while the claim's lease runs (a minute), then runs the request again, which finds
+/// the upload as the store left it and finishes the file; the file is announced once.
+#[tokio::test]
+async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
+    let dir = temp_dir();
+    let store_port = free_port();
+    let port = free_port();
+    let store = start_store(&dir.join("store"), store_port).await;
+    let data_dir = dir.join("server");
+    let server = start_server(&data_dir, port, store_port).await;
+    // This process talks to its own server only (nextest runs each test in its own process).
+    std::env::set_var("UDC_BASE_URL", format!("http://127.0.0.1:{port}"));
+
+    let account = Account::create().await;
+    let from = account.device("Sender").await;
+    let to = account.device("Receiver").await;
+    account
+        .api
+        .trust(from.token(), &from.id, &to.id)
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sha256: String = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let started = account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(from.token()),
+            Some(&json!({ "name": "cut.bin", "size": bytes.len(), "sha256": sha256, "target_device_id": to.id })),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
+    let upload_id = started.body["upload"]["upload_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let urls = account
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/parts"),
+            Some(from.token()),
+            Some(&json!({ "part_numbers": [1] })),
+        )
+        .await;
+    let put = reqwest::Client::new()
+        .put(urls.body["parts"][0]["url"].as_str().unwrap())
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let recorded = account
+        .raw(
+            Method::POST,
+            "/files/upload/part",
+            Some(from.token()),
+            Some(&json!({ "upload_id": upload_id, "part_number": 1, "etag": etag })),
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);
+
+    // The store stops answering; the complete claims its key and waits on the store.
+    let key = uuid::Uuid::new_v4().to_string();
+    let body = json!({ "upload_id": upload_id });
+    store.signal("-STOP");
+    let cut = {
+        let api = account.api.clone();
+        let token = from.token().to_owned();
+        let (body, key) = (body.clone(), key.clone());
+        tokio::spawn(async move {
+            api.raw(
+                Method::POST,
+                "/files/upload/complete",
+                Some(&token),
+                Some(&body),
+                &[("Idempotency-Key", &key)],
+            )
+            .await
+        })
+    };
+    // A debug build reaches the store call in milliseconds; the retry below proves the key
+    // was claimed when the kill came (a probe with the key could claim it itself and hang).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.kill();
+    assert!(cut.await.unwrap().is_err(), "the cut request got no answer");
+    store.signal("-CONT");
+    let _server = start_server(&data_dir, port, store_port).await;
+
+    // Within the lease the key is still taken (the cut request had claimed it): the first
+    // request may, for all the server knows, still be running.
+    let soon = post_keyed(
+        &account,
+        from.token(),
+        "/files/upload/complete",
+        &body,
+        &key,
+        0,
+    )
+    .await;
+    assert_eq!(
+        (soon.status, soon.body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("request_in_progress")),
+        "{}",
+        soon.body
+    );
+    // After it, the request runs again and finishes the file, whatever the store did with the
+    // cut request (completed the upload or never saw it).
+    let later = post_keyed(
+        &account,
+        from.token(),
+        "/files/upload/complete",
+        &body,
+        &key,
+        61_000,
+    )
+    .await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    assert_eq!(later.body["file"]["state"], "available");
+    let replay = post_keyed(
+        &account,
+        from.token(),
+        "/files/upload/complete",
+        &body,
+        &key,
+        62_000,
+    )
+    .await;
+    assert_eq!((replay.status, &replay.body), (later.status, &later.body));
+
+    let url = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file_id}/download"),
+            Some(to.token()),
+            None,
+        )
+        .await;
+    let got = reqwest::get(url.body["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        got.as_ref() == bytes.as_slice(),
+        "the receiver gets the bytes sent"
+    );
+    let events = account
+        .raw(Method::GET, "/events", Some(from.token()), None)
+        .await;
+    let announced = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "file.transfer.completed")
+        .count();
+    assert_eq!(announced, 1, "announced once");
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
