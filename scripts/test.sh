@@ -61,8 +61,8 @@ conformance_on() { # name, then the command that starts the host
 }
 
 conformance_on udc-server start_server "$BIN/debug/udc-server"
-# Faults: each test runs its own udc-server (and SeaweedFS) and kills it mid-request.
-step "faults: udc-server killed mid-request"
+# Faults: each test runs its own udc-server: killed mid-request, or on a disk that fills.
+step "faults: udc-server killed mid-request, and on a full disk"
 UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults
 # workerd, like any front server, answers requests its HTTP layer refuses itself.
 SUITE_FILTER='not test(protocol_level_errors)' \

@@ -1,7 +1,8 @@
-//! Faults a host must survive: udc-server killed (SIGKILL) in the middle of a request. Each test
-//! runs its own udc-server (`UDC_SERVER_BIN`), here with SeaweedFS (`weed`) as its object store,
-//! so the test can hold a request inside a store call (SIGSTOP on the store) and kill the server
-//! there, at a point it chooses. scripts/test.sh runs this binary once.
+//! Faults a host must survive: udc-server killed (SIGKILL) in the middle of a request, and a
+//! disk that fills. Each test runs its own udc-server (`UDC_SERVER_BIN`): the kill test with
+//! SeaweedFS (`weed`) as its object store, so it can hold a request inside a store call (SIGSTOP
+//! on the store) and kill the server there; the disk test on a small tmpfs of its own (root, as
+//! CI runs). scripts/test.sh runs this binary once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -318,5 +319,172 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
         .count();
     assert_eq!(announced, 1, "announced once");
     drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A small file system of its own (tmpfs), unmounted when dropped: a disk that can fill.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &Path, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(
+            ok,
+            "mounting a tmpfs (the fault tests run as root, as CI does)"
+        );
+        SmallDisk(path.to_owned())
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk: a change answers 507 `storage_full` and is not made, reads go on, the embedded
+/// store answers 507 too, and once there is room again everything works.
+#[tokio::test]
+async fn a_full_disk_answers_507_changes_nothing_and_reads_go_on() {
+    let dir = temp_dir();
+    let disk = SmallDisk::mount(&dir.join("small"), 24);
+    let port = free_port();
+    let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
+    let _server = Proc(
+        Command::new(bin)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(disk.0.join("data"))
+            .env("UDC_TEST_MODE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "udc-server",
+        &format!("http://127.0.0.1:{port}/health"),
+        |s| s.is_success(),
+    )
+    .await;
+    std::env::set_var("UDC_BASE_URL", format!("http://127.0.0.1:{port}"));
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    let part = vec![7u8; 1024 * 1024];
+    let started = account
+        .raw(
+            Method::POST,
+            "/files/upload/initiate",
+            Some(device.token()),
+            Some(&json!({ "name": "a.bin", "size": part.len(), "sha256": "0".repeat(64) })),
+        )
+        .await;
+    let file_id = started.body["file"]["id"].as_str().unwrap().to_owned();
+    let urls = account
+        .raw(
+            Method::POST,
+            &format!("/files/{file_id}/parts"),
+            Some(device.token()),
+            Some(&json!({ "part_numbers": [1] })),
+        )
+        .await;
+    let part_url = urls.body["parts"][0]["url"].as_str().unwrap().to_owned();
+
+    let filler = disk.fill();
+    // SQLite may still have room in pages it holds: change until it has none.
+    let rename = |name: String| {
+        let api = account.api.clone();
+        let (token, id) = (device.token().to_owned(), device.id.clone());
+        async move {
+            api.raw(
+                Method::PUT,
+                &format!("/devices/{id}"),
+                Some(&token),
+                Some(&json!({ "name": name })),
+                &[],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let mut last_made = "Laptop".to_owned();
+    let mut refused = None;
+    for i in 0..2000 {
+        let name = format!("Laptop {i} {}", "x".repeat(40));
+        let r = rename(name.clone()).await;
+        match r.status {
+            StatusCode::OK => last_made = name,
+            _ => {
+                refused = Some(r);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a full disk refused no change");
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (StatusCode::INSUFFICIENT_STORAGE, Some("storage_full")),
+        "{}",
+        refused.body
+    );
+    let read = account
+        .raw(
+            Method::GET,
+            &format!("/devices/{}", device.id),
+            Some(device.token()),
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "reads go on: {}", read.body);
+    assert_eq!(
+        read.body["name"],
+        last_made.as_str(),
+        "the refused change was not made"
+    );
+    let stored = reqwest::Client::new()
+        .put(&part_url)
+        .body(part.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.status(),
+        StatusCode::INSUFFICIENT_STORAGE,
+        "the store"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let made = rename("Laptop again".into()).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let stored = reqwest::Client::new()
+        .put(&part_url)
+        .body(part)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.status(),
+        StatusCode::OK,
+        "the store, with room again"
+    );
+    drop(_server);
+    drop(disk);
     let _ = std::fs::remove_dir_all(dir);
 }

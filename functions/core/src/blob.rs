@@ -37,6 +37,9 @@ fn request(method: http::Method, url: url::Url, body: Vec<u8>) -> ApiResult<Sign
 
 /// The store answered, but not with success: the status and (for the log) the body.
 fn store_error(action: &str, resp: &http::Response<Vec<u8>>) -> ApiError {
+    if resp.status() == StatusCode::INSUFFICIENT_STORAGE {
+        return ApiError::storage_full(format!("{action}: the object store is full"));
+    }
     ApiError {
         internal: Some(format!(
             "{action}: store answered {}: {}",

@@ -67,15 +67,43 @@ impl ApiError {
     }
 }
 
+/// SQLite's words for SQLITE_FULL, as every host's SQLite reports them (rusqlite, Spin, D1).
+const SQLITE_FULL: &str = "database or disk is full";
+
+impl ApiError {
+    /// Out of space: the change was not made (SQLite rolls the batch back), reads still work.
+    /// Its own status and code, so a client can tell it from a bug and try again later.
+    pub fn storage_full(detail: impl Into<String>) -> Self {
+        ApiError {
+            internal: Some(detail.into()),
+            ..ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the server's storage is full: nothing was changed; try again later",
+            )
+        }
+    }
+
+    /// A storage failure: out of space, or an internal error.
+    fn from_storage(detail: String) -> Self {
+        if detail.contains(SQLITE_FULL) {
+            ApiError::storage_full(detail)
+        } else {
+            ApiError::internal(detail)
+        }
+    }
+}
+
 impl From<SqlError> for ApiError {
     fn from(e: SqlError) -> Self {
-        ApiError::internal(e.to_string())
+        ApiError::from_storage(e.to_string())
     }
 }
 
 impl From<crate::ports::HubError> for ApiError {
     fn from(e: crate::ports::HubError) -> Self {
-        ApiError::internal(e.to_string())
+        // udc-server's hub keeps its log in SQLite too.
+        ApiError::from_storage(e.to_string())
     }
 }
 

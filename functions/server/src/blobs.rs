@@ -119,14 +119,17 @@ impl S3 for Objects {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.fs.create_multipart_upload(req).await
+        self.fs
+            .create_multipart_upload(req)
+            .await
+            .map_err(out_of_space)
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.fs.upload_part(req).await
+        self.fs.upload_part(req).await.map_err(out_of_space)
     }
 
     /// Crash-safe, unlike s3s-fs's own (it forgets the upload first, then assembles the object
@@ -180,7 +183,8 @@ impl S3 for Objects {
         let joined = object.clone();
         tokio::task::spawn_blocking(move || join_parts(&paths, &joined))
             .await
-            .map_err(|e| s3_error!(e, InternalError))??;
+            .map_err(|e| s3_error!(e, InternalError))?
+            .map_err(out_of_space)?;
         // The object is in place: forgetting the upload is tidying (a leftover is only garbage).
         let _ = tokio::fs::remove_file(&info).await;
         let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
@@ -208,6 +212,29 @@ impl S3 for Objects {
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.fs.abort_multipart_upload(req).await
     }
+}
+
+/// A full disk is 507 with a code of its own, not the 500 (InternalError) s3s-fs answers: a
+/// client (and core, which answers its own 507) can tell it from a bug.
+fn out_of_space(e: s3s::S3Error) -> s3s::S3Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = match e.source() {
+        Some(s) => Some(s),
+        None => return e,
+    };
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            let mut full = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("InsufficientStorage".into()),
+                "the store's disk is full",
+            );
+            full.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+            return full;
+        }
+        cause = c.source();
+    }
+    e
 }
 
 /// Joins `parts` into `object` through a temporary file renamed into place (so a reader, or a
