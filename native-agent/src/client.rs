@@ -280,7 +280,19 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<T> {
-        let resp = self.raw(method, path, token, body, headers).await?;
+        // A change carries an Idempotency-Key (the caller's, else a fresh one): when `raw`
+        // sends it again after a lost connection, the server changes nothing twice.
+        let own_key = (method != Method::GET
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key")))
+        .then(fresh_key)
+        .flatten();
+        let mut headers = headers.to_vec();
+        if let Some(key) = &own_key {
+            headers.push(("idempotency-key", key));
+        }
+        let resp = self.raw(method, path, token, body, &headers).await?;
         if !resp.status.is_success() {
             return Err(Error::Api(ApiError {
                 status: resp.status.as_u16(),
@@ -480,4 +492,11 @@ async fn derive_blocking(password: &str, kdf: &KdfParams) -> Result<DerivedKeys>
         .await
         .map_err(|e| Error::Local(e.to_string()))?
         .map_err(|e| Error::Local(e.to_string()))
+}
+
+/// 128 random bits, hex. None if the system has no randomness to give (then no key).
+pub(crate) fn fresh_key() -> Option<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
 }

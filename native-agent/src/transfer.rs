@@ -124,9 +124,7 @@ struct UploadState {
 }
 
 fn random_key() -> Result<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| anyhow!("randomness: {e}"))?;
-    Ok(hex(&b))
+    crate::client::fresh_key().ok_or_else(|| anyhow!("the system gave no randomness"))
 }
 
 /// The whole file's SHA-256, read on a blocking thread.

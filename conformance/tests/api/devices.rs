@@ -443,3 +443,80 @@ async fn a_device_nobody_trusts_acts_on_itself_only() {
         .await;
     refused(&r);
 }
+
+/// Every change takes an Idempotency-Key: a retried rename answers as the first did and is
+/// announced once; the key means one request (another body is refused, another path is
+/// another request); a retried removal of a trust link answers the same.
+#[tokio::test]
+async fn a_retried_change_with_its_key_changes_nothing_twice() {
+    let account = Account::create().await;
+    let laptop = account.device("Laptop").await;
+    let phone = account.device("Phone").await;
+    let keyed =
+        |method: Method, path: String, body: Option<serde_json::Value>, key: &'static str| {
+            let api = account.api.clone();
+            let token = laptop.token().to_owned();
+            async move {
+                api.raw(
+                    method,
+                    &path,
+                    Some(&token),
+                    body.as_ref(),
+                    &[("Idempotency-Key", key)],
+                )
+                .await
+                .unwrap()
+            }
+        };
+    let rename = |id: &str, name: &str| {
+        keyed(
+            Method::PUT,
+            format!("/devices/{id}"),
+            Some(json!({ "name": name })),
+            "rename-1",
+        )
+    };
+    let first = rename(&laptop.id, "Desk").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let again = rename(&laptop.id, "Desk").await;
+    assert_eq!((again.status, &again.body), (first.status, &first.body));
+    let events = account
+        .raw(Method::GET, "/events", Some(laptop.token()), None)
+        .await;
+    let renamed = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "device.updated" && e["data"]["device"]["name"] == "Desk")
+        .count();
+    assert_eq!(renamed, 1, "announced once: {}", events.body);
+    let other_body = rename(&laptop.id, "Other").await;
+    assert_eq!(
+        (other_body.status, other_body.body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    let other_path = rename(&phone.id, "Desk").await;
+    assert_eq!(other_path.status, StatusCode::OK, "{}", other_path.body);
+    assert_eq!(other_path.body["id"], phone.id.as_str());
+
+    let trust = account
+        .api
+        .trust(laptop.token(), &laptop.id, &phone.id)
+        .await;
+    assert!(trust.is_ok(), "{trust:?}");
+    let untrust = || {
+        keyed(
+            Method::DELETE,
+            format!("/devices/{}/trust/{}", laptop.id, phone.id),
+            None,
+            "untrust-1",
+        )
+    };
+    let first = untrust().await;
+    assert!(first.status.is_success(), "{}", first.body);
+    let again = untrust().await;
+    assert_eq!((again.status, &again.body), (first.status, &first.body));
+}

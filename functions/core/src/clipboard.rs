@@ -8,7 +8,6 @@ use udc_hub::NewEvent;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::Claimed;
 use crate::ports::{Ports, Row, Sql, Stmt};
 use crate::web::{json_body, json_body_max, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -172,14 +171,8 @@ impl<P: Ports> Core<P> {
             }
         }
 
-        let claim = match self.claim(rq, &caller.user_id, "clipboard.post").await? {
-            Claimed::Replay(reply) => return Ok(reply),
-            Claimed::Run(claim) => claim,
-        };
-        let result = self
-            .insert_clipboard(rq, &caller, &device, &body, size, file_id, &found)
-            .await;
-        self.settle(claim, result).await
+        self.insert_clipboard(rq, &caller, &device, &body, size, file_id, &found)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -12,7 +12,6 @@ use udc_hub::NewEvent;
 use crate::auth::Caller;
 use crate::blob::BlobStore;
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::Claimed;
 use crate::ports::{Clock, Http, Ports, Row, Sql, Stmt};
 use crate::web::{json_body, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -413,10 +412,6 @@ impl<P: Ports> Core<P> {
                 "target_device_id: send to another device, not this one",
             ));
         }
-        let claim = match self.claim(rq, &caller.user_id, "files.initiate").await? {
-            Claimed::Replay(reply) => return Ok(reply),
-            Claimed::Run(claim) => claim,
-        };
         let mut file = FileRecord {
             id: self.new_id()?,
             name,
@@ -435,8 +430,7 @@ impl<P: Ports> Core<P> {
             shared_with: target.into_iter().collect(),
             trusted: false,
         };
-        let result = self.initiate(rq, &caller, &store, &mut file).await;
-        self.settle(claim, result).await
+        self.initiate(rq, &caller, &store, &mut file).await
     }
 
     async fn initiate(
@@ -759,12 +753,7 @@ impl<P: Ports> Core<P> {
         let store = self.blob_store()?;
         let (caller, device, file) = self.caller_and_upload(rq, &body.upload_id).await?;
         file.require_sender(&device)?;
-        let claim = match self.claim(rq, &caller.user_id, "files.complete").await? {
-            Claimed::Replay(reply) => return Ok(reply),
-            Claimed::Run(claim) => claim,
-        };
-        let result = self.complete(rq, &caller, &store, file).await;
-        self.settle(claim, result).await
+        self.complete(rq, &caller, &store, file).await
     }
 
     async fn complete(

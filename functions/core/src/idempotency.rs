@@ -1,6 +1,7 @@
-//! `Idempotency-Key`: a client that retries a request (a lost answer, a restart) with the same
-//! key gets the first answer back and nothing changes twice. Keys are per account and per
-//! operation, kept 24 hours. Only successes are kept: after an error the client may retry the
+//! `Idempotency-Key`: a client that retries a change (a lost answer, a restart) with the same
+//! key gets the first answer back and nothing changes twice. Every change takes one (`handle`
+//! claims and settles around the handler); keys are per account and per method and path, kept
+//! 24 hours. Only successes are kept: after an error the client may retry the
 //! same key and the request runs again.
 //!
 //! A claimed key whose request has not answered within `LEASE_MS` is taken as lost (its host
@@ -24,7 +25,7 @@ pub const LEASE_MS: i64 = 60 * 1000;
 /// A claimed key: the request runs, then `settle` records (or releases) it.
 pub struct Claim {
     user_id: String,
-    operation: &'static str,
+    operation: String,
     key: String,
     /// When it was claimed: settling touches only this claim, not a later one that took over
     /// after the lease ran out.
@@ -59,7 +60,7 @@ impl<P: Ports> Core<P> {
         &self,
         rq: &Rq<'_>,
         user_id: &str,
-        operation: &'static str,
+        operation: &str,
     ) -> ApiResult<Claimed> {
         let Some(key) = key(rq)? else {
             return Ok(Claimed::Run(None));
@@ -90,7 +91,7 @@ impl<P: Ports> Core<P> {
         if changes.get(1) == Some(&1) {
             return Ok(Claimed::Run(Some(Claim {
                 user_id: user_id.to_owned(),
-                operation,
+                operation: operation.to_owned(),
                 key,
                 claimed_at: rq.now_ms,
             })));
@@ -123,6 +124,9 @@ impl<P: Ports> Core<P> {
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
             .ok_or_else(|| ApiError::internal("stored status is not an HTTP status"))?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Claimed::Replay(Reply::no_content()?));
+        }
         let body: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(Claimed::Replay(Reply::json(status, body)?))
@@ -139,7 +143,7 @@ impl<P: Ports> Core<P> {
         };
         let params = vec![
             claim.user_id.as_str().into(),
-            claim.operation.into(),
+            claim.operation.as_str().into(),
             claim.key.as_str().into(),
             claim.claimed_at.into(),
         ];

@@ -200,6 +200,17 @@ impl<'a> Route<'a> {
         )
     }
 
+    /// Whether an answer may be kept for replay under an Idempotency-Key: every change but
+    /// those whose answer holds a secret (a device's new tokens, a socket ticket, presigned
+    /// URLs), which the server keeps only hashed or not at all.
+    fn replayable(&self, method: &Method) -> bool {
+        *method != Method::GET
+            && !matches!(
+                self,
+                Route::DeviceRegister | Route::RealtimeTicket | Route::FileParts(_)
+            )
+    }
+
     fn methods(&self) -> &'static [Method] {
         match self {
             Route::Health
@@ -277,14 +288,31 @@ impl<P: Ports> Core<P> {
             }
             return resp;
         }
+        if route.public() {
+            return web::render(self.dispatch(route, &rq).await);
+        }
         // Authenticate before any input is read, so a caller without a valid token learns only
         // that (the handlers check the session itself with their first reads).
-        if !route.public() {
-            if let Err(e) = self.bearer_claims(&rq) {
-                return error_response(&e);
-            }
+        let claims = match self.bearer_claims(&rq) {
+            Ok(c) => c,
+            Err(e) => return error_response(&e),
+        };
+        if !route.replayable(rq.method) {
+            return web::render(self.dispatch(route, &rq).await);
         }
-        web::render(self.dispatch(route, &rq).await)
+        // Every change takes an Idempotency-Key: a retry with the key gets the first answer
+        // and changes nothing twice. Per account and per method and path (one key on two
+        // devices' paths is two requests).
+        let operation = format!("{} {path}", rq.method);
+        let result = match self.claim(&rq, &claims.sub, &operation).await {
+            Ok(idempotency::Claimed::Replay(reply)) => Ok(reply),
+            Ok(idempotency::Claimed::Run(claim)) => {
+                let result = self.dispatch(route, &rq).await;
+                self.settle(claim, result).await
+            }
+            Err(e) => Err(e),
+        };
+        web::render(result)
     }
 
     async fn dispatch(&self, route: Route<'_>, rq: &Rq<'_>) -> ApiResult<web::Reply> {

@@ -15,7 +15,6 @@ use udc_hub::NewEvent;
 use crate::auth::Caller;
 use crate::conflict::{decide, Decision, Held, Policy};
 use crate::error::{ApiError, ApiResult};
-use crate::idempotency::Claimed;
 use crate::ports::{Ports, Row, Sql, Stmt, Value};
 use crate::web::{json_body, json_body_max, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -537,23 +536,12 @@ impl<P: Ports> Core<P> {
         let caller = self.caller(rq).await?;
         let body: ChangeBody = json_body(rq.headers, rq.body)?;
         let change = check(body, rq.now_ms, "")?;
-        let claim = match self.claim(rq, &caller.user_id, "settings.put").await? {
-            Claimed::Replay(reply) => return Ok(reply),
-            Claimed::Run(claim) => claim,
-        };
-        let result = async {
-            let (version, results) = self.write_settings(rq, &caller, vec![change], None).await?;
-            let warning = self
-                .announce_settings(&caller.user_id, version, &results)
-                .await;
-            let result = results.into_iter().next();
-            Ok(
-                Reply::ok(serde_json::json!({ "version": version, "result": result }))?
-                    .warn(warning),
-            )
-        }
-        .await;
-        self.settle(claim, result).await
+        let (version, results) = self.write_settings(rq, &caller, vec![change], None).await?;
+        let warning = self
+            .announce_settings(&caller.user_id, version, &results)
+            .await;
+        let result = results.into_iter().next();
+        Ok(Reply::ok(serde_json::json!({ "version": version, "result": result }))?.warn(warning))
     }
 
     pub(crate) async fn sync_batch(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -576,22 +564,11 @@ impl<P: Ports> Core<P> {
             .enumerate()
             .map(|(i, c)| check(c, rq.now_ms, &format!("changes[{i}].")))
             .collect::<ApiResult<Vec<_>>>()?;
-        let claim = match self.claim(rq, &caller.user_id, "sync.batch").await? {
-            Claimed::Replay(reply) => return Ok(reply),
-            Claimed::Run(claim) => claim,
-        };
-        let result = async {
-            let (version, results) = self.write_settings(rq, &caller, changes, None).await?;
-            let warning = self
-                .announce_settings(&caller.user_id, version, &results)
-                .await;
-            Ok(
-                Reply::ok(serde_json::json!({ "version": version, "results": results }))?
-                    .warn(warning),
-            )
-        }
-        .await;
-        self.settle(claim, result).await
+        let (version, results) = self.write_settings(rq, &caller, changes, None).await?;
+        let warning = self
+            .announce_settings(&caller.user_id, version, &results)
+            .await;
+        Ok(Reply::ok(serde_json::json!({ "version": version, "results": results }))?.warn(warning))
     }
 
     pub(crate) async fn get_settings(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
