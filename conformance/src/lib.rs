@@ -32,6 +32,25 @@ pub fn unique_ip() -> String {
     format!("2001:db8:{:x}:{:x}::1", (n >> 16) as u16, n as u16)
 }
 
+/// A port nothing listens on now (a browser's driver, a test's own server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The events named `name` in `device`'s account log (`GET /events` from the start).
+pub async fn events_named(account: &Account, device: &TestDevice, name: &str) -> Vec<Value> {
+    let events = account
+        .raw(Method::GET, "/events", Some(device.token()), None)
+        .await;
+    events.body["events"]
+        .as_array()
+        .map(|all| all.iter().filter(|e| e["event"] == name).cloned().collect())
+        .unwrap_or_default()
+}
+
 pub fn unique_email() -> String {
     format!("t-{}@example.com", uuid::Uuid::new_v4().simple())
 }

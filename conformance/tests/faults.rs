@@ -15,13 +15,6 @@ use udc_conformance::*;
 const ACCESS_KEY: &str = "udc-faults";
 const SECRET_KEY: &str = "faults-secret-0123456789abcdef";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A child process killed (with its process group) when dropped.
 struct Proc(Child);
 
@@ -308,16 +301,8 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
         got.as_ref() == bytes.as_slice(),
         "the receiver gets the bytes sent"
     );
-    let events = account
-        .raw(Method::GET, "/events", Some(from.token()), None)
-        .await;
-    let announced = events.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "file.transfer.completed")
-        .count();
-    assert_eq!(announced, 1, "announced once");
+    let announced = events_named(&account, &from, "file.transfer.completed").await;
+    assert_eq!(announced.len(), 1, "announced once");
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }

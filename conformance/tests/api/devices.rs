@@ -480,16 +480,12 @@ async fn a_retried_change_with_its_key_changes_nothing_twice() {
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     let again = rename(&laptop.id, "Desk").await;
     assert_eq!((again.status, &again.body), (first.status, &first.body));
-    let events = account
-        .raw(Method::GET, "/events", Some(laptop.token()), None)
-        .await;
-    let renamed = events.body["events"]
-        .as_array()
-        .unwrap()
+    let updated = events_named(&account, &laptop, "device.updated").await;
+    let renamed = updated
         .iter()
-        .filter(|e| e["event"] == "device.updated" && e["data"]["device"]["name"] == "Desk")
+        .filter(|e| e["data"]["device"]["name"] == "Desk")
         .count();
-    assert_eq!(renamed, 1, "announced once: {}", events.body);
+    assert_eq!(renamed, 1, "announced once: {updated:?}");
     let other_body = rename(&laptop.id, "Other").await;
     assert_eq!(
         (other_body.status, other_body.body["error"]["code"].as_str()),

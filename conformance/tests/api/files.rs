@@ -545,14 +545,8 @@ async fn repeated_requests_with_one_idempotency_key_change_nothing() {
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     let replay = send("/files/upload/complete", complete, complete_key).await;
     assert_eq!((replay.status, &replay.body), (done.status, &done.body));
-    let events = get(&account, &device, "/events").await;
-    let completed = events.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "file.transfer.completed")
-        .count();
-    assert_eq!(completed, 1, "the replay published nothing");
+    let completed = events_named(&account, &device, "file.transfer.completed").await;
+    assert_eq!(completed.len(), 1, "the replay published nothing");
 }
 
 /// Completing one upload twenty times at once: each answer is the finished file (or, where the
@@ -608,14 +602,8 @@ async fn concurrent_completes_answer_the_finished_file_and_announce_it_once() {
     let url = get(&account, &device, &format!("/files/{file_id}/download")).await;
     let (_, got) = fetch(url.body["url"].as_str().unwrap()).await;
     assert!(got == data, "the stored file is the one sent");
-    let events = get(&account, &device, "/events").await;
-    let announced = events.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "file.transfer.completed")
-        .count();
-    assert_eq!(announced, 1, "announced once");
+    let announced = events_named(&account, &device, "file.transfer.completed").await;
+    assert_eq!(announced.len(), 1, "announced once");
 }
 
 #[tokio::test]

@@ -1004,3 +1004,101 @@ async fn a_handoff_is_taken_once_and_its_device_is_told() {
         .await;
     assert_eq!(again.status, 404, "taken once");
 }
+
+/// Resolving one conflict from many requests at once: exactly one settles it, the others are
+/// told it was resolved meanwhile, and the document holds the winner's value — a refused
+/// resolve writes nothing.
+#[tokio::test]
+async fn concurrent_resolves_of_one_conflict_settle_it_once() {
+    let account = Account::create().await;
+    let laptop = account.device("Laptop").await;
+    let phone = account.device("Phone").await;
+    let r = account
+        .raw(
+            Method::PUT,
+            "/sync/settings/policies/ns.race",
+            Some(laptop.token()),
+            Some(&json!({ "policy": "manual" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = write(
+        &account,
+        &laptop,
+        &change("ns.race", "k", json!("a"), 0, "2026-01-01T10:00:00Z"),
+    )
+    .await;
+    let v1 = first["result"]["version"].as_i64().unwrap();
+    write(
+        &account,
+        &phone,
+        &change("ns.race", "k", json!("b"), v1, "2026-01-01T10:01:00Z"),
+    )
+    .await;
+    let held = write(
+        &account,
+        &laptop,
+        &change("ns.race", "k", json!("c"), v1, "2026-01-01T10:02:00Z"),
+    )
+    .await;
+    let conflict_id = held["result"]["conflict_id"].as_str().unwrap().to_owned();
+
+    let path = format!("/sync/settings/conflicts/{conflict_id}/resolve");
+    let answers = futures_util::future::join_all((0..12).map(|i| {
+        let body = json!({ "use": "value", "value": format!("v{i}") });
+        let (path, account, phone) = (&path, &account, &phone);
+        async move {
+            (
+                i,
+                account
+                    .raw(Method::POST, path, Some(phone.token()), Some(&body))
+                    .await,
+            )
+        }
+    }))
+    .await;
+    let winners: Vec<usize> = answers
+        .iter()
+        .filter(|(_, r)| r.status == 200)
+        .map(|(i, _)| *i)
+        .collect();
+    for (_, r) in &answers {
+        assert!(
+            r.status == 200 || (r.status == 409 && code(r) == "conflict_already_resolved"),
+            "{} {}",
+            r.status,
+            r.body
+        );
+    }
+    assert_eq!(winners.len(), 1, "settled once: {winners:?}");
+    let docs = account
+        .raw(Method::GET, "/sync/settings", Some(laptop.token()), None)
+        .await;
+    let doc = docs.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["namespace"] == "ns.race")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        doc["value"],
+        format!("v{}", winners[0]),
+        "the winner's value, no other"
+    );
+    let log = account
+        .raw(
+            Method::GET,
+            "/sync/settings/resolutions",
+            Some(laptop.token()),
+            None,
+        )
+        .await;
+    let settled = log.body["resolutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["conflict_id"] == conflict_id.as_str() && r["outcome"] == "manual_value")
+        .count();
+    assert_eq!(settled, 1, "one settlement in the log: {}", log.body);
+}

@@ -462,29 +462,42 @@ impl<P: Ports> Core<P> {
                     p,
                 ));
             }
+            // Every write below is guarded by this swap; settling a conflict, the swap also
+            // needs the conflict still open, so a resolve that lost the race writes nothing.
+            let mut swap: Vec<Value> = vec![
+                next.into(),
+                writer.as_str().into(),
+                user.into(),
+                snap.seq.into(),
+                snap.writer.clone().into(),
+            ];
+            swap.push(settling.as_ref().map(|s| s.conflict_id.as_str()).into());
             let mut batch = vec![
                 Stmt::new(
                     "INSERT INTO sync_counters (user_id, seq, writer) VALUES (?, 0, NULL) ON CONFLICT DO NOTHING",
                     vec![user.into()],
                 ),
                 Stmt::new(
-                    "UPDATE sync_counters SET seq = ?, writer = ? WHERE user_id = ? AND seq = ? AND writer IS ?",
-                    vec![next.into(), writer.as_str().into(), user.into(), snap.seq.into(), snap.writer.clone().into()],
+                    "UPDATE sync_counters SET seq = ?, writer = ? WHERE user_id = ? AND seq = ? AND writer IS ? \
+                     AND NOT EXISTS (SELECT 1 FROM settings_conflicts WHERE id = ? AND resolved_at IS NOT NULL)",
+                    swap,
                 ),
             ];
             batch.extend(stmts);
             let counts = self.ports.sql().batch(batch).await?;
             if counts.get(1) != Some(&1) {
+                if let Some(s) = &settling {
+                    if self.conflict_settled(user, &s.conflict_id).await? {
+                        return Err(already_resolved());
+                    }
+                }
                 continue;
             }
-            if let Some(i) = settle_at {
-                if counts.get(i) != Some(&1) {
-                    // Settled by another device meanwhile: this batch's writes must not stand.
-                    return Err(ApiError::conflict(
-                        "conflict_already_resolved",
-                        "this conflict was resolved meanwhile",
-                    ));
-                }
+            if settle_at.is_some_and(|i| counts.get(i) != Some(&1)) {
+                // Cannot happen (the swap saw the conflict open, in the same transaction).
+                return Err(ApiError::internal(
+                    "a conflict was settled under its own resolve",
+                ));
             }
             return Ok((next, results));
         }
@@ -492,6 +505,18 @@ impl<P: Ports> Core<P> {
             "busy",
             "settings kept changing under this write; retry in a moment",
         ))
+    }
+
+    async fn conflict_settled(&self, user: &str, id: &str) -> ApiResult<bool> {
+        let found = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                "SELECT 1 FROM settings_conflicts WHERE id = ? AND user_id = ? AND resolved_at IS NOT NULL",
+                vec![id.into(), user.into()],
+            ))
+            .await?;
+        Ok(!found.is_empty())
     }
 
     /// Tells the account's devices what changed, so they ask for the delta.
@@ -716,10 +741,7 @@ impl<P: Ports> Core<P> {
             .and_then(|r| r.first())
             .ok_or_else(|| ApiError::not_found("conflict"))?;
         if rows::opt_int(row, 5)?.is_some() {
-            return Err(ApiError::conflict(
-                "conflict_already_resolved",
-                "this conflict is already resolved",
-            ));
+            return Err(already_resolved());
         }
         let body: ResolveBody = json_body(rq.headers, rq.body)?;
         let held = Change {
@@ -818,4 +840,11 @@ impl<P: Ports> Core<P> {
             .collect::<ApiResult<Vec<_>>>()?;
         Reply::ok(serde_json::json!({ "resolutions": log }))
     }
+}
+
+fn already_resolved() -> ApiError {
+    ApiError::conflict(
+        "conflict_already_resolved",
+        "this conflict is already resolved",
+    )
 }
