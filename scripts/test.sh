@@ -27,6 +27,7 @@ cargo clippy -p udc-client --target wasm32-unknown-unknown -- -D warnings
 
 step "build: udc-server, udc-agent, the Worker, the Spin component"
 cargo build -p udc-server -p udc-agent -p udc-spin-host
+cargo build -p udc-conformance --bin udc-fuzz-token
 build_worker
 cargo build -p udc-spin --target wasm32-wasip2 --release
 scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/release/udc_spin.wasm"
@@ -64,6 +65,19 @@ conformance_on udc-server start_server "$BIN/debug/udc-server"
 # Faults: each test runs its own udc-server: killed mid-request, or on a disk that fills.
 step "faults: udc-server killed mid-request, and on a full disk"
 UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults
+
+# Requests generated from the contract (valid and invalid, deterministic, so every run sends the
+# same ones) as a signed-in device: no answer may be a 5xx or outside the schema. Signing out and
+# removing a device are left out: the fuzzer would end its own session (it finds its device's id
+# in GET /devices) and meet only 401 after.
+step "fuzz: requests generated from schema/openapi.yaml against udc-server"
+start_server "$BIN/debug/udc-server"
+schemathesis run schema/openapi.yaml --url "$UDC_BASE_URL" \
+  -H "Authorization: Bearer $("$BIN/debug/udc-fuzz-token")" \
+  --checks not_a_server_error,response_schema_conformance,status_code_conformance \
+  --exclude-name 'POST /auth/logout' --exclude-name 'DELETE /devices/{id}' \
+  --max-examples 50 --generation-deterministic
+stop_hosts
 # workerd, like any front server, answers requests its HTTP layer refuses itself.
 SUITE_FILTER='not test(protocol_level_errors)' \
   conformance_on "wrangler-dev" start_wrangler "$UDC_RUN_DIR/wrangler-state"
