@@ -280,9 +280,12 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<T> {
-        // A change carries an Idempotency-Key (the caller's, else a fresh one): when `raw`
-        // sends it again after a lost connection, the server changes nothing twice.
-        let own_key = (method != Method::GET
+        // A change `raw` may send twice (PUT, DELETE: after a lost connection) carries an
+        // Idempotency-Key (the caller's, else a fresh one), so the server changes nothing
+        // twice. POSTs are sent once and carry one only where the caller gives it (a key costs
+        // the server two more round trips).
+        let own_key = (method.is_idempotent()
+            && method != Method::GET
             && !headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key")))
