@@ -72,8 +72,10 @@ UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --te
 # in GET /devices) and meet only 401 after.
 step "fuzz: requests generated from schema/openapi.yaml against udc-server"
 start_server "$BIN/debug/udc-server"
+# Its own line, so a failure stops the run (inside an argument it would not: every answer 401).
+fuzz_token=$("$BIN/debug/udc-fuzz-token")
 schemathesis run schema/openapi.yaml --url "$UDC_BASE_URL" \
-  -H "Authorization: Bearer $("$BIN/debug/udc-fuzz-token")" \
+  -H "Authorization: Bearer $fuzz_token" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance \
   --exclude-name 'POST /auth/logout' --exclude-name 'DELETE /devices/{id}' \
   --max-examples 50 --generation-deterministic

@@ -32,6 +32,15 @@ pub fn unique_ip() -> String {
     format!("2001:db8:{:x}:{:x}::1", (n >> 16) as u16, n as u16)
 }
 
+/// SHA-256 of `data`, lower-case hex (what the API's `sha256` fields hold).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A port nothing listens on now (a browser's driver, a test's own server).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -205,11 +214,7 @@ pub async fn upload_as(
     sent: &[u8],
     target: Option<&str>,
 ) -> String {
-    use sha2::{Digest, Sha256};
-    let sha256: String = Sha256::digest(declared)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = sha256_hex(declared);
     let mut body = serde_json::json!({ "name": name, "size": declared.len(), "sha256": sha256, "mime": "text/plain" });
     if let Some(t) = target {
         body["target_device_id"] = serde_json::json!(t);

@@ -89,23 +89,26 @@ async fn start_store(dir: &Path, port: u16) -> Proc {
     proc
 }
 
-async fn start_server(data: &Path, port: u16, store_port: u16) -> Proc {
+/// udc-server in test mode on `data`, with SeaweedFS on `store_port` as its object store, or
+/// (None) its embedded one.
+async fn start_server(data: &Path, port: u16, store_port: Option<u16>) -> Proc {
     let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
-    let log = std::fs::File::create(data.with_extension("log")).unwrap();
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data)
         .env("UDC_TEST_MODE", "1")
-        .env("UDC_S3_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
-        .env("UDC_S3_BUCKET", "udc-files")
-        .env("UDC_S3_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("UDC_S3_SECRET_ACCESS_KEY", SECRET_KEY)
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
+        .stderr(Stdio::null());
+    if let Some(store_port) = store_port {
+        command
+            .env("UDC_S3_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
+            .env("UDC_S3_BUCKET", "udc-files")
+            .env("UDC_S3_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("UDC_S3_SECRET_ACCESS_KEY", SECRET_KEY);
+    }
+    let proc = Proc(command.spawn().unwrap());
     wait_until(
         "udc-server",
         &format!("http://127.0.0.1:{port}/health"),
@@ -156,7 +159,7 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
     let port = free_port();
     let store = start_store(&dir.join("store"), store_port).await;
     let data_dir = dir.join("server");
-    let server = start_server(&data_dir, port, store_port).await;
+    let server = start_server(&data_dir, port, Some(store_port)).await;
     // This process talks to its own server only (nextest runs each test in its own process).
     std::env::set_var("UDC_BASE_URL", format!("http://127.0.0.1:{port}"));
 
@@ -169,13 +172,7 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
         .await
         .unwrap();
     let bytes: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let sha256: String = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let sha256 = sha256_hex(&bytes);
     let started = account
         .raw(
             Method::POST,
@@ -240,7 +237,7 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
     server.kill();
     assert!(cut.await.unwrap().is_err(), "the cut request got no answer");
     store.signal("-CONT");
-    let _server = start_server(&data_dir, port, store_port).await;
+    let _server = start_server(&data_dir, port, Some(store_port)).await;
 
     // Within the lease the key is still taken (the cut request had claimed it): the first
     // request may, for all the server knows, still be running.
@@ -351,24 +348,7 @@ async fn a_full_disk_answers_507_changes_nothing_and_reads_go_on() {
     let dir = temp_dir();
     let disk = SmallDisk::mount(&dir.join("small"), 24);
     let port = free_port();
-    let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
-    let _server = Proc(
-        Command::new(bin)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(disk.0.join("data"))
-            .env("UDC_TEST_MODE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until(
-        "udc-server",
-        &format!("http://127.0.0.1:{port}/health"),
-        |s| s.is_success(),
-    )
-    .await;
+    let server = start_server(&disk.0.join("data"), port, None).await;
     std::env::set_var("UDC_BASE_URL", format!("http://127.0.0.1:{port}"));
     let account = Account::create().await;
     let device = account.device("Laptop").await;
@@ -469,7 +449,7 @@ async fn a_full_disk_answers_507_changes_nothing_and_reads_go_on() {
         StatusCode::OK,
         "the store, with room again"
     );
-    drop(_server);
+    drop(server);
     drop(disk);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use udc_conformance::browser::{Browser, PAGE_PATIENCE};
 use udc_conformance::desktop::{Display, DisplayAgent};
-use udc_conformance::unique_email;
+use udc_conformance::{sha256_hex, unique_email};
 
 /// The presence the page shows for the device named `name`.
 async fn wait_presence(b: &Browser, name: &str, presence: &str) {
@@ -57,13 +56,6 @@ fn wait_agent(what: &str, ok: impl Fn() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A file of `len` pseudo-random bytes in a fresh directory.

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use udc_agent::client::RawResponse;
 use udc_agent::transfer::{self, SendOptions};
 use udc_conformance::*;
@@ -25,13 +24,7 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn sha256(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use udc_conformance::sha256_hex as sha256;
 
 fn temp_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -65,12 +65,7 @@ impl ApiError {
             )
         }
     }
-}
 
-/// SQLite's words for SQLITE_FULL, as every host's SQLite reports them (rusqlite, Spin, D1).
-const SQLITE_FULL: &str = "database or disk is full";
-
-impl ApiError {
     /// Out of space: the change was not made (SQLite rolls the batch back), reads still work.
     /// Its own status and code, so a client can tell it from a bug and try again later.
     pub fn storage_full(detail: impl Into<String>) -> Self {
@@ -93,6 +88,9 @@ impl ApiError {
         }
     }
 }
+
+/// SQLite's words for SQLITE_FULL, as every host's SQLite reports them (rusqlite, Spin, D1).
+const SQLITE_FULL: &str = "database or disk is full";
 
 impl From<SqlError> for ApiError {
     fn from(e: SqlError) -> Self {

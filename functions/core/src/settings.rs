@@ -424,7 +424,6 @@ impl<P: Ports> Core<P> {
                     }
                 }
             }
-            let mut settle_at = None;
             if let Some(s) = &settling {
                 if changes.is_empty() {
                     // Keeping the server's document: only the record changes.
@@ -454,7 +453,6 @@ impl<P: Ports> Core<P> {
                     user.into(),
                 ];
                 p.extend(guard());
-                settle_at = Some(stmts.len() + 2);
                 stmts.push(Stmt::new(
                     "UPDATE settings_conflicts SET resolved_at = ?, resolution = ? \
                      WHERE id = ? AND user_id = ? AND resolved_at IS NULL \
@@ -492,12 +490,6 @@ impl<P: Ports> Core<P> {
                     }
                 }
                 continue;
-            }
-            if settle_at.is_some_and(|i| counts.get(i) != Some(&1)) {
-                // Cannot happen (the swap saw the conflict open, in the same transaction).
-                return Err(ApiError::internal(
-                    "a conflict was settled under its own resolve",
-                ));
             }
             return Ok((next, results));
         }

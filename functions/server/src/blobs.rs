@@ -167,7 +167,9 @@ impl S3 for Objects {
             if part.part_number != i32::try_from(i + 1).ok() {
                 return Err(s3_error!(InvalidPartOrder));
             }
-            // The multipart ETag: MD5 of the parts' MD5s (their ETags), as S3 computes it.
+            // The multipart ETag: MD5 of the parts' MD5s (their ETags), as S3 computes it. The
+            // given ETags are not checked against the stored parts (s3s-fs did not either): the
+            // receiver checks the whole file's SHA-256.
             let etag = part
                 .e_tag
                 .as_ref()
