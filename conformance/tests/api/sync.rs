@@ -133,6 +133,49 @@ async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot
     assert_eq!(r.status, 404);
 }
 
+/// A copy to many devices is one change, so one event in the account's log that each receiver
+/// sees under the same number (not one write per receiver, which made a post to 500 devices
+/// take seconds).
+#[tokio::test]
+async fn a_clipboard_item_for_many_devices_is_one_event_in_the_log() {
+    let account = Account::create().await;
+    let sender = account.device("Sender").await;
+    let mut receivers = Vec::new();
+    for i in 0..4 {
+        receivers.push(account.device(&format!("Receiver {i}")).await);
+    }
+    let log_end = |device: &TestDevice| {
+        let path = "/events?after=0".to_owned();
+        let account = &account;
+        let token = device.token().to_owned();
+        async move {
+            let page = account.raw(Method::GET, &path, Some(&token), None).await;
+            page.body["last_seq"].as_u64().expect("last_seq")
+        }
+    };
+    let before = log_end(&sender).await;
+    let item = account
+        .api
+        .post_clipboard(sender.token(), &account.enc_key, "text/plain", b"one copy")
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    for device in &receivers {
+        let got: Vec<_> = events(&account, device, before)
+            .await
+            .into_iter()
+            .filter(|e| e.event == "clipboard.sync")
+            .collect();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].data["item"]["id"], item.id.as_str());
+        // Each receiver is told the event is addressed to it, as before.
+        assert_eq!(got[0].target_device_id.as_deref(), Some(device.id.as_str()));
+        seqs.push(got[0].seq);
+    }
+    assert!(seqs.iter().all(|s| *s == seqs[0]), "{seqs:?}");
+    assert_eq!(log_end(&sender).await, before + 1);
+}
+
 #[tokio::test]
 async fn clipboard_history_keeps_the_newest_items_and_can_be_cleared() {
     let account = Account::create().await;

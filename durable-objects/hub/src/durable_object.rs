@@ -18,7 +18,7 @@ use worker::{
 
 use crate::machine::{Conn, ConnId, Hub, Output};
 use crate::protocol::{HubFrame, NewEvent, Relay, Revoked};
-use crate::sql_store::{SqlStore, SqlValue, SyncSql, SCHEMA};
+use crate::sql_store::{SqlStore, SqlValue, SyncSql, AUDIENCE_COLUMN, SCHEMA};
 use crate::store::StoreError;
 
 /// Rows in a Durable Object belong to its one account; the column keeps the shared schema.
@@ -98,6 +98,12 @@ impl UserHub {
             for stmt in SCHEMA.split(";\n").filter(|s| s.contains("CREATE")) {
                 sql.exec(stmt, None)
                     .map_err(|e| worker::Error::RustError(format!("hub schema: {e}")))?;
+            }
+            // Added once; on every later start SQLite says the column exists.
+            if let Err(e) = sql.exec(AUDIENCE_COLUMN.trim(), None) {
+                if !e.to_string().contains("duplicate column") {
+                    return Err(worker::Error::RustError(format!("hub schema: {e}")));
+                }
             }
             let now = now_ms();
             let mut sockets = self.sockets.borrow_mut();

@@ -10,6 +10,8 @@ pub mod sql_store;
 pub mod store;
 
 pub use machine::{Conn, ConnId, EventsPage, Hub, Output};
-pub use protocol::{ClientFrame, Event, HubFrame, NewEvent, PresenceState, Relay, Revoked};
+pub use protocol::{
+    Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
+};
 pub use sql_store::{SqlStore, SqlValue, SyncSql};
 pub use store::{DevicePresence, HubStore, StoreError};

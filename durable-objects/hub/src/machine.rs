@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::protocol::{
-    close, ClientFrame, Event, HubFrame, NewEvent, PresenceState, Relay, Revoked, SignalStatus,
-    MAX_FRAME_BYTES,
+    close, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
+    SignalStatus, MAX_FRAME_BYTES,
 };
 use crate::store::{DevicePresence, HubStore, StoreError};
 
@@ -96,25 +96,30 @@ impl<S: HubStore> Hub<S> {
         }))
     }
 
-    /// Stores an event and sends it to every connection it is addressed to.
-    pub fn publish(&mut self, new: NewEvent, now: i64) -> Result<(Event, Vec<Output>), StoreError> {
-        let event = self.store.append(now, &new)?;
-        let frame = HubFrame::Event(event.clone()).to_text();
-        let out = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                event
-                    .target_device_id
-                    .as_deref()
-                    .is_none_or(|t| t == c.device_id)
-            })
-            .map(|(id, _)| Output::Send(*id, frame.clone()))
-            .collect();
-        if event.seq % 100 == 0 {
+    /// Stores an event once and sends it to every connection it is addressed to.
+    pub fn publish(
+        &mut self,
+        new: NewEvent,
+        now: i64,
+    ) -> Result<(Logged, Vec<Output>), StoreError> {
+        let logged = self.store.append(now, &new)?;
+        // Each receiving device's envelope, rendered once however many sockets it has.
+        let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (id, c) in &self.conns {
+            let frame = frames.entry(c.device_id.as_str()).or_insert_with(|| {
+                logged
+                    .for_device(&c.device_id)
+                    .map(|e| HubFrame::Event(e).to_text())
+            });
+            if let Some(text) = frame {
+                out.push(Output::Send(*id, text.clone()));
+            }
+        }
+        if logged.seq % 100 == 0 {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }
-        Ok((event, out))
+        Ok((logged, out))
     }
 
     /// Ephemeral traffic for one device's open sockets; nothing is stored. One send per
@@ -188,10 +193,8 @@ impl<S: HubStore> Hub<S> {
                 let page = self.store.after(at, PAGE)?;
                 let Some(tail) = page.last() else { break };
                 at = tail.seq;
-                for e in page {
-                    if e.target_device_id.as_deref().is_none_or(|t| t == device_id) {
-                        out.push(send(conn, &HubFrame::Event(e)));
-                    }
+                for e in page.iter().filter_map(|e| e.for_device(device_id)) {
+                    out.push(send(conn, &HubFrame::Event(e)));
                 }
             }
             out.push(send(
@@ -384,8 +387,8 @@ impl<S: HubStore> Hub<S> {
         let page = self.store.after(after, PAGE)?;
         let more = page.last().is_some_and(|e| e.seq < last);
         let events = page
-            .into_iter()
-            .filter(|e| e.target_device_id.as_deref().is_none_or(|t| t == device_id))
+            .iter()
+            .filter_map(|e| e.for_device(device_id))
             .collect();
         Ok(EventsPage {
             events,

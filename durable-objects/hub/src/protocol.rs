@@ -22,12 +22,31 @@ pub struct Event {
     pub data: Value,
 }
 
+/// Whom an event is for: the whole account, or some of its devices. One event in the log
+/// however many devices it names, so a change costs one write, not one per receiver.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    #[default]
+    All,
+    Devices(Vec<String>),
+}
+
+impl Audience {
+    pub fn includes(&self, device_id: &str) -> bool {
+        match self {
+            Audience::All => true,
+            Audience::Devices(ids) => ids.iter().any(|id| id == device_id),
+        }
+    }
+}
+
 /// What a publisher hands the hub: an event without its sequence number and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
     pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_device_id: Option<String>,
+    #[serde(default)]
+    pub to: Audience,
     pub data: Value,
 }
 
@@ -35,9 +54,44 @@ impl NewEvent {
     pub fn to_all(event: &str, data: Value) -> NewEvent {
         NewEvent {
             event: event.to_owned(),
-            target_device_id: None,
+            to: Audience::All,
             data,
         }
+    }
+
+    pub fn to_devices(event: &str, devices: Vec<String>, data: Value) -> NewEvent {
+        NewEvent {
+            event: event.to_owned(),
+            to: Audience::Devices(devices),
+            data,
+        }
+    }
+}
+
+/// An event as the log keeps it: with its audience, which each receiver sees as
+/// `target_device_id` (its own id) when the event names devices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub seq: u64,
+    pub at: i64,
+    pub event: String,
+    pub to: Audience,
+    pub data: Value,
+}
+
+impl Logged {
+    /// The envelope `device_id` receives, or None when the event is not for it.
+    pub fn for_device(&self, device_id: &str) -> Option<Event> {
+        self.to.includes(device_id).then(|| Event {
+            seq: self.seq,
+            at: self.at,
+            event: self.event.clone(),
+            target_device_id: match self.to {
+                Audience::All => None,
+                Audience::Devices(_) => Some(device_id.to_owned()),
+            },
+            data: self.data.clone(),
+        })
     }
 }
 

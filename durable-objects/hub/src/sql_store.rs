@@ -3,11 +3,13 @@
 
 use serde_json::Value as Json;
 
-use crate::protocol::{Event, NewEvent, PresenceState};
+use crate::protocol::{Audience, Logged, NewEvent, PresenceState};
 use crate::store::{DevicePresence, HubStore, StoreError};
 
 /// The schema, for drivers that create it themselves (the Durable Object, on start).
 pub const SCHEMA: &str = include_str!("../../../schema/migrations/0002_hub.sql");
+/// The later column those drivers add once (a second run fails with "duplicate column").
+pub const AUDIENCE_COLUMN: &str = include_str!("../../../schema/migrations/0007_hub_audience.sql");
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -61,13 +63,25 @@ fn text(row: &[SqlValue], i: usize) -> Result<Option<String>, StoreError> {
     }
 }
 
-fn event(row: &[SqlValue]) -> Result<Event, StoreError> {
-    let data = text(row, 4)?.unwrap_or_default();
-    Ok(Event {
+const EVENT_COLUMNS: &str = "seq, at, event, target_device_id, audience, data";
+
+fn audience(row: &[SqlValue]) -> Result<Audience, StoreError> {
+    Ok(match (text(row, 3)?, text(row, 4)?) {
+        (_, Some(list)) => Audience::Devices(
+            serde_json::from_str(&list).map_err(|e| StoreError(format!("audience: {e}")))?,
+        ),
+        (Some(one), None) => Audience::Devices(vec![one]),
+        (None, None) => Audience::All,
+    })
+}
+
+fn logged(row: &[SqlValue]) -> Result<Logged, StoreError> {
+    let data = text(row, 5)?.unwrap_or_default();
+    Ok(Logged {
         seq: int(row, 0)? as u64,
         at: int(row, 1)?,
         event: text(row, 2)?.unwrap_or_default(),
-        target_device_id: text(row, 3)?,
+        to: audience(row)?,
         data: serde_json::from_str(&data).unwrap_or(Json::Null),
     })
 }
@@ -88,7 +102,7 @@ impl<E: SyncSql> SqlStore<E> {
 }
 
 impl<E: SyncSql> HubStore for SqlStore<E> {
-    fn append(&mut self, at: i64, new: &NewEvent) -> Result<Event, StoreError> {
+    fn append(&mut self, at: i64, new: &NewEvent) -> Result<Logged, StoreError> {
         let next = self.exec.rows(
             "INSERT INTO hub_seq (user_id, last_seq) VALUES (?, 1) \
              ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
@@ -100,31 +114,39 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
             .transpose()?
             .ok_or_else(|| StoreError("no sequence number".into()))?;
         let data = new.data.to_string();
+        let audience = match &new.to {
+            Audience::All => None,
+            Audience::Devices(ids) => {
+                Some(serde_json::to_string(ids).map_err(|e| StoreError(format!("audience: {e}")))?)
+            }
+        };
         self.exec.rows(
-            "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO hub_events (user_id, seq, at, event, audience, data) VALUES (?, ?, ?, ?, ?, ?)",
             vec![
                 self.user(),
                 seq.into(),
                 at.into(),
                 new.event.as_str().into(),
-                new.target_device_id.as_deref().into(),
+                audience.as_deref().into(),
                 data.as_str().into(),
             ],
         )?;
-        Ok(Event {
+        Ok(Logged {
             seq: seq as u64,
             at,
             event: new.event.clone(),
-            target_device_id: new.target_device_id.clone(),
+            to: new.to.clone(),
             data: new.data.clone(),
         })
     }
 
-    fn after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+    fn after(&self, seq: u64, limit: usize) -> Result<Vec<Logged>, StoreError> {
         self.exec
             .rows(
-                "SELECT seq, at, event, target_device_id, data FROM hub_events \
-                 WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM hub_events \
+                     WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+                ),
                 // A cursor past what SQLite can hold is past every event.
                 vec![
                     self.user(),
@@ -133,7 +155,7 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
                 ],
             )?
             .iter()
-            .map(|r| event(r))
+            .map(|r| logged(r))
             .collect()
     }
 

@@ -1,7 +1,7 @@
 //! The hub's storage port. Synchronous on purpose: Durable Object SQLite storage, rusqlite and
 //! Spin SQLite all answer synchronously, so the machine can read and write in one step.
 
-use crate::protocol::{Event, NewEvent, PresenceState};
+use crate::protocol::{Logged, NewEvent, PresenceState};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreError(pub String);
@@ -25,9 +25,9 @@ pub struct DevicePresence {
 
 pub trait HubStore {
     /// Stores the event under the next sequence number and returns it.
-    fn append(&mut self, at: i64, event: &NewEvent) -> Result<Event, StoreError>;
+    fn append(&mut self, at: i64, event: &NewEvent) -> Result<Logged, StoreError>;
     /// Up to `limit` events after `seq`, oldest first.
-    fn after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    fn after(&self, seq: u64, limit: usize) -> Result<Vec<Logged>, StoreError>;
     /// The oldest retained sequence number (None when nothing is kept) and the last assigned.
     fn bounds(&self) -> Result<(Option<u64>, u64), StoreError>;
     /// Drops events stored before `before_at`, and all but the newest `keep` ones.

@@ -9,7 +9,7 @@ use rusqlite::{params_from_iter, Connection};
 use serde_json::json;
 use udc_hub::machine::{ALARM_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, RETAIN_EVENTS, RETAIN_MS};
 use udc_hub::protocol::close;
-use udc_hub::sql_store::SCHEMA;
+use udc_hub::sql_store::{AUDIENCE_COLUMN, SCHEMA};
 use udc_hub::*;
 
 #[derive(Clone)]
@@ -47,6 +47,7 @@ impl SyncSql for Db {
 fn hub() -> Hub<SqlStore<Db>> {
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch(SCHEMA).unwrap();
+    conn.execute_batch(AUDIENCE_COLUMN).unwrap();
     Hub::new(
         SqlStore {
             exec: Db(Rc::new(RefCell::new(conn))),
@@ -110,11 +111,7 @@ fn targeted_events_reach_and_replay_to_their_device_only() {
     let mut h = hub();
     h.connect(1, "a", "s-a", None, T0).unwrap();
     h.connect(2, "b", "s-b", None, T0).unwrap();
-    let targeted = NewEvent {
-        event: "file.available".into(),
-        target_device_id: Some("b".into()),
-        data: json!({}),
-    };
+    let targeted = NewEvent::to_devices("file.available", vec!["b".into()], json!({}));
     let (e, out) = h.publish(targeted, T0).unwrap();
     assert!(events(&out, 1).is_empty());
     assert_eq!(events(&out, 2).len(), 1);
@@ -124,6 +121,53 @@ fn targeted_events_reach_and_replay_to_their_device_only() {
         .all(|x| x.event != "file.available"));
     assert!(h.events_after("a", e.seq - 1).unwrap().events.is_empty());
     assert_eq!(h.events_after("b", e.seq - 1).unwrap().events.len(), 1);
+}
+
+#[test]
+fn an_event_for_several_devices_is_stored_once_and_each_sees_itself_as_target() {
+    let mut h = hub();
+    for (conn, device) in [(1, "a"), (2, "b"), (3, "c"), (4, "b")] {
+        h.connect(conn, device, "s", None, T0).unwrap();
+    }
+    let (_, last_before) = h.store().bounds().unwrap();
+    let new = NewEvent::to_devices("clipboard.sync", vec!["a".into(), "b".into()], json!({}));
+    let (e, out) = h.publish(new, T0).unwrap();
+    assert_eq!(e.seq, last_before + 1);
+    assert_eq!(h.store().bounds().unwrap().1, e.seq, "one row in the log");
+    for (conn, device) in [(1, "a"), (2, "b"), (4, "b")] {
+        let got = events(&out, conn);
+        assert_eq!(got.len(), 1, "{device}");
+        assert_eq!(got[0].seq, e.seq);
+        assert_eq!(got[0].target_device_id.as_deref(), Some(device));
+    }
+    assert!(events(&out, 3).is_empty());
+    let polled = h.events_after("b", e.seq - 1).unwrap().events;
+    assert_eq!(polled[0].target_device_id.as_deref(), Some("b"));
+    assert!(h.events_after("c", e.seq - 1).unwrap().events.is_empty());
+}
+
+#[test]
+fn events_logged_before_audiences_keep_their_one_target() {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    conn.execute(
+        "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, data) \
+         VALUES ('u', 1, 0, 'file.available', 'b', '{}')",
+        [],
+    )
+    .unwrap();
+    conn.execute_batch(AUDIENCE_COLUMN).unwrap();
+    let h = Hub::new(
+        SqlStore {
+            exec: Db(Rc::new(RefCell::new(conn))),
+            user_id: "u".into(),
+        },
+        [],
+    );
+    let to_b = h.events_after("b", 0).unwrap().events;
+    assert_eq!(to_b.len(), 1);
+    assert_eq!(to_b[0].target_device_id.as_deref(), Some("b"));
+    assert!(h.events_after("a", 0).unwrap().events.is_empty());
 }
 
 #[test]
@@ -243,6 +287,7 @@ fn acks_become_the_cursor_and_a_reconnect_is_online_again() {
 fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch(SCHEMA).unwrap();
+    conn.execute_batch(AUDIENCE_COLUMN).unwrap();
     let db = Db(Rc::new(RefCell::new(conn)));
     let mut before = Hub::new(
         SqlStore {

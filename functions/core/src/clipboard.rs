@@ -231,18 +231,20 @@ impl<P: Ports> Core<P> {
         {
             in_event.ciphertext = None;
         }
-        let data = serde_json::json!({ "item": in_event });
-        let mut warnings = Vec::new();
-        for row in found.get(1).map(Vec::as_slice).unwrap_or_default() {
-            let target = rows::text(row, 0)?;
-            let event = NewEvent {
-                event: "clipboard.sync".into(),
-                target_device_id: Some(target),
-                data: data.clone(),
-            };
-            warnings.extend(self.announce(user, event).await);
-        }
-        let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+        let targets = found
+            .get(1)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|row| rows::text(row, 0))
+            .collect::<ApiResult<Vec<String>>>()?;
+        let warning = if targets.is_empty() {
+            None
+        } else {
+            let data = serde_json::json!({ "item": in_event });
+            self.announce(user, NewEvent::to_devices("clipboard.sync", targets, data))
+                .await
+        };
         Ok(Reply::json(StatusCode::CREATED, serde_json::json!({ "item": item }))?.warn(warning))
     }
 

@@ -577,18 +577,17 @@ impl<P: Ports> Core<P> {
         stmts
     }
 
-    /// `file.available` to each device the file was sent to.
+    /// `file.available` to the devices the file was sent to: one event naming them all.
     async fn announce_available(&self, user: &str, file: &FileRecord) -> Option<String> {
-        let mut warning = None;
-        for device in &file.shared_with {
-            let event = NewEvent {
-                event: "file.available".into(),
-                target_device_id: Some(device.clone()),
-                data: serde_json::json!({"file": file.view()}),
-            };
-            warning = warning.or(self.announce(user, event).await);
+        if file.shared_with.is_empty() {
+            return None;
         }
-        warning
+        let event = NewEvent::to_devices(
+            "file.available",
+            file.shared_with.clone(),
+            serde_json::json!({"file": file.view()}),
+        );
+        self.announce(user, event).await
     }
 
     pub(crate) async fn presign_parts(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -900,11 +899,11 @@ impl<P: Ports> Core<P> {
                 vec![rq.now_ms.into(), file.id.as_str().into(), device.as_str().into()],
             )])
             .await?;
-        let event = NewEvent {
-            event: "file.downloaded".into(),
-            target_device_id: Some(file.sender_device_id.clone()),
-            data: serde_json::json!({"file_id": file.id, "device_id": device}),
-        };
+        let event = NewEvent::to_devices(
+            "file.downloaded",
+            vec![file.sender_device_id.clone()],
+            serde_json::json!({"file_id": file.id, "device_id": device}),
+        );
         let warning = self.announce(&caller.user_id, event).await;
         Ok(Reply::no_content()?.warn(warning))
     }

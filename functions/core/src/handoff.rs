@@ -150,11 +150,11 @@ impl<P: Ports> Core<P> {
         let warning = self
             .announce(
                 &caller.user_id,
-                NewEvent {
-                    event: "handoff.taken".into(),
-                    target_device_id: Some(origin),
-                    data: serde_json::json!({ "key": key, "by_device_id": taker }),
-                },
+                NewEvent::to_devices(
+                    "handoff.taken",
+                    vec![origin],
+                    serde_json::json!({ "key": key, "by_device_id": taker }),
+                ),
             )
             .await;
         Ok(Reply::ok(serde_json::json!({ "handoff": view(row)? }))?.warn(warning))

@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_hardening",
         include_str!("../../../schema/migrations/0006_hardening.sql"),
     ),
+    (
+        "0007_hub_audience",
+        include_str!("../../../schema/migrations/0007_hub_audience.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

@@ -431,11 +431,11 @@ impl<P: Ports> Core<P> {
         let warning = self
             .announce(
                 &caller.user_id,
-                NewEvent {
-                    event: "remote.control.request".into(),
-                    target_device_id: Some(target),
-                    data: serde_json::json!({ "session": view }),
-                },
+                NewEvent::to_devices(
+                    "remote.control.request",
+                    vec![target],
+                    serde_json::json!({ "session": view }),
+                ),
             )
             .await;
         Ok(Reply::json(StatusCode::CREATED, serde_json::json!({ "session": view }))?.warn(warning))
@@ -509,11 +509,11 @@ impl<P: Ports> Core<P> {
         warnings.extend(
             self.announce(
                 user,
-                NewEvent {
-                    event: name.into(),
-                    target_device_id: Some(s.requester.clone()),
-                    data: serde_json::json!({ "session": view }),
-                },
+                NewEvent::to_devices(
+                    name,
+                    vec![s.requester.clone()],
+                    serde_json::json!({ "session": view }),
+                ),
             )
             .await,
         );

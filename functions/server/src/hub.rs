@@ -83,7 +83,9 @@ const CLOSE_HUB_FAILED: u16 = 1011;
 impl ServerHub {
     pub fn open(path: &std::path::Path) -> Result<ServerHub, String> {
         let conn = Connection::open(path).map_err(|e| e.to_string())?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000;")
+        // The same durability as core's connection (WAL, synced at checkpoints): a publish is
+        // not one fsync per event.
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
             .map_err(|e| e.to_string())?;
         Ok(ServerHub {
             db: HubDb(Arc::new(Mutex::new(conn))),
@@ -318,9 +320,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hub.sqlite3");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(udc_hub::sql_store::SCHEMA)
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(udc_hub::sql_store::SCHEMA).unwrap();
+        conn.execute_batch(udc_hub::sql_store::AUDIENCE_COLUMN)
             .unwrap();
         let hub = ServerHub::open(&path).unwrap();
         let (_, mut broken) = hub.connect(&grant("u1")).unwrap();
