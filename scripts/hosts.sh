@@ -37,13 +37,7 @@ stop_hosts() {
   UDC_HOST_PIDS=()
 }
 
-build_worker() { # profile flag for nothing; always release: it is what deploys
-  (cd "$UDC_ROOT/functions/cloudflare" &&
-    WASM_BINDGEN_BIN=$(command -v wasm-bindgen) \
-    WASM_OPT_BIN="$UDC_ROOT/node_modules/binaryen/bin/wasm-opt" \
-    ESBUILD_BIN="$UDC_ROOT/node_modules/.bin/esbuild" \
-    worker-build --release)
-}
+build_worker() { "$UDC_ROOT/scripts/build-worker.sh"; }
 
 # wrangler.toml without [build]: wrangler 4.86 would otherwise build a second time at start.
 dev_config() {
