@@ -490,7 +490,7 @@ impl<P: Ports> Core<P> {
                     "send an access token: Authorization: Bearer <token>",
                 )
             })?;
-        let claims = tokens::verify_access(&self.config, rq.now_ms, token)?;
+        let claims = self.verified.verify(&self.config, rq.now_ms, token)?;
         if claims.scope.is_some() {
             return Err(ApiError::unauthorized(
                 "invalid_token",

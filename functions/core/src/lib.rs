@@ -58,6 +58,8 @@ pub struct Rq<'a> {
 pub struct Core<P: Ports> {
     pub ports: P,
     pub config: Config,
+    /// Access tokens whose signature was checked (a host that keeps its Core keeps these).
+    verified: tokens::VerifiedTokens,
 }
 
 /// Where a request goes, before its method is checked.
@@ -247,7 +249,11 @@ impl<'a> Route<'a> {
 
 impl<P: Ports> Core<P> {
     pub fn new(ports: P, config: Config) -> Self {
-        Core { ports, config }
+        Core {
+            ports,
+            config,
+            verified: tokens::VerifiedTokens::default(),
+        }
     }
 
     /// The request as handlers see it, with time and client address settled.

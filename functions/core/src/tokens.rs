@@ -1,6 +1,9 @@
 //! Access tokens (Ed25519 JWT, fixed algorithm and key id, short-lived) and opaque refresh
 //! tokens (256-bit, stored only as a hash).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -55,7 +58,21 @@ pub fn mint(
         .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
 }
 
+fn expired() -> ApiError {
+    ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
+}
+
 pub fn verify_access(config: &Config, now_ms: i64, token: &str) -> ApiResult<AccessClaims> {
+    signed_claims(config, token).and_then(|(claims, expires_ms)| {
+        if now_ms > expires_ms {
+            return Err(expired());
+        }
+        Ok(claims)
+    })
+}
+
+/// What the signature proves: the claims and when they expire (ms since the epoch).
+fn signed_claims(config: &Config, token: &str) -> ApiResult<(AccessClaims, i64)> {
     let invalid = || ApiError::unauthorized("invalid_token", "the access token is not valid");
     let untrusted = UntrustedToken::new(token).map_err(|_| invalid())?;
     // Fixed algorithm and key id: anything else (none, HS256, another key) is refused.
@@ -68,11 +85,55 @@ pub fn verify_access(config: &Config, now_ms: i64, token: &str) -> ApiResult<Acc
         .validator(&config.jwt_key.pk)
         .validate(&untrusted)
         .map_err(|_| invalid())?;
-    let options = time_options(now_ms)?;
-    token.claims().validate_expiration(&options).map_err(|_| {
-        ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
-    })?;
-    Ok(token.claims().custom.clone())
+    // Every token udc mints expires; one without an expiry is not one of them.
+    let expires_ms = token
+        .claims()
+        .expiration
+        .ok_or_else(invalid)?
+        .timestamp_millis();
+    Ok((token.claims().custom.clone(), expires_ms))
+}
+
+/// Signatures already checked. A device sends the same access token with every request until
+/// it expires, and checking an Ed25519 signature was a third of udc-server's CPU on an
+/// authenticated read. Only what the signature proves is remembered: each use still checks the
+/// expiry against the request's time, and the caller still checks that the session is live.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    seen: Mutex<HashMap<String, (AccessClaims, i64)>>,
+}
+
+/// Tokens remembered at most; past it the expired ones go, then (a flood) all of them.
+const VERIFIED_MAX: usize = 4096;
+
+impl VerifiedTokens {
+    pub fn verify(&self, config: &Config, now_ms: i64, token: &str) -> ApiResult<AccessClaims> {
+        let known = self.lock().get(token).cloned();
+        let (claims, expires_ms) = match known {
+            Some(found) => found,
+            None => {
+                let checked = signed_claims(config, token)?;
+                let mut seen = self.lock();
+                if seen.len() >= VERIFIED_MAX {
+                    seen.retain(|_, (_, exp)| *exp >= now_ms);
+                    if seen.len() >= VERIFIED_MAX {
+                        seen.clear();
+                    }
+                }
+                seen.insert(token.to_owned(), checked.clone());
+                checked
+            }
+        };
+        if now_ms > expires_ms {
+            return Err(expired());
+        }
+        Ok(claims)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (AccessClaims, i64)>> {
+        // Nothing that can panic runs under the lock: a poisoned map is still consistent.
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A new refresh token and the hash to store for it.
@@ -97,4 +158,70 @@ pub struct TokenPair {
     pub refresh_token: String,
     pub user_id: String,
     pub device_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(seed: &str) -> Config {
+        Config::from_lookup(|k| match k {
+            crate::config::JWT_PRIVATE_KEY
+            | crate::config::AUTH_PEPPER
+            | crate::config::DECOY_KEY => Some(seed.into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn claims(sid: &str) -> AccessClaims {
+        AccessClaims {
+            sub: "u".into(),
+            sid: sid.into(),
+            did: None,
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_forged_one_is_still_refused() {
+        let c = config("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+        let verified = VerifiedTokens::default();
+        let token = mint_access(&c, T0, claims("s")).unwrap();
+        assert_eq!(verified.verify(&c, T0, &token).unwrap(), claims("s"));
+        // Remembered now; the expiry is checked against each request's time.
+        let ttl_ms = c.access_ttl_secs * 1000;
+        assert!(verified.verify(&c, T0 + ttl_ms, &token).is_ok());
+        let late = verified.verify(&c, T0 + ttl_ms + 1, &token).unwrap_err();
+        assert_eq!(late.code, "token_expired");
+
+        // The same claims signed by another key, and the right token with its signature bent.
+        let other = config("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=");
+        let foreign = mint_access(&other, T0, claims("s")).unwrap();
+        assert_eq!(
+            verified.verify(&c, T0, &foreign).unwrap_err().code,
+            "invalid_token"
+        );
+        // A character inside the signature (the last one also carries padding bits).
+        let at = token.len() - 10;
+        let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let bent = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+        assert_eq!(
+            verified.verify(&c, T0, &bent).unwrap_err().code,
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_tokens_does_not_grow_the_memory_without_bound() {
+        let c = config("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+        let verified = VerifiedTokens::default();
+        for n in 0..VERIFIED_MAX + 10 {
+            let token = mint_access(&c, T0, claims(&n.to_string())).unwrap();
+            verified.verify(&c, T0, &token).unwrap();
+        }
+        assert!(verified.lock().len() <= VERIFIED_MAX);
+    }
 }

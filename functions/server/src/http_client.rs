@@ -1,5 +1,5 @@
-//! Core's outbound HTTP port on reqwest. Core runs on a blocking thread (see `run_core`), so
-//! each request is spawned onto the tokio runtime and awaited from there.
+//! Core's outbound HTTP port on reqwest. Core's future is polled outside tokio's context once
+//! it waits (see `run_inline`), so each request is spawned onto the runtime and awaited there.
 
 use udc_core::{Http, HttpError};
 

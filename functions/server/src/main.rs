@@ -75,13 +75,30 @@ struct Server {
 }
 
 /// Runs core on a blocking thread: core's futures are not Send (they are single-threaded on the
-/// edge), and the SQLite port never actually waits.
+/// edge). For long work (the maintenance sweep); requests use `run_inline`.
 async fn run_core<T: Send + 'static>(
     core: &App,
     f: impl FnOnce(&Core<ServerPorts>) -> T + Send + 'static,
 ) -> Option<T> {
     let core = core.clone();
     tokio::task::spawn_blocking(move || f(&core)).await.ok()
+}
+
+/// Runs a request's core future on this thread. It nearly always finishes in its first poll:
+/// the SQLite and hub ports answer synchronously. (Handing every request to a blocking thread
+/// cost more than the request: thread switches were half the CPU of an authenticated GET.)
+/// One that waits on the network (the object store) then blocks here, after telling tokio, so
+/// this worker's other tasks move to another thread. None if core panicked.
+fn run_inline<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => tokio::task::block_in_place(|| pollster::block_on(fut)),
+        }
+    }))
+    .ok()
 }
 
 async fn handle(
@@ -145,8 +162,7 @@ async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response
         }
     };
     let req = Request::from_parts(parts, bytes);
-    let resp = run_core(&core, move |core| pollster::block_on(core.handle(req, ctx)))
-        .await
+    let resp = run_inline(core.handle(req, ctx))
         .unwrap_or_else(|| error_response(&ApiError::internal("handler failed")));
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
         eprintln!("udc-server: internal error: {detail}");
@@ -161,10 +177,7 @@ async fn realtime(
     req: Request<Vec<u8>>,
     ctx: RequestContext,
 ) -> Response<Body> {
-    let grant = run_core(&core, move |core| {
-        pollster::block_on(core.authorize_realtime(&req, ctx))
-    })
-    .await;
+    let grant = run_inline(core.authorize_realtime(&req, ctx));
     let grant = match grant {
         Some(Ok(g)) => g,
         Some(Err(err)) => return error_response(&err).map(Body::from),
