@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::protocol::{
-    close, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
+    close, Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
     SignalStatus, MAX_FRAME_BYTES,
 };
 use crate::store::{DevicePresence, HubStore, StoreError};
@@ -103,19 +103,35 @@ impl<S: HubStore> Hub<S> {
         now: i64,
     ) -> Result<(Logged, Vec<Output>), StoreError> {
         let logged = self.store.append(now, &new)?;
-        // Each receiving device's envelope, rendered once however many sockets it has.
-        let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
-        let mut out = Vec::new();
-        for (id, c) in &self.conns {
-            let frame = frames.entry(c.device_id.as_str()).or_insert_with(|| {
-                logged
-                    .for_device(&c.device_id)
-                    .map(|e| HubFrame::Event(e).to_text())
-            });
-            if let Some(text) = frame {
-                out.push(Output::Send(*id, text.clone()));
+        let out = match &logged.to {
+            // One envelope for everyone.
+            Audience::All => match logged.for_device("") {
+                Some(e) => {
+                    let text = HubFrame::Event(e).to_text();
+                    self.conns
+                        .keys()
+                        .map(|id| Output::Send(*id, text.clone()))
+                        .collect()
+                }
+                None => Vec::new(),
+            },
+            // Each receiver's own envelope, rendered once however many sockets it has.
+            Audience::Devices(_) => {
+                let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
+                let mut out = Vec::new();
+                for (id, c) in &self.conns {
+                    let frame = frames.entry(c.device_id.as_str()).or_insert_with(|| {
+                        logged
+                            .for_device(&c.device_id)
+                            .map(|e| HubFrame::Event(e).to_text())
+                    });
+                    if let Some(text) = frame {
+                        out.push(Output::Send(*id, text.clone()));
+                    }
+                }
+                out
             }
-        }
+        };
         if logged.seq % 100 == 0 {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }
