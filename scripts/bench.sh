@@ -9,7 +9,10 @@
 # dev and through udc-server (udc-clip-bench); remote control's capture frames/s and input latency
 # on udc-server (udc-remote-bench); the web app in headless Chromium on udc-server: first-load
 # bytes, time to interactive, sign-in (KDF in wasm) against the native KDF, and a file (1 GiB)
-# sent from the page against the agent, with the browser's peak memory (udc-web-bench).
+# sent from the page against the agent, with the browser's peak memory (udc-web-bench); on
+# udc-server, requests per second under load (wrk -c32: /health against an authenticated
+# GET /devices) and a clipboard storm (udc-storm-bench: 500 devices with open sockets, 20 posts/s
+# for 60 s: answer and delivery times, deliveries lost, sockets closed).
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,8 @@ trap 'stop_hosts; rm -rf "$UDC_RUN_DIR"' EXIT
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 scripts/build-web.sh >/dev/null
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
-  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-web-bench
+  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-web-bench \
+  --bin udc-storm-bench --bin udc-fuzz-token
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --release
@@ -38,6 +42,12 @@ start_server "$BIN/release/udc-server"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
 "$BIN/release/udc-clip-bench" --copies 200
+token=$("$BIN/release/udc-fuzz-token")
+for path in /health /devices; do
+  echo "wrk -c32 10 s GET $path: $(wrk -t2 -c32 -d10s --latency -H "Authorization: Bearer $token" "$UDC_BASE_URL$path" \
+    | awk '/Requests\/sec/ { rps = $2 } / 99%/ { p99 = $2 } END { print rps " req/s, p99 " p99 }')"
+done
+"$BIN/release/udc-storm-bench" --devices 500 --posts-per-sec 20 --seconds 60
 "$BIN/release/udc-remote-bench"
 "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 "$BIN/release/udc-web-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"

@@ -26,6 +26,8 @@ command -v nasm >/dev/null || apt_missing+=(nasm)
 # The web app's tests drive a real browser over WebDriver (FACTS.md: Playwright's download cannot work here).
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+# scripts/bench.sh: requests per second under load.
+command -v wrk >/dev/null || apt_missing+=(wrk)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "apt-get install ${apt_missing[*]}"

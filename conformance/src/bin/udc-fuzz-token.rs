@@ -1,5 +1,6 @@
 //! Prints an access token of a fresh account's device on the udc at `UDC_BASE_URL`, for the
-//! schema fuzzer (scripts/test.sh): without one it would only ever meet 401.
+//! schema fuzzer (scripts/test.sh: without one it would only ever meet 401) and for load from
+//! wrk (scripts/bench.sh).
 
 use udc_conformance::Account;
 
