@@ -1,16 +1,23 @@
 //! `SqliteSql`: the SQL port on a local SQLite file (rusqlite).
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::{params_from_iter, Connection, OpenFlags};
 use udc_core::{Row, Sql, SqlError, Stmt, Value};
 
 pub struct SqliteSql {
-    // One connection: SQLite serialises writers anyway, and a self-hosted udc is small.
-    conn: Mutex<Connection>,
+    /// Every change goes through this one connection: SQLite takes one writer at a time anyway.
+    writer: Mutex<Connection>,
+    /// Reads run beside it (WAL lets readers work while the writer writes), on whichever of
+    /// these is free: with one connection for everything, requests queued on its lock.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
+
+const READERS: usize = 4;
 
 fn err(e: impl std::fmt::Display) -> SqlError {
     SqlError(e.to_string())
@@ -38,14 +45,29 @@ fn from_sql(v: SqlValue) -> Value {
 
 impl SqliteSql {
     pub fn open(path: &Path) -> Result<SqliteSql, SqlError> {
-        let conn = Connection::open(path).map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-             PRAGMA synchronous = NORMAL;",
-        )
-        .map_err(err)?;
+        let writer = Connection::open(path).map_err(err)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                 PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(err)?;
+        // Opened after the writer, which has made the file and its WAL.
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.execute_batch("PRAGMA busy_timeout = 5000;")?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()
+            .map_err(err)?;
         Ok(SqliteSql {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
         })
     }
 
@@ -53,30 +75,53 @@ impl SqliteSql {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
-        // Only rusqlite runs under this lock; a panic elsewhere leaves the connection usable.
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut conn)
+        f(&mut lock(&self.writer))
     }
+
+    /// A free reader if there is one, else the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return conn;
+            }
+        }
+        lock(&self.readers[start % n])
+    }
+}
+
+/// Only rusqlite runs under these locks; a panic elsewhere leaves the connection usable.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn rows_of(conn: &Connection, stmt: &Stmt) -> Result<Vec<Row>, SqlError> {
+    let mut prepared = conn.prepare_cached(stmt.sql).map_err(err)?;
+    let width = prepared.column_count();
+    let mut rows = prepared
+        .query(params_from_iter(stmt.params.iter().map(to_sql)))
+        .map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(err)? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(from_sql(row.get::<_, SqlValue>(i).map_err(err)?));
+        }
+        out.push(values);
+    }
+    Ok(out)
 }
 
 impl Sql for SqliteSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
-        self.with(|conn| {
-            let mut prepared = conn.prepare_cached(stmt.sql).map_err(err)?;
-            let width = prepared.column_count();
-            let mut rows = prepared
-                .query(params_from_iter(stmt.params.iter().map(to_sql)))
-                .map_err(err)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(err)? {
-                let mut values = Vec::with_capacity(width);
-                for i in 0..width {
-                    values.push(from_sql(row.get::<_, SqlValue>(i).map_err(err)?));
-                }
-                out.push(values);
-            }
-            Ok(out)
-        })
+        // A query that writes (an upsert with RETURNING) goes to the writer; SQLite says which.
+        let reader = self.reader();
+        if reader.prepare_cached(stmt.sql).map_err(err)?.readonly() {
+            return rows_of(&reader, &stmt);
+        }
+        drop(reader);
+        self.with(|conn| rows_of(conn, &stmt))
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
@@ -110,6 +155,38 @@ mod tests {
         let path = dir.join("t.sqlite3");
         let _ = std::fs::remove_file(&path);
         (SqliteSql::open(&path).unwrap(), dir)
+    }
+
+    /// Reads run on other connections than writes: each sees every change committed before it,
+    /// and a query that writes still reaches the writer.
+    #[test]
+    fn reads_see_what_was_written_and_a_writing_query_writes() {
+        let (sql, dir) = temp_db();
+        pollster::block_on(async {
+            sql.batch(vec![Stmt::new(
+                "CREATE TABLE c (k TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+                vec![],
+            )])
+            .await
+            .unwrap();
+            for expected in 1..=(READERS as i64 + 2) {
+                let counted = sql
+                    .query(Stmt::new(
+                        "INSERT INTO c (k, n) VALUES ('a', 1) \
+                         ON CONFLICT(k) DO UPDATE SET n = n + 1 RETURNING n",
+                        vec![],
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(counted, vec![vec![Value::Integer(expected)]]);
+                let read = sql
+                    .query(Stmt::new("SELECT n FROM c WHERE k = 'a'", vec![]))
+                    .await
+                    .unwrap();
+                assert_eq!(read, counted);
+            }
+        });
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
