@@ -79,10 +79,7 @@ async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Ve
             addr.rsplit_once(':')
                 .map(|(ip, _)| ip.trim_matches(['[', ']']).to_owned())
         });
-    let hub = match SpinHub::open() {
-        Ok(hub) => hub,
-        Err(e) => return Ok(respond_error(e.into())),
-    };
+    let hub = SpinHub::on(sql.0.clone());
     let core = Core::new(SpinPorts { sql, hub }, config);
     let resp = core.handle(req, RequestContext { client_ip }).await;
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {

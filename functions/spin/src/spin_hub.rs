@@ -2,6 +2,8 @@
 //! Spin SQLite, which devices read with `GET /events`. Each publish is one write transaction so
 //! concurrent instances hand out sequence numbers in commit order (a poller never skips one).
 
+use std::rc::Rc;
+
 use spin_sdk::sqlite::{Connection, Value as SpinValue};
 use udc_core::{Clock, HubError, SystemClock};
 use udc_hub::{
@@ -9,7 +11,7 @@ use udc_hub::{
     SyncSql,
 };
 
-pub struct SpinDb(Connection);
+pub struct SpinDb(Rc<Connection>);
 
 impl SyncSql for &SpinDb {
     fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
@@ -46,10 +48,9 @@ impl SyncSql for &SpinDb {
 pub struct SpinHub(SpinDb);
 
 impl SpinHub {
-    pub fn open() -> Result<SpinHub, HubError> {
-        Connection::open_default()
-            .map(|c| SpinHub(SpinDb(c)))
-            .map_err(|e| HubError(format!("{e:?}")))
+    /// On the request's connection (the SQL port's).
+    pub fn on(conn: Rc<Connection>) -> SpinHub {
+        SpinHub(SpinDb(conn))
     }
 
     fn hub(&self, user_id: &str) -> Hub<SqlStore<&SpinDb>> {

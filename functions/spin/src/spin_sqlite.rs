@@ -1,10 +1,13 @@
 //! `SpinSql`: the SQL port on Spin's SQLite interface. Spin has no batch call, so a batch is
 //! BEGIN … COMMIT on the request's connection, rolled back on the first failure.
 
+use std::rc::Rc;
+
 use spin_sdk::sqlite::{Connection, Value as SpinValue};
 use udc_core::{Row, Sql, SqlError, Stmt, Value};
 
-pub struct SpinSql(Connection);
+/// The request's one connection, shared with the hub port (one open per request, not two).
+pub struct SpinSql(pub Rc<Connection>);
 
 fn err(e: spin_sdk::sqlite::Error) -> SqlError {
     SqlError(format!("{e:?}"))
@@ -32,7 +35,9 @@ fn from_spin(v: &SpinValue) -> Value {
 
 impl SpinSql {
     pub fn open() -> Result<SpinSql, SqlError> {
-        Connection::open_default().map(SpinSql).map_err(err)
+        Connection::open_default()
+            .map(|c| SpinSql(Rc::new(c)))
+            .map_err(err)
     }
 
     fn run(&self, sql: &str, params: &[SpinValue]) -> Result<Vec<Row>, SqlError> {
