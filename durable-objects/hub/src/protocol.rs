@@ -24,10 +24,9 @@ pub struct Event {
 
 /// Whom an event is for: the whole account, or some of its devices. One event in the log
 /// however many devices it names, so a change costs one write, not one per receiver.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
-    #[default]
     All,
     Devices(Vec<String>),
 }
@@ -43,11 +42,39 @@ impl Audience {
 
 /// What a publisher hands the hub: an event without its sequence number and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "NewEventWire")]
 pub struct NewEvent {
     pub event: String,
-    #[serde(default)]
     pub to: Audience,
     pub data: Value,
+}
+
+/// A publish as it may arrive: from this version (`to`) or, while a deployment rolls out, from
+/// a Worker of the version before (`target_device_id`, or neither for the whole account). An
+/// event addressed to one device must never become one for every device.
+#[derive(Deserialize)]
+struct NewEventWire {
+    event: String,
+    #[serde(default)]
+    to: Option<Audience>,
+    #[serde(default)]
+    target_device_id: Option<String>,
+    data: Value,
+}
+
+impl From<NewEventWire> for NewEvent {
+    fn from(w: NewEventWire) -> NewEvent {
+        let to = match (w.to, w.target_device_id) {
+            (Some(to), _) => to,
+            (None, Some(one)) => Audience::Devices(vec![one]),
+            (None, None) => Audience::All,
+        };
+        NewEvent {
+            event: w.event,
+            to,
+            data: w.data,
+        }
+    }
 }
 
 impl NewEvent {

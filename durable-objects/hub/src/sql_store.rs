@@ -63,6 +63,9 @@ fn text(row: &[SqlValue], i: usize) -> Result<Option<String>, StoreError> {
     }
 }
 
+/// `target_device_id` of an event for more than one device (its `audience` lists them).
+const SEVERAL_DEVICES: &str = "*";
+
 const EVENT_COLUMNS: &str = "seq, at, event, target_device_id, audience, data";
 
 fn audience(row: &[SqlValue]) -> Result<Audience, StoreError> {
@@ -120,13 +123,23 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
                 Some(serde_json::to_string(ids).map_err(|e| StoreError(format!("audience: {e}")))?)
             }
         };
+        // For code from before the audience column (a rolled-back deployment): the one device,
+        // or for several a value no device id equals, so it delivers to nobody rather than to
+        // everybody.
+        let target = match &new.to {
+            Audience::All => None,
+            Audience::Devices(ids) if ids.len() == 1 => ids.first().map(String::as_str),
+            Audience::Devices(_) => Some(SEVERAL_DEVICES),
+        };
         self.exec.rows(
-            "INSERT INTO hub_events (user_id, seq, at, event, audience, data) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, audience, data) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
             vec![
                 self.user(),
                 seq.into(),
                 at.into(),
                 new.event.as_str().into(),
+                target.into(),
                 audience.as_deref().into(),
                 data.as_str().into(),
             ],

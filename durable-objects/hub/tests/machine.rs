@@ -144,6 +144,36 @@ fn an_event_for_several_devices_is_stored_once_and_each_sees_itself_as_target() 
     let polled = h.events_after("b", e.seq - 1).unwrap().events;
     assert_eq!(polled[0].target_device_id.as_deref(), Some("b"));
     assert!(h.events_after("c", e.seq - 1).unwrap().events.is_empty());
+    // Code from before the audience column, reading this row, delivers it to nobody.
+    let old_target: Option<String> = h
+        .store()
+        .exec
+        .0
+        .borrow()
+        .query_row(
+            "SELECT target_device_id FROM hub_events WHERE seq = ?",
+            [e.seq as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_target.as_deref(), Some("*"));
+}
+
+/// While a deployment rolls out, a Worker of the version before may publish with
+/// `target_device_id`: its event stays addressed to that one device.
+#[test]
+fn a_publish_from_the_version_before_keeps_its_one_device() {
+    let legacy: NewEvent = serde_json::from_value(
+        json!({"event": "clipboard.sync", "target_device_id": "b", "data": {}}),
+    )
+    .unwrap();
+    assert_eq!(legacy.to, Audience::Devices(vec!["b".into()]));
+    let all: NewEvent =
+        serde_json::from_value(json!({"event": "device.updated", "data": {}})).unwrap();
+    assert_eq!(all.to, Audience::All);
+    let now = NewEvent::to_devices("x", vec!["a".into(), "c".into()], json!({}));
+    let again: NewEvent = serde_json::from_value(serde_json::to_value(&now).unwrap()).unwrap();
+    assert_eq!(again, now);
 }
 
 #[test]

@@ -68,13 +68,15 @@ impl udc_core::Hub for SpinHub {
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
         let db = &self.0;
         db.rows("BEGIN IMMEDIATE", vec![]).map_err(HubError::new)?;
-        match self.hub(user_id).publish(event, SystemClock.now_ms()) {
-            Ok(_) => db.rows("COMMIT", vec![]).map(|_| ()).map_err(HubError::new),
-            Err(e) => {
-                let _ = db.rows("ROLLBACK", vec![]);
-                Err(HubError::new(e))
-            }
-        }
+        // The connection is core's too: it leaves here with no transaction open, whatever fails.
+        let done = self
+            .hub(user_id)
+            .publish(event, SystemClock.now_ms())
+            .and_then(|_| db.rows("COMMIT", vec![]));
+        done.map(|_| ()).map_err(|e| {
+            let _ = db.rows("ROLLBACK", vec![]);
+            HubError::new(e)
+        })
     }
 
     /// Ephemeral traffic needs an open socket, which Spin cannot hold.

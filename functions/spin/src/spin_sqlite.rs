@@ -72,16 +72,13 @@ impl Sql for SpinSql {
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
         self.run("BEGIN IMMEDIATE", &[])?;
-        match self.batch_in_tx(&stmts) {
-            Ok(changes) => {
-                self.run("COMMIT", &[])?;
-                Ok(changes)
-            }
-            Err(e) => {
-                // The batch's own error is the one worth reporting.
-                let _ = self.run("ROLLBACK", &[]);
-                Err(e)
-            }
-        }
+        // Whatever fails (a statement, or the COMMIT itself), the connection is left with no
+        // transaction open: the hub port shares it.
+        let done = self
+            .batch_in_tx(&stmts)
+            .and_then(|changes| self.run("COMMIT", &[]).map(|_| changes));
+        done.inspect_err(|_| {
+            let _ = self.run("ROLLBACK", &[]);
+        })
     }
 }
