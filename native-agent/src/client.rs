@@ -501,5 +501,5 @@ async fn derive_blocking(password: &str, kdf: &KdfParams) -> Result<DerivedKeys>
 pub(crate) fn fresh_key() -> Option<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).ok()?;
-    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+    Some(crate::transfer::hex(&b))
 }

@@ -21,6 +21,30 @@ async fn last_seq(account: &Account, device: &TestDevice) -> u64 {
     events(account, device, 0).await.last().map_or(0, |e| e.seq)
 }
 
+/// The account log's last number, whomever its events were for.
+async fn log_end(account: &Account, device: &TestDevice) -> u64 {
+    let page = account
+        .raw(Method::GET, "/events?after=0", Some(device.token()), None)
+        .await;
+    page.body["last_seq"].as_u64().expect("last_seq")
+}
+
+/// The account's settings resolution log.
+async fn resolutions(account: &Account, device: &TestDevice) -> Vec<Value> {
+    let log = account
+        .raw(
+            Method::GET,
+            "/sync/settings/resolutions",
+            Some(device.token()),
+            None,
+        )
+        .await;
+    log.body["resolutions"]
+        .as_array()
+        .cloned()
+        .expect("resolutions")
+}
+
 #[tokio::test]
 async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot_read() {
     let account = Account::create().await;
@@ -144,16 +168,7 @@ async fn a_clipboard_item_for_many_devices_is_one_event_in_the_log() {
     for i in 0..4 {
         receivers.push(account.device(&format!("Receiver {i}")).await);
     }
-    let log_end = |device: &TestDevice| {
-        let path = "/events?after=0".to_owned();
-        let account = &account;
-        let token = device.token().to_owned();
-        async move {
-            let page = account.raw(Method::GET, &path, Some(&token), None).await;
-            page.body["last_seq"].as_u64().expect("last_seq")
-        }
-    };
-    let before = log_end(&sender).await;
+    let before = log_end(&account, &sender).await;
     let item = account
         .api
         .post_clipboard(sender.token(), &account.enc_key, "text/plain", b"one copy")
@@ -173,7 +188,7 @@ async fn a_clipboard_item_for_many_devices_is_one_event_in_the_log() {
         seqs.push(got[0].seq);
     }
     assert!(seqs.iter().all(|s| *s == seqs[0]), "{seqs:?}");
-    assert_eq!(log_end(&sender).await, before + 1);
+    assert_eq!(log_end(&account, &sender).await, before + 1);
 }
 
 #[tokio::test]
@@ -571,20 +586,8 @@ async fn a_stale_settings_write_is_settled_by_the_namespace_policy_and_logged() 
     );
 
     // Every settlement is in the log.
-    let log = account
-        .raw(
-            Method::GET,
-            "/sync/settings/resolutions",
-            Some(laptop.token()),
-            None,
-        )
-        .await;
-    let outcomes: Vec<&str> = log.body["resolutions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
+    let log = resolutions(&account, &laptop).await;
+    let outcomes: Vec<&str> = log.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     for o in [
         "client_won",
         "server_won",
@@ -662,15 +665,7 @@ async fn a_replayed_batch_answers_the_first_result_and_writes_nothing() {
         .raw(Method::GET, "/sync/settings", Some(laptop.token()), None)
         .await;
     assert_eq!(after.body, state.body, "the replay wrote nothing");
-    let log = account
-        .raw(
-            Method::GET,
-            "/sync/settings/resolutions",
-            Some(laptop.token()),
-            None,
-        )
-        .await;
-    assert_eq!(log.body["resolutions"], json!([]));
+    assert!(resolutions(&account, &laptop).await.is_empty());
 
     let other_body =
         json!({ "changes": [change("editor", "tabs", json!(2), 0, "2026-01-01T10:00:00Z")] });
@@ -1129,19 +1124,10 @@ async fn concurrent_resolves_of_one_conflict_settle_it_once() {
         format!("v{}", winners[0]),
         "the winner's value, no other"
     );
-    let log = account
-        .raw(
-            Method::GET,
-            "/sync/settings/resolutions",
-            Some(laptop.token()),
-            None,
-        )
-        .await;
-    let settled = log.body["resolutions"]
-        .as_array()
-        .unwrap()
+    let log = resolutions(&account, &laptop).await;
+    let settled = log
         .iter()
         .filter(|r| r["conflict_id"] == conflict_id.as_str() && r["outcome"] == "manual_value")
         .count();
-    assert_eq!(settled, 1, "one settlement in the log: {}", log.body);
+    assert_eq!(settled, 1, "one settlement in the log: {log:?}");
 }

@@ -103,35 +103,24 @@ impl<S: HubStore> Hub<S> {
         now: i64,
     ) -> Result<(Logged, Vec<Output>), StoreError> {
         let logged = self.store.append(now, &new)?;
-        let out = match &logged.to {
-            // One envelope for everyone.
-            Audience::All => match logged.for_device("") {
-                Some(e) => {
-                    let text = HubFrame::Event(e).to_text();
-                    self.conns
-                        .keys()
-                        .map(|id| Output::Send(*id, text.clone()))
-                        .collect()
-                }
-                None => Vec::new(),
-            },
-            // Each receiver's own envelope, rendered once however many sockets it has.
-            Audience::Devices(_) => {
-                let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
-                let mut out = Vec::new();
-                for (id, c) in &self.conns {
-                    let frame = frames.entry(c.device_id.as_str()).or_insert_with(|| {
-                        logged
-                            .for_device(&c.device_id)
-                            .map(|e| HubFrame::Event(e).to_text())
-                    });
-                    if let Some(text) = frame {
-                        out.push(Output::Send(*id, text.clone()));
-                    }
-                }
-                out
+        // Each envelope rendered once: one for the whole account, or one per receiving device
+        // (it names the receiver), however many sockets there are.
+        let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (id, c) in &self.conns {
+            let shared_by = match logged.to {
+                Audience::All => "",
+                Audience::Devices(_) => c.device_id.as_str(),
+            };
+            let frame = frames.entry(shared_by).or_insert_with(|| {
+                logged
+                    .for_device(&c.device_id)
+                    .map(|e| HubFrame::Event(e).to_text())
+            });
+            if let Some(text) = frame {
+                out.push(Output::Send(*id, text.clone()));
             }
-        };
+        }
         if logged.seq % 100 == 0 {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }

@@ -66,8 +66,6 @@ fn text(row: &[SqlValue], i: usize) -> Result<Option<String>, StoreError> {
 /// `target_device_id` of an event for more than one device (its `audience` lists them).
 const SEVERAL_DEVICES: &str = "*";
 
-const EVENT_COLUMNS: &str = "seq, at, event, target_device_id, audience, data";
-
 fn audience(row: &[SqlValue]) -> Result<Audience, StoreError> {
     Ok(match (text(row, 3)?, text(row, 4)?) {
         (_, Some(list)) => Audience::Devices(
@@ -156,10 +154,8 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
     fn after(&self, seq: u64, limit: usize) -> Result<Vec<Logged>, StoreError> {
         self.exec
             .rows(
-                &format!(
-                    "SELECT {EVENT_COLUMNS} FROM hub_events \
-                     WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-                ),
+                "SELECT seq, at, event, target_device_id, audience, data FROM hub_events \
+                 WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 // A cursor past what SQLite can hold is past every event.
                 vec![
                     self.user(),

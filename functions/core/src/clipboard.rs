@@ -238,13 +238,10 @@ impl<P: Ports> Core<P> {
             .iter()
             .map(|row| rows::text(row, 0))
             .collect::<ApiResult<Vec<String>>>()?;
-        let warning = if targets.is_empty() {
-            None
-        } else {
-            let data = serde_json::json!({ "item": in_event });
-            self.announce(user, NewEvent::to_devices("clipboard.sync", targets, data))
-                .await
-        };
+        let data = serde_json::json!({ "item": in_event });
+        let warning = self
+            .announce(user, NewEvent::to_devices("clipboard.sync", targets, data))
+            .await;
         Ok(Reply::json(StatusCode::CREATED, serde_json::json!({ "item": item }))?.warn(warning))
     }
 

@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use udc_hub::{DevicePresence, NewEvent, Revoked};
+use udc_hub::{Audience, DevicePresence, NewEvent, Revoked};
 
 use crate::auth::{Caller, Guard};
 use crate::error::{ApiError, ApiResult};
@@ -247,6 +247,10 @@ impl<P: Ports> Core<P> {
     /// Publishes an event to the caller's account; a failure is the host's to log, not the
     /// client's: the change it reports is already made.
     pub(crate) async fn announce(&self, user_id: &str, event: NewEvent) -> Option<String> {
+        // An event for no device (a copy in an account where nobody else receives) is not sent.
+        if matches!(&event.to, Audience::Devices(none) if none.is_empty()) {
+            return None;
+        }
         self.ports
             .hub()
             .publish(user_id, event)

@@ -579,9 +579,6 @@ impl<P: Ports> Core<P> {
 
     /// `file.available` to the devices the file was sent to: one event naming them all.
     async fn announce_available(&self, user: &str, file: &FileRecord) -> Option<String> {
-        if file.shared_with.is_empty() {
-            return None;
-        }
         let event = NewEvent::to_devices(
             "file.available",
             file.shared_with.clone(),

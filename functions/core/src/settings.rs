@@ -462,14 +462,14 @@ impl<P: Ports> Core<P> {
             }
             // Every write below is guarded by this swap; settling a conflict, the swap also
             // needs the conflict still open, so a resolve that lost the race writes nothing.
-            let mut swap: Vec<Value> = vec![
+            let swap: Vec<Value> = vec![
                 next.into(),
                 writer.as_str().into(),
                 user.into(),
                 snap.seq.into(),
                 snap.writer.clone().into(),
+                settling.as_ref().map(|s| s.conflict_id.as_str()).into(),
             ];
-            swap.push(settling.as_ref().map(|s| s.conflict_id.as_str()).into());
             let mut batch = vec![
                 Stmt::new(
                     "INSERT INTO sync_counters (user_id, seq, writer) VALUES (?, 0, NULL) ON CONFLICT DO NOTHING",
