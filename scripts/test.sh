@@ -67,16 +67,17 @@ step "faults: udc-server killed mid-request, and on a full disk"
 UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults
 
 # Requests generated from the contract (valid and invalid, deterministic, so every run sends the
-# same ones) as a signed-in device: no answer may be a 5xx or outside the schema. Signing out and
+# same ones) as a signed-in device: no answer may be a 5xx or outside the schema, and no request
+# the schema accepts may be refused as bad input (schema/fuzz.toml). Signing out and
 # removing a device are left out: the fuzzer would end its own session (it finds its device's id
 # in GET /devices) and meet only 401 after.
 step "fuzz: requests generated from schema/openapi.yaml against udc-server"
 start_server "$BIN/debug/udc-server"
 # Its own line, so a failure stops the run (inside an argument it would not: every answer 401).
 fuzz_token=$("$BIN/debug/udc-fuzz-token")
-schemathesis run schema/openapi.yaml --url "$UDC_BASE_URL" \
+schemathesis --config-file schema/fuzz.toml run schema/openapi.yaml --url "$UDC_BASE_URL" \
   -H "Authorization: Bearer $fuzz_token" \
-  --checks not_a_server_error,response_schema_conformance,status_code_conformance \
+  --checks not_a_server_error,response_schema_conformance,status_code_conformance,positive_data_acceptance \
   --exclude-name 'POST /auth/logout' --exclude-name 'DELETE /devices/{id}' \
   --max-examples 50 --generation-deterministic
 stop_hosts

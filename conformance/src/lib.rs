@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::Value;
-use udc_agent::client::{RawResponse, RegisteredDevice, SignedIn, TokenPair};
+use udc_agent::client::{RawResponse, RegisteredDevice, Sent, SignedIn, TokenPair};
 use udc_agent::{Client, DeviceInfo};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -100,14 +100,12 @@ pub fn agent_command(config: &std::path::Path) -> std::process::Command {
 pub fn client() -> Client {
     Client::new(&base_url())
         .with_header(IP_HEADER, &unique_ip())
-        .with_observer(Arc::new(
-            |method: &Method, path: &str, resp: &RawResponse| {
-                // Not udc's answer; `Account::raw` sends such a request again.
-                if !dropped_by_dev_proxy(resp) {
-                    openapi::check(method.as_str(), path, resp.status.as_u16(), &resp.body)
-                }
-            },
-        ))
+        .with_observer(Arc::new(|sent: &Sent, resp: &RawResponse| {
+            // Not udc's answer; `Account::raw` sends such a request again.
+            if !dropped_by_dev_proxy(resp) {
+                openapi::check_exchange(sent, resp.status.as_u16(), &resp.body)
+            }
+        }))
 }
 
 /// One account with its own client (and so its own client address).

@@ -164,9 +164,19 @@ pub struct RawResponse {
     pub body: Value,
 }
 
-/// Sees every request's method, path and answer (the conformance suite checks them against
-/// the OpenAPI description).
-pub type Observer = Arc<dyn Fn(&Method, &str, &RawResponse) + Send + Sync>;
+/// One request as it was sent: what an observer sees beside its answer.
+pub struct Sent<'a> {
+    pub method: &'a Method,
+    /// The path with its query string.
+    pub path: &'a str,
+    pub body: Option<&'a Value>,
+    /// The request's own headers (not the client's defaults or the bearer token).
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+/// Sees every request and its answer (the conformance suite checks both against the OpenAPI
+/// description).
+pub type Observer = Arc<dyn Fn(&Sent, &RawResponse) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Client {
@@ -243,22 +253,32 @@ impl Client {
             }
         };
         let status = resp.status();
-        let headers = resp.headers().clone();
+        let answer_headers = resp.headers().clone();
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| Error::Transport(e.to_string()))?;
-        let body = if bytes.is_empty() {
+        let answer_body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Ok(RawResponse {
+        let answer = RawResponse {
             status,
-            headers,
-            body,
-        })
+            headers: answer_headers,
+            body: answer_body,
+        };
+        if let Some(observe) = &self.observer {
+            let sent = Sent {
+                method: &method,
+                path,
+                body,
+                headers,
+            };
+            observe(&sent, &answer);
+        }
+        Ok(answer)
     }
 
     async fn call<T: DeserializeOwned>(

@@ -243,7 +243,7 @@ async fn trust_is_directed_and_only_the_truster_adds_it() {
         .await;
     assert_eq!(
         (own.status, code(&own)),
-        (StatusCode::BAD_REQUEST, "invalid_field")
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
     );
     let unknown = account
         .raw(

@@ -767,7 +767,7 @@ async fn bad_file_requests_get_clear_errors() {
     );
     let to_self = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": device.id });
     let resp = post(&account, &device, "/files/upload/initiate", Some(&to_self)).await;
-    assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+    assert_eq!(resp.status, StatusCode::UNPROCESSABLE_ENTITY);
     let nowhere = json!({ "name": "a.txt", "size": 1, "sha256": sha256(b"a"), "target_device_id": uuid::Uuid::new_v4().to_string() });
     let resp = post(&account, &device, "/files/upload/initiate", Some(&nowhere)).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
@@ -788,7 +788,7 @@ async fn bad_file_requests_get_clear_errors() {
     let file_id = started.body["file"]["id"].as_str().unwrap();
     assert_eq!(started.body["upload"]["part_count"], 1);
     let resp = part_urls(&account, &device, file_id, &[2], 0).await;
-    assert_eq!(resp.status, StatusCode::BAD_REQUEST);
+    assert_eq!(resp.status, StatusCode::UNPROCESSABLE_ENTITY);
     let resp = part_urls(&account, &device, file_id, &[], 0).await;
     assert_eq!(resp.status, StatusCode::BAD_REQUEST);
     let early = get(&account, &device, &format!("/files/{file_id}/download")).await;

@@ -463,3 +463,22 @@ async fn too_short_ciphertext_is_400() {
         assert_eq!(resp.body["error"]["code"], "invalid_field");
     }
 }
+
+/// JSON Schema counts 20.0 as the integer 20 (a generated client may well write it so): the
+/// server takes it as one, and refuses a fraction.
+#[tokio::test]
+async fn a_whole_number_written_with_a_fraction_is_an_integer() {
+    let account = Account::create().await;
+    let device = account.device("Laptop").await;
+    for (history_size, status) in [(20.0, StatusCode::OK), (20.5, StatusCode::BAD_REQUEST)] {
+        let resp = account
+            .raw(
+                Method::PUT,
+                "/sync/clipboard/preferences",
+                Some(device.token()),
+                Some(&json!({ "history_size": history_size })),
+            )
+            .await;
+        assert_eq!(resp.status, status, "{history_size}: {}", resp.body);
+    }
+}

@@ -1,6 +1,7 @@
 //! The conformance suite: run against any udc by `UDC_BASE_URL` (see `udc_conformance`).
 
 mod auth;
+mod contract;
 mod devices;
 mod files;
 mod input;

@@ -382,7 +382,7 @@ async fn untrusted_foreign_offline_and_malformed_requests_are_refused() {
         .await;
     assert_eq!((r.status.as_u16(), code(&r)), (409, "device_offline"));
     for (body, status) in [
-        (ask(&p.laptop.id, "view_only", 600), 400),
+        (ask(&p.laptop.id, "view_only", 600), 422),
         (ask(&p.desktop.id, "full_control", 600), 400),
         (ask(&p.desktop.id, "view_only", 10), 400),
         (

@@ -317,7 +317,7 @@ async fn clipboard_posts_are_checked() {
         ),
         (
             json!({ "content_type": "text/plain", "size": 4, "ciphertext": sealed(3) }),
-            400,
+            422,
             "size",
         ),
         (

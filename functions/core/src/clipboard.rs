@@ -123,15 +123,13 @@ impl<P: Ports> Core<P> {
         let size = i64::try_from(body.size)
             .ok()
             .filter(|s| *s as u64 <= self.config.files_max_bytes)
-            .ok_or_else(|| ApiError::invalid("size: too large"))?;
+            .ok_or_else(|| ApiError::too_large("size: larger than this server's files may be"))?;
         let file_id = match (&body.ciphertext, &body.file_id) {
             (Some(sealed), None) => {
                 if body.size as usize > INLINE_MAX {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!("items over {INLINE_MAX} bytes travel as an encrypted file: send file_id"),
-                    ));
+                    return Err(ApiError::too_large(format!(
+                        "items over {INLINE_MAX} bytes travel as an encrypted file: send file_id"
+                    )));
                 }
                 let len = validate::sealed(
                     "ciphertext",
@@ -140,7 +138,7 @@ impl<P: Ports> Core<P> {
                     INLINE_MAX + SEAL_OVERHEAD,
                 )?;
                 if len != body.size as usize + SEAL_OVERHEAD {
-                    return Err(ApiError::invalid(format!(
+                    return Err(ApiError::unprocessable(format!(
                         "size: the ciphertext holds {} plaintext bytes, not {}",
                         len.saturating_sub(SEAL_OVERHEAD),
                         body.size

@@ -506,7 +506,7 @@ impl<P: Ports> Core<P> {
             ));
         }
         if target == id {
-            return Err(ApiError::invalid(
+            return Err(ApiError::unprocessable(
                 "target_device_id: a device cannot trust itself",
             ));
         }

@@ -31,8 +31,21 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// Input that breaks a rule `schema/openapi.yaml` states (form, range, pattern): 400.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::bad_request("invalid_field", message)
+    }
+
+    /// Well-formed input the contract's schema cannot judge: it names the caller itself, or
+    /// disagrees with another field or with what the server holds (a part the file does not
+    /// have). 422, so a client can tell it from a form error its schema would have caught.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+
+    /// A size over a limit (a deployment's, or the contract's where JSON Schema cannot count it).
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {

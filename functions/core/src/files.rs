@@ -408,7 +408,7 @@ impl<P: Ports> Core<P> {
         let caller = self.caller(rq).await?;
         let sender = caller.device()?.to_owned();
         if target.as_deref() == Some(sender.as_str()) {
-            return Err(ApiError::invalid(
+            return Err(ApiError::unprocessable(
                 "target_device_id: send to another device, not this one",
             ));
         }
@@ -609,7 +609,7 @@ impl<P: Ports> Core<P> {
                     .ok()
                     .filter(|n| (1..=file.part_count).contains(&u64::from(*n)))
                     .ok_or_else(|| {
-                        ApiError::invalid(format!(
+                        ApiError::unprocessable(format!(
                             "part_numbers: {n} is not a part of this file (1 to {})",
                             file.part_count
                         ))
@@ -647,7 +647,7 @@ impl<P: Ports> Core<P> {
         file.require_sender(&device)?;
         file.require_uploading()?;
         if !(1..=file.part_count).contains(&body.part_number) {
-            return Err(ApiError::invalid(format!(
+            return Err(ApiError::unprocessable(format!(
                 "part_number: must be 1 to {}",
                 file.part_count
             )));
@@ -915,7 +915,7 @@ impl<P: Ports> Core<P> {
             ));
         }
         if target == file.sender_device_id {
-            return Err(ApiError::invalid(
+            return Err(ApiError::unprocessable(
                 "device_id: the sending device already has this file",
             ));
         }
@@ -1005,7 +1005,9 @@ impl<P: Ports> Core<P> {
                     ))
                 })
                 .ok_or_else(|| {
-                    ApiError::invalid("cursor: pass back the next_cursor of the previous page")
+                    ApiError::unprocessable(
+                        "cursor: pass back the next_cursor of the previous page",
+                    )
                 })?,
         };
         let (_, found) = self

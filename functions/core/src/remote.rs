@@ -219,7 +219,7 @@ fn check_input(e: &Value, i: usize) -> ApiResult<()> {
         }
         Some("key") => {
             let key = e["key"].as_str().unwrap_or_default();
-            if key.is_empty() || key.len() > 32 || !e["down"].is_boolean() {
+            if key.is_empty() || key.chars().count() > 32 || !e["down"].is_boolean() {
                 return Err(bad(
                     "key: a key name (1 to 32 characters) with down: true|false",
                 ));
@@ -372,7 +372,7 @@ impl<P: Ports> Core<P> {
             .and_then(|r| r.first())
             .ok_or_else(|| ApiError::not_found("device"))?;
         if target == me {
-            return Err(ApiError::invalid(
+            return Err(ApiError::unprocessable(
                 "target_device_id: a device cannot control itself",
             ));
         }

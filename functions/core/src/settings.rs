@@ -125,7 +125,7 @@ fn check(body: ChangeBody, now_ms: i64, at: &str) -> ApiResult<Change> {
         (false, Some(v)) => {
             let text = v.to_string();
             if text.len() > MAX_VALUE_BYTES {
-                return Err(ApiError::invalid(format!(
+                return Err(ApiError::too_large(format!(
                     "{at}value: must be at most {MAX_VALUE_BYTES} bytes of JSON"
                 )));
             }
@@ -749,9 +749,12 @@ impl<P: Ports> Core<P> {
             ("client", None) => ("manual_client", vec![held]),
             ("value", Some(v)) => {
                 let text = v.to_string();
-                if text.len() > MAX_VALUE_BYTES || v.is_null() {
-                    return Err(ApiError::invalid(format!(
-                        "value: JSON other than null, at most {MAX_VALUE_BYTES} bytes"
+                if v.is_null() {
+                    return Err(ApiError::invalid("value: JSON other than null"));
+                }
+                if text.len() > MAX_VALUE_BYTES {
+                    return Err(ApiError::too_large(format!(
+                        "value: at most {MAX_VALUE_BYTES} bytes of JSON"
                     )));
                 }
                 (

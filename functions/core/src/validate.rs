@@ -4,7 +4,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub fn email(raw: &str) -> ApiResult<String> {
     let email = raw.trim().to_lowercase();
-    let valid = (3..=254).contains(&email.len())
+    let valid = (3..=254).contains(&email.chars().count())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
@@ -62,11 +62,9 @@ pub fn sealed(field: &str, raw: &str, min: usize, max: usize) -> ApiResult<usize
         Ok(bytes) if bytes.len() < min => Err(ApiError::invalid(format!(
             "{field}: must be {min} to {max} bytes"
         ))),
-        Ok(_) => Err(ApiError::new(
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("{field}: must be {min} to {max} bytes"),
-        )),
+        Ok(_) => Err(ApiError::too_large(format!(
+            "{field}: must be {min} to {max} bytes"
+        ))),
         Err(_) => Err(ApiError::invalid(format!("{field}: must be base64"))),
     }
 }

@@ -67,11 +67,9 @@ pub fn json_body_max<T: DeserializeOwned>(
     max: usize,
 ) -> ApiResult<T> {
     if body.len() > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body exceeds {max} bytes"),
-        ));
+        return Err(ApiError::too_large(format!(
+            "request body exceeds {max} bytes"
+        )));
     }
     let is_json = headers
         .get(CONTENT_TYPE)
@@ -86,11 +84,34 @@ pub fn json_body_max<T: DeserializeOwned>(
         ));
     }
     // Syntax first, shape second, so each failure gets its own code.
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
     })?;
+    whole_numbers_as_integers(&mut value);
     serde_json::from_value(value)
         .map_err(|e| ApiError::invalid(format!("body does not match the expected shape: {e}")))
+}
+
+/// JSON Schema counts a number with no fraction (`20.0`) as an integer, and so may a client
+/// generated from the contract; serde would refuse it where an integer is wanted.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                // `as` saturates, and u64::MAX rounds up to 2^64 as a float: below 2^64, a
+                // value that survives the round trip is exact.
+                if (0.0..18_446_744_073_709_551_616.0).contains(&f) && (f as u64) as f64 == f {
+                    *value = Value::from(f as u64);
+                } else if (f as i64) as f64 == f {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 pub fn render(result: ApiResult<Reply>) -> Response<Vec<u8>> {
