@@ -1,5 +1,6 @@
 -- udc schema, part 3: files sent between a user's devices. The bytes live in object storage
--- (ARCHITECTURE rule 5); these rows are what the functions signed and recorded.
+-- (docs/ARCHITECTURE.md, "Bytes never pass through a function"); these rows are what the
+-- functions signed and recorded.
 
 CREATE TABLE files (
   id TEXT PRIMARY KEY,

@@ -1,5 +1,6 @@
-//! Errors are data (ARCHITECTURE rule 6): every failure becomes `{"error":{"code","message"}}`
-//! with the right status; nothing panics out to a host.
+//! Errors are data: every failure becomes `{"error":{"code","message"}}` with the right status;
+//! nothing panics out to a host (docs/ARCHITECTURE.md, "Errors are data, and the contract
+//! states every rule").
 
 use http::StatusCode;
 

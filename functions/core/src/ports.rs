@@ -1,7 +1,8 @@
 //! The ports: everything udc-core needs from the world. Each host (Workers, Spin, udc-server)
 //! supplies adapters; core itself does no I/O.
 //!
-//! No `Send` bounds: Workers and Spin run single-threaded wasm (ARCHITECTURE rule 3).
+//! No `Send` bounds: Workers and Spin run single-threaded wasm (docs/ARCHITECTURE.md, "Pure
+//! core, thin hosts").
 #![allow(async_fn_in_trait)]
 
 use std::fmt;
