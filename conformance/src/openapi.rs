@@ -234,8 +234,9 @@ fn check_string(text: &str, schema: &Value, at: &str) -> Result<(), String> {
             return Err(format!("{at}: {text:?} does not match {pattern:?}"));
         }
     }
+    // JSON Schema's uuid is the hyphenated form only (the uuid crate also reads others).
     if schema.get("format").and_then(Value::as_str) == Some("uuid")
-        && uuid::Uuid::try_parse(text).is_err()
+        && (text.len() != 36 || uuid::Uuid::try_parse(text).is_err())
     {
         return Err(format!("{at}: {text:?} is not a UUID"));
     }
@@ -265,8 +266,11 @@ fn request_verdict(
     sent: &Sent,
 ) -> Result<(), String> {
     let (path, query) = sent.path.split_once('?').unwrap_or((sent.path, ""));
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
+    // Raw, as the server reads them: its parameters are plain tokens, never percent-encoded.
+    let query: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
         .collect();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let parameters = item
@@ -292,8 +296,8 @@ fn request_verdict(
                 .map(|s| (*s).to_owned()),
             Some("query") => query
                 .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone()),
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned()),
             Some("header") => sent
                 .headers
                 .iter()
@@ -308,8 +312,7 @@ fn request_verdict(
             }
             continue;
         };
-        let schema = resolve(&p["schema"]);
-        let value = match schema["type"].as_str() {
+        let value = match resolve(&p["schema"])["type"].as_str() {
             Some("integer") => match given.parse::<i64>() {
                 Ok(n) => Value::from(n),
                 Err(_) => return Err(format!("{at}: {given:?} is not an integer")),
@@ -321,7 +324,8 @@ fn request_verdict(
             },
             _ => Value::String(given),
         };
-        check_schema(&value, schema, &at)?;
+        // The parameter's own schema: keywords beside a `$ref` count too.
+        check_schema(&value, &p["schema"], &at)?;
     }
     let Some(request) = operation.get("requestBody").map(resolve) else {
         return Ok(());
@@ -477,7 +481,11 @@ mod tests {
         )));
         // A rule the schema cannot state answers 422, which it documents.
         check_exchange(&sent(&post, path, Some(&good)), 422, &refused);
-        // Query parameters are part of the request too.
+        // Parameters are part of the request too, with the keywords beside their `$ref`.
+        let put = Method::PUT;
+        let long_key = format!("/sync/handoff/{}", "a".repeat(65));
+        let body = json!({ "content_type": "text/plain", "ciphertext": "A".repeat(56) });
+        check_exchange(&sent(&put, &long_key, Some(&body)), 400, &refused);
         let get = Method::GET;
         check_exchange(&sent(&get, "/remote/sessions?limit=0", None), 400, &refused);
         assert!(fails(|| check_exchange(

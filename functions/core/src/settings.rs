@@ -109,7 +109,57 @@ struct ChangeResult {
 fn timestamp_ms(field: &str, raw: &str) -> ApiResult<i64> {
     raw.parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| ApiError::invalid(format!("{field}: must be an RFC 3339 time")))
+        .map_err(|_| {
+            // The contract's pattern checks the form; a day the calendar lacks it cannot.
+            if rfc3339_form(raw) {
+                ApiError::unprocessable(format!("{field}: no such date or time"))
+            } else {
+                ApiError::invalid(format!("{field}: must be an RFC 3339 time"))
+            }
+        })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with each number in its range: the form
+/// `schema/openapi.yaml` gives `modified_at`.
+fn rfc3339_form(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let num = |from: usize, to: usize, max: u32| -> bool {
+        b.get(from..to)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+            && raw[from..to].parse::<u32>().is_ok_and(|n| n <= max)
+    };
+    let at = |i: usize, set: &[u8]| b.get(i).is_some_and(|c| set.contains(c));
+    let fixed = num(0, 4, 9999)
+        && at(4, b"-")
+        && num(5, 7, 12)
+        && !raw[5..7].starts_with("00")
+        && at(7, b"-")
+        && num(8, 10, 31)
+        && !raw[8..10].starts_with("00")
+        && at(10, b"Tt ")
+        && num(11, 13, 23)
+        && at(13, b":")
+        && num(14, 16, 59)
+        && at(16, b":")
+        && num(17, 19, 60);
+    if !fixed {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b".") {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        i += 1 + digits;
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            i + 6 == b.len() && num(i + 1, i + 3, 23) && at(i + 3, b":") && num(i + 4, i + 6, 59)
+        }
+        _ => false,
+    }
 }
 
 fn check(body: ChangeBody, now_ms: i64, at: &str) -> ApiResult<Change> {
@@ -842,4 +892,26 @@ fn already_resolved() -> ApiError {
         "conflict_already_resolved",
         "this conflict is already resolved",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_of_the_right_form_on_no_such_day_is_422_and_a_wrong_form_400() {
+        assert!(timestamp_ms("t", "2026-01-01T10:00:00Z").is_ok());
+        assert!(timestamp_ms("t", "2026-01-01T10:00:00.25+02:00").is_ok());
+        let status = |raw: &str| timestamp_ms("t", raw).map_err(|e| e.status.as_u16()).err();
+        assert_eq!(status("2026-02-30T10:00:00Z"), Some(422));
+        for wrong in [
+            "soon",
+            "2026-13-01T10:00:00Z",
+            "2026-01-01T10:00:00",
+            "2026-01-01T10:00:00.Z",
+            "２026-01-01T10:00:00Z",
+        ] {
+            assert_eq!(status(wrong), Some(400), "{wrong}");
+        }
+    }
 }

@@ -3,8 +3,10 @@
 use crate::error::{ApiError, ApiResult};
 
 pub fn email(raw: &str) -> ApiResult<String> {
+    // Counted before lower-casing, which can lengthen a string ('İ' is two characters lower).
+    let length = raw.trim().chars().count();
     let email = raw.trim().to_lowercase();
-    let valid = (3..=254).contains(&email.chars().count())
+    let valid = (3..=254).contains(&length)
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
