@@ -11,8 +11,9 @@
 # bytes, time to interactive, sign-in (KDF in wasm) against the native KDF, and a file (1 GiB)
 # sent from the page against the agent, with the browser's peak memory (udc-web-bench); on
 # udc-server, requests per second under load (wrk -c32: /health against an authenticated
-# GET /devices) and a clipboard storm (udc-storm-bench: 500 devices with open sockets, 20 posts/s
-# for 60 s: answer and delivery times, deliveries lost, sockets closed).
+# GET /devices) and clipboard storms (udc-storm-bench: one account of 501 devices with open
+# sockets, 20 posts/s for 60 s; 200 accounts of 2 devices, each device posting once a second:
+# answer and delivery times, deliveries lost, sockets closed).
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,8 @@ for path in /health /devices; do
   echo "wrk -c32 10 s GET $path: $(wrk -t2 -c32 -d10s --latency -H "Authorization: Bearer $token" "$UDC_BASE_URL$path" \
     | awk '/Requests\/sec/ { rps = $2 } / 99%/ { p99 = $2 } END { print rps " req/s, p99 " p99 }')"
 done
-"$BIN/release/udc-storm-bench" --devices 500 --posts-per-sec 20 --seconds 60
+"$BIN/release/udc-storm-bench" --devices 501 --posts-per-sec 20 --seconds 60
+"$BIN/release/udc-storm-bench" --accounts 200 --devices 2 --posts-per-sec 2 --seconds 60
 "$BIN/release/udc-remote-bench"
 "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 "$BIN/release/udc-web-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
