@@ -2,6 +2,8 @@
 //! open, derive and name keys the same way: what one seals the other opens.
 //! `scripts/test.sh` builds the package (wasm-bindgen, Node target) and names its directory in
 //! `UDC_CLIENT_WASM_PKG`, then runs this ignored test.
+// A test file: its helpers, like its tests, fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,5 +1,7 @@
 //! Desktop helpers for the tests and benchmarks that run agents on real X servers: Xvfb
 //! displays, copy and paste through `xclip`, and `udc-agent clipboard` on a display.
+// Two system calls the standard library lacks (a signal other than KILL, poll on a socket).
+#![allow(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -123,6 +125,7 @@ impl Display {
 impl Drop for Display {
     fn drop(&mut self) {
         // SIGTERM, so Xvfb removes its socket and lock file.
+        // SAFETY: kill takes no memory; the pid is our own child's, not yet waited for.
         unsafe { libc::kill(self.server.id() as i32, libc::SIGTERM) };
         let _ = self.server.wait();
     }
@@ -459,6 +462,7 @@ impl Recorder {
                         events: libc::POLLIN,
                         revents: 0,
                     };
+                    // SAFETY: one valid pollfd, and the count says one.
                     unsafe { libc::poll(&mut fd, 1, left.as_millis().min(100) as i32) };
                 }
             }

@@ -1,6 +1,8 @@
 //! Screen capture on the controlled device.
 //! X11: the root window through MIT-SHM or `GetImage` (x11rb, no system libraries). The frame is
 //! BGRX, the X server's native 32-bit layout.
+// MIT-SHM needs System V shared memory, which only libc offers: each block says why it is sound.
+#![allow(unsafe_code)]
 
 use anyhow::{bail, Result};
 
@@ -74,6 +76,8 @@ impl X11Capture {
         use x11rb::protocol::shm::ConnectionExt as _;
         if let Some(shm) = self.shm.take() {
             let _ = self.conn.shm_detach(shm.seg);
+            // SAFETY: `shm.addr` came from our `shmat` and is detached once: `take()` above
+            // leaves no other `Shm` holding it, and no slice of it outlives `capture_with`.
             unsafe { libc::shmdt(shm.addr.cast()) };
         }
     }
@@ -116,9 +120,10 @@ impl X11Capture {
                     )?
                     .reply()?;
                 check(shm.size)?;
-                // The reply means the server has written the whole image, and it writes there
-                // again only on the next request, which cannot be made (`&mut self`) while the
-                // slice lives.
+                // SAFETY: the segment is `shm.size` bytes mapped at `shm.addr` until `detach`
+                // (checked against the screen's size above). The reply means the server has
+                // written the whole image, and it writes there again only on the next request,
+                // which cannot be made (`&mut self`) while the slice lives.
                 Ok(use_pixels(unsafe {
                     std::slice::from_raw_parts(shm.addr, shm.size)
                 }))
@@ -153,10 +158,12 @@ impl Shm {
         conn.extension_information(shm::X11_EXTENSION_NAME)
             .ok()
             .flatten()?;
+        // SAFETY: plain system calls on a new private segment; every result is checked.
         let id = unsafe { libc::shmget(libc::IPC_PRIVATE, size, libc::IPC_CREAT | 0o600) };
         if id < 0 {
             return None;
         }
+        // SAFETY: attaches the segment just made at an address the kernel picks; -1 is checked.
         let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
         let seg = conn.generate_id().ok();
         let attached = seg.and_then(|seg| {
@@ -169,6 +176,7 @@ impl Shm {
             .then_some(seg)
         });
         // Both sides are attached (or it failed): the segment goes away when they detach.
+        // SAFETY: IPC_RMID takes no buffer; `id` is the segment made above.
         unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
         match attached {
             Some(seg) => Some(Shm {
@@ -178,6 +186,7 @@ impl Shm {
             }),
             None => {
                 if addr as isize != -1 {
+                    // SAFETY: attached above and never handed out: nothing else uses it.
                     unsafe { libc::shmdt(addr) };
                 }
                 None

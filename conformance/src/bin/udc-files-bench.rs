@@ -50,6 +50,7 @@ fn agent(config: &Path, args: &[&str], stdin: &str) -> (Value, Duration, i64) {
 }
 
 /// Waits for one child; its exit status and peak resident set (Linux: KiB).
+#[allow(unsafe_code)] // the standard library reads no child's rusage
 fn wait_with_rusage(pid: libc::pid_t) -> (i32, i64) {
     // SAFETY: wait4 writes only the status and the struct it is given.
     unsafe {

@@ -40,7 +40,10 @@ async fn main() -> Result<()> {
         }
     }
     let base = base.context("--base-url URL")?;
-    anyhow::ensure!(devices >= 2, "--devices: at least 2 (one posts, the others receive)");
+    anyhow::ensure!(
+        devices >= 2,
+        "--devices: at least 2 (one posts, the others receive)"
+    );
     let set_up = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<Seen>();
     let mut members = Vec::with_capacity(accounts);

@@ -1,5 +1,7 @@
 //! The hub machine on real SQLite (the schema the hosts use), with time as an input: what the
 //! black-box suite cannot wait for — heartbeat timeouts, retention, resync — is driven here.
+// A test file: its helpers, like its tests, fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -6,7 +6,6 @@ mod spin_http;
 mod spin_hub;
 mod spin_sqlite;
 
-use spin_sdk::http_component;
 use udc_core::{
     error_response, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports, RequestContext,
     SystemClock,
@@ -51,7 +50,16 @@ fn respond_error(err: ApiError) -> http::Response<Vec<u8>> {
     error_response(&err)
 }
 
-#[http_component]
+/// The component's entry point. `#[http_component]` generates the export the component model
+/// calls, which must be an unsafe `extern` function: the only unsafe code of this crate.
+#[allow(unsafe_code)]
+mod entry {
+    #[spin_sdk::http_component]
+    async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Vec<u8>>> {
+        super::handle(req).await
+    }
+}
+
 async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Vec<u8>>> {
     // Spin variable names are lowercase.
     let config =
