@@ -173,16 +173,19 @@ fn check_object(
             (None, _) => {}
         }
     }
-    let count = map.len() as u64;
-    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64) {
-        if count < min {
-            return Err(format!("{at}: {count} properties, at least {min}"));
-        }
+    check_count(map.len(), schema, "Properties", at)
+}
+
+/// `min<what>` and `max<what>` (Items, Properties, Length) against `count`.
+fn check_count(count: usize, schema: &Value, what: &str, at: &str) -> Result<(), String> {
+    let bound = |side: &str| schema.get(format!("{side}{what}")).and_then(Value::as_u64);
+    let count = count as u64;
+    let noun = what.to_ascii_lowercase();
+    if let Some(min) = bound("min").filter(|min| count < *min) {
+        return Err(format!("{at}: {noun} {count}, at least {min}"));
     }
-    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
-        if count > max {
-            return Err(format!("{at}: {count} properties, at most {max}"));
-        }
+    if let Some(max) = bound("max").filter(|max| count > *max) {
+        return Err(format!("{at}: {noun} {count}, at most {max}"));
     }
     Ok(())
 }
@@ -193,17 +196,7 @@ fn check_array(items: &[Value], schema: &Value, at: &str) -> Result<(), String> 
             check_schema(v, item_schema, &format!("{at}[{i}]"))?;
         }
     }
-    let count = items.len() as u64;
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-        if count < min {
-            return Err(format!("{at}: {count} items, at least {min}"));
-        }
-    }
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-        if count > max {
-            return Err(format!("{at}: {count} items, at most {max}"));
-        }
-    }
+    check_count(items.len(), schema, "Items", at)?;
     if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
         for (i, v) in items.iter().enumerate() {
             if items[..i].contains(v) {
@@ -216,17 +209,7 @@ fn check_array(items: &[Value], schema: &Value, at: &str) -> Result<(), String> 
 
 fn check_string(text: &str, schema: &Value, at: &str) -> Result<(), String> {
     // JSON Schema counts characters (code points), not bytes.
-    let chars = text.chars().count() as u64;
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if chars < min {
-            return Err(format!("{at}: {chars} characters, at least {min}"));
-        }
-    }
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if chars > max {
-            return Err(format!("{at}: {chars} characters, at most {max}"));
-        }
-    }
+    check_count(text.chars().count(), schema, "Length", at)?;
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         let re = regex::Regex::new(pattern)
             .unwrap_or_else(|e| panic!("openapi: {at}: bad pattern {pattern:?}: {e}"));

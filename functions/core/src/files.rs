@@ -72,6 +72,33 @@ struct ConfirmBody {
 }
 
 /// A file row with what access checks need.
+/// Where a file is in its life; `files.state` holds `as_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum FileState {
+    /// Initiated: parts may be uploaded until the upload completes.
+    Uploading,
+    /// Completed at the store: it may be downloaded.
+    Available,
+}
+
+impl FileState {
+    fn as_str(self) -> &'static str {
+        match self {
+            FileState::Uploading => "uploading",
+            FileState::Available => "available",
+        }
+    }
+
+    fn parse(raw: &str) -> ApiResult<FileState> {
+        match raw {
+            "uploading" => Ok(FileState::Uploading),
+            "available" => Ok(FileState::Available),
+            other => Err(ApiError::internal(format!("a file in state {other:?}"))),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct FileRecord {
     id: String,
@@ -79,7 +106,7 @@ struct FileRecord {
     mime: String,
     size: u64,
     sha256: String,
-    state: String,
+    state: FileState,
     sender_device_id: String,
     part_size: u64,
     part_count: u64,
@@ -125,7 +152,7 @@ fn record(row: &Row) -> ApiResult<FileRecord> {
         mime: rows::text(row, 2)?,
         size: unsigned(row, 3)?,
         sha256: rows::text(row, 4)?,
-        state: rows::text(row, 5)?,
+        state: FileState::parse(&rows::text(row, 5)?)?,
         sender_device_id: rows::text(row, 6)?,
         part_size: unsigned(row, 7)?,
         part_count: unsigned(row, 8)?,
@@ -146,8 +173,7 @@ pub struct FileView {
     mime: String,
     size: u64,
     sha256: String,
-    /// `uploading` or `available`.
-    state: String,
+    state: FileState,
     sender_device_id: String,
     shared_with: Vec<String>,
     created_at: String,
@@ -164,7 +190,7 @@ impl FileRecord {
             mime: self.mime.clone(),
             size: self.size,
             sha256: self.sha256.clone(),
-            state: self.state.clone(),
+            state: self.state,
             sender_device_id: self.sender_device_id.clone(),
             shared_with: self.shared_with.clone(),
             created_at: rows::timestamp(self.created_at),
@@ -204,7 +230,7 @@ impl FileRecord {
     }
 
     fn require_uploading(&self) -> ApiResult<()> {
-        if self.state == "uploading" {
+        if self.state == FileState::Uploading {
             Ok(())
         } else {
             Err(ApiError::conflict(
@@ -215,7 +241,7 @@ impl FileRecord {
     }
 
     fn require_available(&self) -> ApiResult<()> {
-        if self.state == "available" {
+        if self.state == FileState::Available {
             Ok(())
         } else {
             Err(ApiError::conflict(
@@ -418,7 +444,7 @@ impl<P: Ports> Core<P> {
             mime,
             size: body.size,
             sha256,
-            state: "uploading".into(),
+            state: FileState::Uploading,
             sender_device_id: sender,
             part_size,
             part_count,
@@ -480,7 +506,7 @@ impl<P: Ports> Core<P> {
             .transpose()?
         {
             file.object_key = key;
-            file.state = "available".into();
+            file.state = FileState::Available;
             file.completed_at = Some(rq.now_ms);
             let changes = self.ports.sql().batch(self.insert_file(user, file)).await?;
             // Zero when the source file went away meanwhile: then upload after all.
@@ -492,7 +518,7 @@ impl<P: Ports> Core<P> {
                 )?
                 .warn(warning));
             }
-            file.state = "uploading".into();
+            file.state = FileState::Uploading;
             file.completed_at = None;
         }
         file.object_key = format!("{user}/{}", file.id);
@@ -544,7 +570,7 @@ impl<P: Ports> Core<P> {
             f.created_at.into(),
             f.completed_at.into(),
         ];
-        let mut stmts = vec![if f.state == "available" {
+        let mut stmts = vec![if f.state == FileState::Available {
             let mut p = params;
             p.extend([user.into(), f.object_key.as_str().into()]);
             Stmt::new(
@@ -726,7 +752,7 @@ impl<P: Ports> Core<P> {
             recorded.push(n);
             done.push(serde_json::json!({"part_number": n, "etag": rows::text(row, 1)?}));
         }
-        let missing: Vec<u64> = if file.state == "available" {
+        let missing: Vec<u64> = if file.state == FileState::Available {
             Vec::new()
         } else {
             (1..=file.part_count)
@@ -760,7 +786,7 @@ impl<P: Ports> Core<P> {
         mut file: FileRecord,
     ) -> ApiResult<Reply> {
         // Completing twice is harmless: the second time there is nothing left to do.
-        if file.state == "available" {
+        if file.state == FileState::Available {
             return Reply::ok(serde_json::json!({"file": file.view()}));
         }
         let upload_id = file.upload_id.clone().unwrap_or_default();
@@ -837,7 +863,7 @@ impl<P: Ports> Core<P> {
             let (_, _, now) = self.caller_and_file(rq, &file.id, false).await?;
             return Reply::ok(serde_json::json!({"file": now.view()}));
         }
-        file.state = "available".into();
+        file.state = FileState::Available;
         file.completed_at = Some(rq.now_ms);
         let user = caller.user_id.as_str();
         let warning = self
@@ -937,7 +963,7 @@ impl<P: Ports> Core<P> {
         if changes.first() == Some(&1) {
             file.shared_with.push(target.clone());
             file.shared_with.sort();
-            if file.state == "available" {
+            if file.state == FileState::Available {
                 let only = FileRecord {
                     shared_with: vec![target.clone()],
                     ..file.clone()
@@ -1051,7 +1077,7 @@ impl<P: Ports> Core<P> {
     /// softly and can be restored for 30 days.
     pub(crate) async fn delete_file(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
         let (caller, device, file) = self.caller_and_file(rq, id, false).await?;
-        if file.state == "uploading" {
+        if file.state == FileState::Uploading {
             file.require_sender(&device)?;
             let store = self.blob_store()?;
             let upload_id = file.upload_id.as_deref().unwrap_or_default();
