@@ -40,6 +40,60 @@ impl Mode {
             Mode::ViewAndControl => "view_and_control",
         }
     }
+
+    fn parse(raw: &str) -> ApiResult<Mode> {
+        match raw {
+            "view_only" => Ok(Mode::ViewOnly),
+            "view_and_control" => Ok(Mode::ViewAndControl),
+            other => Err(ApiError::internal(format!("a session in mode {other:?}"))),
+        }
+    }
+}
+
+/// Where a session is: asked, then answered (active or denied), then over (ended, or expired
+/// before it started). `remote_sessions.state` holds `as_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Pending,
+    Active,
+    Denied,
+    Expired,
+    Ended,
+}
+
+impl SessionState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Pending => "pending",
+            SessionState::Active => "active",
+            SessionState::Denied => "denied",
+            SessionState::Expired => "expired",
+            SessionState::Ended => "ended",
+        }
+    }
+
+    fn parse(raw: &str) -> ApiResult<SessionState> {
+        match raw {
+            "pending" => Ok(SessionState::Pending),
+            "active" => Ok(SessionState::Active),
+            "denied" => Ok(SessionState::Denied),
+            "expired" => Ok(SessionState::Expired),
+            "ended" => Ok(SessionState::Ended),
+            other => Err(ApiError::internal(format!("a session in state {other:?}"))),
+        }
+    }
+
+    /// Not yet over: it can still be answered, driven or ended.
+    fn live(self) -> bool {
+        matches!(self, SessionState::Pending | SessionState::Active)
+    }
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,9 +117,9 @@ pub struct Session {
     pub id: String,
     pub requester: String,
     pub target: String,
-    pub mode: String,
+    pub mode: Mode,
     pub max_duration_secs: i64,
-    pub state: String,
+    pub state: SessionState,
     pub created_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
@@ -98,9 +152,9 @@ fn session(row: &Row) -> ApiResult<Session> {
         id: rows::text(row, 0)?,
         requester: rows::text(row, 1)?,
         target: rows::text(row, 2)?,
-        mode: rows::text(row, 3)?,
+        mode: Mode::parse(&rows::text(row, 3)?)?,
         max_duration_secs: rows::int(row, 4)?,
-        state: rows::text(row, 5)?,
+        state: SessionState::parse(&rows::text(row, 5)?)?,
         created_at: rows::int(row, 6)?,
         answered_at: rows::opt_int(row, 7)?,
         ended_at: rows::opt_int(row, 8)?,
@@ -114,21 +168,21 @@ fn session(row: &Row) -> ApiResult<Session> {
 
 impl Session {
     /// Whether time alone has ended it, and how: unanswered, past its duration, or silent.
-    pub fn lapsed(&self, now: i64) -> Option<(&'static str, &'static str)> {
-        match self.state.as_str() {
-            "pending" if now >= self.created_at + ANSWER_WITHIN_MS => {
-                Some(("expired", "not_answered"))
+    pub fn lapsed(&self, now: i64) -> Option<(SessionState, &'static str)> {
+        match self.state {
+            SessionState::Pending if now >= self.created_at + ANSWER_WITHIN_MS => {
+                Some((SessionState::Expired, "not_answered"))
             }
-            "active" => {
+            SessionState::Active => {
                 let started = self.answered_at.unwrap_or(self.created_at);
                 let last = self
                     .requester_seen_at
                     .unwrap_or(started)
                     .min(self.target_seen_at.unwrap_or(started));
                 if now >= started + self.max_duration_secs * 1000 {
-                    Some(("ended", "max_duration"))
+                    Some((SessionState::Ended, "max_duration"))
                 } else if now >= last + HEARTBEAT_LOST_MS {
-                    Some(("ended", "heartbeat_lost"))
+                    Some((SessionState::Ended, "heartbeat_lost"))
                 } else {
                     None
                 }
@@ -139,7 +193,7 @@ impl Session {
 
     fn view(&self, now: i64) -> Value {
         let ts = |t: Option<i64>| t.map(rows::timestamp);
-        let remaining = (self.state == "active").then(|| {
+        let remaining = (self.state == SessionState::Active).then(|| {
             let started = self.answered_at.unwrap_or(self.created_at);
             ((started + self.max_duration_secs * 1000 - now).max(0) + 999) / 1000
         });
@@ -308,7 +362,7 @@ impl<P: Ports> Core<P> {
         };
         let changed = self.end(user, &s, state, reason, None, now).await?;
         if changed {
-            s.state = state.to_owned();
+            s.state = state;
             s.end_reason = Some(reason.to_owned());
             s.ended_at = Some(now);
         }
@@ -320,7 +374,7 @@ impl<P: Ports> Core<P> {
         &self,
         user: &str,
         s: &Session,
-        state: &str,
+        state: SessionState,
         reason: &str,
         by: Option<&str>,
         now: i64,
@@ -331,13 +385,13 @@ impl<P: Ports> Core<P> {
             .batch(vec![Stmt::new(
                 "UPDATE remote_sessions SET state = ?, end_reason = ?, ended_by_device_id = ?, ended_at = ? \
                  WHERE id = ? AND state = ?",
-                vec![state.into(), reason.into(), by.into(), now.into(), s.id.as_str().into(), s.state.as_str().into()],
+                vec![state.as_str().into(), reason.into(), by.into(), now.into(), s.id.as_str().into(), s.state.as_str().into()],
             )])
             .await?;
         if changes.first() != Some(&1) {
             return Ok(false);
         }
-        if s.state == "active" || by.is_some() {
+        if s.state == SessionState::Active || by.is_some() {
             let data = serde_json::json!({ "session_id": s.id, "reason": reason, "ended_by_device_id": by });
             // Both sides stop at once; the rest of the account sees it too.
             let _ = self
@@ -415,9 +469,9 @@ impl<P: Ports> Core<P> {
             id,
             requester: me,
             target: target.clone(),
-            mode: body.mode.as_str().to_owned(),
+            mode: body.mode,
             max_duration_secs: duration,
-            state: "pending".into(),
+            state: SessionState::Pending,
             created_at: now,
             answered_at: None,
             ended_at: None,
@@ -454,7 +508,7 @@ impl<P: Ports> Core<P> {
                 "only the target device answers a remote control request",
             ));
         }
-        if s.state != "pending" {
+        if s.state != SessionState::Pending {
             return Err(ApiError::conflict(
                 "session_not_pending",
                 format!(
@@ -466,9 +520,9 @@ impl<P: Ports> Core<P> {
         }
         let now = rq.now_ms;
         let (state, reason) = if approve {
-            ("active", None)
+            (SessionState::Active, None)
         } else {
-            ("denied", Some("denied"))
+            (SessionState::Denied, Some("denied"))
         };
         let changes = self
             .ports
@@ -477,7 +531,7 @@ impl<P: Ports> Core<P> {
                 "UPDATE remote_sessions SET state = ?, answered_at = ?, end_reason = ?, ended_at = ?, \
                  requester_seen_at = ?, target_seen_at = ? WHERE id = ? AND state = 'pending'",
                 vec![
-                    state.into(),
+                    state.as_str().into(),
                     now.into(),
                     reason.into(),
                     (!approve).then_some(now).into(),
@@ -493,7 +547,7 @@ impl<P: Ports> Core<P> {
                 "this session was answered meanwhile",
             ));
         }
-        s.state = state.to_owned();
+        s.state = state;
         s.answered_at = Some(now);
         s.end_reason = reason.map(str::to_owned);
         s.requester_seen_at = Some(now);
@@ -542,7 +596,7 @@ impl<P: Ports> Core<P> {
     pub(crate) async fn end_remote(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
         let (caller, me, s) = self.caller_and_session(rq, id).await?;
         let reason = if me == s.requester {
-            if s.state == "pending" {
+            if s.state == SessionState::Pending {
                 "canceled"
             } else {
                 "requester_ended"
@@ -554,15 +608,15 @@ impl<P: Ports> Core<P> {
                 "only the two devices of a session end it",
             ));
         };
-        if !matches!(s.state.as_str(), "pending" | "active") {
+        if !s.state.live() {
             // Already over: ending is idempotent.
             return Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }));
         }
         let now = rq.now_ms;
-        let state = if s.state == "pending" {
-            "expired"
+        let state = if s.state == SessionState::Pending {
+            SessionState::Expired
         } else {
-            "ended"
+            SessionState::Ended
         };
         self.end(&caller.user_id, &s, state, reason, Some(&me), now)
             .await?;
@@ -584,7 +638,7 @@ impl<P: Ports> Core<P> {
                 "only the two devices of a session send its heartbeats",
             ));
         };
-        if s.state != "active" {
+        if s.state != SessionState::Active {
             return Err(ApiError::conflict(
                 "session_not_active",
                 format!(
@@ -612,13 +666,13 @@ impl<P: Ports> Core<P> {
                 "only the controlling device sends input",
             ));
         }
-        if s.state != "active" {
+        if s.state != SessionState::Active {
             return Err(ApiError::conflict(
                 "session_not_active",
                 format!("this session is {}", s.state),
             ));
         }
-        if s.mode != Mode::ViewAndControl.as_str() {
+        if s.mode != Mode::ViewAndControl {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "view_only",
@@ -749,9 +803,9 @@ mod tests {
             id: "s".into(),
             requester: "r".into(),
             target: "t".into(),
-            mode: "view_only".into(),
+            mode: Mode::ViewOnly,
             max_duration_secs: 120,
-            state: "active".into(),
+            state: SessionState::Active,
             created_at: at - 1000,
             answered_at: Some(at),
             ended_at: None,
@@ -767,18 +821,24 @@ mod tests {
     fn sessions_lapse_unanswered_silent_or_past_their_duration() {
         let mut s = active(0);
         assert_eq!(s.lapsed(14_999), None);
-        assert_eq!(s.lapsed(15_000), Some(("ended", "heartbeat_lost")));
+        assert_eq!(
+            s.lapsed(15_000),
+            Some((SessionState::Ended, "heartbeat_lost"))
+        );
         s.requester_seen_at = Some(110_000);
         s.target_seen_at = Some(118_000);
         assert_eq!(s.lapsed(119_000), None);
-        assert_eq!(s.lapsed(120_000), Some(("ended", "max_duration")));
-        s.state = "pending".into();
+        assert_eq!(
+            s.lapsed(120_000),
+            Some((SessionState::Ended, "max_duration"))
+        );
+        s.state = SessionState::Pending;
         assert_eq!(s.lapsed(s.created_at + ANSWER_WITHIN_MS - 1), None);
         assert_eq!(
             s.lapsed(s.created_at + ANSWER_WITHIN_MS),
-            Some(("expired", "not_answered"))
+            Some((SessionState::Expired, "not_answered"))
         );
-        s.state = "ended".into();
+        s.state = SessionState::Ended;
         assert_eq!(s.lapsed(i64::MAX / 2), None);
     }
 
