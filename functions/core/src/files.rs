@@ -1,7 +1,7 @@
 //! Files sent between a user's devices. Bytes never pass through here (docs/ARCHITECTURE.md,
 //! "Bytes never pass through a function"): core signs URLs, asks the store to start and finish
-//! multipart uploads, and records what the devices report. Every query is scoped by the caller's account; another account's file is
-//! simply not found.
+//! multipart uploads, and records what the devices report. Every query is scoped by the
+//! caller's account; another account's file is simply not found.
 
 use std::time::Duration;
 
