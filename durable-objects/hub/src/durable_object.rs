@@ -18,8 +18,9 @@ use worker::{
 
 use crate::machine::{Conn, ConnId, Hub, Output};
 use crate::protocol::{HubFrame, NewEvent, Relay, Revoked};
-use crate::sql_store::{SqlStore, SqlValue, SyncSql, AUDIENCE_COLUMN, SCHEMA};
+use crate::sql_store::{SqlStore, SyncSql, AUDIENCE_COLUMN, SCHEMA, SEQ_TRIGGER};
 use crate::store::StoreError;
+use udc_sql::{Row, SqlError, Value};
 
 /// Rows in a Durable Object belong to its one account; the column keeps the shared schema.
 const ACCOUNT: &str = "self";
@@ -34,35 +35,29 @@ struct Attachment {
 pub struct DoSql(SqlStorage);
 
 impl SyncSql for DoSql {
-    fn rows(
-        &self,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> std::result::Result<Vec<Vec<SqlValue>>, StoreError> {
+    fn rows(&self, sql: &str, params: Vec<Value>) -> std::result::Result<Vec<Row>, SqlError> {
         let bindings = params
             .into_iter()
             .map(|v| match v {
-                SqlValue::Null => SqlStorageValue::Null,
-                SqlValue::Integer(n) => SqlStorageValue::Integer(n),
-                SqlValue::Text(s) => SqlStorageValue::String(s),
+                Value::Null => SqlStorageValue::Null,
+                Value::Integer(n) => SqlStorageValue::Integer(n),
+                Value::Real(f) => SqlStorageValue::Float(f),
+                Value::Text(s) => SqlStorageValue::String(s),
             })
             .collect::<Vec<_>>();
-        let cursor = self
-            .0
-            .exec(sql, bindings)
-            .map_err(|e| StoreError(e.to_string()))?;
+        let cursor = self.0.exec(sql, bindings).map_err(SqlError::new)?;
         cursor
             .raw()
             .map(|row| {
-                let row = row.map_err(|e| StoreError(e.to_string()))?;
+                let row = row.map_err(SqlError::new)?;
                 Ok(row
                     .into_iter()
                     .map(|v| match v {
-                        SqlStorageValue::Integer(n) => SqlValue::Integer(n),
-                        SqlStorageValue::Float(f) => SqlValue::Integer(f as i64),
-                        SqlStorageValue::Boolean(b) => SqlValue::Integer(i64::from(b)),
-                        SqlStorageValue::String(s) => SqlValue::Text(s),
-                        SqlStorageValue::Null | SqlStorageValue::Blob(_) => SqlValue::Null,
+                        SqlStorageValue::Integer(n) => Value::Integer(n),
+                        SqlStorageValue::Float(f) => Value::Real(f),
+                        SqlStorageValue::Boolean(b) => Value::Integer(i64::from(b)),
+                        SqlStorageValue::String(s) => Value::Text(s),
+                        SqlStorageValue::Null | SqlStorageValue::Blob(_) => Value::Null,
                     })
                     .collect())
             })
@@ -105,6 +100,8 @@ impl UserHub {
                     return Err(worker::Error::RustError(format!("hub schema: {e}")));
                 }
             }
+            sql.exec(SEQ_TRIGGER.trim(), None)
+                .map_err(|e| worker::Error::RustError(format!("hub schema: {e}")))?;
             let now = now_ms();
             let mut sockets = self.sockets.borrow_mut();
             let mut conns = Vec::new();

@@ -13,5 +13,5 @@ pub use machine::{Conn, ConnId, EventsPage, Hub, Output};
 pub use protocol::{
     Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
 };
-pub use sql_store::{SqlStore, SqlValue, SyncSql};
+pub use sql_store::{SqlStore, SyncSql};
 pub use store::{DevicePresence, HubStore, StoreError};

@@ -5,38 +5,20 @@ use serde_json::Value as Json;
 
 use crate::protocol::{Audience, Logged, NewEvent, PresenceState};
 use crate::store::{DevicePresence, HubStore, StoreError};
+use udc_sql::{Row, SqlError, Value};
 
 /// The schema, for drivers that create it themselves (the Durable Object, on start).
 pub const SCHEMA: &str = include_str!("../../../schema/migrations/0002_hub.sql");
 /// The later column those drivers add once (a second run fails with "duplicate column").
 pub const AUDIENCE_COLUMN: &str = include_str!("../../../schema/migrations/0007_hub_audience.sql");
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    Null,
-    Integer(i64),
-    Text(String),
-}
-
-impl From<&str> for SqlValue {
-    fn from(s: &str) -> Self {
-        SqlValue::Text(s.to_owned())
-    }
-}
-impl From<i64> for SqlValue {
-    fn from(n: i64) -> Self {
-        SqlValue::Integer(n)
-    }
-}
-impl From<Option<&str>> for SqlValue {
-    fn from(s: Option<&str>) -> Self {
-        s.map_or(SqlValue::Null, SqlValue::from)
-    }
-}
+/// The trigger that keeps `hub_seq` as events are stored (one statement; `IF NOT EXISTS`).
+pub const SEQ_TRIGGER: &str = include_str!("../../../schema/migrations/0008_hub_seq.sql");
+/// The hub's files in order, for a database made fresh (tests; hosts run core's migrations).
+pub const FRESH_SCHEMA: [&str; 3] = [SCHEMA, AUDIENCE_COLUMN, SEQ_TRIGGER];
 
 /// One statement at a time, with `?` parameters; rows positional.
 pub trait SyncSql {
-    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError>;
+    fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError>;
 }
 
 pub struct SqlStore<E: SyncSql> {
@@ -44,19 +26,21 @@ pub struct SqlStore<E: SyncSql> {
     pub user_id: String,
 }
 
-fn int(row: &[SqlValue], i: usize) -> Result<i64, StoreError> {
+fn int(row: &[Value], i: usize) -> Result<i64, StoreError> {
     match row.get(i) {
-        Some(SqlValue::Integer(n)) => Ok(*n),
+        Some(Value::Integer(n)) => Ok(*n),
+        // A driver that hands numbers over as floats (JavaScript's) may give a whole one so.
+        Some(Value::Real(f)) if f.fract() == 0.0 => Ok(*f as i64),
         other => Err(StoreError(format!(
             "column {i}: expected integer, got {other:?}"
         ))),
     }
 }
 
-fn text(row: &[SqlValue], i: usize) -> Result<Option<String>, StoreError> {
+fn text(row: &[Value], i: usize) -> Result<Option<String>, StoreError> {
     match row.get(i) {
-        Some(SqlValue::Text(s)) => Ok(Some(s.clone())),
-        Some(SqlValue::Null) => Ok(None),
+        Some(Value::Text(s)) => Ok(Some(s.clone())),
+        Some(Value::Null) => Ok(None),
         other => Err(StoreError(format!(
             "column {i}: expected text, got {other:?}"
         ))),
@@ -66,7 +50,7 @@ fn text(row: &[SqlValue], i: usize) -> Result<Option<String>, StoreError> {
 /// `target_device_id` of an event for more than one device (its `audience` lists them).
 const SEVERAL_DEVICES: &str = "*";
 
-fn audience(row: &[SqlValue]) -> Result<Audience, StoreError> {
+fn audience(row: &[Value]) -> Result<Audience, StoreError> {
     Ok(match (text(row, 3)?, text(row, 4)?) {
         (_, Some(list)) => Audience::Devices(
             serde_json::from_str(&list).map_err(|e| StoreError(format!("audience: {e}")))?,
@@ -76,7 +60,7 @@ fn audience(row: &[SqlValue]) -> Result<Audience, StoreError> {
     })
 }
 
-fn logged(row: &[SqlValue]) -> Result<Logged, StoreError> {
+fn logged(row: &[Value]) -> Result<Logged, StoreError> {
     let data = text(row, 5)?.unwrap_or_default();
     Ok(Logged {
         seq: int(row, 0)? as u64,
@@ -87,7 +71,7 @@ fn logged(row: &[SqlValue]) -> Result<Logged, StoreError> {
     })
 }
 
-fn presence(row: &[SqlValue]) -> Result<DevicePresence, StoreError> {
+fn presence(row: &[Value]) -> Result<DevicePresence, StoreError> {
     Ok(DevicePresence {
         device_id: text(row, 0)?.unwrap_or_default(),
         state: PresenceState::parse(&text(row, 1)?.unwrap_or_default()),
@@ -97,23 +81,13 @@ fn presence(row: &[SqlValue]) -> Result<DevicePresence, StoreError> {
 }
 
 impl<E: SyncSql> SqlStore<E> {
-    fn user(&self) -> SqlValue {
-        SqlValue::Text(self.user_id.clone())
+    fn user(&self) -> Value {
+        Value::Text(self.user_id.clone())
     }
 }
 
 impl<E: SyncSql> HubStore for SqlStore<E> {
     fn append(&mut self, at: i64, new: &NewEvent) -> Result<Logged, StoreError> {
-        let next = self.exec.rows(
-            "INSERT INTO hub_seq (user_id, last_seq) VALUES (?, 1) \
-             ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-            vec![self.user()],
-        )?;
-        let seq = next
-            .first()
-            .map(|r| int(r, 0))
-            .transpose()?
-            .ok_or_else(|| StoreError("no sequence number".into()))?;
         let data = new.data.to_string();
         let audience = match &new.to {
             Audience::All => None,
@@ -129,12 +103,15 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
             Audience::Devices(ids) if ids.len() == 1 => ids.first().map(String::as_str),
             Audience::Devices(_) => Some(SEVERAL_DEVICES),
         };
-        self.exec.rows(
+        // One statement takes the next number and stores the event (SEQ_TRIGGER moves
+        // `hub_seq` on): nothing can take a number without storing its event.
+        let stored = self.exec.rows(
             "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, audience, data) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, coalesce((SELECT last_seq FROM hub_seq WHERE user_id = ?), 0) + 1, \
+             ?, ?, ?, ?, ?) RETURNING seq",
             vec![
                 self.user(),
-                seq.into(),
+                self.user(),
                 at.into(),
                 new.event.as_str().into(),
                 target.into(),
@@ -142,6 +119,11 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
                 data.as_str().into(),
             ],
         )?;
+        let seq = stored
+            .first()
+            .map(|r| int(r, 0))
+            .transpose()?
+            .ok_or_else(|| StoreError("no sequence number".into()))?;
         Ok(Logged {
             seq: seq as u64,
             at,
@@ -177,13 +159,14 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
         let row = rows
             .first()
             .ok_or_else(|| StoreError("no bounds row".into()))?;
+        // NULL when the log or the counter has no row yet.
         let oldest = match row.first() {
-            Some(SqlValue::Integer(n)) => Some(*n as u64),
-            _ => None,
+            Some(Value::Null) => None,
+            _ => Some(int(row, 0)? as u64),
         };
         let last = match row.get(1) {
-            Some(SqlValue::Integer(n)) => *n as u64,
-            _ => 0,
+            Some(Value::Null) => 0,
+            _ => int(row, 1)? as u64,
         };
         Ok((oldest, last))
     }

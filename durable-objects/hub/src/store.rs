@@ -6,6 +6,12 @@ use crate::protocol::{Logged, NewEvent, PresenceState};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreError(pub String);
 
+impl From<udc_sql::SqlError> for StoreError {
+    fn from(e: udc_sql::SqlError) -> Self {
+        StoreError(e.0)
+    }
+}
+
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "hub store: {}", self.0)

@@ -3,53 +3,31 @@
 // A test file: its helpers, like its tests, fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use rusqlite::types::Value as V;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::Connection;
 use serde_json::json;
 use udc_hub::machine::{ALARM_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, RETAIN_EVENTS, RETAIN_MS};
 use udc_hub::protocol::close;
-use udc_hub::sql_store::{AUDIENCE_COLUMN, SCHEMA};
+use udc_hub::sql_store::{AUDIENCE_COLUMN, FRESH_SCHEMA, SCHEMA, SEQ_TRIGGER};
 use udc_hub::*;
+use udc_sql::{Row, SqlError, Value};
 
 #[derive(Clone)]
 struct Db(Rc<RefCell<Connection>>);
 
 impl SyncSql for Db {
-    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-        let conn = self.0.borrow();
-        let mut stmt = conn.prepare(sql).map_err(|e| StoreError(e.to_string()))?;
-        let width = stmt.column_count();
-        let params = params.into_iter().map(|v| match v {
-            SqlValue::Null => V::Null,
-            SqlValue::Integer(n) => V::Integer(n),
-            SqlValue::Text(s) => V::Text(s),
-        });
-        let mut rows = stmt
-            .query(params_from_iter(params))
-            .map_err(|e| StoreError(e.to_string()))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| StoreError(e.to_string()))? {
-            out.push(
-                (0..width)
-                    .map(|i| match row.get::<_, V>(i).unwrap() {
-                        V::Integer(n) => SqlValue::Integer(n),
-                        V::Text(s) => SqlValue::Text(s),
-                        _ => SqlValue::Null,
-                    })
-                    .collect(),
-            );
-        }
-        Ok(out)
+    fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError> {
+        udc_sql::rusqlite::rows(&self.0.borrow(), sql, &params)
     }
 }
 
 fn hub() -> Hub<SqlStore<Db>> {
     let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(SCHEMA).unwrap();
-    conn.execute_batch(AUDIENCE_COLUMN).unwrap();
+    for file in FRESH_SCHEMA {
+        conn.execute_batch(file).unwrap();
+    }
     Hub::new(
         SqlStore {
             exec: Db(Rc::new(RefCell::new(conn))),
@@ -57,6 +35,24 @@ fn hub() -> Hub<SqlStore<Db>> {
         },
         [],
     )
+}
+
+/// A database that refuses the next statement containing `on` once it is set, as a crash or a
+/// full disk would cut a write short.
+#[derive(Clone)]
+struct Refusing {
+    db: Db,
+    on: Rc<Cell<Option<&'static str>>>,
+}
+
+impl SyncSql for Refusing {
+    fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError> {
+        if self.on.get().is_some_and(|on| sql.contains(on)) {
+            self.on.set(None);
+            return Err(SqlError("refused".into()));
+        }
+        self.db.rows(sql, params)
+    }
 }
 
 fn frames(out: &[Output], conn: ConnId) -> Vec<HubFrame> {
@@ -106,6 +102,40 @@ fn replay_sends_what_was_missed_in_order_then_ready_then_live() {
         .iter()
         .any(|e| e.event == "device.online" && e.data["device_id"] == "b"));
     assert!(matches!(out.last(), Some(Output::Alarm(at)) if *at == T0 + ALARM_INTERVAL_MS));
+}
+
+/// An event the database refuses half-way takes no sequence number: the next one gets the next
+/// number, so no device ever sees a gap (a number given out and no event stored under it).
+#[test]
+fn an_event_the_database_refuses_leaves_no_gap_in_the_numbers() {
+    let conn = Connection::open_in_memory().unwrap();
+    for file in FRESH_SCHEMA {
+        conn.execute_batch(file).unwrap();
+    }
+    let on = Rc::new(Cell::new(None));
+    let mut h = Hub::new(
+        SqlStore {
+            exec: Refusing {
+                db: Db(Rc::new(RefCell::new(conn))),
+                on: on.clone(),
+            },
+            user_id: "u".into(),
+        },
+        [],
+    );
+    let first = h.publish(rename(0), T0).unwrap().0.seq;
+    on.set(Some("INSERT INTO hub_events"));
+    assert!(h.publish(rename(1), T0).is_err());
+    let next = h.publish(rename(2), T0).unwrap().0.seq;
+    assert_eq!(next, first + 1);
+    let seqs: Vec<u64> = h
+        .events_after("a", 0)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [first, first + 1]);
 }
 
 #[test]
@@ -189,6 +219,7 @@ fn events_logged_before_audiences_keep_their_one_target() {
     )
     .unwrap();
     conn.execute_batch(AUDIENCE_COLUMN).unwrap();
+    conn.execute_batch(SEQ_TRIGGER).unwrap();
     let h = Hub::new(
         SqlStore {
             exec: Db(Rc::new(RefCell::new(conn))),
@@ -318,8 +349,9 @@ fn acks_become_the_cursor_and_a_reconnect_is_online_again() {
 #[test]
 fn a_hub_rebuilt_after_eviction_carries_on_with_its_sockets() {
     let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(SCHEMA).unwrap();
-    conn.execute_batch(AUDIENCE_COLUMN).unwrap();
+    for file in FRESH_SCHEMA {
+        conn.execute_batch(file).unwrap();
+    }
     let db = Db(Rc::new(RefCell::new(conn)));
     let mut before = Hub::new(
         SqlStore {

@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_hub_audience",
         include_str!("../../../schema/migrations/0007_hub_audience.sql"),
     ),
+    (
+        "0008_hub_seq",
+        include_str!("../../../schema/migrations/0008_hub_seq.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

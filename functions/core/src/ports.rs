@@ -7,65 +7,7 @@
 
 use std::fmt;
 
-/// A SQLite value, the common ground of D1, Spin SQLite and rusqlite.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-}
-
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Text(v.to_owned())
-    }
-}
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Text(v)
-    }
-}
-impl From<&String> for Value {
-    fn from(v: &String) -> Self {
-        Value::Text(v.clone())
-    }
-}
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Integer(v)
-    }
-}
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(v: Option<T>) -> Self {
-        v.map_or(Value::Null, Into::into)
-    }
-}
-
-/// One statement with its positional (`?`) parameters.
-#[derive(Debug, Clone)]
-pub struct Stmt {
-    pub sql: &'static str,
-    pub params: Vec<Value>,
-}
-
-impl Stmt {
-    pub fn new(sql: &'static str, params: Vec<Value>) -> Self {
-        Stmt { sql, params }
-    }
-}
-
-/// Rows of a query, positional: core always names its columns in the SELECT.
-pub type Row = Vec<Value>;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqlError(pub String);
-
-impl fmt::Display for SqlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sql: {}", self.0)
-    }
-}
+pub use udc_sql::{Row, SqlError, Stmt, Value};
 
 /// The SQL executor. D1 has no interactive transactions, so multi-step changes are one
 /// `batch` (all or nothing) with conditional SQL; callers check the per-statement change counts.

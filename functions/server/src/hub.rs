@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::types::Value as Sqlv;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::Connection;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use udc_core::{Clock, HubError, RealtimeGrant, SystemClock};
 use udc_hub::{
-    ConnId, DevicePresence, EventsPage, Hub, NewEvent, Output, Relay, Revoked, SqlStore, SqlValue,
+    ConnId, DevicePresence, EventsPage, Hub, NewEvent, Output, Relay, Revoked, SqlStore,
     StoreError, SyncSql,
 };
+use udc_sql::{Row, SqlError, Value};
 
 /// What a socket task is told to do.
 #[derive(Debug)]
@@ -26,32 +26,10 @@ pub enum Outgoing {
 pub struct HubDb(Arc<Mutex<Connection>>);
 
 impl SyncSql for HubDb {
-    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-        let err = |e: rusqlite::Error| StoreError(e.to_string());
+    fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError> {
         // A panic elsewhere cannot leave a half-run statement behind: recover the connection.
         let conn = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stmt = conn.prepare_cached(sql).map_err(err)?;
-        let width = stmt.column_count();
-        let params = params.into_iter().map(|v| match v {
-            SqlValue::Null => Sqlv::Null,
-            SqlValue::Integer(n) => Sqlv::Integer(n),
-            SqlValue::Text(s) => Sqlv::Text(s),
-        });
-        let mut rows = stmt.query(params_from_iter(params)).map_err(err)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(err)? {
-            let mut values = Vec::with_capacity(width);
-            for i in 0..width {
-                values.push(match row.get::<_, Sqlv>(i).map_err(err)? {
-                    Sqlv::Integer(n) => SqlValue::Integer(n),
-                    Sqlv::Text(s) => SqlValue::Text(s),
-                    Sqlv::Real(f) => SqlValue::Integer(f as i64),
-                    Sqlv::Null | Sqlv::Blob(_) => SqlValue::Null,
-                });
-            }
-            out.push(values);
-        }
-        Ok(out)
+        udc_sql::rusqlite::rows(&conn, sql, &params)
     }
 }
 
@@ -321,9 +299,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hub.sqlite3");
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(udc_hub::sql_store::SCHEMA).unwrap();
-        conn.execute_batch(udc_hub::sql_store::AUDIENCE_COLUMN)
-            .unwrap();
+        for file in udc_hub::sql_store::FRESH_SCHEMA {
+            conn.execute_batch(file).unwrap();
+        }
         let hub = ServerHub::open(&path).unwrap();
         let (_, mut broken) = hub.connect(&grant("u1")).unwrap();
         let (_, mut healthy) = hub.connect(&grant("u2")).unwrap();

@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
-use udc_core::{Row, Sql, SqlError, Stmt, Value};
+use rusqlite::{Connection, OpenFlags};
+use udc_core::{Row, Sql, SqlError, Stmt};
+use udc_sql::rusqlite as rusqlite_exec;
 
 pub struct SqliteSql {
     /// Every change goes through this one connection: SQLite takes one writer at a time anyway.
@@ -21,26 +21,6 @@ const READERS: usize = 4;
 
 fn err(e: impl std::fmt::Display) -> SqlError {
     SqlError(e.to_string())
-}
-
-fn to_sql(v: &Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Integer(n) => SqlValue::Integer(*n),
-        Value::Real(f) => SqlValue::Real(*f),
-        Value::Text(s) => SqlValue::Text(s.clone()),
-    }
-}
-
-fn from_sql(v: SqlValue) -> Value {
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Integer(n) => Value::Integer(n),
-        SqlValue::Real(f) => Value::Real(f),
-        SqlValue::Text(s) => Value::Text(s),
-        // The schema has no BLOB columns; should one appear, read it as hex text.
-        SqlValue::Blob(b) => Value::Text(hex::encode(b)),
-    }
 }
 
 impl SqliteSql {
@@ -96,32 +76,15 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn rows_of(conn: &Connection, stmt: &Stmt) -> Result<Vec<Row>, SqlError> {
-    let mut prepared = conn.prepare_cached(stmt.sql).map_err(err)?;
-    let width = prepared.column_count();
-    let mut rows = prepared
-        .query(params_from_iter(stmt.params.iter().map(to_sql)))
-        .map_err(err)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(err)? {
-        let mut values = Vec::with_capacity(width);
-        for i in 0..width {
-            values.push(from_sql(row.get::<_, SqlValue>(i).map_err(err)?));
-        }
-        out.push(values);
-    }
-    Ok(out)
-}
-
 impl Sql for SqliteSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
         // A query that writes (an upsert with RETURNING) goes to the writer; SQLite says which.
         let reader = self.reader();
-        if reader.prepare_cached(stmt.sql).map_err(err)?.readonly() {
-            return rows_of(&reader, &stmt);
+        if rusqlite_exec::reads_only(&reader, stmt.sql)? {
+            return rusqlite_exec::rows(&reader, stmt.sql, &stmt.params);
         }
         drop(reader);
-        self.with(|conn| rows_of(conn, &stmt))
+        self.with(|conn| rusqlite_exec::rows(conn, stmt.sql, &stmt.params))
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
@@ -129,11 +92,7 @@ impl Sql for SqliteSql {
             let tx = conn.transaction().map_err(err)?;
             let mut changes = Vec::with_capacity(stmts.len());
             for stmt in &stmts {
-                let n = tx
-                    .prepare_cached(stmt.sql)
-                    .and_then(|mut p| p.execute(params_from_iter(stmt.params.iter().map(to_sql))))
-                    .map_err(err)?;
-                changes.push(n as u64);
+                changes.push(rusqlite_exec::execute(&tx, stmt.sql, &stmt.params)?);
             }
             tx.commit().map_err(err)?;
             Ok(changes)
@@ -144,6 +103,7 @@ impl Sql for SqliteSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use udc_core::Value;
 
     fn temp_db() -> (SqliteSql, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(

@@ -2,6 +2,7 @@
 //! over an `http::Request`), supplies Spin SQLite, outbound HTTP for the object store, the clock
 //! and randomness, and applies the schema itself because Spin has no migration tool.
 
+mod spin_exec;
 mod spin_http;
 mod spin_hub;
 mod spin_sqlite;

@@ -4,44 +4,15 @@
 
 use std::rc::Rc;
 
-use spin_sdk::sqlite::{Connection, Value as SpinValue};
-use udc_core::{Clock, HubError, SystemClock};
-use udc_hub::{
-    DevicePresence, EventsPage, Hub, NewEvent, Relay, Revoked, SqlStore, SqlValue, StoreError,
-    SyncSql,
-};
+use spin_sdk::sqlite::Connection;
+use udc_core::{Clock, HubError, Row, SqlError, SystemClock, Value};
+use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, Relay, Revoked, SqlStore, SyncSql};
 
 pub struct SpinDb(Rc<Connection>);
 
 impl SyncSql for &SpinDb {
-    fn rows(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-        let params: Vec<SpinValue> = params
-            .into_iter()
-            .map(|v| match v {
-                SqlValue::Null => SpinValue::Null,
-                SqlValue::Integer(n) => SpinValue::Integer(n),
-                SqlValue::Text(s) => SpinValue::Text(s),
-            })
-            .collect();
-        let result = self
-            .0
-            .execute(sql, &params)
-            .map_err(|e| StoreError(format!("{e:?}")))?;
-        Ok(result
-            .rows
-            .iter()
-            .map(|r| {
-                r.values
-                    .iter()
-                    .map(|v| match v {
-                        SpinValue::Integer(n) => SqlValue::Integer(*n),
-                        SpinValue::Text(s) => SqlValue::Text(s.clone()),
-                        SpinValue::Real(f) => SqlValue::Integer(*f as i64),
-                        SpinValue::Null | SpinValue::Blob(_) => SqlValue::Null,
-                    })
-                    .collect()
-            })
-            .collect())
+    fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError> {
+        crate::spin_exec::rows(&self.0, sql, &params)
     }
 }
 
@@ -72,7 +43,7 @@ impl udc_core::Hub for SpinHub {
         let done = self
             .hub(user_id)
             .publish(event, SystemClock.now_ms())
-            .and_then(|_| db.rows("COMMIT", vec![]));
+            .and_then(|_| Ok(db.rows("COMMIT", vec![])?));
         done.map(|_| ()).map_err(|e| {
             let _ = db.rows("ROLLBACK", vec![]);
             HubError::new(e)

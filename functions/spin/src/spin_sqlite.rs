@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use spin_sdk::sqlite::{Connection, Value as SpinValue};
+use spin_sdk::sqlite::Connection;
 use udc_core::{Row, Sql, SqlError, Stmt, Value};
 
 /// The request's one connection, shared with the hub port (one open per request, not two).
@@ -13,26 +13,6 @@ fn err(e: spin_sdk::sqlite::Error) -> SqlError {
     SqlError(format!("{e:?}"))
 }
 
-fn to_spin(v: &Value) -> SpinValue {
-    match v {
-        Value::Null => SpinValue::Null,
-        Value::Integer(n) => SpinValue::Integer(*n),
-        Value::Real(f) => SpinValue::Real(*f),
-        Value::Text(s) => SpinValue::Text(s.clone()),
-    }
-}
-
-fn from_spin(v: &SpinValue) -> Value {
-    match v {
-        SpinValue::Null => Value::Null,
-        SpinValue::Integer(n) => Value::Integer(*n),
-        SpinValue::Real(f) => Value::Real(*f),
-        SpinValue::Text(s) => Value::Text(s.clone()),
-        // The schema has no BLOB columns; should one appear, read it as hex text.
-        SpinValue::Blob(b) => Value::Text(hex::encode(b)),
-    }
-}
-
 impl SpinSql {
     pub fn open() -> Result<SpinSql, SqlError> {
         Connection::open_default()
@@ -40,20 +20,14 @@ impl SpinSql {
             .map_err(err)
     }
 
-    fn run(&self, sql: &str, params: &[SpinValue]) -> Result<Vec<Row>, SqlError> {
-        let result = self.0.execute(sql, params).map_err(err)?;
-        Ok(result
-            .rows
-            .iter()
-            .map(|r| r.values.iter().map(from_spin).collect())
-            .collect())
+    fn run(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqlError> {
+        crate::spin_exec::rows(&self.0, sql, params)
     }
 
     fn batch_in_tx(&self, stmts: &[Stmt]) -> Result<Vec<u64>, SqlError> {
         let mut changes = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            let params: Vec<SpinValue> = stmt.params.iter().map(to_spin).collect();
-            self.run(stmt.sql, &params)?;
+            self.run(stmt.sql, &stmt.params)?;
             let n = self.run("SELECT changes()", &[])?;
             changes.push(match n.first().and_then(|r| r.first()) {
                 Some(Value::Integer(n)) => *n as u64,
@@ -66,8 +40,7 @@ impl SpinSql {
 
 impl Sql for SpinSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
-        let params: Vec<SpinValue> = stmt.params.iter().map(to_spin).collect();
-        self.run(stmt.sql, &params)
+        self.run(stmt.sql, &stmt.params)
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
