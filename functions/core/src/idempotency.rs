@@ -7,7 +7,7 @@
 //! A claimed key whose request has not answered within `LEASE_MS` is taken as lost (its host
 //! was killed, or lost power, mid-request) and the next request with the key runs it again. So
 //! every operation run under a key must be safe to run twice: each one's second run finds what
-//! the first did (a completed upload finds its object at the store, `files::complete`).
+//! the first did (a completed upload finds its object at the store: `complete` in `files/upload.rs`).
 
 use http::StatusCode;
 use sha2::{Digest, Sha256};
