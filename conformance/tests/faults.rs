@@ -304,6 +304,137 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every event the account's log holds, read page by page as `device` polls it.
+async fn whole_log(account: &Account, device: &TestDevice) -> Vec<udc_hub::Event> {
+    let mut all: Vec<udc_hub::Event> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.seq);
+        let page = events(account, device, after).await;
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// udc-server killed 25 times during 4,000 settings writes (eight at a time, each its own key,
+/// so a write cut by a kill is either made or not): every write the server made has its event
+/// in the log exactly once, no event names a write it did not make, and the numbers a device
+/// reads have no gap. Each kill comes at a different moment of its round.
+#[tokio::test]
+async fn every_change_made_has_its_event_once_across_kills() {
+    const KILLS: usize = 25;
+    const CHANGES: usize = 4000;
+    const IN_FLIGHT: usize = 8;
+    let dir = temp_dir();
+    let port = free_port();
+    let data_dir = dir.join("server");
+    let mut server = start_server(&data_dir, port, None).await;
+    std::env::set_var("UDC_BASE_URL", format!("http://127.0.0.1:{port}"));
+    let account = Account::create().await;
+    let writer = account.device("Writer").await;
+    let reader = account.device("Reader").await;
+
+    let per_round = CHANGES.div_ceil(KILLS + 1);
+    for round in 0..=KILLS {
+        let first = round * per_round;
+        let writers: Vec<_> = (0..IN_FLIGHT)
+            .map(|lane| {
+                let api = account.api.clone();
+                let token = writer.token().to_owned();
+                tokio::spawn(async move {
+                    for i in (first + lane..(first + per_round).min(CHANGES)).step_by(IN_FLIGHT) {
+                        let body = json!({ "namespace": "faults", "key": format!("k{i}"), "value": i, "base_version": 0 });
+                        // A refused connection (the server is down) ends this lane's round.
+                        if api
+                            .raw(Method::POST, "/sync/settings", Some(&token), Some(&body), &[])
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        if round == KILLS {
+            for w in writers {
+                w.await.unwrap();
+            }
+            break;
+        }
+        // A different moment in each round, from early to late in its writes.
+        tokio::time::sleep(Duration::from_millis(10 + (round as u64 * 37) % 150)).await;
+        server.kill();
+        for w in writers {
+            w.await.unwrap();
+        }
+        server = start_server(&data_dir, port, None).await;
+    }
+
+    let mut made = std::collections::BTreeSet::new();
+    let mut since = 0;
+    loop {
+        let r = account
+            .raw(
+                Method::GET,
+                &format!("/sync/settings?since={since}&namespace=faults"),
+                Some(reader.token()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for doc in r.body["changes"].as_array().unwrap() {
+            made.insert(doc["key"].as_str().unwrap().to_owned());
+            since = since.max(doc["version"].as_i64().unwrap());
+        }
+        if r.body["more"] != true {
+            break;
+        }
+    }
+    let log = whole_log(&account, &reader).await;
+    eprintln!(
+        "{} of {CHANGES} writes made across {KILLS} kills; {} events in the log",
+        made.len(),
+        log.len()
+    );
+    let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
+    let first = seqs.first().copied().unwrap_or(1);
+    assert_eq!(
+        seqs,
+        (first..first + seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap in the numbers"
+    );
+    let mut told = std::collections::BTreeMap::<String, usize>::new();
+    for e in log.iter().filter(|e| e.event == "settings.changed") {
+        for c in e.data["changes"].as_array().unwrap() {
+            *told
+                .entry(c["key"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    let lost: Vec<&String> = made.iter().filter(|k| !told.contains_key(*k)).collect();
+    let twice: Vec<(&String, &usize)> = told.iter().filter(|(_, n)| **n > 1).collect();
+    let phantom: Vec<&String> = told.keys().filter(|k| !made.contains(*k)).collect();
+    assert!(
+        lost.is_empty() && twice.is_empty() && phantom.is_empty(),
+        "of {} writes made: {} without their event {lost:?}, {} told twice {twice:?}, {} told but not made {phantom:?}",
+        made.len(),
+        lost.len(),
+        twice.len(),
+        phantom.len()
+    );
+    // Writes were made in the rounds, and kills cut some short (each lane stops at its first
+    // refused connection, so a round makes a third or so of its writes).
+    assert!(
+        made.len() > CHANGES / 10 && made.len() < CHANGES,
+        "writes made and writes cut: {} of {CHANGES} made",
+        made.len()
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A small file system of its own (tmpfs), unmounted when dropped: a disk that can fill.
 struct SmallDisk(PathBuf);
 

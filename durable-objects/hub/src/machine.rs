@@ -55,6 +55,11 @@ pub struct EventsPage {
 pub struct Hub<S: HubStore> {
     store: S,
     conns: BTreeMap<ConnId, Conn>,
+    /// The last event sent to the open sockets. Events are also written to the log by others
+    /// (core, in the batch of the change they report), so the hub sends what lies after this,
+    /// in order, whenever it is told of new ones or logs one itself. Read from the log on first
+    /// use: what was logged before this hub had sockets, its sockets replay on connecting.
+    pushed: Option<u64>,
 }
 
 fn send(conn: ConnId, frame: &HubFrame) -> Output {
@@ -68,6 +73,7 @@ impl<S: HubStore> Hub<S> {
         Hub {
             store,
             conns: conns.into_iter().collect(),
+            pushed: None,
         }
     }
 
@@ -96,17 +102,59 @@ impl<S: HubStore> Hub<S> {
         }))
     }
 
-    /// Stores an event once and sends it to every connection it is addressed to.
+    /// Stores an event once and sends it, and any logged before it and not yet sent, to every
+    /// connection it is addressed to.
     pub fn publish(
         &mut self,
         new: NewEvent,
         now: i64,
     ) -> Result<(Logged, Vec<Output>), StoreError> {
+        self.pushed()?;
         let logged = self.store.append(now, &new)?;
-        // Each envelope rendered once: one for the whole account, or one per receiving device
-        // (it names the receiver), however many sockets there are.
-        let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        let out = self.deliver(now)?;
+        Ok((logged, out))
+    }
+
+    fn pushed(&mut self) -> Result<u64, StoreError> {
+        match self.pushed {
+            Some(seq) => Ok(seq),
+            None => {
+                let (_, last) = self.store.bounds()?;
+                self.pushed = Some(last);
+                Ok(last)
+            }
+        }
+    }
+
+    /// Sends every event logged since the last one sent, in order, to the connections each is
+    /// addressed to: after core wrote events in its own batch, and after the hub logged one.
+    pub fn deliver(&mut self, now: i64) -> Result<Vec<Output>, StoreError> {
+        let mut at = self.pushed()?;
         let mut out = Vec::new();
+        loop {
+            let page = self.store.after(at, PAGE)?;
+            let Some(tail) = page.last() else { break };
+            let crossed_hundred = tail.seq / 100 > at / 100;
+            at = tail.seq;
+            for logged in &page {
+                self.fan_out(logged, &mut out);
+            }
+            self.pushed = Some(at);
+            if crossed_hundred {
+                self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One event to every connection it is for; each envelope rendered once (one for the
+    /// whole account, or one per receiving device since it names the receiver), however many
+    /// sockets there are.
+    fn fan_out(&self, logged: &Logged, out: &mut Vec<Output>) {
+        let mut frames: BTreeMap<&str, Option<String>> = BTreeMap::new();
         for (id, c) in &self.conns {
             let shared_by = match logged.to {
                 Audience::All => "",
@@ -121,10 +169,6 @@ impl<S: HubStore> Hub<S> {
                 out.push(Output::Send(*id, text.clone()));
             }
         }
-        if logged.seq % 100 == 0 {
-            self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
-        }
-        Ok((logged, out))
     }
 
     /// Ephemeral traffic for one device's open sockets; nothing is stored. One send per
@@ -174,9 +218,13 @@ impl<S: HubStore> Hub<S> {
         resume_after: Option<u64>,
         now: i64,
     ) -> Result<Vec<Output>, StoreError> {
-        let mut out = Vec::new();
+        // What is logged but not yet sent goes to the sockets already open first, and the new
+        // one replays up to the same point: anything logged meanwhile reaches every socket on
+        // the next delivery, the new one included, and none twice.
+        let mut out = self.deliver(now)?;
+        let last = self.pushed()?;
         let known = self.presence_or_new(device_id, now)?;
-        let (oldest, last) = self.store.bounds()?;
+        let (oldest, _) = self.store.bounds()?;
         let cursor = resume_after
             .unwrap_or(if known.acked_seq > 0 {
                 known.acked_seq
@@ -198,7 +246,11 @@ impl<S: HubStore> Hub<S> {
                 let page = self.store.after(at, PAGE)?;
                 let Some(tail) = page.last() else { break };
                 at = tail.seq;
-                for e in page.iter().filter_map(|e| e.for_device(device_id)) {
+                for e in page
+                    .iter()
+                    .filter(|e| e.seq <= last)
+                    .filter_map(|e| e.for_device(device_id))
+                {
                     out.push(send(conn, &HubFrame::Event(e)));
                 }
             }

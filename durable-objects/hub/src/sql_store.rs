@@ -16,6 +16,63 @@ pub const SEQ_TRIGGER: &str = include_str!("../../../schema/migrations/0008_hub_
 /// The hub's files in order, for a database made fresh (tests; hosts run core's migrations).
 pub const FRESH_SCHEMA: [&str; 3] = [SCHEMA, AUDIENCE_COLUMN, SEQ_TRIGGER];
 
+/// An INSERT of one event under the next sequence number (`SEQ_TRIGGER` moves `hub_seq` on):
+/// `$head` opens the row source, `$data` is the data column's expression, `$tail` ends it.
+/// Parameters: the user id twice, the time, the name, target, audience (`log_params`), then
+/// whatever `$data` takes.
+macro_rules! log_event_sql {
+    ($head:literal, $data:literal, $tail:literal) => {
+        concat!(
+            "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, audience, data) ",
+            $head,
+            "?, coalesce((SELECT last_seq FROM hub_seq WHERE user_id = ?), 0) + 1, ?, ?, ?, ?, ",
+            $data,
+            $tail
+        )
+    };
+}
+
+/// The hub's own append.
+const APPEND: &str = log_event_sql!("VALUES (", "?", ") RETURNING seq");
+/// An event in a change's batch that reports it whatever the batch did.
+pub const LOG_EVENT: &str = log_event_sql!("VALUES (", "?", ")");
+/// An event in a change's batch, right after the statement it reports: stored only when that
+/// statement changed a row (`changes()` is the count of the statement completed last; an event
+/// after a skipped event is skipped too).
+pub const LOG_EVENT_IF_CHANGED: &str = log_event_sql!("SELECT ", "?", " WHERE changes() > 0");
+/// An event whose data gets, at the JSON path given after the data, how many rows the
+/// statement before it changed.
+pub const LOG_EVENT_COUNTING: &str = log_event_sql!("VALUES (", "json_set(?, ?, changes())", ")");
+
+/// The parameters every `LOG_EVENT*` statement starts with: the user id twice, the time, the
+/// event's name, its one target (for code from before the audience column), its audience, its
+/// data.
+pub fn log_params(user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, StoreError> {
+    let audience = match &new.to {
+        Audience::All => None,
+        Audience::Devices(ids) => {
+            Some(serde_json::to_string(ids).map_err(|e| StoreError(format!("audience: {e}")))?)
+        }
+    };
+    // For code from before the audience column (a rolled-back deployment): the one device,
+    // or for several a value no device id equals, so it delivers to nobody rather than to
+    // everybody.
+    let target = match &new.to {
+        Audience::All => None,
+        Audience::Devices(ids) if ids.len() == 1 => ids.first().map(String::as_str),
+        Audience::Devices(_) => Some(SEVERAL_DEVICES),
+    };
+    Ok(vec![
+        user_id.into(),
+        user_id.into(),
+        at.into(),
+        new.event.as_str().into(),
+        target.into(),
+        audience.into(),
+        new.data.to_string().into(),
+    ])
+}
+
 /// One statement at a time, with `?` parameters; rows positional.
 pub trait SyncSql {
     fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError>;
@@ -88,37 +145,11 @@ impl<E: SyncSql> SqlStore<E> {
 
 impl<E: SyncSql> HubStore for SqlStore<E> {
     fn append(&mut self, at: i64, new: &NewEvent) -> Result<Logged, StoreError> {
-        let data = new.data.to_string();
-        let audience = match &new.to {
-            Audience::All => None,
-            Audience::Devices(ids) => {
-                Some(serde_json::to_string(ids).map_err(|e| StoreError(format!("audience: {e}")))?)
-            }
-        };
-        // For code from before the audience column (a rolled-back deployment): the one device,
-        // or for several a value no device id equals, so it delivers to nobody rather than to
-        // everybody.
-        let target = match &new.to {
-            Audience::All => None,
-            Audience::Devices(ids) if ids.len() == 1 => ids.first().map(String::as_str),
-            Audience::Devices(_) => Some(SEVERAL_DEVICES),
-        };
-        // One statement takes the next number and stores the event (SEQ_TRIGGER moves
-        // `hub_seq` on): nothing can take a number without storing its event.
-        let stored = self.exec.rows(
-            "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, audience, data) \
-             VALUES (?, coalesce((SELECT last_seq FROM hub_seq WHERE user_id = ?), 0) + 1, \
-             ?, ?, ?, ?, ?) RETURNING seq",
-            vec![
-                self.user(),
-                self.user(),
-                at.into(),
-                new.event.as_str().into(),
-                target.into(),
-                audience.as_deref().into(),
-                data.as_str().into(),
-            ],
-        )?;
+        // One statement takes the next number and stores the event: nothing can take a
+        // number without storing its event.
+        let stored = self
+            .exec
+            .rows(APPEND, log_params(&self.user_id, at, new)?)?;
         let seq = stored
             .first()
             .map(|r| int(r, 0))

@@ -24,17 +24,24 @@ impl SyncSql for Db {
 }
 
 fn hub() -> Hub<SqlStore<Db>> {
+    hub_and_db().0
+}
+
+/// A hub and its database, for writing to the log as core does, beside the hub.
+fn hub_and_db() -> (Hub<SqlStore<Db>>, Db) {
     let conn = Connection::open_in_memory().unwrap();
     for file in FRESH_SCHEMA {
         conn.execute_batch(file).unwrap();
     }
-    Hub::new(
+    let db = Db(Rc::new(RefCell::new(conn)));
+    let hub = Hub::new(
         SqlStore {
-            exec: Db(Rc::new(RefCell::new(conn))),
+            exec: db.clone(),
             user_id: "u".into(),
         },
         [],
-    )
+    );
+    (hub, db)
 }
 
 /// A database that refuses the next statement containing `on` once it is set, as a crash or a
@@ -136,6 +143,48 @@ fn an_event_the_database_refuses_leaves_no_gap_in_the_numbers() {
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, [first, first + 1]);
+}
+
+/// Core writes events in its own batches (`LOG_EVENT`), beside the hub: the hub sends each one
+/// to the open sockets once, in order with its own, and a socket that connects in between gets
+/// it in its replay and not again.
+#[test]
+fn events_core_logged_reach_every_socket_once_in_order() {
+    let (mut h, db) = hub_and_db();
+    h.connect(1, "a", "s-a", None, T0).unwrap();
+    let core_logs = |n: u32| {
+        let params = udc_hub::sql_store::log_params("u", T0, &rename(n)).unwrap();
+        db.rows(udc_hub::sql_store::LOG_EVENT, params).unwrap();
+    };
+    core_logs(1);
+    core_logs(2);
+    // The hub logs one of its own before it is told: the two before it go out first.
+    let (own, out) = h
+        .publish(NewEvent::to_all("device.updated", json!({ "n": 3 })), T0)
+        .unwrap();
+    let sent: Vec<(u64, u64)> = events(&out, 1)
+        .iter()
+        .map(|e| (e.seq, e.data["n"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(sent, [(own.seq - 2, 1), (own.seq - 1, 2), (own.seq, 3)]);
+    assert!(h.deliver(T0).unwrap().is_empty(), "nothing twice");
+
+    core_logs(4);
+    let out = h.connect(2, "b", "s-b", Some(own.seq), T0).unwrap();
+    let live: Vec<String> = events(&out, 1).into_iter().map(|e| e.event).collect();
+    assert_eq!(
+        live,
+        ["device.updated", "device.online"],
+        "the open socket gets it live"
+    );
+    let replayed: Vec<u64> = events(&out, 2)
+        .iter()
+        .filter(|e| e.event == "device.updated")
+        .map(|e| e.data["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(replayed, [4], "the new one in its replay");
+    let later = h.deliver(T0).unwrap();
+    assert!(events(&later, 2).is_empty() && events(&later, 1).is_empty());
 }
 
 #[test]

@@ -48,6 +48,16 @@ impl WorkerHub {
 }
 
 impl udc_core::Hub for WorkerHub {
+    /// Core's database is D1; the log is each account's Durable Object: events are published
+    /// after their change commits.
+    fn logs_in_sql(&self) -> bool {
+        false
+    }
+
+    async fn logged(&self, _user_id: &str) -> Result<(), HubError> {
+        Ok(())
+    }
+
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
         let body = serde_json::to_string(&event).map_err(HubError::new)?;
         self.call(user_id, Method::Post, "/publish", Some(body))

@@ -14,6 +14,7 @@ use udc_hub::NewEvent;
 use crate::auth::{Guard, UserView};
 use crate::devices::{has_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Change, When};
 use crate::ports::{Ports, Random, Sql, Stmt};
 use crate::tokens;
 use crate::web::{json_body, Reply};
@@ -95,55 +96,38 @@ impl<P: Ports> Core<P> {
         let now = rq.now_ms;
         // An unknown email gets the same answer (the request simply expires), so the endpoint
         // does not tell who has an account.
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "INSERT INTO pending_logins (id, user_id, email, device_name, public_key, client_ip, \
-                 poll_secret_hash, state, created_at, expires_at) \
-                 SELECT ?, (SELECT id FROM users WHERE email = ?), ?, ?, ?, ?, ?, 'pending', ?, ? \
-                 WHERE (SELECT COUNT(*) FROM pending_logins WHERE email = ? AND created_at > ?) < ?",
-                vec![
-                    id.as_str().into(),
-                    email.as_str().into(),
-                    email.as_str().into(),
-                    device_name.as_str().into(),
-                    body.public_key.as_str().into(),
-                    rq.client_ip.clone().into(),
-                    tokens::refresh_hash(&secret).into(),
-                    now.into(),
-                    (now + REQUEST_TTL_MS).into(),
-                    email.as_str().into(),
-                    (now - RATE_WINDOW_MS).into(),
-                    MAX_REQUESTS.into(),
-                ],
-            )])
-            .await?;
-        if changes.first() != Some(&1) {
-            return Err(ApiError {
-                retry_after: Some((RATE_WINDOW_MS / 1000) as u64),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("at most {MAX_REQUESTS} sign-in approval requests per 15 minutes"),
-                )
-            });
-        }
-        let user = self
+        // The account, read first so its owner's devices hear of the request in the same batch
+        // that records it.
+        let account = self
             .ports
             .sql()
             .query(Stmt::new(
-                "SELECT user_id FROM pending_logins WHERE id = ?",
-                vec![id.as_str().into()],
+                "SELECT id FROM users WHERE email = ?",
+                vec![email.as_str().into()],
             ))
             .await?;
-        let mut warning = None;
-        if let Some(user_id) = user
-            .first()
-            .map(|r| rows::opt_text(r, 0))
-            .transpose()?
-            .flatten()
-        {
+        let user_id = account.first().map(|r| rows::text(r, 0)).transpose()?;
+        let mut change = Change::new(vec![Stmt::new(
+            "INSERT INTO pending_logins (id, user_id, email, device_name, public_key, client_ip, \
+             poll_secret_hash, state, created_at, expires_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ? \
+             WHERE (SELECT COUNT(*) FROM pending_logins WHERE email = ? AND created_at > ?) < ?",
+            vec![
+                id.as_str().into(),
+                user_id.as_deref().into(),
+                email.as_str().into(),
+                device_name.as_str().into(),
+                body.public_key.as_str().into(),
+                rq.client_ip.clone().into(),
+                tokens::refresh_hash(&secret).into(),
+                now.into(),
+                (now + REQUEST_TTL_MS).into(),
+                email.as_str().into(),
+                (now - RATE_WINDOW_MS).into(),
+                MAX_REQUESTS.into(),
+            ],
+        )]);
+        if let Some(user_id) = &user_id {
             let view = PendingView {
                 id: id.clone(),
                 device_name,
@@ -153,15 +137,25 @@ impl<P: Ports> Core<P> {
                 created_at: rows::timestamp(now),
                 expires_at: rows::timestamp(now + REQUEST_TTL_MS),
             };
-            warning = self
-                .announce(
-                    &user_id,
-                    NewEvent::to_all(
-                        "auth.approval.request",
-                        serde_json::json!({ "request": view }),
-                    ),
+            change.event(
+                user_id,
+                NewEvent::to_all(
+                    "auth.approval.request",
+                    serde_json::json!({ "request": view }),
+                ),
+                When::Changed,
+            );
+        }
+        let done = self.commit(change).await?;
+        if !done.one(0) {
+            return Err(ApiError {
+                retry_after: Some((RATE_WINDOW_MS / 1000) as u64),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("at most {MAX_REQUESTS} sign-in approval requests per 15 minutes"),
                 )
-                .await;
+            });
         }
         Ok(Reply::json(
             StatusCode::CREATED,
@@ -172,7 +166,7 @@ impl<P: Ports> Core<P> {
                 "expires_in": REQUEST_TTL_MS / 1000,
             }),
         )?
-        .warn(warning))
+        .warn(done.warning))
     }
 
     /// The new device polls; an approved request hands over its tokens once.
@@ -372,10 +366,12 @@ impl<P: Ports> Core<P> {
         } else {
             ("denied", None)
         };
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
+        let resolved = NewEvent::to_all(
+            "auth.approval.resolved",
+            serde_json::json!({ "request_id": request_id, "state": state, "by_device_id": device }),
+        );
+        let done = self
+            .commit(Change::new(vec![Stmt::new(
                 "UPDATE pending_logins SET state = ?, approver_device_id = ?, sealed_key = ?, responded_at = ? \
                  WHERE id = ? AND user_id = ? AND state = 'pending' AND expires_at > ?",
                 vec![
@@ -388,25 +384,17 @@ impl<P: Ports> Core<P> {
                     now.into(),
                 ],
             )])
+            .with_event(&caller.user_id, resolved, When::Changed))
             .await?;
-        if changes.first() != Some(&1) {
+        if !done.one(0) {
             return Err(ApiError::conflict(
                 "approval_already_answered",
                 "this request was already answered",
             ));
         }
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all(
-                    "auth.approval.resolved",
-                    serde_json::json!({ "request_id": request_id, "state": state, "by_device_id": device }),
-                ),
-            )
-            .await;
         Ok(
             Reply::ok(serde_json::json!({ "request_id": request_id, "state": state }))?
-                .warn(warning),
+                .warn(done.warning),
         )
     }
 }

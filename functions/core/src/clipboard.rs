@@ -8,6 +8,7 @@ use udc_hub::NewEvent;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Change, When};
 use crate::ports::{Ports, Row, Sql, Stmt};
 use crate::web::{json_body, json_body_max, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -186,39 +187,13 @@ impl<P: Ports> Core<P> {
     ) -> ApiResult<Reply> {
         let id = self.new_id()?;
         let user = caller.user_id.as_str();
-        self.ports
-            .sql()
-            .batch(vec![
-                Stmt::new(
-                    "INSERT INTO clipboard_items (id, user_id, device_id, content_type, size, ciphertext, file_id, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    vec![
-                        id.as_str().into(),
-                        user.into(),
-                        device.into(),
-                        body.content_type.as_str().into(),
-                        size.into(),
-                        body.ciphertext.clone().into(),
-                        file_id.clone().into(),
-                        rq.now_ms.into(),
-                    ],
-                ),
-                // Keep only the account's newest N.
-                Stmt::new(
-                    "DELETE FROM clipboard_items WHERE user_id = ? AND id NOT IN \
-                     (SELECT id FROM clipboard_items WHERE user_id = ? ORDER BY created_at DESC, rowid DESC \
-                      LIMIT COALESCE((SELECT history_size FROM clipboard_accounts WHERE user_id = ?), 20))",
-                    vec![user.into(), user.into(), user.into()],
-                ),
-            ])
-            .await?;
         let item = ClipboardItem {
-            id,
+            id: id.clone(),
             device_id: device.to_owned(),
             content_type: body.content_type.clone(),
             size,
             ciphertext: body.ciphertext.clone(),
-            file_id,
+            file_id: file_id.clone(),
             created_at: rows::timestamp(rq.now_ms),
         };
         let mut in_event = item.clone();
@@ -237,10 +212,41 @@ impl<P: Ports> Core<P> {
             .map(|row| rows::text(row, 0))
             .collect::<ApiResult<Vec<String>>>()?;
         let data = serde_json::json!({ "item": in_event });
-        let warning = self
-            .announce(user, NewEvent::to_devices("clipboard.sync", targets, data))
-            .await;
-        Ok(Reply::json(StatusCode::CREATED, serde_json::json!({ "item": item }))?.warn(warning))
+        let mut change = Change::new(vec![
+                Stmt::new(
+                    "INSERT INTO clipboard_items (id, user_id, device_id, content_type, size, ciphertext, file_id, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    vec![
+                        id.as_str().into(),
+                        user.into(),
+                        device.into(),
+                        body.content_type.as_str().into(),
+                        size.into(),
+                        body.ciphertext.clone().into(),
+                        file_id.clone().into(),
+                        rq.now_ms.into(),
+                    ],
+                ),
+        ]);
+        change.event(
+            user,
+            NewEvent::to_devices("clipboard.sync", targets, data),
+            When::Always,
+        );
+        change.push(
+                // Keep only the account's newest N.
+                Stmt::new(
+                    "DELETE FROM clipboard_items WHERE user_id = ? AND id NOT IN \
+                     (SELECT id FROM clipboard_items WHERE user_id = ? ORDER BY created_at DESC, rowid DESC \
+                      LIMIT COALESCE((SELECT history_size FROM clipboard_accounts WHERE user_id = ?), 20))",
+                    vec![user.into(), user.into(), user.into()],
+                )
+        );
+        let done = self.commit(change).await?;
+        Ok(
+            Reply::json(StatusCode::CREATED, serde_json::json!({ "item": item }))?
+                .warn(done.warning),
+        )
     }
 
     pub(crate) async fn latest_clipboard(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -327,24 +333,20 @@ impl<P: Ports> Core<P> {
 
     pub(crate) async fn clear_clipboard(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "DELETE FROM clipboard_items WHERE user_id = ?",
-                vec![caller.user_id.as_str().into()],
-            )])
-            .await?;
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all(
-                    "clipboard.cleared",
-                    serde_json::json!({ "device_id": caller.device_id, "deleted": changes.first().copied().unwrap_or(0) }),
-                ),
+        let cleared = NewEvent::to_all(
+            "clipboard.cleared",
+            serde_json::json!({ "device_id": caller.device_id }),
+        );
+        let done = self
+            .commit(
+                Change::new(vec![Stmt::new(
+                    "DELETE FROM clipboard_items WHERE user_id = ?",
+                    vec![caller.user_id.as_str().into()],
+                )])
+                .with_event(&caller.user_id, cleared, When::Counting("deleted")),
             )
-            .await;
-        Ok(Reply::no_content()?.warn(warning))
+            .await?;
+        Ok(Reply::no_content()?.warn(done.warning))
     }
 
     pub(crate) async fn clipboard_prefs(&self, rq: &Rq<'_>) -> ApiResult<Reply> {

@@ -4,10 +4,11 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use udc_hub::{Audience, DevicePresence, NewEvent, Revoked};
+use udc_hub::{DevicePresence, NewEvent, PresenceState, Revoked};
 
 use crate::auth::{Caller, Guard};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Change, When};
 use crate::ports::{Hub, Ports, Row, Sql, Stmt};
 use crate::tokens::{self, TokenPair};
 use crate::web::{json_body, Reply};
@@ -244,21 +245,6 @@ impl<P: Ports> Core<P> {
             .collect()
     }
 
-    /// Publishes an event to the caller's account; a failure is the host's to log, not the
-    /// client's: the change it reports is already made.
-    pub(crate) async fn announce(&self, user_id: &str, event: NewEvent) -> Option<String> {
-        // An event for no device (a copy in an account where nobody else receives) is not sent.
-        if matches!(&event.to, Audience::Devices(none) if none.is_empty()) {
-            return None;
-        }
-        self.ports
-            .hub()
-            .publish(user_id, event)
-            .await
-            .err()
-            .map(|e| e.to_string())
-    }
-
     pub(crate) async fn register_device(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
         let body: RegisterBody = json_body(rq.headers, rq.body)?;
@@ -282,10 +268,28 @@ impl<P: Ports> Core<P> {
         // The caller's device-less session is swapped for one bound to the new device; every
         // later statement is guarded on that swap, so a concurrent registration or a revoked
         // session creates nothing.
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![
+        // The device as it will be, for its event (written in the same batch) and the answer.
+        let device = DeviceView {
+            id: device_id.clone(),
+            name: name.clone(),
+            platform: platform.clone(),
+            os_version: os_version.clone(),
+            app_version: app_version.clone(),
+            capabilities: serde_json::from_str(&caps)
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            created_at: rows::timestamp(now),
+            updated_at: rows::timestamp(now),
+            last_seen_at: rows::timestamp(now),
+            trusts: Vec::new(),
+            trusted_by: Vec::new(),
+            is_current: true,
+            presence: PresenceState::Offline.as_str().to_owned(),
+        };
+        let registered = NewEvent::to_all(
+            "device.registered",
+            serde_json::json!({ "device": public(&device) }),
+        );
+        let mut change = Change::new(vec![
                 Stmt::new(
                     "UPDATE sessions SET revoked_at = ?, revoked_reason = 'device_registered', replaced_by = ? \
                      WHERE id = ? AND revoked_at IS NULL AND device_id IS NULL",
@@ -309,33 +313,32 @@ impl<P: Ports> Core<P> {
                         session_id.as_str().into(),
                     ],
                 ),
-                self.insert_session(&session_id, user, Some(&device_id), now, Guard::SessionReplacedBy(&session_id)),
-                self.insert_refresh(&refresh_hash, &session_id, now, Guard::SessionReplacedBy(&session_id)),
-            ])
-            .await?;
-        if changes.get(1) != Some(&1) {
+        ]);
+        change.event(user, registered, When::Changed);
+        change.extend([
+            self.insert_session(
+                &session_id,
+                user,
+                Some(&device_id),
+                now,
+                Guard::SessionReplacedBy(&session_id),
+            ),
+            self.insert_refresh(
+                &refresh_hash,
+                &session_id,
+                now,
+                Guard::SessionReplacedBy(&session_id),
+            ),
+        ]);
+        let done = self.commit(change).await?;
+        if !done.one(1) {
             return Err(ApiError::unauthorized(
                 "session_revoked",
                 "this session has ended; sign in again",
             ));
         }
         let tokens = self.token_pair(user, &session_id, Some(device_id.clone()), refresh, now)?;
-        let bound = Caller {
-            device_id: Some(device_id.clone()),
-            session_id,
-            user_id: caller.user_id.clone(),
-        };
-        let device = self.find_device(&bound, &device_id).await?;
-        let warning = self
-            .announce(
-                user,
-                NewEvent::to_all(
-                    "device.registered",
-                    serde_json::json!({ "device": public(&device) }),
-                ),
-            )
-            .await;
-        Ok(Reply::json(StatusCode::CREATED, Registered { device, tokens })?.warn(warning))
+        Ok(Reply::json(StatusCode::CREATED, Registered { device, tokens })?.warn(done.warning))
     }
 
     pub(crate) async fn list_devices(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -413,10 +416,28 @@ impl<P: Ports> Core<P> {
             .map(|v| validate::optional_label("app_version", &v, 32))
             .transpose()?;
         let caps = body.capabilities.map(|c| capabilities(&c)).transpose()?;
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
+        // The device as it will be, for its event (written with the change) and the answer.
+        let mut device = self.find_device(&caller, &id).await?;
+        if let Some(name) = &name {
+            device.name = name.clone();
+        }
+        if let Some(v) = &os_version {
+            device.os_version = v.clone();
+        }
+        if let Some(v) = &app_version {
+            device.app_version = v.clone();
+        }
+        if let Some(c) = &caps {
+            device.capabilities =
+                serde_json::from_str(c).map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        device.updated_at = rows::timestamp(rq.now_ms);
+        let updated = NewEvent::to_all(
+            "device.updated",
+            serde_json::json!({ "device": public(&device) }),
+        );
+        let done = self
+            .commit(Change::new(vec![Stmt::new(
                 "UPDATE devices SET name = COALESCE(?, name), os_version = COALESCE(?, os_version), \
                  app_version = COALESCE(?, app_version), capabilities = COALESCE(?, capabilities), updated_at = ? \
                  WHERE id = ? AND user_id = ? AND removed_at IS NULL",
@@ -430,21 +451,12 @@ impl<P: Ports> Core<P> {
                     caller.user_id.as_str().into(),
                 ],
             )])
+            .with_event(&caller.user_id, updated, When::Changed))
             .await?;
-        if changes.first() != Some(&1) {
+        if !done.one(0) {
             return Err(ApiError::not_found("device"));
         }
-        let device = self.find_device(&caller, &id).await?;
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all(
-                    "device.updated",
-                    serde_json::json!({ "device": public(&device) }),
-                ),
-            )
-            .await;
-        Ok(Reply::ok(device)?.warn(warning))
+        Ok(Reply::ok(device)?.warn(done.warning))
     }
 
     pub(crate) async fn remove_device(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -455,14 +467,16 @@ impl<P: Ports> Core<P> {
         let user = caller.user_id.as_str();
         let now = rq.now_ms;
         // Every statement is scoped by user: a foreign id changes nothing and answers 404.
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![
-                Stmt::new(
-                    "UPDATE devices SET removed_at = ? WHERE id = ? AND user_id = ? AND removed_at IS NULL",
-                    vec![now.into(), id.as_str().into(), user.into()],
-                ),
+        let mut change = Change::new(vec![Stmt::new(
+            "UPDATE devices SET removed_at = ? WHERE id = ? AND user_id = ? AND removed_at IS NULL",
+            vec![now.into(), id.as_str().into(), user.into()],
+        )]);
+        change.event(
+            user,
+            NewEvent::to_all("device.removed", serde_json::json!({ "device_id": id })),
+            When::Changed,
+        );
+        change.extend([
                 Stmt::new(
                     "UPDATE sessions SET revoked_at = ?, revoked_reason = 'device_removed' \
                      WHERE device_id = ? AND user_id = ? AND revoked_at IS NULL",
@@ -472,9 +486,9 @@ impl<P: Ports> Core<P> {
                     "DELETE FROM trust_links WHERE user_id = ? AND (device_id = ? OR target_device_id = ?)",
                     vec![user.into(), id.as_str().into(), id.as_str().into()],
                 ),
-            ])
-            .await?;
-        if changes.first() != Some(&1) {
+        ]);
+        let done = self.commit(change).await?;
+        if !done.one(0) {
             return Err(ApiError::not_found("device"));
         }
         let hub = self.ports.hub();
@@ -483,13 +497,7 @@ impl<P: Ports> Core<P> {
             .await
             .err()
             .map(|e| e.to_string());
-        let announced = self
-            .announce(
-                user,
-                NewEvent::to_all("device.removed", serde_json::json!({ "device_id": id })),
-            )
-            .await;
-        Ok(Reply::no_content()?.warn(closed.or(announced)))
+        Ok(Reply::no_content()?.warn(closed.or(done.warning)))
     }
 
     pub(crate) async fn add_trust(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -497,7 +505,7 @@ impl<P: Ports> Core<P> {
         let id = validate::id(id, "device")?;
         let body: TrustBody = json_body(rq.headers, rq.body)?;
         let target = validate::body_id("target_device_id", &body.target_device_id)?;
-        self.find_device(&caller, &id).await?;
+        let mut device = self.find_device(&caller, &id).await?;
         // Only a device itself (or a fresh password sign-in) says whom it trusts; a device must
         // not be able to make the others trust it.
         if caller.device_id.as_ref().is_some_and(|d| *d != id) {
@@ -515,10 +523,17 @@ impl<P: Ports> Core<P> {
             .map_err(|_| ApiError::not_found("target device"))?;
         let now = rq.now_ms;
         let user = caller.user_id.as_str();
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
+        // The device as it will be, for the event written with the change.
+        if !device.trusts.contains(&target) {
+            device.trusts.push(target.clone());
+            device.trusts.sort();
+        }
+        let updated = NewEvent::to_all(
+            "device.updated",
+            serde_json::json!({ "device": public(&device) }),
+        );
+        let done = self
+            .commit(Change::new(vec![Stmt::new(
                 "INSERT INTO trust_links (device_id, target_device_id, user_id, created_at) \
                  SELECT ?, ?, ?, ? WHERE \
                  EXISTS (SELECT 1 FROM devices WHERE id = ? AND user_id = ? AND removed_at IS NULL) AND \
@@ -535,13 +550,9 @@ impl<P: Ports> Core<P> {
                     user.into(),
                 ],
             )])
+            .with_event(user, updated, When::Changed))
             .await?;
-        let created = changes.first() == Some(&1);
-        let warning = if created {
-            self.announce_device(&caller, &id).await
-        } else {
-            None
-        };
+        let created = done.one(0);
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -551,19 +562,7 @@ impl<P: Ports> Core<P> {
             status,
             serde_json::json!({ "device_id": id, "target_device_id": target }),
         )?
-        .warn(warning))
-    }
-
-    /// `device.updated` with the device as it now is (its trust changed).
-    async fn announce_device(&self, caller: &Caller, id: &str) -> Option<String> {
-        match self.find_device(caller, id).await {
-            Ok(device) => {
-                let data = serde_json::json!({ "device": public(&device) });
-                self.announce(&caller.user_id, NewEvent::to_all("device.updated", data))
-                    .await
-            }
-            Err(e) => Some(e.internal.unwrap_or(e.message)),
-        }
+        .warn(done.warning))
     }
 
     pub(crate) async fn remove_trust(
@@ -579,18 +578,28 @@ impl<P: Ports> Core<P> {
         let caller = self
             .caller_acting_on(rq, &[&id, &target], "withdrawing another device's trust")
             .await?;
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "DELETE FROM trust_links WHERE device_id = ? AND target_device_id = ? AND user_id = ?",
-                vec![id.as_str().into(), target.into(), caller.user_id.as_str().into()],
-            )])
+        // The device as it will be, for the event written with the change.
+        let mut device = self
+            .find_device(&caller, &id)
+            .await
+            .map_err(|_| ApiError::not_found("trust link"))?;
+        device.trusts.retain(|t| *t != target);
+        let updated = NewEvent::to_all(
+            "device.updated",
+            serde_json::json!({ "device": public(&device) }),
+        );
+        let done = self
+            .commit(
+                Change::new(vec![Stmt::new(
+                    "DELETE FROM trust_links WHERE device_id = ? AND target_device_id = ? AND user_id = ?",
+                    vec![id.as_str().into(), target.into(), caller.user_id.as_str().into()],
+                )])
+                .with_event(&caller.user_id, updated, When::Changed),
+            )
             .await?;
-        if changes.first() != Some(&1) {
+        if !done.one(0) {
             return Err(ApiError::not_found("trust link"));
         }
-        let warning = self.announce_device(&caller, &id).await;
-        Ok(Reply::no_content()?.warn(warning))
+        Ok(Reply::no_content()?.warn(done.warning))
     }
 }

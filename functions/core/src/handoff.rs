@@ -7,6 +7,7 @@ use udc_hub::NewEvent;
 
 use crate::clipboard::{CONTENT_TYPES, SEAL_OVERHEAD};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Change, When};
 use crate::ports::{Ports, Row, Sql, Stmt};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -52,9 +53,12 @@ impl<P: Ports> Core<P> {
             MAX_SNAPSHOT_BYTES + SEAL_OVERHEAD,
         )?;
         let size = (len - SEAL_OVERHEAD) as i64;
-        self.ports
-            .sql()
-            .batch(vec![Stmt::new(
+        let available = NewEvent::to_all(
+            "handoff.available",
+            serde_json::json!({ "key": key, "device_id": device }),
+        );
+        let done = self
+            .commit(Change::new(vec![Stmt::new(
                 "INSERT INTO handoffs (user_id, key, device_id, content_type, size, ciphertext, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, key) DO UPDATE SET device_id = excluded.device_id, \
                  content_type = excluded.content_type, size = excluded.size, ciphertext = excluded.ciphertext, \
@@ -69,16 +73,8 @@ impl<P: Ports> Core<P> {
                     rq.now_ms.into(),
                 ],
             )])
+            .with_event(&caller.user_id, available, When::Always))
             .await?;
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all(
-                    "handoff.available",
-                    serde_json::json!({ "key": key, "device_id": device }),
-                ),
-            )
-            .await;
         Ok(Reply::ok(serde_json::json!({
             "handoff": {
                 "key": key,
@@ -89,7 +85,7 @@ impl<P: Ports> Core<P> {
                 "created_at": rows::timestamp(rq.now_ms),
             }
         }))?
-        .warn(warning))
+        .warn(done.warning))
     }
 
     pub(crate) async fn list_handoffs(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -130,11 +126,14 @@ impl<P: Ports> Core<P> {
             .and_then(|r| r.first())
             .ok_or_else(|| ApiError::not_found("handoff"))?;
         let origin = rows::text(row, 1)?;
+        let taken = NewEvent::to_devices(
+            "handoff.taken",
+            vec![origin.clone()],
+            serde_json::json!({ "key": key, "by_device_id": taker }),
+        );
         // Only the snapshot read is taken: a newer save under the same key stays.
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
+        let done = self
+            .commit(Change::new(vec![Stmt::new(
                 "DELETE FROM handoffs WHERE user_id = ? AND key = ? AND device_id = ? AND created_at = ?",
                 vec![
                     caller.user_id.as_str().into(),
@@ -143,21 +142,12 @@ impl<P: Ports> Core<P> {
                     rows::int(row, 5)?.into(),
                 ],
             )])
+            .with_event(&caller.user_id, taken, When::Changed))
             .await?;
-        if changes.first() != Some(&1) {
+        if !done.one(0) {
             return Err(ApiError::not_found("handoff"));
         }
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_devices(
-                    "handoff.taken",
-                    vec![origin],
-                    serde_json::json!({ "key": key, "by_device_id": taker }),
-                ),
-            )
-            .await;
-        Ok(Reply::ok(serde_json::json!({ "handoff": view(row)? }))?.warn(warning))
+        Ok(Reply::ok(serde_json::json!({ "handoff": view(row)? }))?.warn(done.warning))
     }
 
     pub(crate) async fn delete_handoff(&self, rq: &Rq<'_>, key: &str) -> ApiResult<Reply> {

@@ -55,6 +55,13 @@ impl fmt::Display for HubError {
 /// The account's realtime hub (a Durable Object on Cloudflare, in process in udc-server,
 /// the polled log on Spin).
 pub trait Hub {
+    /// Whether the account's event log lives in core's own database (udc-server, Spin): then a
+    /// change's events are written in the change's batch (`crate::events`), and `logged` tells
+    /// the hub to send them. Elsewhere (the Worker, whose hub is a Durable Object apart from D1)
+    /// they are published after the change commits.
+    fn logs_in_sql(&self) -> bool;
+    /// Events were written to the account's log in core's batch: send them to open sockets.
+    async fn logged(&self, user_id: &str) -> Result<(), HubError>;
     async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError>;
     /// Ephemeral traffic (relayed input) to one device's open sockets, never logged; how many
     /// sockets it reached.

@@ -11,6 +11,7 @@ use udc_hub::{NewEvent, PresenceState, Relay};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Change, When};
 use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt};
 use crate::web::{json_body, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -379,26 +380,22 @@ impl<P: Ports> Core<P> {
         by: Option<&str>,
         now: i64,
     ) -> ApiResult<bool> {
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "UPDATE remote_sessions SET state = ?, end_reason = ?, ended_by_device_id = ?, ended_at = ? \
-                 WHERE id = ? AND state = ?",
-                vec![state.as_str().into(), reason.into(), by.into(), now.into(), s.id.as_str().into(), s.state.as_str().into()],
-            )])
-            .await?;
-        if changes.first() != Some(&1) {
-            return Ok(false);
-        }
+        let mut change = Change::new(vec![Stmt::new(
+            "UPDATE remote_sessions SET state = ?, end_reason = ?, ended_by_device_id = ?, ended_at = ? \
+             WHERE id = ? AND state = ?",
+            vec![state.as_str().into(), reason.into(), by.into(), now.into(), s.id.as_str().into(), s.state.as_str().into()],
+        )]);
         if s.state == SessionState::Active || by.is_some() {
             let data = serde_json::json!({ "session_id": s.id, "reason": reason, "ended_by_device_id": by });
             // Both sides stop at once; the rest of the account sees it too.
-            let _ = self
-                .announce(user, NewEvent::to_all("remote.control.session_end", data))
-                .await;
+            change.event(
+                user,
+                NewEvent::to_all("remote.control.session_end", data),
+                When::Changed,
+            );
         }
-        Ok(true)
+        // The end stands whether or not the sockets heard of it now: devices replay the log.
+        Ok(self.commit(change).await?.one(0))
     }
 
     pub(crate) async fn request_remote(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -449,25 +446,9 @@ impl<P: Ports> Core<P> {
         }
         let id = self.new_id()?;
         let now = rq.now_ms;
-        self.ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "INSERT INTO remote_sessions (id, user_id, requester_device_id, target_device_id, mode, \
-                 max_duration_secs, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                vec![
-                    id.as_str().into(),
-                    caller.user_id.as_str().into(),
-                    me.as_str().into(),
-                    target.as_str().into(),
-                    body.mode.as_str().into(),
-                    duration.into(),
-                    now.into(),
-                ],
-            )])
-            .await?;
         let s = Session {
-            id,
-            requester: me,
+            id: id.clone(),
+            requester: me.clone(),
             target: target.clone(),
             mode: body.mode,
             max_duration_secs: duration,
@@ -482,17 +463,35 @@ impl<P: Ports> Core<P> {
             relayed_inputs: 0,
         };
         let view = s.view(now);
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_devices(
-                    "remote.control.request",
-                    vec![target],
-                    serde_json::json!({ "session": view }),
+        let done = self
+            .commit(
+                Change::new(vec![Stmt::new(
+                "INSERT INTO remote_sessions (id, user_id, requester_device_id, target_device_id, mode, \
+                 max_duration_secs, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                vec![
+                    id.as_str().into(),
+                    caller.user_id.as_str().into(),
+                    me.as_str().into(),
+                    target.as_str().into(),
+                    body.mode.as_str().into(),
+                    duration.into(),
+                    now.into(),
+                ],
+)]).with_event(
+                    &caller.user_id,
+                    NewEvent::to_devices(
+                        "remote.control.request",
+                        vec![target.clone()],
+                        serde_json::json!({ "session": view }),
+                    ),
+                    When::Always,
                 ),
             )
-            .await;
-        Ok(Reply::json(StatusCode::CREATED, serde_json::json!({ "session": view }))?.warn(warning))
+            .await?;
+        Ok(
+            Reply::json(StatusCode::CREATED, serde_json::json!({ "session": view }))?
+                .warn(done.warning),
+        )
     }
 
     /// The target's owner answers.
@@ -524,29 +523,7 @@ impl<P: Ports> Core<P> {
         } else {
             (SessionState::Denied, Some("denied"))
         };
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "UPDATE remote_sessions SET state = ?, answered_at = ?, end_reason = ?, ended_at = ?, \
-                 requester_seen_at = ?, target_seen_at = ? WHERE id = ? AND state = 'pending'",
-                vec![
-                    state.as_str().into(),
-                    now.into(),
-                    reason.into(),
-                    (!approve).then_some(now).into(),
-                    now.into(),
-                    now.into(),
-                    s.id.as_str().into(),
-                ],
-            )])
-            .await?;
-        if changes.first() != Some(&1) {
-            return Err(ApiError::conflict(
-                "session_not_pending",
-                "this session was answered meanwhile",
-            ));
-        }
+        // The session as it will be, for its events (written with the change) and the answer.
         s.state = state;
         s.answered_at = Some(now);
         s.end_reason = reason.map(str::to_owned);
@@ -559,32 +536,46 @@ impl<P: Ports> Core<P> {
         } else {
             "remote.control.denied"
         };
-        let mut warnings = Vec::new();
-        warnings.extend(
-            self.announce(
-                user,
-                NewEvent::to_devices(
-                    name,
-                    vec![s.requester.clone()],
-                    serde_json::json!({ "session": view }),
-                ),
-            )
-            .await,
+        let mut change = Change::new(vec![Stmt::new(
+            "UPDATE remote_sessions SET state = ?, answered_at = ?, end_reason = ?, ended_at = ?, \
+                 requester_seen_at = ?, target_seen_at = ? WHERE id = ? AND state = 'pending'",
+            vec![
+                state.as_str().into(),
+                now.into(),
+                reason.into(),
+                (!approve).then_some(now).into(),
+                now.into(),
+                now.into(),
+                s.id.as_str().into(),
+            ],
+        )]);
+        change.event(
+            user,
+            NewEvent::to_devices(
+                name,
+                vec![s.requester.clone()],
+                serde_json::json!({ "session": view }),
+            ),
+            When::Changed,
         );
         if approve {
-            warnings.extend(
-                self.announce(
-                    user,
-                    NewEvent::to_all(
-                        "remote.control.session_start",
-                        serde_json::json!({ "session": view }),
-                    ),
-                )
-                .await,
+            change.event(
+                user,
+                NewEvent::to_all(
+                    "remote.control.session_start",
+                    serde_json::json!({ "session": view }),
+                ),
+                When::Changed,
             );
         }
-        Ok(Reply::ok(serde_json::json!({ "session": view }))?
-            .warn((!warnings.is_empty()).then(|| warnings.join("; "))))
+        let done = self.commit(change).await?;
+        if !done.one(0) {
+            return Err(ApiError::conflict(
+                "session_not_pending",
+                "this session was answered meanwhile",
+            ));
+        }
+        Ok(Reply::ok(serde_json::json!({ "session": view }))?.warn(done.warning))
     }
 
     pub(crate) async fn get_remote(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {

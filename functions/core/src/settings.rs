@@ -15,6 +15,7 @@ use udc_hub::NewEvent;
 use crate::auth::Caller;
 use crate::conflict::{decide, Decision, Held, Policy};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, When};
 use crate::ports::{Ports, Row, Sql, Stmt, Value};
 use crate::web::{json_body, json_body_max, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -295,7 +296,7 @@ impl<P: Ports> Core<P> {
         caller: &Caller,
         changes: Vec<Change>,
         settling: Option<Settling>,
-    ) -> ApiResult<(i64, Vec<ChangeResult>)> {
+    ) -> ApiResult<Written> {
         let user = caller.user_id.as_str();
         let device: Value = caller.device_id.clone().into();
         for _ in 0..ATTEMPTS {
@@ -520,7 +521,7 @@ impl<P: Ports> Core<P> {
                 snap.writer.clone().into(),
                 settling.as_ref().map(|s| s.conflict_id.as_str()).into(),
             ];
-            let mut batch = vec![
+            let mut batch = events::Change::new(vec![
                 Stmt::new(
                     "INSERT INTO sync_counters (user_id, seq, writer) VALUES (?, 0, NULL) ON CONFLICT DO NOTHING",
                     vec![user.into()],
@@ -530,10 +531,14 @@ impl<P: Ports> Core<P> {
                      AND NOT EXISTS (SELECT 1 FROM settings_conflicts WHERE id = ? AND resolved_at IS NOT NULL)",
                     swap,
                 ),
-            ];
+            ]);
+            // The events stand or fall with the swap, like every write below it.
+            for event in settings_events(next, &results) {
+                batch.event(user, event, When::Changed);
+            }
             batch.extend(stmts);
-            let counts = self.ports.sql().batch(batch).await?;
-            if counts.get(1) != Some(&1) {
+            let done = self.commit(batch).await?;
+            if !done.one(1) {
                 if let Some(s) = &settling {
                     if self.conflict_settled(user, &s.conflict_id).await? {
                         return Err(already_resolved());
@@ -541,7 +546,11 @@ impl<P: Ports> Core<P> {
                 }
                 continue;
             }
-            return Ok((next, results));
+            return Ok(Written {
+                version: next,
+                results,
+                warning: done.warning,
+            });
         }
         Err(ApiError::conflict(
             "busy",
@@ -561,54 +570,16 @@ impl<P: Ports> Core<P> {
         Ok(!found.is_empty())
     }
 
-    /// Tells the account's devices what changed, so they ask for the delta.
-    async fn announce_settings(
-        &self,
-        user: &str,
-        version: i64,
-        results: &[ChangeResult],
-    ) -> Option<String> {
-        let changed: Vec<_> = results
-            .iter()
-            .filter(|r| r.status == "applied")
-            .map(|r| serde_json::json!({ "namespace": r.namespace, "key": r.key, "version": r.version }))
-            .collect();
-        let conflicts: Vec<_> = results
-            .iter()
-            .filter_map(|r| r.conflict_id.as_ref().map(|id| serde_json::json!({ "conflict_id": id, "namespace": r.namespace, "key": r.key })))
-            .collect();
-        let mut warnings = Vec::new();
-        if !changed.is_empty() {
-            warnings.extend(
-                self.announce(
-                    user,
-                    NewEvent::to_all(
-                        "settings.changed",
-                        serde_json::json!({ "version": version, "changes": changed }),
-                    ),
-                )
-                .await,
-            );
-        }
-        for c in conflicts {
-            warnings.extend(
-                self.announce(user, NewEvent::to_all("settings.conflict", c))
-                    .await,
-            );
-        }
-        (!warnings.is_empty()).then(|| warnings.join("; "))
-    }
-
     pub(crate) async fn put_setting(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
         let body: ChangeBody = json_body(rq.headers, rq.body)?;
         let change = check(body, rq.now_ms, "")?;
-        let (version, results) = self.write_settings(rq, &caller, vec![change], None).await?;
-        let warning = self
-            .announce_settings(&caller.user_id, version, &results)
-            .await;
-        let result = results.into_iter().next();
-        Ok(Reply::ok(serde_json::json!({ "version": version, "result": result }))?.warn(warning))
+        let w = self.write_settings(rq, &caller, vec![change], None).await?;
+        let result = w.results.into_iter().next();
+        Ok(
+            Reply::ok(serde_json::json!({ "version": w.version, "result": result }))?
+                .warn(w.warning),
+        )
     }
 
     pub(crate) async fn sync_batch(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -631,11 +602,11 @@ impl<P: Ports> Core<P> {
             .enumerate()
             .map(|(i, c)| check(c, rq.now_ms, &format!("changes[{i}].")))
             .collect::<ApiResult<Vec<_>>>()?;
-        let (version, results) = self.write_settings(rq, &caller, changes, None).await?;
-        let warning = self
-            .announce_settings(&caller.user_id, version, &results)
-            .await;
-        Ok(Reply::ok(serde_json::json!({ "version": version, "results": results }))?.warn(warning))
+        let w = self.write_settings(rq, &caller, changes, None).await?;
+        Ok(
+            Reply::ok(serde_json::json!({ "version": w.version, "results": w.results }))?
+                .warn(w.warning),
+        )
     }
 
     pub(crate) async fn get_settings(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -821,7 +792,7 @@ impl<P: Ports> Core<P> {
                 ))
             }
         };
-        let (version, results) = self
+        let w = self
             .write_settings(
                 rq,
                 &caller,
@@ -832,16 +803,13 @@ impl<P: Ports> Core<P> {
                 }),
             )
             .await?;
-        let warning = self
-            .announce_settings(&caller.user_id, version, &results)
-            .await;
         Ok(Reply::ok(serde_json::json!({
             "conflict_id": id,
             "resolution": choice,
-            "version": version,
-            "result": results.into_iter().next(),
+            "version": w.version,
+            "result": w.results.into_iter().next(),
         }))?
-        .warn(warning))
+        .warn(w.warning))
     }
 
     pub(crate) async fn settings_resolutions(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -892,6 +860,42 @@ fn already_resolved() -> ApiError {
         "conflict_already_resolved",
         "this conflict is already resolved",
     )
+}
+
+/// What a settings write did: the account's version after it, each change's result, and a
+/// warning when its events were logged but not sent.
+struct Written {
+    version: i64,
+    results: Vec<ChangeResult>,
+    warning: Option<String>,
+}
+
+/// What tells the account's devices what changed (so they ask for the delta) and which
+/// changes wait for a person.
+fn settings_events(version: i64, results: &[ChangeResult]) -> Vec<NewEvent> {
+    let changed: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == "applied")
+        .map(
+            |r| serde_json::json!({ "namespace": r.namespace, "key": r.key, "version": r.version }),
+        )
+        .collect();
+    let mut events = Vec::new();
+    if !changed.is_empty() {
+        events.push(NewEvent::to_all(
+            "settings.changed",
+            serde_json::json!({ "version": version, "changes": changed }),
+        ));
+    }
+    events.extend(results.iter().filter_map(|r| {
+        r.conflict_id.as_ref().map(|id| {
+            NewEvent::to_all(
+                "settings.conflict",
+                serde_json::json!({ "conflict_id": id, "namespace": r.namespace, "key": r.key }),
+            )
+        })
+    }));
+    events
 }
 
 #[cfg(test)]

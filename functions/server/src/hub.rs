@@ -230,6 +230,20 @@ impl ServerHub {
 }
 
 impl udc_core::Hub for ServerHub {
+    /// The log is in the server's database: core writes events in its batches.
+    fn logs_in_sql(&self) -> bool {
+        true
+    }
+
+    async fn logged(&self, user_id: &str) -> Result<(), HubError> {
+        // An account without a machine has no sockets to send to: its devices replay.
+        if !self.state().hubs.contains_key(user_id) {
+            return Ok(());
+        }
+        let now = SystemClock.now_ms();
+        self.with_hub(user_id, |hub| Ok(((), hub.deliver(now)?)))
+    }
+
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
         let now = SystemClock.now_ms();
         self.with_hub(user_id, |hub| {

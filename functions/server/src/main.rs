@@ -357,6 +357,24 @@ mod tests {
         (Core::new(ServerPorts { sql, hub, http }, config), dir)
     }
 
+    async fn call_as<P: udc_core::Ports>(
+        core: &Core<P>,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        let resp = core.handle(req, RequestContext::default()).await;
+        let json = serde_json::from_slice(resp.body()).unwrap_or_default();
+        (resp.status().as_u16(), json)
+    }
+
     async fn call(
         core: &Core<ServerPorts>,
         path: &str,
@@ -563,6 +581,125 @@ mod tests {
                     "{secret} stored in the clear: {dump}"
                 );
             }
+        });
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A hub that cannot send: every socket unreachable.
+    struct Unreachable(Arc<ServerHub>);
+
+    impl udc_core::Hub for Unreachable {
+        fn logs_in_sql(&self) -> bool {
+            udc_core::Hub::logs_in_sql(&*self.0)
+        }
+        async fn logged(&self, _: &str) -> Result<(), udc_core::HubError> {
+            Err(udc_core::HubError("unreachable".into()))
+        }
+        async fn publish(&self, _: &str, _: udc_hub::NewEvent) -> Result<(), udc_core::HubError> {
+            Err(udc_core::HubError("unreachable".into()))
+        }
+        async fn relay(&self, u: &str, r: udc_hub::Relay) -> Result<usize, udc_core::HubError> {
+            udc_core::Hub::relay(&*self.0, u, r).await
+        }
+        async fn presence(
+            &self,
+            u: &str,
+        ) -> Result<Vec<udc_hub::DevicePresence>, udc_core::HubError> {
+            udc_core::Hub::presence(&*self.0, u).await
+        }
+        async fn revoke(&self, u: &str, r: udc_hub::Revoked) -> Result<(), udc_core::HubError> {
+            udc_core::Hub::revoke(&*self.0, u, r).await
+        }
+        async fn events_after(
+            &self,
+            u: &str,
+            d: &str,
+            after: u64,
+        ) -> Result<udc_hub::EventsPage, udc_core::HubError> {
+            udc_core::Hub::events_after(&*self.0, u, d, after).await
+        }
+    }
+
+    struct UnreachablePorts {
+        sql: SqliteSql,
+        hub: Unreachable,
+        http: ServerHttp,
+    }
+
+    impl udc_core::Ports for UnreachablePorts {
+        type Sql = SqliteSql;
+        type Clock = SystemClock;
+        type Random = udc_core::OsRandom;
+        type Hub = Unreachable;
+        type Http = ServerHttp;
+        fn sql(&self) -> &SqliteSql {
+            &self.sql
+        }
+        fn hub(&self) -> &Unreachable {
+            &self.hub
+        }
+        fn http(&self) -> &ServerHttp {
+            &self.http
+        }
+        fn clock(&self) -> &SystemClock {
+            &SystemClock
+        }
+        fn random(&self) -> &udc_core::OsRandom {
+            &udc_core::OsRandom
+        }
+    }
+
+    /// The hub unreachable between the change's commit and its delivery (issue: events were
+    /// published after the commit, and lost when that failed): the change and its event are in
+    /// the log together; the answer is the change's, with the hub's failure a warning.
+    #[test]
+    fn a_change_made_while_the_hub_is_unreachable_keeps_its_event() {
+        let (core, dir) = test_core("unreachable");
+        let path = dir.join("udc.sqlite3");
+        let runtime = Box::leak(Box::new(tokio::runtime::Runtime::new().unwrap()));
+        let cut = Core::new(
+            UnreachablePorts {
+                sql: SqliteSql::open(&path).unwrap(),
+                hub: Unreachable(Arc::new(ServerHub::open(&path).unwrap())),
+                http: ServerHttp::new(runtime.handle().clone()).unwrap(),
+            },
+            core.config.clone(),
+        );
+        pollster::block_on(async {
+            let (status, signed) =
+                call(&core, "/auth/register", register_body("cut@example.com")).await;
+            assert_eq!(status, 201);
+            let account_token = signed["tokens"]["access_token"].as_str().unwrap();
+            let (status, device) = call_as(
+                &cut,
+                "/devices/register",
+                account_token,
+                serde_json::json!({ "name": "Desk", "platform": "linux" }),
+            )
+            .await;
+            assert_eq!(status, 201, "{device}");
+            let token = device["tokens"]["access_token"].as_str().unwrap();
+            let (status, written) = call_as(
+                &cut,
+                "/sync/settings",
+                token,
+                serde_json::json!({ "namespace": "ui", "key": "theme", "value": "dark", "base_version": 0 }),
+            )
+            .await;
+            assert_eq!(status, 200, "{written}");
+            let logged: Vec<String> = cut
+                .ports
+                .sql
+                .query(udc_core::Stmt::new(
+                    "SELECT event FROM hub_events ORDER BY seq",
+                    vec![],
+                ))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| udc_core::rows::text(&r, 0).unwrap())
+                .collect();
+            assert_eq!(logged, ["device.registered", "settings.changed"]);
         });
         std::fs::remove_dir_all(dir).unwrap();
     }

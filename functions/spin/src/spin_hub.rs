@@ -36,6 +36,16 @@ impl SpinHub {
 }
 
 impl udc_core::Hub for SpinHub {
+    /// The log is in the component's database: core writes events in its batches.
+    fn logs_in_sql(&self) -> bool {
+        true
+    }
+
+    /// Nothing to send: devices poll the log.
+    async fn logged(&self, _user_id: &str) -> Result<(), HubError> {
+        Ok(())
+    }
+
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
         let db = &self.0;
         db.rows("BEGIN IMMEDIATE", vec![]).map_err(HubError::new)?;

@@ -6,9 +6,11 @@ use udc_hub::NewEvent;
 
 use super::record::{record, FileRecord, FileState, FileView};
 use super::rules::sha256_hex;
+use super::upload::available;
 use super::{DOWNLOAD_URL_TTL, MAX_PAGE};
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Ports, Sql, Stmt};
+use crate::events::{Change, When};
+use crate::ports::{Ports, Stmt};
 use crate::web::{json_body, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
 #[derive(Deserialize)]
@@ -58,20 +60,22 @@ impl<P: Ports> Core<P> {
                 "the downloaded bytes are not the file that was sent; download it again",
             ));
         }
-        self.ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "UPDATE file_shares SET downloaded_at = ? WHERE file_id = ? AND device_id = ? AND downloaded_at IS NULL",
-                vec![rq.now_ms.into(), file.id.as_str().into(), device.as_str().into()],
-            )])
-            .await?;
         let event = NewEvent::to_devices(
             "file.downloaded",
             vec![file.sender_device_id.clone()],
             serde_json::json!({"file_id": file.id, "device_id": device}),
         );
-        let warning = self.announce(&caller.user_id, event).await;
-        Ok(Reply::no_content()?.warn(warning))
+        // Every confirmation is told to the sender, the first and any after it.
+        let done = self
+            .commit(
+                Change::new(vec![Stmt::new(
+                    "UPDATE file_shares SET downloaded_at = ? WHERE file_id = ? AND device_id = ? AND downloaded_at IS NULL",
+                    vec![rq.now_ms.into(), file.id.as_str().into(), device.as_str().into()],
+                )])
+                .with_event(&caller.user_id, event, When::Always),
+            )
+            .await?;
+        Ok(Reply::no_content()?.warn(done.warning))
     }
 
     pub(crate) async fn share_file(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -88,10 +92,7 @@ impl<P: Ports> Core<P> {
                 "device_id: the sending device already has this file",
             ));
         }
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
+        let mut change = Change::new(vec![Stmt::new(
                 "INSERT INTO file_shares (file_id, device_id, shared_at) SELECT ?, d.id, ? FROM devices d \
                  WHERE d.id = ? AND d.user_id = ? AND d.removed_at IS NULL ON CONFLICT DO NOTHING",
                 vec![
@@ -100,23 +101,23 @@ impl<P: Ports> Core<P> {
                     target.as_str().into(),
                     caller.user_id.as_str().into(),
                 ],
-            )])
-            .await?;
-        let mut warning = None;
-        if changes.first() == Some(&1) {
+            )]);
+        if file.state == FileState::Available {
+            // The new receiver alone hears of it.
+            let only = FileRecord {
+                shared_with: vec![target.clone()],
+                ..file.clone()
+            };
+            change.event(&caller.user_id, available(&only), When::Changed);
+        }
+        let done = self.commit(change).await?;
+        if done.one(0) {
             file.shared_with.push(target.clone());
             file.shared_with.sort();
-            if file.state == FileState::Available {
-                let only = FileRecord {
-                    shared_with: vec![target.clone()],
-                    ..file.clone()
-                };
-                warning = self.announce_available(&caller.user_id, &only).await;
-            }
         } else if !file.shared_with.contains(&target) {
             return Err(ApiError::not_found("device"));
         }
-        Ok(Reply::ok(file.view())?.warn(warning))
+        Ok(Reply::ok(file.view())?.warn(done.warning))
     }
 
     pub(crate) async fn shared_files(&self, rq: &Rq<'_>) -> ApiResult<Reply> {

@@ -7,9 +7,11 @@ use super::record::FileState;
 use super::{ABANDONED_UPLOAD_MS, RESTORE_WINDOW_MS};
 use crate::blob::BlobStore;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Change, When};
 use crate::ports::{Ports, Sql, Stmt};
 use crate::web::Reply;
 use crate::{rows, Core, Rq};
+
 impl<P: Ports> Core<P> {
     /// An unfinished upload is aborted at the store and forgotten; a finished file is deleted
     /// softly and can be restored for 30 days.
@@ -26,47 +28,45 @@ impl<P: Ports> Core<P> {
             self.ports.sql().batch(delete_file_rows(&file.id)).await?;
             return Reply::no_content();
         }
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
-                vec![rq.now_ms.into(), rq.now_ms.into(), file.id.as_str().into()],
-            )])
+        let done = self
+            .commit(
+                Change::new(vec![Stmt::new(
+                    "UPDATE files SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+                    vec![rq.now_ms.into(), rq.now_ms.into(), file.id.as_str().into()],
+                )])
+                .with_event(
+                    &caller.user_id,
+                    NewEvent::to_all("file.deleted", serde_json::json!({"file_id": file.id})),
+                    When::Changed,
+                ),
+            )
             .await?;
-        if changes.first() != Some(&1) {
+        if !done.one(0) {
             return Err(ApiError::not_found("file"));
         }
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all("file.deleted", serde_json::json!({"file_id": file.id})),
-            )
-            .await;
-        Ok(Reply::no_content()?.warn(warning))
+        Ok(Reply::no_content()?.warn(done.warning))
     }
 
     pub(crate) async fn restore_file(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
         let (caller, _, mut file) = self.caller_and_file(rq, id, true).await?;
-        let changes = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "UPDATE files SET deleted_at = NULL, updated_at = ? WHERE id = ? AND deleted_at > ?",
-                vec![rq.now_ms.into(), file.id.as_str().into(), (rq.now_ms - RESTORE_WINDOW_MS).into()],
-            )])
+        file.deleted_at = None;
+        let done = self
+            .commit(
+                Change::new(vec![Stmt::new(
+                    "UPDATE files SET deleted_at = NULL, updated_at = ? WHERE id = ? AND deleted_at > ?",
+                    vec![rq.now_ms.into(), file.id.as_str().into(), (rq.now_ms - RESTORE_WINDOW_MS).into()],
+                )])
+                .with_event(
+                    &caller.user_id,
+                    NewEvent::to_all("file.restored", serde_json::json!({"file": file.view()})),
+                    When::Changed,
+                ),
+            )
             .await?;
-        if changes.first() != Some(&1) {
+        if !done.one(0) {
             return Err(ApiError::not_found("file"));
         }
-        file.deleted_at = None;
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all("file.restored", serde_json::json!({"file": file.view()})),
-            )
-            .await;
-        Ok(Reply::ok(file.view())?.warn(warning))
+        Ok(Reply::ok(file.view())?.warn(done.warning))
     }
 
     /// The scheduled purge: files deleted longer ago than the restore window, and uploads

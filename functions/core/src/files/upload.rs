@@ -12,7 +12,8 @@ use super::{MAX_PART_URLS, PART_URL_TTL};
 use crate::auth::Caller;
 use crate::blob::BlobStore;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Http, Ports, Sql, Stmt};
+use crate::events::{Change, When};
+use crate::ports::{Http, Ports, Row, Sql, Stmt};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
 #[derive(Deserialize)]
@@ -162,15 +163,14 @@ impl<P: Ports> Core<P> {
             file.object_key = key;
             file.state = FileState::Available;
             file.completed_at = Some(rq.now_ms);
-            let changes = self.ports.sql().batch(self.insert_file(user, file)).await?;
+            let done = self.commit(self.insert_file(user, file)).await?;
             // Zero when the source file went away meanwhile: then upload after all.
-            if changes.first() == Some(&1) {
-                let warning = self.announce_available(user, file).await;
+            if done.one(0) {
                 return Ok(Reply::json(
                     StatusCode::CREATED,
                     serde_json::json!({"status": "already_present", "file": file.view()}),
                 )?
-                .warn(warning));
+                .warn(done.warning));
             }
             file.state = FileState::Uploading;
             file.completed_at = None;
@@ -181,14 +181,14 @@ impl<P: Ports> Core<P> {
             .await?;
         let upload_id = BlobStore::created_upload_id(&resp)?;
         file.upload_id = Some(upload_id.clone());
-        if let Err(e) = self.ports.sql().batch(self.insert_file(user, file)).await {
+        if let Err(e) = self.commit(self.insert_file(user, file)).await {
             // Leave nothing behind at the store either (best effort: the purge aborts leftovers).
             if let Ok(abort) =
                 store.abort_multipart(&file.object_key, &upload_id, self.store_clock())
             {
                 let _ = self.ports.http().send(abort).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
         Reply::json(
             StatusCode::CREATED,
@@ -206,7 +206,9 @@ impl<P: Ports> Core<P> {
 
     /// The file row and its share, as one batch. A deduplicated file is inserted only while a
     /// live file still holds its object.
-    pub(super) fn insert_file(&self, user: &str, f: &FileRecord) -> Vec<Stmt> {
+    /// A file's rows; one already available (a dedupe) says so to the devices it is for, in
+    /// the same batch.
+    pub(super) fn insert_file(&self, user: &str, f: &FileRecord) -> Change {
         let params = vec![
             f.id.as_str().into(),
             user.into(),
@@ -224,7 +226,7 @@ impl<P: Ports> Core<P> {
             f.created_at.into(),
             f.completed_at.into(),
         ];
-        let mut stmts = vec![if f.state == FileState::Available {
+        let mut change = Change::new(vec![if f.state == FileState::Available {
             let mut p = params;
             p.extend([user.into(), f.object_key.as_str().into()]);
             Stmt::new(
@@ -241,9 +243,12 @@ impl<P: Ports> Core<P> {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
-        }];
+        }]);
+        if f.state == FileState::Available {
+            change.event(user, available(f), When::Changed);
+        }
         for device in &f.shared_with {
-            stmts.push(Stmt::new(
+            change.push(Stmt::new(
                 "INSERT INTO file_shares (file_id, device_id, shared_at) \
                  SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM files WHERE id = ?)",
                 vec![
@@ -254,17 +259,7 @@ impl<P: Ports> Core<P> {
                 ],
             ));
         }
-        stmts
-    }
-
-    /// `file.available` to the devices the file was sent to: one event naming them all.
-    pub(super) async fn announce_available(&self, user: &str, file: &FileRecord) -> Option<String> {
-        let event = NewEvent::to_devices(
-            "file.available",
-            file.shared_with.clone(),
-            serde_json::json!({"file": file.view()}),
-        );
-        self.announce(user, event).await
+        change
     }
 
     pub(crate) async fn presign_parts(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
@@ -333,42 +328,23 @@ impl<P: Ports> Core<P> {
             )));
         }
         let n = body.part_number as i64;
-        let mut found = self
-            .ports
-            .sql()
-            .batch(vec![
-                Stmt::new(
-                    "INSERT INTO file_parts (file_id, part_number, etag, recorded_at) \
-                     SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM files WHERE id = ? AND state = 'uploading') \
-                     ON CONFLICT (file_id, part_number) DO UPDATE SET etag = excluded.etag, recorded_at = excluded.recorded_at",
-                    vec![file.id.as_str().into(), n.into(), etag.into(), rq.now_ms.into(), file.id.as_str().into()],
-                ),
-                Stmt::new(
-                    "UPDATE files SET updated_at = ? WHERE id = ?",
-                    vec![rq.now_ms.into(), file.id.as_str().into()],
-                ),
-            ])
-            .await?;
-        if found.first() != Some(&1) {
-            return Err(ApiError::conflict(
-                "upload_completed",
-                "this file's upload is no longer open",
-            ));
-        }
-        found.clear();
-        let done = self
+        // Progress as it will be once this part is recorded, for the event written with it:
+        // the parts recorded so far, whether this one is among them, whether the last is.
+        let before = self
             .ports
             .sql()
             .query(Stmt::new(
-                "SELECT count(*), coalesce(max(part_number = ?), 0) FROM file_parts WHERE file_id = ?",
-                vec![(file.part_count as i64).into(), file.id.as_str().into()],
+                "SELECT count(*), coalesce(max(part_number = ?), 0), coalesce(max(part_number = ?), 0) \
+                 FROM file_parts WHERE file_id = ?",
+                vec![n.into(), (file.part_count as i64).into(), file.id.as_str().into()],
             ))
             .await?;
-        let row = done
+        let row = before
             .first()
             .ok_or_else(|| ApiError::internal("count returned no row"))?;
-        let parts_done = unsigned(row, 0)?;
-        let bytes_done = if rows::int(row, 1)? == 1 {
+        let parts_done = unsigned(row, 0)? + u64::from(rows::int(row, 1)? == 0);
+        let has_last = rows::int(row, 2)? == 1 || body.part_number == file.part_count;
+        let bytes_done = if has_last {
             (parts_done - 1) * file.part_size + file.part_len(file.part_count)
         } else {
             parts_done * file.part_size
@@ -380,25 +356,46 @@ impl<P: Ports> Core<P> {
             "bytes_done": bytes_done,
             "size": file.size,
         });
-        let warning = self
-            .announce(
-                &caller.user_id,
-                NewEvent::to_all("file.transfer.progress", progress.clone()),
-            )
-            .await;
-        Ok(Reply::ok(progress)?.warn(warning))
+        let mut change = Change::new(vec![Stmt::new(
+            "INSERT INTO file_parts (file_id, part_number, etag, recorded_at) \
+             SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM files WHERE id = ? AND state = 'uploading') \
+             ON CONFLICT (file_id, part_number) DO UPDATE SET etag = excluded.etag, recorded_at = excluded.recorded_at",
+            vec![file.id.as_str().into(), n.into(), etag.into(), rq.now_ms.into(), file.id.as_str().into()],
+        )]);
+        change.event(
+            &caller.user_id,
+            NewEvent::to_all("file.transfer.progress", progress.clone()),
+            When::Changed,
+        );
+        change.push(Stmt::new(
+            "UPDATE files SET updated_at = ? WHERE id = ?",
+            vec![rq.now_ms.into(), file.id.as_str().into()],
+        ));
+        let done = self.commit(change).await?;
+        if !done.one(0) {
+            return Err(ApiError::conflict(
+                "upload_completed",
+                "this file's upload is no longer open",
+            ));
+        }
+        Ok(Reply::ok(progress)?.warn(done.warning))
     }
 
-    pub(crate) async fn upload_status(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
-        let (_, _, file) = self.caller_and_file(rq, id, false).await?;
-        let parts = self
+    /// The parts recorded for a file, `(part_number, etag)` in order.
+    async fn recorded_parts(&self, file_id: &str) -> ApiResult<Vec<Row>> {
+        Ok(self
             .ports
             .sql()
             .query(Stmt::new(
                 "SELECT part_number, etag FROM file_parts WHERE file_id = ? ORDER BY part_number",
-                vec![file.id.as_str().into()],
+                vec![file_id.into()],
             ))
-            .await?;
+            .await?)
+    }
+
+    pub(crate) async fn upload_status(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
+        let (_, _, file) = self.caller_and_file(rq, id, false).await?;
+        let parts = self.recorded_parts(&file.id).await?;
         let mut done = Vec::with_capacity(parts.len());
         let mut recorded = Vec::with_capacity(parts.len());
         for row in &parts {
@@ -437,21 +434,14 @@ impl<P: Ports> Core<P> {
         rq: &Rq<'_>,
         caller: &Caller,
         store: &BlobStore,
-        mut file: FileRecord,
+        file: FileRecord,
     ) -> ApiResult<Reply> {
         // Completing twice is harmless: the second time there is nothing left to do.
         if file.state == FileState::Available {
             return Reply::ok(serde_json::json!({"file": file.view()}));
         }
         let upload_id = file.upload_id.clone().unwrap_or_default();
-        let parts = self
-            .ports
-            .sql()
-            .query(Stmt::new(
-                "SELECT part_number, etag FROM file_parts WHERE file_id = ? ORDER BY part_number",
-                vec![file.id.as_str().into()],
-            ))
-            .await?;
+        let parts = self.recorded_parts(&file.id).await?;
         let mut etags = Vec::with_capacity(parts.len());
         for (i, row) in parts.iter().enumerate() {
             if unsigned(row, 0)? == i as u64 + 1 {
@@ -504,32 +494,38 @@ impl<P: Ports> Core<P> {
                 ),
             ));
         }
-        let marked = self
-            .ports
-            .sql()
-            .batch(vec![Stmt::new(
-                "UPDATE files SET state = 'available', completed_at = ?, updated_at = ? WHERE id = ? AND state = 'uploading'",
-                vec![rq.now_ms.into(), rq.now_ms.into(), file.id.as_str().into()],
-            )])
-            .await?;
-        if marked.first() != Some(&1) {
+        let user = caller.user_id.as_str();
+        let mut done_file = file.clone();
+        done_file.state = FileState::Available;
+        done_file.completed_at = Some(rq.now_ms);
+        let mut change = Change::new(vec![Stmt::new(
+            "UPDATE files SET state = 'available', completed_at = ?, updated_at = ? WHERE id = ? AND state = 'uploading'",
+            vec![rq.now_ms.into(), rq.now_ms.into(), file.id.as_str().into()],
+        )]);
+        change.event(
+            user,
+            NewEvent::to_all(
+                "file.transfer.completed",
+                serde_json::json!({"file": done_file.view()}),
+            ),
+            When::Changed,
+        );
+        change.event(user, available(&done_file), When::Changed);
+        let marked = self.commit(change).await?;
+        if !marked.one(0) {
             // Another run recorded it first (and announced it): answer the file as it is.
             let (_, _, now) = self.caller_and_file(rq, &file.id, false).await?;
             return Reply::ok(serde_json::json!({"file": now.view()}));
         }
-        file.state = FileState::Available;
-        file.completed_at = Some(rq.now_ms);
-        let user = caller.user_id.as_str();
-        let warning = self
-            .announce(
-                user,
-                NewEvent::to_all(
-                    "file.transfer.completed",
-                    serde_json::json!({"file": file.view()}),
-                ),
-            )
-            .await;
-        let warning = warning.or(self.announce_available(user, &file).await);
-        Ok(Reply::ok(serde_json::json!({"file": file.view()}))?.warn(warning))
+        Ok(Reply::ok(serde_json::json!({"file": done_file.view()}))?.warn(marked.warning))
     }
+}
+
+/// `file.available` to the devices the file was sent to: one event naming them all.
+pub(super) fn available(file: &FileRecord) -> NewEvent {
+    NewEvent::to_devices(
+        "file.available",
+        file.shared_with.clone(),
+        serde_json::json!({"file": file.view()}),
+    )
 }
