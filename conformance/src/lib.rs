@@ -223,6 +223,11 @@ pub async fn events(account: &Account, device: &TestDevice, after: u64) -> Vec<u
     serde_json::from_value(resp.body["events"].clone()).expect("events")
 }
 
+/// The last number of the events `device` can read.
+pub async fn last_seq(account: &Account, device: &TestDevice) -> u64 {
+    events(account, device, 0).await.last().map_or(0, |e| e.seq)
+}
+
 /// Uploads `sent` by hand in one part as a file named `name` that declares the size and
 /// SHA-256 of `declared` (the same bytes, unless a test wants a liar), and completes it.
 /// Returns the file id (of the existing file when the account already had the bytes).

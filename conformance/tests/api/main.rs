@@ -1,11 +1,14 @@
 //! The conformance suite: run against any udc by `UDC_BASE_URL` (see `udc_conformance`).
 
+mod approval;
 mod auth;
+mod clipboard;
 mod contract;
 mod devices;
 mod files;
+mod handoff;
 mod input;
 mod realtime;
 mod remote;
-mod sync;
+mod settings;
 mod web_app;
