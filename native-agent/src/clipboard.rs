@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
@@ -400,7 +401,7 @@ pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bo
                 frame = socket.next() => match frame {
                     Incoming::Frame(HubFrame::Event(event)) => {
                         let _ = socket.send(&ClientFrame::Ack { seq: event.seq }).await;
-                        if event.event != "clipboard.sync" {
+                        if event.event != names::CLIPBOARD_SYNC {
                             continue;
                         }
                         let item: ClipboardItem = match serde_json::from_value(event.data["item"].clone()) {

@@ -5,6 +5,7 @@ pub mod client;
 pub mod clipboard;
 pub mod files;
 pub mod input;
+pub mod output;
 pub mod peer;
 pub mod realtime;
 pub mod remote;

@@ -13,10 +13,12 @@ use anyhow::{anyhow, Result};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
 use crate::input::InputEvent;
+use crate::output::say;
 use crate::realtime::Incoming;
 use crate::store::{Session, Store};
 use crate::watch::{self, PING_EVERY};
@@ -160,19 +162,6 @@ impl Unattended {
     }
 }
 
-/// One line for the log and the person at the screen: JSON with `--json`.
-pub fn say(json: bool, what: &str, detail: Value, text: String) {
-    if json {
-        let mut line = json!({ "remote": what });
-        if let (Some(obj), Value::Object(more)) = (line.as_object_mut(), detail) {
-            obj.extend(more);
-        }
-        println!("{line}");
-    } else {
-        println!("{text}");
-    }
-}
-
 /// Asks the person at this device's terminal; nobody there means no.
 async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
     if !std::io::stdin().is_terminal() {
@@ -262,7 +251,7 @@ pub async fn serve(
                     Incoming::Frame(HubFrame::Event(event)) => {
                         let _ = socket.send(&ClientFrame::Ack { seq: event.seq }).await;
                         match event.event.as_str() {
-                            "remote.control.request" => {
+                            names::REMOTE_REQUEST => {
                                 let Ok(s) = serde_json::from_value::<RemoteSession>(event.data["session"].clone()) else { continue };
                                 if s.target_device_id != me || s.state != "pending" {
                                     continue;
@@ -291,7 +280,7 @@ pub async fn serve(
                                     Err(e) => eprintln!("udc-agent: could not answer session {}: {e}", s.id),
                                 }
                             }
-                            "remote.control.session_end" => {
+                            names::REMOTE_SESSION_END => {
                                 let id = event.data["session_id"].as_str().unwrap_or_default().to_owned();
                                 if let Some(l) = live.remove(&id) {
                                     l.stop().await;
@@ -304,7 +293,7 @@ pub async fn serve(
                     }
                     // Input relayed through the server (never logged there): only for a live
                     // view_and_control session.
-                    Incoming::Frame(HubFrame::Relay { event, data, .. }) if event == "remote.input" => {
+                    Incoming::Frame(HubFrame::Relay { event, data, .. }) if event == names::REMOTE_INPUT => {
                         let id = data["session_id"].as_str().unwrap_or_default();
                         // A view-only session never drives this device, whatever arrives.
                         if live.get(id).map(|l| l.mode.as_str()) != Some("view_and_control") {

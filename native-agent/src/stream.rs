@@ -28,8 +28,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, RTCIceServer};
 
 use crate::input::{InputEvent, X11Injector};
+use crate::output::say;
 use crate::peer::{self, Peer};
-use crate::remote::say;
 use crate::screen::X11Capture;
 use crate::video::{Encoded, VideoEncoder};
 

@@ -21,6 +21,7 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
+use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 use webrtc::data_channel::DataChannelEvent;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -28,9 +29,10 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::client::Client;
 use crate::input::InputEvent;
+use crate::output::say;
 use crate::peer::{self, Peer};
 use crate::realtime::{Incoming, Socket};
-use crate::remote::{say, RemoteSession, HEARTBEAT_EVERY};
+use crate::remote::{RemoteSession, HEARTBEAT_EVERY};
 use crate::store::{Session, Store};
 use crate::video::{Picture, VideoDecoder};
 use crate::watch::{connect, PING_EVERY};
@@ -136,8 +138,8 @@ async fn run(
                     let s: Option<RemoteSession> =
                         serde_json::from_value(e.data["session"].clone()).ok();
                     match (e.event.as_str(), s) {
-                        ("remote.control.approved", Some(s)) if s.id == id => return Ok(true),
-                        ("remote.control.denied", Some(s)) if s.id == id => return Ok(false),
+                        (names::REMOTE_APPROVED, Some(s)) if s.id == id => return Ok(true),
+                        (names::REMOTE_DENIED, Some(s)) if s.id == id => return Ok(false),
                         _ => {}
                     }
                 }
@@ -217,7 +219,7 @@ async fn run(
                 }
                 Incoming::Frame(HubFrame::Event(e)) => {
                     let _ = socket.send(&ClientFrame::Ack { seq: e.seq }).await;
-                    if e.event == "remote.control.session_end" && e.data["session_id"] == id {
+                    if e.event == names::REMOTE_SESSION_END && e.data["session_id"] == id {
                         return Ok(());
                     }
                 }

@@ -5,6 +5,7 @@
 #[cfg(feature = "durable-object")]
 pub mod durable_object;
 pub mod machine;
+pub mod names;
 pub mod protocol;
 pub mod sql_store;
 pub mod store;
