@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::names;
 use crate::protocol::{
     close, Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
     SignalStatus, MAX_FRAME_BYTES,
@@ -111,8 +112,23 @@ impl<S: HubStore> Hub<S> {
     ) -> Result<(Logged, Vec<Output>), StoreError> {
         self.pushed()?;
         let logged = self.store.append(now, &new)?;
-        let out = self.deliver(now)?;
+        let out = self.deliver()?;
+        if logged.seq % 100 == 0 {
+            self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
+        }
         Ok((logged, out))
+    }
+
+    /// Events were written to the log by others (core, at most `count` of them, in the batch
+    /// of their change): sends them, and prunes the log when its numbers crossed a hundred, as
+    /// the hub does after its own.
+    pub fn logged(&mut self, count: u64, now: i64) -> Result<Vec<Output>, StoreError> {
+        let out = self.deliver()?;
+        let (_, last) = self.store.bounds()?;
+        if last / 100 > last.saturating_sub(count) / 100 {
+            self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
+        }
+        Ok(out)
     }
 
     fn pushed(&mut self) -> Result<u64, StoreError> {
@@ -128,21 +144,17 @@ impl<S: HubStore> Hub<S> {
 
     /// Sends every event logged since the last one sent, in order, to the connections each is
     /// addressed to: after core wrote events in its own batch, and after the hub logged one.
-    pub fn deliver(&mut self, now: i64) -> Result<Vec<Output>, StoreError> {
+    pub fn deliver(&mut self) -> Result<Vec<Output>, StoreError> {
         let mut at = self.pushed()?;
         let mut out = Vec::new();
         loop {
             let page = self.store.after(at, PAGE)?;
             let Some(tail) = page.last() else { break };
-            let crossed_hundred = tail.seq / 100 > at / 100;
             at = tail.seq;
             for logged in &page {
                 self.fan_out(logged, &mut out);
             }
             self.pushed = Some(at);
-            if crossed_hundred {
-                self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
-            }
             if page.len() < PAGE {
                 break;
             }
@@ -198,7 +210,7 @@ impl<S: HubStore> Hub<S> {
         p.last_seen = now;
         self.store.set_presence(&p)?;
         if changed {
-            let name = format!("device.{}", state.as_str());
+            let name = format!("{}{}", names::DEVICE_PRESENCE_PREFIX, state.as_str());
             let (_, sent) = self.publish(
                 NewEvent::to_all(&name, json!({ "device_id": device_id, "last_seen": now })),
                 now,
@@ -221,7 +233,7 @@ impl<S: HubStore> Hub<S> {
         // What is logged but not yet sent goes to the sockets already open first, and the new
         // one replays up to the same point: anything logged meanwhile reaches every socket on
         // the next delivery, the new one included, and none twice.
-        let mut out = self.deliver(now)?;
+        let mut out = self.deliver()?;
         let last = self.pushed()?;
         let known = self.presence_or_new(device_id, now)?;
         let (oldest, _) = self.store.bounds()?;

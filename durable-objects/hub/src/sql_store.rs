@@ -44,10 +44,30 @@ pub const LOG_EVENT_IF_CHANGED: &str = log_event_sql!("SELECT ", "?", " WHERE ch
 /// statement before it changed.
 pub const LOG_EVENT_COUNTING: &str = log_event_sql!("VALUES (", "json_set(?, ?, changes())", ")");
 
+/// The start of an INSERT of one event whose data a SELECT computes in the batch (for data
+/// only the database knows then): append the data expression, its `FROM` and `WHERE`.
+/// Parameters: `log_head_params`, then the expression's.
+#[macro_export]
+macro_rules! log_event_select {
+    () => {
+        concat!(
+            "INSERT INTO hub_events (user_id, seq, at, event, target_device_id, audience, data) ",
+            "SELECT ?, coalesce((SELECT last_seq FROM hub_seq WHERE user_id = ?), 0) + 1, ?, ?, ?, ?, "
+        )
+    };
+}
+
 /// The parameters every `LOG_EVENT*` statement starts with: the user id twice, the time, the
 /// event's name, its one target (for code from before the audience column), its audience, its
 /// data.
 pub fn log_params(user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, StoreError> {
+    let mut params = log_head_params(user_id, at, new)?;
+    params.push(new.data.to_string().into());
+    Ok(params)
+}
+
+/// `log_params` but the data, for `log_event_select!`.
+pub fn log_head_params(user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, StoreError> {
     let audience = match &new.to {
         Audience::All => None,
         Audience::Devices(ids) => {
@@ -69,7 +89,6 @@ pub fn log_params(user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, 
         new.event.as_str().into(),
         target.into(),
         audience.into(),
-        new.data.to_string().into(),
     ])
 }
 

@@ -54,7 +54,7 @@ impl udc_core::Hub for WorkerHub {
         false
     }
 
-    async fn logged(&self, _user_id: &str) -> Result<(), HubError> {
+    async fn logged(&self, _user_id: &str, _count: usize) -> Result<(), HubError> {
         Ok(())
     }
 

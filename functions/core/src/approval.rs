@@ -9,6 +9,7 @@ use base64::Engine;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use crate::auth::{Guard, UserView};
@@ -140,7 +141,7 @@ impl<P: Ports> Core<P> {
             change.event(
                 user_id,
                 NewEvent::to_all(
-                    "auth.approval.request",
+                    names::APPROVAL_REQUEST,
                     serde_json::json!({ "request": view }),
                 ),
                 When::Changed,
@@ -367,7 +368,7 @@ impl<P: Ports> Core<P> {
             ("denied", None)
         };
         let resolved = NewEvent::to_all(
-            "auth.approval.resolved",
+            names::APPROVAL_RESOLVED,
             serde_json::json!({ "request_id": request_id, "state": state, "by_device_id": device }),
         );
         let done = self

@@ -4,6 +4,7 @@
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use crate::auth::Caller;
@@ -230,7 +231,7 @@ impl<P: Ports> Core<P> {
         ]);
         change.event(
             user,
-            NewEvent::to_devices("clipboard.sync", targets, data),
+            NewEvent::to_devices(names::CLIPBOARD_SYNC, targets, data),
             When::Always,
         );
         change.push(
@@ -334,7 +335,7 @@ impl<P: Ports> Core<P> {
     pub(crate) async fn clear_clipboard(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
         let cleared = NewEvent::to_all(
-            "clipboard.cleared",
+            names::CLIPBOARD_CLEARED,
             serde_json::json!({ "device_id": caller.device_id }),
         );
         let done = self

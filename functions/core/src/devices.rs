@@ -4,6 +4,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use udc_hub::names;
 use udc_hub::{DevicePresence, NewEvent, PresenceState, Revoked};
 
 use crate::auth::{Caller, Guard};
@@ -286,7 +287,7 @@ impl<P: Ports> Core<P> {
             presence: PresenceState::Offline.as_str().to_owned(),
         };
         let registered = NewEvent::to_all(
-            "device.registered",
+            names::DEVICE_REGISTERED,
             serde_json::json!({ "device": public(&device) }),
         );
         let mut change = Change::new(vec![
@@ -433,7 +434,7 @@ impl<P: Ports> Core<P> {
         }
         device.updated_at = rows::timestamp(rq.now_ms);
         let updated = NewEvent::to_all(
-            "device.updated",
+            names::DEVICE_UPDATED,
             serde_json::json!({ "device": public(&device) }),
         );
         let done = self
@@ -473,7 +474,10 @@ impl<P: Ports> Core<P> {
         )]);
         change.event(
             user,
-            NewEvent::to_all("device.removed", serde_json::json!({ "device_id": id })),
+            NewEvent::to_all(
+                names::DEVICE_REMOVED,
+                serde_json::json!({ "device_id": id }),
+            ),
             When::Changed,
         );
         change.extend([
@@ -529,7 +533,7 @@ impl<P: Ports> Core<P> {
             device.trusts.sort();
         }
         let updated = NewEvent::to_all(
-            "device.updated",
+            names::DEVICE_UPDATED,
             serde_json::json!({ "device": public(&device) }),
         );
         let done = self
@@ -582,10 +586,13 @@ impl<P: Ports> Core<P> {
         let mut device = self
             .find_device(&caller, &id)
             .await
-            .map_err(|_| ApiError::not_found("trust link"))?;
+            .map_err(|e| match e.status {
+                StatusCode::NOT_FOUND => ApiError::not_found("trust link"),
+                _ => e,
+            })?;
         device.trusts.retain(|t| *t != target);
         let updated = NewEvent::to_all(
-            "device.updated",
+            names::DEVICE_UPDATED,
             serde_json::json!({ "device": public(&device) }),
         );
         let done = self

@@ -6,11 +6,13 @@
 //! same events are published after the batch commits, on the same conditions
 //! (docs/ARCHITECTURE.md, "A change and its events commit together").
 
-use udc_hub::sql_store::{log_params, LOG_EVENT, LOG_EVENT_COUNTING, LOG_EVENT_IF_CHANGED};
+use udc_hub::sql_store::{
+    log_head_params, log_params, LOG_EVENT, LOG_EVENT_COUNTING, LOG_EVENT_IF_CHANGED,
+};
 use udc_hub::{Audience, NewEvent};
 
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Clock, Hub, Ports, Sql, Stmt};
+use crate::ports::{Clock, Hub, Ports, Sql, Stmt, Value};
 use crate::Core;
 
 /// When an event is stored, judged by the statement pushed before it. Several events after one
@@ -30,9 +32,21 @@ pub(crate) enum When {
 struct Pending {
     /// The statement it reports, by index.
     after: usize,
-    when: When,
     user: String,
-    event: NewEvent,
+    what: Logged,
+}
+
+enum Logged {
+    /// An event built before the batch.
+    Built { when: When, event: NewEvent },
+    /// An event whose data SQL computes in the batch (`udc_hub::log_event_select!`; its
+    /// parameters after the head's): stored where the log shares core's database only, the
+    /// handler publishing the same data elsewhere.
+    Selected {
+        event: NewEvent,
+        sql: &'static str,
+        params: Vec<Value>,
+    },
 }
 
 /// The statements of one change, and the events that report it.
@@ -81,9 +95,24 @@ impl Change {
         }
         self.events.push(Pending {
             after: self.stmts.len().saturating_sub(1),
-            when,
             user: user.to_owned(),
-            event,
+            what: Logged::Built { when, event },
+        });
+    }
+
+    /// An event whose data `sql` computes inside the batch, reporting the statement pushed
+    /// last (see `Logged::Selected`; `event`'s data is not used).
+    pub fn event_selected(
+        &mut self,
+        user: &str,
+        event: NewEvent,
+        sql: &'static str,
+        params: Vec<Value>,
+    ) {
+        self.events.push(Pending {
+            after: self.stmts.len().saturating_sub(1),
+            user: user.to_owned(),
+            what: Logged::Selected { event, sql, params },
         });
     }
 
@@ -95,17 +124,26 @@ impl Change {
 }
 
 fn log_stmt(p: &Pending, at: i64) -> ApiResult<Stmt> {
-    let mut params =
-        log_params(&p.user, at, &p.event).map_err(|e| ApiError::internal(e.to_string()))?;
-    let sql = match p.when {
-        When::Always => LOG_EVENT,
-        When::Changed => LOG_EVENT_IF_CHANGED,
-        When::Counting(key) => {
-            params.push(format!("$.{key}").into());
-            LOG_EVENT_COUNTING
+    let internal = |e: udc_hub::StoreError| ApiError::internal(e.to_string());
+    match &p.what {
+        Logged::Built { when, event } => {
+            let mut params = log_params(&p.user, at, event).map_err(internal)?;
+            let sql = match when {
+                When::Always => LOG_EVENT,
+                When::Changed => LOG_EVENT_IF_CHANGED,
+                When::Counting(key) => {
+                    params.push(format!("$.{key}").into());
+                    LOG_EVENT_COUNTING
+                }
+            };
+            Ok(Stmt::new(sql, params))
         }
-    };
-    Ok(Stmt::new(sql, params))
+        Logged::Selected { event, sql, params } => {
+            let mut all = log_head_params(&p.user, at, event).map_err(internal)?;
+            all.extend(params.iter().cloned());
+            Ok(Stmt::new(sql, all))
+        }
+    }
 }
 
 impl<P: Ports> Core<P> {
@@ -141,11 +179,17 @@ impl<P: Ports> Core<P> {
                 .filter(|(_, event)| !event)
                 .map(|(n, _)| n)
                 .collect();
-            let mut users: Vec<&str> = events.iter().map(|p| p.user.as_str()).collect();
-            users.dedup();
+            // A change's events are all for one account; counted per account all the same.
+            let mut logged: Vec<(&str, usize)> = Vec::new();
+            for p in &events {
+                match logged.iter_mut().find(|(u, _)| *u == p.user) {
+                    Some((_, n)) => *n += 1,
+                    None => logged.push((&p.user, 1)),
+                }
+            }
             let mut warning = None;
-            for user in users {
-                if let Err(e) = hub.logged(user).await {
+            for (user, count) in logged {
+                if let Err(e) = hub.logged(user, count).await {
                     warning = Some(e.to_string());
                 }
             }
@@ -155,8 +199,10 @@ impl<P: Ports> Core<P> {
         let mut warning = None;
         for p in events {
             let reported = changes.get(p.after).copied().unwrap_or(0);
-            let mut event = p.event;
-            match p.when {
+            let Logged::Built { when, mut event } = p.what else {
+                continue;
+            };
+            match when {
                 When::Changed if reported == 0 => continue,
                 When::Counting(key) => {
                     if let Some(data) = event.data.as_object_mut() {

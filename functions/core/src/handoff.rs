@@ -3,6 +3,7 @@
 //! account (the latest save wins); snapshots last a day.
 
 use serde::Deserialize;
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use crate::clipboard::{CONTENT_TYPES, SEAL_OVERHEAD};
@@ -54,7 +55,7 @@ impl<P: Ports> Core<P> {
         )?;
         let size = (len - SEAL_OVERHEAD) as i64;
         let available = NewEvent::to_all(
-            "handoff.available",
+            names::HANDOFF_AVAILABLE,
             serde_json::json!({ "key": key, "device_id": device }),
         );
         let done = self
@@ -127,7 +128,7 @@ impl<P: Ports> Core<P> {
             .ok_or_else(|| ApiError::not_found("handoff"))?;
         let origin = rows::text(row, 1)?;
         let taken = NewEvent::to_devices(
-            "handoff.taken",
+            names::HANDOFF_TAKEN,
             vec![origin.clone()],
             serde_json::json!({ "key": key, "by_device_id": taker }),
         );

@@ -60,8 +60,9 @@ pub trait Hub {
     /// the hub to send them. Elsewhere (the Worker, whose hub is a Durable Object apart from D1)
     /// they are published after the change commits.
     fn logs_in_sql(&self) -> bool;
-    /// Events were written to the account's log in core's batch: send them to open sockets.
-    async fn logged(&self, user_id: &str) -> Result<(), HubError>;
+    /// At most `count` events were written to the account's log in core's batch: send them to
+    /// open sockets, and keep the log's retention.
+    async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError>;
     async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError>;
     /// Ephemeral traffic (relayed input) to one device's open sockets, never logged; how many
     /// sockets it reached.

@@ -7,6 +7,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use udc_hub::names;
 use udc_hub::{NewEvent, PresenceState, Relay};
 
 use crate::auth::Caller;
@@ -390,7 +391,7 @@ impl<P: Ports> Core<P> {
             // Both sides stop at once; the rest of the account sees it too.
             change.event(
                 user,
-                NewEvent::to_all("remote.control.session_end", data),
+                NewEvent::to_all(names::REMOTE_SESSION_END, data),
                 When::Changed,
             );
         }
@@ -480,7 +481,7 @@ impl<P: Ports> Core<P> {
 )]).with_event(
                     &caller.user_id,
                     NewEvent::to_devices(
-                        "remote.control.request",
+                        names::REMOTE_REQUEST,
                         vec![target.clone()],
                         serde_json::json!({ "session": view }),
                     ),
@@ -532,9 +533,9 @@ impl<P: Ports> Core<P> {
         let view = s.view(now);
         let user = caller.user_id.as_str();
         let name = if approve {
-            "remote.control.approved"
+            names::REMOTE_APPROVED
         } else {
-            "remote.control.denied"
+            names::REMOTE_DENIED
         };
         let mut change = Change::new(vec![Stmt::new(
             "UPDATE remote_sessions SET state = ?, answered_at = ?, end_reason = ?, ended_at = ?, \
@@ -562,7 +563,7 @@ impl<P: Ports> Core<P> {
             change.event(
                 user,
                 NewEvent::to_all(
-                    "remote.control.session_start",
+                    names::REMOTE_SESSION_START,
                     serde_json::json!({ "session": view }),
                 ),
                 When::Changed,
@@ -688,7 +689,7 @@ impl<P: Ports> Core<P> {
                 &caller.user_id,
                 Relay {
                     device_id: s.target.clone(),
-                    event: "remote.input".into(),
+                    event: names::REMOTE_INPUT.into(),
                     data: serde_json::json!({ "session_id": s.id, "events": body.events }),
                 },
             )

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use crate::auth::Caller;
@@ -298,227 +299,31 @@ impl<P: Ports> Core<P> {
         settling: Option<Settling>,
     ) -> ApiResult<Written> {
         let user = caller.user_id.as_str();
-        let device: Value = caller.device_id.clone().into();
         for _ in 0..ATTEMPTS {
-            let mut snap = self.snapshot(user, &changes).await?;
+            let snap = self.snapshot(user, &changes).await?;
+            let seq = snap.seq;
+            let prior = snap.writer.clone();
             let writer = self.new_id()?;
-            let guard = || -> Vec<Value> { vec![user.into(), writer.as_str().into()] };
-            let mut next = snap.seq;
-            let mut stmts = Vec::new();
-            let mut results = Vec::new();
-            for c in &changes {
-                let policy = snap
-                    .policies
-                    .get(&c.namespace)
-                    .copied()
-                    .unwrap_or(Policy::DEFAULT);
-                let slot = (c.namespace.clone(), c.key.clone());
-                let held = snap.docs.get(&slot).map(|(d, at)| Held {
-                    version: d.version,
-                    modified_at: *at,
-                });
-                let server_version = held.map_or(0, |h| h.version);
-                let decision = if c.force {
-                    Decision::Apply
-                } else {
-                    decide(policy, c.base_version, c.modified_at, held)
-                };
-                let log = |outcome: &'static str,
-                           version: Option<i64>,
-                           conflict: Option<&str>|
-                 -> ApiResult<Stmt> {
-                    let mut p: Vec<Value> = vec![
-                        self.new_id()?.into(),
-                        user.into(),
-                        c.namespace.as_str().into(),
-                        c.key.as_str().into(),
-                        device.clone(),
-                        settling
-                            .as_ref()
-                            .map_or(policy.as_str(), |_| "manual")
-                            .into(),
-                        outcome.into(),
-                        c.base_version.into(),
-                        server_version.into(),
-                        version.into(),
-                        conflict
-                            .or(settling.as_ref().map(|s| s.conflict_id.as_str()))
-                            .into(),
-                        rq.now_ms.into(),
-                    ];
-                    p.extend(guard());
-                    Ok(Stmt::new(
-                        "INSERT INTO settings_resolutions (id, user_id, namespace, key, device_id, policy, outcome, \
-                         base_version, server_version, version, conflict_id, at) \
-                         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
-                         WHERE EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
-                        p,
-                    ))
-                };
-                match decision {
-                    Decision::Apply | Decision::Override { .. } => {
-                        next += 1;
-                        let mut p: Vec<Value> = vec![
-                            user.into(),
-                            c.namespace.as_str().into(),
-                            c.key.as_str().into(),
-                            c.value.clone().into(),
-                            next.into(),
-                            c.modified_at.into(),
-                            device.clone(),
-                        ];
-                        p.extend(guard());
-                        stmts.push(Stmt::new(
-                            "INSERT INTO settings_docs (user_id, namespace, key, value, version, modified_at, device_id) \
-                             SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?) \
-                             ON CONFLICT(user_id, namespace, key) DO UPDATE SET value = excluded.value, \
-                             version = excluded.version, modified_at = excluded.modified_at, device_id = excluded.device_id",
-                            p,
-                        ));
-                        let resolution = match (decision, &settling) {
-                            (Decision::Override { outcome }, _) => {
-                                stmts.push(log(outcome, Some(next), None)?);
-                                Some(Resolution {
-                                    policy: policy.as_str(),
-                                    outcome,
-                                    server_version,
-                                })
-                            }
-                            (_, Some(s)) => {
-                                stmts.push(log(s.choice, Some(next), None)?);
-                                Some(Resolution {
-                                    policy: "manual",
-                                    outcome: s.choice,
-                                    server_version,
-                                })
-                            }
-                            _ => None,
-                        };
-                        let value = c
-                            .value
-                            .as_deref()
-                            .map(serde_json::from_str)
-                            .transpose()
-                            .map_err(|e| ApiError::internal(e.to_string()))?;
-                        let written = Doc {
-                            namespace: c.namespace.clone(),
-                            key: c.key.clone(),
-                            deleted: value.is_none(),
-                            value,
-                            version: next,
-                            modified_at: rows::timestamp(c.modified_at),
-                            device_id: caller.device_id.clone(),
-                        };
-                        snap.docs.insert(slot, (written, c.modified_at));
-                        results.push(ChangeResult {
-                            namespace: c.namespace.clone(),
-                            key: c.key.clone(),
-                            status: "applied",
-                            version: next,
-                            resolution,
-                            conflict_id: None,
-                            server: None,
-                        });
-                    }
-                    Decision::Reject { outcome } => {
-                        stmts.push(log(outcome, None, None)?);
-                        results.push(ChangeResult {
-                            namespace: c.namespace.clone(),
-                            key: c.key.clone(),
-                            status: "rejected",
-                            version: server_version,
-                            resolution: Some(Resolution {
-                                policy: policy.as_str(),
-                                outcome,
-                                server_version,
-                            }),
-                            conflict_id: None,
-                            server: snap.docs.get(&slot).map(|(d, _)| d.clone()),
-                        });
-                    }
-                    Decision::Hold => {
-                        let id = self.new_id()?;
-                        let mut p: Vec<Value> = vec![
-                            id.as_str().into(),
-                            user.into(),
-                            c.namespace.as_str().into(),
-                            c.key.as_str().into(),
-                            device.clone(),
-                            c.base_version.into(),
-                            server_version.into(),
-                            c.value.clone().into(),
-                            c.modified_at.into(),
-                            rq.now_ms.into(),
-                        ];
-                        p.extend(guard());
-                        stmts.push(Stmt::new(
-                            "INSERT INTO settings_conflicts (id, user_id, namespace, key, device_id, base_version, \
-                             server_version, client_value, client_modified_at, created_at) \
-                             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
-                             WHERE EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
-                            p,
-                        ));
-                        stmts.push(log("held", None, Some(&id))?);
-                        results.push(ChangeResult {
-                            namespace: c.namespace.clone(),
-                            key: c.key.clone(),
-                            status: "conflict",
-                            version: server_version,
-                            resolution: Some(Resolution {
-                                policy: "manual",
-                                outcome: "held",
-                                server_version,
-                            }),
-                            conflict_id: Some(id),
-                            server: snap.docs.get(&slot).map(|(d, _)| d.clone()),
-                        });
-                    }
-                }
-            }
-            if let Some(s) = &settling {
-                if changes.is_empty() {
-                    // Keeping the server's document: only the record changes.
-                    let mut p: Vec<Value> = vec![
-                        self.new_id()?.into(),
-                        user.into(),
-                        s.conflict_id.as_str().into(),
-                        device.clone(),
-                        s.choice.into(),
-                        rq.now_ms.into(),
-                        s.conflict_id.as_str().into(),
-                    ];
-                    p.extend(guard());
-                    stmts.push(Stmt::new(
-                        "INSERT INTO settings_resolutions (id, user_id, namespace, key, device_id, policy, outcome, \
-                         base_version, server_version, version, conflict_id, at) \
-                         SELECT ?, ?, c.namespace, c.key, ?, 'manual', ?, c.base_version, c.server_version, NULL, c.id, ? \
-                         FROM settings_conflicts c WHERE c.id = ? \
-                         AND EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
-                        p,
-                    ));
-                }
-                let mut p: Vec<Value> = vec![
-                    rq.now_ms.into(),
-                    s.choice.into(),
-                    s.conflict_id.as_str().into(),
-                    user.into(),
-                ];
-                p.extend(guard());
-                stmts.push(Stmt::new(
-                    "UPDATE settings_conflicts SET resolved_at = ?, resolution = ? \
-                     WHERE id = ? AND user_id = ? AND resolved_at IS NULL \
-                     AND EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
-                    p,
-                ));
-            }
+            let writing = Writing {
+                user,
+                device: caller.device_id.as_deref(),
+                writer: &writer,
+                now_ms: rq.now_ms,
+                settling: settling.as_ref(),
+            };
+            let Plan {
+                stmts,
+                results,
+                next,
+            } = plan(&writing, &changes, snap, &|| self.new_id())?;
             // Every write below is guarded by this swap; settling a conflict, the swap also
             // needs the conflict still open, so a resolve that lost the race writes nothing.
             let swap: Vec<Value> = vec![
                 next.into(),
                 writer.as_str().into(),
                 user.into(),
-                snap.seq.into(),
-                snap.writer.clone().into(),
+                seq.into(),
+                prior.into(),
                 settling.as_ref().map(|s| s.conflict_id.as_str()).into(),
             ];
             let mut batch = events::Change::new(vec![
@@ -862,6 +667,249 @@ fn already_resolved() -> ApiError {
     )
 }
 
+/// One attempt at a settings write, decided from a snapshot without I/O: the statements (each
+/// guarded on the counter swap by `w.writer`), each change's result, and the account's version
+/// after it.
+struct Plan {
+    stmts: Vec<Stmt>,
+    results: Vec<ChangeResult>,
+    next: i64,
+}
+
+/// Who writes, when, and what conflict the write settles.
+struct Writing<'a> {
+    user: &'a str,
+    device: Option<&'a str>,
+    /// This attempt's id, set by the counter swap that guards every other statement.
+    writer: &'a str,
+    now_ms: i64,
+    settling: Option<&'a Settling>,
+}
+
+fn plan(
+    w: &Writing,
+    changes: &[Change],
+    mut snap: Snapshot,
+    new_id: &impl Fn() -> ApiResult<String>,
+) -> ApiResult<Plan> {
+    let user = w.user;
+    let device: Value = w.device.into();
+    let guard = || -> Vec<Value> { vec![user.into(), w.writer.into()] };
+    let mut next = snap.seq;
+    let mut stmts = Vec::new();
+    let mut results = Vec::new();
+    for c in changes {
+        let policy = snap
+            .policies
+            .get(&c.namespace)
+            .copied()
+            .unwrap_or(Policy::DEFAULT);
+        let slot = (c.namespace.clone(), c.key.clone());
+        let held = snap.docs.get(&slot).map(|(d, at)| Held {
+            version: d.version,
+            modified_at: *at,
+        });
+        let server_version = held.map_or(0, |h| h.version);
+        let decision = if c.force {
+            Decision::Apply
+        } else {
+            decide(policy, c.base_version, c.modified_at, held)
+        };
+        let log = |outcome: &'static str,
+                   version: Option<i64>,
+                   conflict: Option<&str>|
+         -> ApiResult<Stmt> {
+            let mut p: Vec<Value> = vec![
+                new_id()?.into(),
+                user.into(),
+                c.namespace.as_str().into(),
+                c.key.as_str().into(),
+                device.clone(),
+                w.settling
+                    .as_ref()
+                    .map_or(policy.as_str(), |_| "manual")
+                    .into(),
+                outcome.into(),
+                c.base_version.into(),
+                server_version.into(),
+                version.into(),
+                conflict
+                    .or(w.settling.map(|s| s.conflict_id.as_str()))
+                    .into(),
+                w.now_ms.into(),
+            ];
+            p.extend(guard());
+            Ok(Stmt::new(
+                "INSERT INTO settings_resolutions (id, user_id, namespace, key, device_id, policy, outcome, \
+                 base_version, server_version, version, conflict_id, at) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+                 WHERE EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
+                p,
+            ))
+        };
+        match decision {
+            Decision::Apply | Decision::Override { .. } => {
+                next += 1;
+                let mut p: Vec<Value> = vec![
+                    user.into(),
+                    c.namespace.as_str().into(),
+                    c.key.as_str().into(),
+                    c.value.clone().into(),
+                    next.into(),
+                    c.modified_at.into(),
+                    device.clone(),
+                ];
+                p.extend(guard());
+                stmts.push(Stmt::new(
+                    "INSERT INTO settings_docs (user_id, namespace, key, value, version, modified_at, device_id) \
+                     SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?) \
+                     ON CONFLICT(user_id, namespace, key) DO UPDATE SET value = excluded.value, \
+                     version = excluded.version, modified_at = excluded.modified_at, device_id = excluded.device_id",
+                    p,
+                ));
+                let resolution = match (decision, &w.settling) {
+                    (Decision::Override { outcome }, _) => {
+                        stmts.push(log(outcome, Some(next), None)?);
+                        Some(Resolution {
+                            policy: policy.as_str(),
+                            outcome,
+                            server_version,
+                        })
+                    }
+                    (_, Some(s)) => {
+                        stmts.push(log(s.choice, Some(next), None)?);
+                        Some(Resolution {
+                            policy: "manual",
+                            outcome: s.choice,
+                            server_version,
+                        })
+                    }
+                    _ => None,
+                };
+                let value = c
+                    .value
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let written = Doc {
+                    namespace: c.namespace.clone(),
+                    key: c.key.clone(),
+                    deleted: value.is_none(),
+                    value,
+                    version: next,
+                    modified_at: rows::timestamp(c.modified_at),
+                    device_id: w.device.map(str::to_owned),
+                };
+                snap.docs.insert(slot, (written, c.modified_at));
+                results.push(ChangeResult {
+                    namespace: c.namespace.clone(),
+                    key: c.key.clone(),
+                    status: "applied",
+                    version: next,
+                    resolution,
+                    conflict_id: None,
+                    server: None,
+                });
+            }
+            Decision::Reject { outcome } => {
+                stmts.push(log(outcome, None, None)?);
+                results.push(ChangeResult {
+                    namespace: c.namespace.clone(),
+                    key: c.key.clone(),
+                    status: "rejected",
+                    version: server_version,
+                    resolution: Some(Resolution {
+                        policy: policy.as_str(),
+                        outcome,
+                        server_version,
+                    }),
+                    conflict_id: None,
+                    server: snap.docs.get(&slot).map(|(d, _)| d.clone()),
+                });
+            }
+            Decision::Hold => {
+                let id = new_id()?;
+                let mut p: Vec<Value> = vec![
+                    id.as_str().into(),
+                    user.into(),
+                    c.namespace.as_str().into(),
+                    c.key.as_str().into(),
+                    device.clone(),
+                    c.base_version.into(),
+                    server_version.into(),
+                    c.value.clone().into(),
+                    c.modified_at.into(),
+                    w.now_ms.into(),
+                ];
+                p.extend(guard());
+                stmts.push(Stmt::new(
+                    "INSERT INTO settings_conflicts (id, user_id, namespace, key, device_id, base_version, \
+                     server_version, client_value, client_modified_at, created_at) \
+                     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+                     WHERE EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
+                    p,
+                ));
+                stmts.push(log("held", None, Some(&id))?);
+                results.push(ChangeResult {
+                    namespace: c.namespace.clone(),
+                    key: c.key.clone(),
+                    status: "conflict",
+                    version: server_version,
+                    resolution: Some(Resolution {
+                        policy: "manual",
+                        outcome: "held",
+                        server_version,
+                    }),
+                    conflict_id: Some(id),
+                    server: snap.docs.get(&slot).map(|(d, _)| d.clone()),
+                });
+            }
+        }
+    }
+    if let Some(s) = &w.settling {
+        if changes.is_empty() {
+            // Keeping the server's document: only the record changes.
+            let mut p: Vec<Value> = vec![
+                new_id()?.into(),
+                user.into(),
+                s.conflict_id.as_str().into(),
+                device.clone(),
+                s.choice.into(),
+                w.now_ms.into(),
+                s.conflict_id.as_str().into(),
+            ];
+            p.extend(guard());
+            stmts.push(Stmt::new(
+                "INSERT INTO settings_resolutions (id, user_id, namespace, key, device_id, policy, outcome, \
+                 base_version, server_version, version, conflict_id, at) \
+                 SELECT ?, ?, c.namespace, c.key, ?, 'manual', ?, c.base_version, c.server_version, NULL, c.id, ? \
+                 FROM settings_conflicts c WHERE c.id = ? \
+                 AND EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
+                p,
+            ));
+        }
+        let mut p: Vec<Value> = vec![
+            w.now_ms.into(),
+            s.choice.into(),
+            s.conflict_id.as_str().into(),
+            user.into(),
+        ];
+        p.extend(guard());
+        stmts.push(Stmt::new(
+            "UPDATE settings_conflicts SET resolved_at = ?, resolution = ? \
+             WHERE id = ? AND user_id = ? AND resolved_at IS NULL \
+             AND EXISTS (SELECT 1 FROM sync_counters WHERE user_id = ? AND writer = ?)",
+            p,
+        ));
+    }
+    Ok(Plan {
+        stmts,
+        results,
+        next,
+    })
+}
+
 /// What a settings write did: the account's version after it, each change's result, and a
 /// warning when its events were logged but not sent.
 struct Written {
@@ -883,14 +931,14 @@ fn settings_events(version: i64, results: &[ChangeResult]) -> Vec<NewEvent> {
     let mut events = Vec::new();
     if !changed.is_empty() {
         events.push(NewEvent::to_all(
-            "settings.changed",
+            names::SETTINGS_CHANGED,
             serde_json::json!({ "version": version, "changes": changed }),
         ));
     }
     events.extend(results.iter().filter_map(|r| {
         r.conflict_id.as_ref().map(|id| {
             NewEvent::to_all(
-                "settings.conflict",
+                names::SETTINGS_CONFLICT,
                 serde_json::json!({ "conflict_id": id, "namespace": r.namespace, "key": r.key }),
             )
         })

@@ -61,8 +61,8 @@ const CLOSE_HUB_FAILED: u16 = 1011;
 impl ServerHub {
     pub fn open(path: &std::path::Path) -> Result<ServerHub, String> {
         let conn = Connection::open(path).map_err(|e| e.to_string())?;
-        // Synced at every commit (SQLite's default), unlike core's connection: a device may
-        // have an event's number before a power cut, and the log must never hand it out again.
+        // Synced at every commit (SQLite's default), like core's connection: a device may have
+        // an event's number before a power cut, and the log must never hand it out again.
         conn.execute_batch("PRAGMA busy_timeout = 5000;")
             .map_err(|e| e.to_string())?;
         Ok(ServerHub {
@@ -235,13 +235,16 @@ impl udc_core::Hub for ServerHub {
         true
     }
 
-    async fn logged(&self, user_id: &str) -> Result<(), HubError> {
-        // An account without a machine has no sockets to send to: its devices replay.
-        if !self.state().hubs.contains_key(user_id) {
-            return Ok(());
-        }
+    async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError> {
         let now = SystemClock.now_ms();
-        self.with_hub(user_id, |hub| Ok(((), hub.deliver(now)?)))
+        if self.state().hubs.contains_key(user_id) {
+            return self.with_hub(user_id, |hub| Ok(((), hub.logged(count as u64, now)?)));
+        }
+        // No machine, no sockets to send to (its devices replay); the log may need pruning.
+        self.machine(user_id)
+            .logged(count as u64, now)
+            .map(|_| ())
+            .map_err(HubError::new)
     }
 
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {

@@ -592,7 +592,7 @@ mod tests {
         fn logs_in_sql(&self) -> bool {
             udc_core::Hub::logs_in_sql(&*self.0)
         }
-        async fn logged(&self, _: &str) -> Result<(), udc_core::HubError> {
+        async fn logged(&self, _: &str, _: usize) -> Result<(), udc_core::HubError> {
             Err(udc_core::HubError("unreachable".into()))
         }
         async fn publish(&self, _: &str, _: udc_hub::NewEvent) -> Result<(), udc_core::HubError> {

@@ -26,10 +26,12 @@ fn err(e: impl std::fmt::Display) -> SqlError {
 impl SqliteSql {
     pub fn open(path: &Path) -> Result<SqliteSql, SqlError> {
         let writer = Connection::open(path).map_err(err)?;
+        // Synced at every commit (FULL): changes carry their events, and a device may hold an
+        // event's number before a power cut; the log must never hand that number out again.
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                 PRAGMA synchronous = NORMAL;",
+                 PRAGMA synchronous = FULL;",
             )
             .map_err(err)?;
         // Opened after the writer, which has made the file and its WAL.

@@ -41,9 +41,12 @@ impl udc_core::Hub for SpinHub {
         true
     }
 
-    /// Nothing to send: devices poll the log.
-    async fn logged(&self, _user_id: &str) -> Result<(), HubError> {
-        Ok(())
+    /// Nothing to send (devices poll the log); the log may need pruning.
+    async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError> {
+        self.hub(user_id)
+            .logged(count as u64, SystemClock.now_ms())
+            .map(|_| ())
+            .map_err(HubError::new)
     }
 
     async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {

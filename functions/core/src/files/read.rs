@@ -2,6 +2,7 @@
 //! sharing with another device, and the lists.
 
 use serde::Deserialize;
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use super::record::{record, FileRecord, FileState, FileView};
@@ -61,7 +62,7 @@ impl<P: Ports> Core<P> {
             ));
         }
         let event = NewEvent::to_devices(
-            "file.downloaded",
+            names::FILE_DOWNLOADED,
             vec![file.sender_device_id.clone()],
             serde_json::json!({"file_id": file.id, "device_id": device}),
         );

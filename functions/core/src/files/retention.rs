@@ -1,6 +1,7 @@
 //! A file's end: delete (soft for a finished file, at once for an upload), restore within the
 //! window, and the purge that removes what the window let go and aborts abandoned uploads.
 
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use super::record::FileState;
@@ -36,7 +37,7 @@ impl<P: Ports> Core<P> {
                 )])
                 .with_event(
                     &caller.user_id,
-                    NewEvent::to_all("file.deleted", serde_json::json!({"file_id": file.id})),
+                    NewEvent::to_all(names::FILE_DELETED, serde_json::json!({"file_id": file.id})),
                     When::Changed,
                 ),
             )
@@ -58,7 +59,7 @@ impl<P: Ports> Core<P> {
                 )])
                 .with_event(
                     &caller.user_id,
-                    NewEvent::to_all("file.restored", serde_json::json!({"file": file.view()})),
+                    NewEvent::to_all(names::FILE_RESTORED, serde_json::json!({"file": file.view()})),
                     When::Changed,
                 ),
             )

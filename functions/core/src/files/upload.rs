@@ -3,6 +3,7 @@
 
 use http::StatusCode;
 use serde::Deserialize;
+use udc_hub::names;
 use udc_hub::NewEvent;
 
 use super::record::{unsigned, FileRecord, FileState};
@@ -13,9 +14,28 @@ use crate::auth::Caller;
 use crate::blob::BlobStore;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Change, When};
-use crate::ports::{Http, Ports, Row, Sql, Stmt};
+use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt, Value};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
+
+/// A file's upload progress as JSON — parts and bytes recorded of its whole — from its row and
+/// its recorded parts, after `$head` (a SELECT, or `log_event_select!`) and before `$tail`.
+/// Parameters: the file's id three times.
+macro_rules! progress_sql {
+    ($head:expr, $tail:literal) => {
+        concat!(
+            $head,
+            "json_object('file_id', f.id, 'parts_done', c.n, 'part_count', f.part_count, ",
+            "'bytes_done', CASE WHEN c.has_last = 1 ",
+            "THEN (c.n - 1) * f.part_size + f.size - f.part_size * (f.part_count - 1) ",
+            "ELSE c.n * f.part_size END, 'size', f.size) ",
+            "FROM files f, (SELECT count(*) AS n, ",
+            "coalesce(max(part_number = (SELECT part_count FROM files WHERE id = ?)), 0) AS has_last ",
+            "FROM file_parts WHERE file_id = ?) c WHERE f.id = ?",
+            $tail
+        )
+    };
+}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InitiateBody {
@@ -328,44 +348,21 @@ impl<P: Ports> Core<P> {
             )));
         }
         let n = body.part_number as i64;
-        // Progress as it will be once this part is recorded, for the event written with it:
-        // the parts recorded so far, whether this one is among them, whether the last is.
-        let before = self
-            .ports
-            .sql()
-            .query(Stmt::new(
-                "SELECT count(*), coalesce(max(part_number = ?), 0), coalesce(max(part_number = ?), 0) \
-                 FROM file_parts WHERE file_id = ?",
-                vec![n.into(), (file.part_count as i64).into(), file.id.as_str().into()],
-            ))
-            .await?;
-        let row = before
-            .first()
-            .ok_or_else(|| ApiError::internal("count returned no row"))?;
-        let parts_done = unsigned(row, 0)? + u64::from(rows::int(row, 1)? == 0);
-        let has_last = rows::int(row, 2)? == 1 || body.part_number == file.part_count;
-        let bytes_done = if has_last {
-            (parts_done - 1) * file.part_size + file.part_len(file.part_count)
-        } else {
-            parts_done * file.part_size
-        };
-        let progress = serde_json::json!({
-            "file_id": file.id,
-            "parts_done": parts_done,
-            "part_count": file.part_count,
-            "bytes_done": bytes_done,
-            "size": file.size,
-        });
+        let user = caller.user_id.as_str();
+        // The event's progress is counted in the batch, after this part: concurrent parts
+        // each count the others committed before them, and the last one counts them all.
+        let id = || -> Vec<Value> { vec![file.id.as_str().into(); 3] };
         let mut change = Change::new(vec![Stmt::new(
             "INSERT INTO file_parts (file_id, part_number, etag, recorded_at) \
              SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM files WHERE id = ? AND state = 'uploading') \
              ON CONFLICT (file_id, part_number) DO UPDATE SET etag = excluded.etag, recorded_at = excluded.recorded_at",
             vec![file.id.as_str().into(), n.into(), etag.into(), rq.now_ms.into(), file.id.as_str().into()],
         )]);
-        change.event(
-            &caller.user_id,
-            NewEvent::to_all("file.transfer.progress", progress.clone()),
-            When::Changed,
+        change.event_selected(
+            user,
+            NewEvent::to_all(names::FILE_PROGRESS, serde_json::Value::Null),
+            progress_sql!(udc_hub::log_event_select!(), " AND changes() > 0"),
+            id(),
         );
         change.push(Stmt::new(
             "UPDATE files SET updated_at = ? WHERE id = ?",
@@ -378,7 +375,27 @@ impl<P: Ports> Core<P> {
                 "this file's upload is no longer open",
             ));
         }
-        Ok(Reply::ok(progress)?.warn(done.warning))
+        let read = self
+            .ports
+            .sql()
+            .query(Stmt::new(progress_sql!("SELECT ", ""), id()))
+            .await?;
+        let progress: serde_json::Value = read
+            .first()
+            .map(|r| rows::text(r, 0))
+            .transpose()?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| ApiError::internal("progress returned no row"))?;
+        let mut warning = done.warning;
+        // Where the log is apart, the event is published after the batch, with the answer's
+        // figures.
+        if !self.ports.hub().logs_in_sql() {
+            let event = NewEvent::to_all(names::FILE_PROGRESS, progress.clone());
+            if let Err(e) = self.ports.hub().publish(user, event).await {
+                warning = Some(e.to_string());
+            }
+        }
+        Ok(Reply::ok(progress)?.warn(warning))
     }
 
     /// The parts recorded for a file, `(part_number, etag)` in order.
@@ -505,7 +522,7 @@ impl<P: Ports> Core<P> {
         change.event(
             user,
             NewEvent::to_all(
-                "file.transfer.completed",
+                names::FILE_COMPLETED,
                 serde_json::json!({"file": done_file.view()}),
             ),
             When::Changed,
@@ -524,7 +541,7 @@ impl<P: Ports> Core<P> {
 /// `file.available` to the devices the file was sent to: one event naming them all.
 pub(super) fn available(file: &FileRecord) -> NewEvent {
     NewEvent::to_devices(
-        "file.available",
+        names::FILE_AVAILABLE,
         file.shared_with.clone(),
         serde_json::json!({"file": file.view()}),
     )
