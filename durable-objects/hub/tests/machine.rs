@@ -360,6 +360,25 @@ fn retention_keeps_at_most_the_newest_ten_thousand_events() {
     assert!(!page.resync_required && page.more);
 }
 
+/// Events core logs in its batches keep the same retention, with no socket open and no alarm
+/// (Spin has neither): the hub told of them prunes when their numbers cross a hundred.
+#[test]
+fn events_core_logged_are_pruned_without_sockets_or_alarms() {
+    let (mut h, db) = hub_and_db();
+    let params = udc_hub::sql_store::log_params("u", T0, &rename(0)).unwrap();
+    for _ in 0..(RETAIN_EVENTS + 100) {
+        db.rows(udc_hub::sql_store::LOG_EVENT, params.clone())
+            .unwrap();
+    }
+    let (oldest, last) = h.store().bounds().unwrap();
+    assert_eq!(oldest, Some(1), "nothing pruned yet");
+    h.logged(1, T0).unwrap();
+    assert_eq!(
+        h.store().bounds().unwrap(),
+        (Some(last - RETAIN_EVENTS + 1), last)
+    );
+}
+
 #[test]
 fn acks_become_the_cursor_and_a_reconnect_is_online_again() {
     let mut h = hub();
