@@ -30,7 +30,7 @@ cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-se
   --bin udc-storm-bench --bin udc-fuzz-token
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
-cargo build -p udc-spin --target wasm32-wasip2 --release
+cargo build -p udc-spin --target wasm32-wasip2 --profile spin
 cargo build -p udc-spin-host
 
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
@@ -62,4 +62,4 @@ stop_hosts
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }
 echo "Worker wasm      $(size functions/cloudflare/build/index_bg.wasm)   (target <= 600 KB gzip)"
-echo "Spin component   $(size "$BIN/wasm32-wasip2/release/udc_spin.wasm")"
+echo "Spin component   $(size "$BIN/wasm32-wasip2/spin/udc_spin.wasm")"

@@ -126,7 +126,7 @@ start_spin() { # state_dir
     vars+=(--variable "$(tr '[:upper:]' '[:lower:]' <<<"$k")=$(dev_var "$k")")
   done
   setsid "$BIN/debug/udc-spin-host" --manifest "$UDC_ROOT/spin.toml" \
-    --component "$BIN/wasm32-wasip2/release/udc_spin.wasm" --listen "127.0.0.1:$port" \
+    --component "$BIN/wasm32-wasip2/spin/udc_spin.wasm" --listen "127.0.0.1:$port" \
     --data-dir "$state" "${vars[@]}" --variable udc_test_mode=1 \
     --variable "udc_s3_endpoint=http://127.0.0.1:$UDC_S3_PORT" --variable udc_s3_bucket=udc-files \
     >"$log" 2>&1 &

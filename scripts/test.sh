@@ -29,8 +29,8 @@ step "build: udc-server, udc-agent, the Worker, the Spin component"
 cargo build -p udc-server -p udc-agent -p udc-spin-host
 cargo build -p udc-conformance --bin udc-fuzz-token
 build_worker
-cargo build -p udc-spin --target wasm32-wasip2 --release
-scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/release/udc_spin.wasm"
+cargo build -p udc-spin --target wasm32-wasip2 --profile spin
+scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/spin/udc_spin.wasm"
 
 step "unit tests"
 # Every native crate's own tests (the conformance suite needs a running host: below).
