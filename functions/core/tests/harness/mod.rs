@@ -1,0 +1,255 @@
+//! core in process over a real SQLite file, for tests of its handlers that the black-box suite
+//! cannot reach (time moved by hours, the hub failing on cue, what the database holds). The
+//! hub is udc-hub's machine on the same file, built per call as on Spin (no sockets); there is
+//! no object store.
+// A test harness: it fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use http::Request;
+use rusqlite::Connection;
+use udc_core::{
+    Clock, Config, Core, HttpError, HubError, OsRandom, RequestContext, Row, Sql, SqlError, Stmt,
+    SystemClock, Value,
+};
+use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, Relay, Revoked, SqlStore, SyncSql};
+
+/// The SQL port on one connection: a batch is one transaction.
+pub struct Db(Mutex<Connection>);
+
+impl Db {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Sql for Db {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        udc_sql::rusqlite::rows(&self.conn(), stmt.sql, &stmt.params)
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(SqlError::new)?;
+        let mut changes = Vec::with_capacity(stmts.len());
+        for stmt in &stmts {
+            changes.push(udc_sql::rusqlite::execute(&tx, stmt.sql, &stmt.params)?);
+        }
+        tx.commit().map_err(SqlError::new)?;
+        Ok(changes)
+    }
+}
+
+/// The hub's own connection to the same file.
+pub struct HubDb(Mutex<Connection>);
+
+impl SyncSql for &HubDb {
+    fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, SqlError> {
+        let conn = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        udc_sql::rusqlite::rows(&conn, sql, &params)
+    }
+}
+
+/// The hub port: the log in core's database, no sockets. `unreachable` makes every send fail,
+/// as a hub that cannot be reached after a change committed.
+pub struct TestHub {
+    db: HubDb,
+    pub unreachable: Cell<bool>,
+}
+
+impl TestHub {
+    fn machine(&self, user_id: &str) -> Hub<SqlStore<&HubDb>> {
+        Hub::new(
+            SqlStore {
+                exec: &self.db,
+                user_id: user_id.to_owned(),
+            },
+            [],
+        )
+    }
+
+    fn reach(&self) -> Result<(), HubError> {
+        if self.unreachable.get() {
+            return Err(HubError("unreachable".into()));
+        }
+        Ok(())
+    }
+}
+
+impl udc_core::Hub for TestHub {
+    fn logs_in_sql(&self) -> bool {
+        true
+    }
+    async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError> {
+        self.reach()?;
+        self.machine(user_id)
+            .logged(count as u64, SystemClock.now_ms())
+            .map(|_| ())
+            .map_err(HubError::new)
+    }
+    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
+        self.reach()?;
+        self.machine(user_id)
+            .publish(event, SystemClock.now_ms())
+            .map(|_| ())
+            .map_err(HubError::new)
+    }
+    async fn relay(&self, _: &str, _: Relay) -> Result<usize, HubError> {
+        Ok(0)
+    }
+    async fn presence(&self, user_id: &str) -> Result<Vec<DevicePresence>, HubError> {
+        self.machine(user_id).presence().map_err(HubError::new)
+    }
+    async fn revoke(&self, _: &str, _: Revoked) -> Result<(), HubError> {
+        Ok(())
+    }
+    async fn events_after(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        after: u64,
+    ) -> Result<EventsPage, HubError> {
+        self.machine(user_id)
+            .events_after(device_id, after)
+            .map_err(HubError::new)
+    }
+}
+
+/// No object store in these tests.
+pub struct NoStore;
+
+impl udc_core::Http for NoStore {
+    async fn send(&self, _: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, HttpError> {
+        Err(HttpError("no object store in these tests".into()))
+    }
+}
+
+pub struct TestPorts {
+    pub sql: Db,
+    pub hub: TestHub,
+    http: NoStore,
+}
+
+impl udc_core::Ports for TestPorts {
+    type Sql = Db;
+    type Clock = SystemClock;
+    type Random = OsRandom;
+    type Hub = TestHub;
+    type Http = NoStore;
+    fn sql(&self) -> &Db {
+        &self.sql
+    }
+    fn hub(&self) -> &TestHub {
+        &self.hub
+    }
+    fn http(&self) -> &NoStore {
+        &self.http
+    }
+    fn clock(&self) -> &SystemClock {
+        &SystemClock
+    }
+    fn random(&self) -> &OsRandom {
+        &OsRandom
+    }
+}
+
+/// A core on a fresh, migrated database in its own directory (removed when dropped).
+pub struct Harness {
+    pub core: Core<TestPorts>,
+    pub dir: PathBuf,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn harness(name: &str) -> Harness {
+    let dir = std::env::temp_dir().join(format!("udc-core-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("udc.sqlite3");
+    let open = || {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )
+        .unwrap();
+        conn
+    };
+    let sql = Db(Mutex::new(open()));
+    pollster::block_on(udc_core::migrations::apply(&sql, 0)).unwrap();
+    let config = Config::from_lookup(|k| match k {
+        udc_core::config::JWT_PRIVATE_KEY
+        | udc_core::config::AUTH_PEPPER
+        | udc_core::config::DECOY_KEY => {
+            Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into())
+        }
+        _ => None,
+    })
+    .unwrap();
+    let ports = TestPorts {
+        sql,
+        hub: TestHub {
+            db: HubDb(Mutex::new(open())),
+            unreachable: Cell::new(false),
+        },
+        http: NoStore,
+    };
+    Harness {
+        core: Core::new(ports, config),
+        dir,
+    }
+}
+
+pub const AUTH_KEY: &str = "c2VjcmV0LWF1dGgta2V5LXRoYXQtaXMtMzItYnl0ZXM="; // 32 bytes
+
+pub fn register_body(email: &str) -> serde_json::Value {
+    serde_json::json!({
+        "email": email,
+        "kdf": {"algorithm": "argon2id", "memory_kib": 19456, "iterations": 2, "parallelism": 1,
+                "salt": "AAAAAAAAAAAAAAAAAAAAAA=="},
+        "auth_key": AUTH_KEY,
+    })
+}
+
+/// `POST path` with a JSON body, as `token` when given: the status and the JSON answer.
+pub async fn post(
+    core: &Core<TestPorts>,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(serde_json::to_vec(&body).unwrap()).unwrap();
+    let resp = core.handle(req, RequestContext::default()).await;
+    let json = serde_json::from_slice(resp.body()).unwrap_or_default();
+    (resp.status().as_u16(), json)
+}
+
+/// The first column of every row `sql` returns, as text.
+pub async fn texts(core: &Core<TestPorts>, sql: &'static str) -> Vec<String> {
+    core.ports
+        .sql
+        .query(Stmt::new(sql, vec![]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| udc_core::rows::text(r, 0).unwrap())
+        .collect()
+}
+
+/// Now, by the clock the hosts use.
+pub fn now() -> i64 {
+    SystemClock.now_ms()
+}
