@@ -18,6 +18,7 @@ use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
+use crate::context::Context;
 use crate::realtime::Incoming;
 use crate::seal;
 use crate::store::{Session, Store};
@@ -348,7 +349,13 @@ async fn send_copy(
         .await?)
 }
 
-pub async fn run(client: &Client, store: &Store, session: &mut Session, json: bool) -> Result<()> {
+pub async fn run(cx: Context<'_>) -> Result<()> {
+    let Context {
+        client,
+        store,
+        session,
+        json,
+    } = cx;
     let Some(device_id) = session.device_id.clone() else {
         bail!("this session has no device: sign in again");
     };

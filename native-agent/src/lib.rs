@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod clipboard;
+pub mod context;
 pub mod files;
 pub mod input;
 pub mod output;

@@ -8,6 +8,7 @@ mod commands;
 use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
+use udc_agent::context::Context;
 use udc_agent::Store;
 
 use cli::{Cli, Command};
@@ -45,7 +46,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Remote { command } => remote(&cli, &store, command).await,
         Command::Watch => {
             let (client, mut session) = signed_in(&cli, &store)?;
-            udc_agent::watch::watch(&client, &store, &mut session, cli.json).await
+            udc_agent::watch::watch(Context {
+                client: &client,
+                store: &store,
+                session: &mut session,
+                json: cli.json,
+            })
+            .await
         }
     }
 }

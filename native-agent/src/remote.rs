@@ -17,10 +17,11 @@ use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
+use crate::context::Context;
 use crate::input::InputEvent;
 use crate::output::say;
 use crate::realtime::Incoming;
-use crate::store::{Session, Store};
+use crate::store::Store;
 use crate::watch::{self, PING_EVERY};
 
 /// How often a live session's heartbeat is sent (the server ends it after 15 s of silence).
@@ -207,12 +208,13 @@ impl Live {
     }
 }
 
-pub async fn serve(
-    client: &Client,
-    store: &Store,
-    session: &mut Session,
-    json: bool,
-) -> Result<()> {
+pub async fn serve(cx: Context<'_>) -> Result<()> {
+    let Context {
+        client,
+        store,
+        session,
+        json,
+    } = cx;
     let me = session
         .device_id
         .clone()

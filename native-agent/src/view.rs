@@ -28,6 +28,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::client::Client;
+use crate::context::Context;
 use crate::input::InputEvent;
 use crate::output::say;
 use crate::peer::{self, Peer};
@@ -53,13 +54,13 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 /// How many pictures were decoded, and the latest.
 type Latest = (u64, Option<Arc<Picture>>);
 
-pub async fn view(
-    client: &Client,
-    store: &Store,
-    session: &mut Session,
-    opts: &ViewOptions,
-    json: bool,
-) -> Result<()> {
+pub async fn view(cx: Context<'_>, opts: &ViewOptions) -> Result<()> {
+    let Context {
+        client,
+        store,
+        session,
+        json,
+    } = cx;
     let token = session.access_token(client, store).await?;
     let target = client
         .devices(&token)

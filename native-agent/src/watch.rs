@@ -9,6 +9,7 @@ use udc_hub::protocol::close;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
+use crate::context::Context;
 use crate::realtime::{Incoming, Socket};
 use crate::store::{Session, Store};
 
@@ -28,12 +29,13 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(BACKOFF_MIN_MS.min(cap) / 2 + random % cap.max(1))
 }
 
-pub async fn watch(
-    client: &Client,
-    store: &Store,
-    session: &mut Session,
-    json: bool,
-) -> Result<()> {
+pub async fn watch(cx: Context<'_>) -> Result<()> {
+    let Context {
+        client,
+        store,
+        session,
+        json,
+    } = cx;
     let Some(device_id) = session.device_id.clone() else {
         bail!("this session has no device: sign in again");
     };

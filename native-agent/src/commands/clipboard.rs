@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
+use udc_agent::context::Context;
 use udc_agent::Store;
 
 use super::signed_in;
@@ -14,7 +15,15 @@ pub(crate) async fn clipboard(
 ) -> Result<()> {
     let (client, mut session) = signed_in(cli, store)?;
     match command {
-        None => udc_agent::clipboard::run(&client, store, &mut session, cli.json).await,
+        None => {
+            udc_agent::clipboard::run(Context {
+                client: &client,
+                store,
+                session: &mut session,
+                json: cli.json,
+            })
+            .await
+        }
         Some(ClipboardCommand::Prefs {
             send,
             receive,

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
+use udc_agent::context::Context;
 use udc_agent::{Client, Session, Store};
 
 use super::{pick, signed_in};
@@ -11,7 +12,13 @@ pub(crate) async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) ->
     let (client, mut session) = signed_in(cli, store)?;
     match command {
         RemoteCommand::Serve => {
-            udc_agent::remote::serve(&client, store, &mut session, cli.json).await
+            udc_agent::remote::serve(Context {
+                client: &client,
+                store,
+                session: &mut session,
+                json: cli.json,
+            })
+            .await
         }
         RemoteCommand::View {
             device,
@@ -25,7 +32,16 @@ pub(crate) async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) ->
                 snapshot: snapshot.clone(),
                 max_duration: *max_duration,
             };
-            udc_agent::view::view(&client, store, &mut session, &opts, cli.json).await
+            udc_agent::view::view(
+                Context {
+                    client: &client,
+                    store,
+                    session: &mut session,
+                    json: cli.json,
+                },
+                &opts,
+            )
+            .await
         }
         RemoteCommand::Allow { device, mode } => {
             unattended(cli, store, &client, &mut session, device, Some(mode)).await
