@@ -1,5 +1,5 @@
-//! What the agent's daemons print as they work: one line per step, JSON for scripts (`--json`)
-//! or words for the person at the screen.
+//! The line a remote session's steps print (serving, viewing, streaming), JSON for scripts
+//! (`--json`) or words for the person at the screen.
 
 use serde_json::{json, Value};
 

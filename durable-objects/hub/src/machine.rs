@@ -124,11 +124,18 @@ impl<S: HubStore> Hub<S> {
     /// the hub does after its own.
     pub fn logged(&mut self, count: u64, now: i64) -> Result<Vec<Output>, StoreError> {
         let out = self.deliver()?;
+        self.retain(count, now)?;
+        Ok(out)
+    }
+
+    /// Prunes the log when the last `count` events logged took its numbers across a hundred:
+    /// `logged` without the sending, for a hub with no sockets.
+    pub fn retain(&mut self, count: u64, now: i64) -> Result<(), StoreError> {
         let (_, last) = self.store.bounds()?;
         if last / 100 > last.saturating_sub(count) / 100 {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn pushed(&mut self) -> Result<u64, StoreError> {

@@ -11,7 +11,7 @@ pub mod conflict;
 pub mod crypto;
 pub mod devices;
 pub mod error;
-pub mod events;
+mod events;
 pub mod files;
 pub mod handoff;
 pub mod idempotency;

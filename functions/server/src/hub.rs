@@ -242,8 +242,7 @@ impl udc_core::Hub for ServerHub {
         }
         // No machine, no sockets to send to (its devices replay); the log may need pruning.
         self.machine(user_id)
-            .logged(count as u64, now)
-            .map(|_| ())
+            .retain(count as u64, now)
             .map_err(HubError::new)
     }
 

@@ -1,6 +1,7 @@
 //! The hub port on Spin: no sockets can be held, so the hub is its durable log and presence in
-//! Spin SQLite, which devices read with `GET /events`. Each publish is one write transaction so
-//! concurrent instances hand out sequence numbers in commit order (a poller never skips one).
+//! Spin SQLite, which devices read with `GET /events`. Core writes events in its own batches
+//! (`logs_in_sql`), each a transaction begun IMMEDIATE, so concurrent instances hand out
+//! sequence numbers in commit order (a poller never skips one).
 
 use std::rc::Rc;
 
@@ -44,23 +45,16 @@ impl udc_core::Hub for SpinHub {
     /// Nothing to send (devices poll the log); the log may need pruning.
     async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError> {
         self.hub(user_id)
-            .logged(count as u64, SystemClock.now_ms())
-            .map(|_| ())
+            .retain(count as u64, SystemClock.now_ms())
             .map_err(HubError::new)
     }
 
-    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
-        let db = &self.0;
-        db.rows("BEGIN IMMEDIATE", vec![]).map_err(HubError::new)?;
-        // The connection is core's too: it leaves here with no transaction open, whatever fails.
-        let done = self
-            .hub(user_id)
-            .publish(event, SystemClock.now_ms())
-            .and_then(|_| Ok(db.rows("COMMIT", vec![])?));
-        done.map(|_| ()).map_err(|e| {
-            let _ = db.rows("ROLLBACK", vec![]);
-            HubError::new(e)
-        })
+    /// Not reached: core writes events in its batches here (`logs_in_sql`). Loud if it ever is.
+    async fn publish(&self, _user_id: &str, event: NewEvent) -> Result<(), HubError> {
+        Err(HubError(format!(
+            "{}: events are written in core's batches on Spin",
+            event.event
+        )))
     }
 
     /// Ephemeral traffic needs an open socket, which Spin cannot hold.

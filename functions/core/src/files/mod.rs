@@ -52,7 +52,7 @@ fn store_unavailable() -> ApiError {
 }
 
 impl<P: Ports> Core<P> {
-    pub(super) fn blob_store(&self) -> ApiResult<BlobStore> {
+    fn blob_store(&self) -> ApiResult<BlobStore> {
         self.config
             .storage
             .as_ref()
@@ -62,14 +62,11 @@ impl<P: Ports> Core<P> {
 
     /// The time core signs its own store requests with: always the real clock, since the store
     /// refuses a request dated far from its own time (the test clock only moves what devices see).
-    pub(super) fn store_clock(&self) -> i64 {
+    fn store_clock(&self) -> i64 {
         self.ports.clock().now_ms()
     }
 
-    pub(super) async fn send(
-        &self,
-        req: http::Request<Vec<u8>>,
-    ) -> ApiResult<http::Response<Vec<u8>>> {
+    async fn send(&self, req: http::Request<Vec<u8>>) -> ApiResult<http::Response<Vec<u8>>> {
         Ok(self.ports.http().send(req).await?)
     }
 }

@@ -224,10 +224,9 @@ impl<P: Ports> Core<P> {
         )
     }
 
-    /// The file row and its share, as one batch. A deduplicated file is inserted only while a
-    /// live file still holds its object.
-    /// A file's rows; one already available (a dedupe) says so to the devices it is for, in
-    /// the same batch.
+    /// A file's row and its shares, as one change. A deduplicated file (already available) is
+    /// inserted only while a live file still holds its object, and says so to the devices it
+    /// is for in the same batch.
     pub(super) fn insert_file(&self, user: &str, f: &FileRecord) -> Change {
         let params = vec![
             f.id.as_str().into(),
