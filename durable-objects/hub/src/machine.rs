@@ -63,6 +63,12 @@ pub struct Hub<S: HubStore> {
     pushed: Option<u64>,
 }
 
+/// The log is pruned every hundred numbers: whether the last `count` events, ending at `last`,
+/// took it across one.
+fn crossed_a_hundred(last: u64, count: u64) -> bool {
+    last / 100 > last.saturating_sub(count) / 100
+}
+
 fn send(conn: ConnId, frame: &HubFrame) -> Output {
     Output::Send(conn, frame.to_text())
 }
@@ -113,7 +119,7 @@ impl<S: HubStore> Hub<S> {
         self.pushed()?;
         let logged = self.store.append(now, &new)?;
         let out = self.deliver()?;
-        if logged.seq % 100 == 0 {
+        if crossed_a_hundred(logged.seq, 1) {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }
         Ok((logged, out))
@@ -132,7 +138,7 @@ impl<S: HubStore> Hub<S> {
     /// `logged` without the sending, for a hub with no sockets.
     pub fn retain(&mut self, count: u64, now: i64) -> Result<(), StoreError> {
         let (_, last) = self.store.bounds()?;
-        if last / 100 > last.saturating_sub(count) / 100 {
+        if crossed_a_hundred(last, count) {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }
         Ok(())

@@ -63,9 +63,15 @@ pub trait Hub {
     /// At most `count` events were written to the account's log in core's batch: send them to
     /// open sockets, and keep the log's retention.
     async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError>;
-    /// Stores and sends one event: where the log is apart from core's database
-    /// (`!logs_in_sql`).
-    async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError>;
+    /// Stores and sends one event, where the log is apart from core's database
+    /// (`!logs_in_sql`); elsewhere core never calls it.
+    async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError> {
+        let _ = user_id;
+        Err(HubError(format!(
+            "{}: this host writes events in core's batches",
+            event.event
+        )))
+    }
     /// Ephemeral traffic (relayed input) to one device's open sockets, never logged; how many
     /// sockets it reached.
     async fn relay(&self, user_id: &str, relay: udc_hub::Relay) -> Result<usize, HubError>;

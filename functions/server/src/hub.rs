@@ -9,8 +9,7 @@ use rusqlite::Connection;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use udc_core::{Clock, HubError, RealtimeGrant, SystemClock};
 use udc_hub::{
-    ConnId, DevicePresence, EventsPage, Hub, NewEvent, Output, Relay, Revoked, SqlStore,
-    StoreError, SyncSql,
+    ConnId, DevicePresence, EventsPage, Hub, Output, Relay, Revoked, SqlStore, StoreError, SyncSql,
 };
 use udc_sql::{Row, SqlError, Value};
 
@@ -246,14 +245,6 @@ impl udc_core::Hub for ServerHub {
             .map_err(HubError::new)
     }
 
-    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
-        let now = SystemClock.now_ms();
-        self.with_hub(user_id, |hub| {
-            let (_, out) = hub.publish(event, now)?;
-            Ok(((), out))
-        })
-    }
-
     async fn relay(&self, user_id: &str, relay: Relay) -> Result<usize, HubError> {
         let now = SystemClock.now_ms();
         self.with_hub(user_id, |hub| {
@@ -329,12 +320,18 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(closed(&mut broken), Some(CLOSE_HUB_FAILED));
 
-        let event = || NewEvent::to_all("device.updated", serde_json::json!({}));
-        pollster::block_on(udc_core::Hub::publish(&hub, "u2", event())).unwrap();
+        // An event core logs for each account, as in a change's batch.
+        let log = |user: &str| {
+            let event = udc_hub::NewEvent::to_all("device.updated", serde_json::json!({}));
+            let params = udc_hub::sql_store::log_params(user, 0, &event).unwrap();
+            udc_sql::rusqlite::execute(&conn, udc_hub::sql_store::LOG_EVENT, &params).unwrap();
+            pollster::block_on(udc_core::Hub::logged(&hub, user, 1)).unwrap();
+        };
+        log("u2");
         assert!(matches!(healthy.try_recv(), Ok(Outgoing::Text(_))));
         assert_eq!(closed(&mut healthy), None);
         // The failed account's hub is rebuilt from SQLite on its next use.
-        pollster::block_on(udc_core::Hub::publish(&hub, "u1", event())).unwrap();
+        log("u1");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

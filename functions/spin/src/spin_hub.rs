@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use spin_sdk::sqlite::Connection;
 use udc_core::{Clock, HubError, Row, SqlError, SystemClock, Value};
-use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, Relay, Revoked, SqlStore, SyncSql};
+use udc_hub::{DevicePresence, EventsPage, Hub, Relay, Revoked, SqlStore, SyncSql};
 
 pub struct SpinDb(Rc<Connection>);
 
@@ -47,14 +47,6 @@ impl udc_core::Hub for SpinHub {
         self.hub(user_id)
             .retain(count as u64, SystemClock.now_ms())
             .map_err(HubError::new)
-    }
-
-    /// Not reached: core writes events in its batches here (`logs_in_sql`). Loud if it ever is.
-    async fn publish(&self, _user_id: &str, event: NewEvent) -> Result<(), HubError> {
-        Err(HubError(format!(
-            "{}: events are written in core's batches on Spin",
-            event.event
-        )))
     }
 
     /// Ephemeral traffic needs an open socket, which Spin cannot hold.

@@ -15,7 +15,7 @@ use udc_core::{
     Clock, Config, Core, HttpError, HubError, OsRandom, RequestContext, Row, Sql, SqlError, Stmt,
     SystemClock, Value,
 };
-use udc_hub::{DevicePresence, EventsPage, Hub, NewEvent, Relay, Revoked, SqlStore, SyncSql};
+use udc_hub::{DevicePresence, EventsPage, Hub, Relay, Revoked, SqlStore, SyncSql};
 
 /// The SQL port on one connection: a batch is one transaction.
 pub struct Db(Mutex<Connection>);
@@ -87,13 +87,6 @@ impl udc_core::Hub for TestHub {
         self.reach()?;
         self.machine(user_id)
             .logged(count as u64, SystemClock.now_ms())
-            .map(|_| ())
-            .map_err(HubError::new)
-    }
-    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
-        self.reach()?;
-        self.machine(user_id)
-            .publish(event, SystemClock.now_ms())
             .map(|_| ())
             .map_err(HubError::new)
     }
