@@ -320,7 +320,7 @@ async fn whole_log(account: &Account, device: &TestDevice) -> Vec<udc_hub::Event
 /// udc-server killed 25 times during 4,000 settings writes (eight at a time, each its own key,
 /// so a write cut by a kill is either made or not): every write the server made has its event
 /// in the log exactly once, no event names a write it did not make, and the numbers a device
-/// reads have no gap. Each kill comes at a different moment of its round.
+/// reads have no gap. Each kill comes at a different point of its round.
 #[tokio::test]
 async fn every_change_made_has_its_event_once_across_kills() {
     const KILLS: usize = 25;
@@ -336,22 +336,29 @@ async fn every_change_made_has_its_event_once_across_kills() {
     let reader = account.device("Reader").await;
 
     let per_round = CHANGES.div_ceil(KILLS + 1);
+    // Writes the server answered 200: each of them was made.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for round in 0..=KILLS {
         let first = round * per_round;
+        let answered_before = answered.load(std::sync::atomic::Ordering::SeqCst);
         let writers: Vec<_> = (0..IN_FLIGHT)
             .map(|lane| {
                 let api = account.api.clone();
                 let token = writer.token().to_owned();
+                let answered = answered.clone();
                 tokio::spawn(async move {
                     for i in (first + lane..(first + per_round).min(CHANGES)).step_by(IN_FLIGHT) {
                         let body = json!({ "namespace": "faults", "key": format!("k{i}"), "value": i, "base_version": 0 });
                         // A refused connection (the server is down) ends this lane's round.
-                        if api
+                        match api
                             .raw(Method::POST, "/sync/settings", Some(&token), Some(&body), &[])
                             .await
-                            .is_err()
                         {
-                            return;
+                            Ok(r) if r.status == StatusCode::OK => {
+                                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
                         }
                     }
                 })
@@ -363,8 +370,14 @@ async fn every_change_made_has_its_event_once_across_kills() {
             }
             break;
         }
-        // A different moment in each round, from early to late in its writes.
-        tokio::time::sleep(Duration::from_millis(10 + (round as u64 * 37) % 150)).await;
+        // The kill comes at a different point of each round, counted in writes answered (not
+        // in time), early to late, with eight more in flight and the rest never sent.
+        let kill_after = answered_before + 10 + (round * 37) % (per_round - 40);
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < kill_after
+            && !writers.iter().all(|w| w.is_finished())
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         server.kill();
         for w in writers {
             w.await.unwrap();
@@ -424,11 +437,11 @@ async fn every_change_made_has_its_event_once_across_kills() {
         twice.len(),
         phantom.len()
     );
-    // Writes were made in the rounds, and kills cut some short (each lane stops at its first
-    // refused connection, so a round makes a third or so of its writes).
+    // Every answered write was made; each kill left writes unsent.
+    let answered = answered.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        made.len() > CHANGES / 10 && made.len() < CHANGES,
-        "writes made and writes cut: {} of {CHANGES} made",
+        made.len() >= answered && made.len() < CHANGES,
+        "{} of {CHANGES} writes made, {answered} answered",
         made.len()
     );
     drop(server);
