@@ -384,7 +384,8 @@ impl<P: Ports> Core<P> {
             .map(|r| rows::text(r, 0))
             .transpose()?
             .and_then(|t| serde_json::from_str(&t).ok())
-            .ok_or_else(|| ApiError::internal("progress returned no row"))?;
+            // Gone only if the file was deleted since the batch.
+            .ok_or_else(|| ApiError::not_found("file"))?;
         let mut warning = done.warning;
         // Where the log is apart, the event is published after the batch, with the answer's
         // figures.
