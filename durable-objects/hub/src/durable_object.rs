@@ -5,7 +5,7 @@
 //! object rebuilds everything from storage and attachments.
 //!
 //! Only the udc Worker talks to it (through its namespace binding); clients never reach these
-//! routes directly: `/connect` (upgrade), `/publish`, `/relay`, `/presence`, `/revoke`, `/events`.
+//! routes directly: `/connect` (upgrade), `/take` (a change's events from core's outbox), `/relay`, `/presence`, `/revoke`, `/events`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use worker::{
 };
 
 use crate::machine::{Conn, ConnId, Hub, Output};
-use crate::protocol::{HubFrame, NewEvent, Relay, Revoked};
-use crate::sql_store::{SqlStore, SyncSql, AUDIENCE_COLUMN, SCHEMA, SEQ_TRIGGER};
+use crate::protocol::{HubFrame, Outboxed, Relay, Revoked};
+use crate::sql_store::{SqlStore, SyncSql, AUDIENCE_COLUMN, OUTBOX_TAKEN, SCHEMA, SEQ_TRIGGER};
 use crate::store::StoreError;
 use udc_sql::{Row, SqlError, Value};
 
@@ -100,8 +100,10 @@ impl UserHub {
                     return Err(worker::Error::RustError(format!("hub schema: {e}")));
                 }
             }
-            sql.exec(SEQ_TRIGGER.trim(), None)
-                .map_err(|e| worker::Error::RustError(format!("hub schema: {e}")))?;
+            for stmt in [SEQ_TRIGGER, OUTBOX_TAKEN] {
+                sql.exec(stmt.trim(), None)
+                    .map_err(|e| worker::Error::RustError(format!("hub schema: {e}")))?;
+            }
             let now = now_ms();
             let mut sockets = self.sockets.borrow_mut();
             let mut conns = Vec::new();
@@ -219,14 +221,13 @@ impl DurableObject for UserHub {
         let path = req.path();
         match path.as_str() {
             "/connect" => self.accept_socket(req).await,
-            "/publish" => {
-                let event: NewEvent = req.json().await?;
-                let (seq, out) = self.with_hub(|hub| {
-                    let (e, out) = hub.publish(event, now_ms())?;
-                    Ok((e.seq, out))
-                })?;
+            "/take" => {
+                let batch: Vec<Outboxed> = req.json().await?;
+                // One synchronous step: the object's storage commits its writes together, so
+                // the events and the last id taken are kept or lost as one.
+                let (taken, out) = self.with_hub(|hub| hub.take_outboxed(batch, now_ms()))?;
                 self.dispatch(out).await?;
-                Response::from_json(&serde_json::json!({ "seq": seq }))
+                Response::from_json(&serde_json::json!({ "taken": taken }))
             }
             "/relay" => {
                 let relay: Relay = req.json().await?;

@@ -12,7 +12,8 @@ pub mod store;
 
 pub use machine::{Conn, ConnId, EventsPage, Hub, Output};
 pub use protocol::{
-    Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
+    Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, Outboxed, PresenceState, Relay,
+    Revoked,
 };
 pub use sql_store::{SqlStore, SyncSql};
 pub use store::{DevicePresence, HubStore, StoreError};

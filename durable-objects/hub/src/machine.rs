@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::names;
 use crate::protocol::{
-    close, Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, PresenceState, Relay, Revoked,
-    SignalStatus, MAX_FRAME_BYTES,
+    close, Audience, ClientFrame, Event, HubFrame, Logged, NewEvent, Outboxed, PresenceState,
+    Relay, Revoked, SignalStatus, MAX_FRAME_BYTES,
 };
 use crate::store::{DevicePresence, HubStore, StoreError};
 
@@ -123,6 +123,29 @@ impl<S: HubStore> Hub<S> {
             self.store.prune(now - RETAIN_MS, RETAIN_EVENTS)?;
         }
         Ok((logged, out))
+    }
+
+    /// Events from a change's outbox, oldest first: logs and sends each whose id is past the
+    /// last one taken, drops the rest (sent before, the answer lost), and returns the last id
+    /// taken, up to which the sender may forget them. The ids and the events are stored in one
+    /// step of the machine: where that is one transaction (a Durable Object's storage commits
+    /// what a synchronous step wrote together), a crash cannot log an event and forget its id.
+    pub fn take_outboxed(
+        &mut self,
+        batch: Vec<Outboxed>,
+        now: i64,
+    ) -> Result<(u64, Vec<Output>), StoreError> {
+        let mut taken = self.store.outbox_taken()?;
+        let mut out = Vec::new();
+        for o in batch {
+            if o.id <= taken {
+                continue;
+            }
+            out.extend(self.publish(o.event, now)?.1);
+            taken = o.id;
+        }
+        self.store.set_outbox_taken(taken)?;
+        Ok((taken, out))
     }
 
     /// Events were written to the log by others (core, at most `count` of them, in the batch

@@ -95,6 +95,14 @@ impl NewEvent {
     }
 }
 
+/// An event from a change's outbox (where the log is apart from the change's database), under
+/// the outbox's id: ids grow in the order the changes committed, and the hub takes each once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outboxed {
+    pub id: u64,
+    pub event: NewEvent,
+}
+
 /// An event as the log keeps it: with its audience, which each receiver sees as
 /// `target_device_id` (its own id) when the event names devices.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use crate::protocol::{Audience, Logged, NewEvent, PresenceState};
+use crate::protocol::{Audience, Logged, NewEvent, Outboxed, PresenceState};
 use crate::store::{DevicePresence, HubStore, StoreError};
 use udc_sql::{Row, SqlError, Value};
 
@@ -13,13 +13,14 @@ pub const SCHEMA: &str = include_str!("../../../schema/migrations/0002_hub.sql")
 pub const AUDIENCE_COLUMN: &str = include_str!("../../../schema/migrations/0007_hub_audience.sql");
 /// The trigger that keeps `hub_seq` as events are stored (one statement; `IF NOT EXISTS`).
 pub const SEQ_TRIGGER: &str = include_str!("../../../schema/migrations/0008_hub_seq.sql");
+/// The last outbox id taken, per account (one statement; `IF NOT EXISTS`).
+pub const OUTBOX_TAKEN: &str = include_str!("../../../schema/migrations/0010_hub_outbox.sql");
 /// The hub's files in order, for a database made fresh (tests; hosts run core's migrations).
-pub const FRESH_SCHEMA: [&str; 3] = [SCHEMA, AUDIENCE_COLUMN, SEQ_TRIGGER];
+pub const FRESH_SCHEMA: [&str; 4] = [SCHEMA, AUDIENCE_COLUMN, SEQ_TRIGGER, OUTBOX_TAKEN];
 
 /// An INSERT of one event under the next sequence number (`SEQ_TRIGGER` moves `hub_seq` on):
 /// `$head` opens the row source, `$data` is the data column's expression, `$tail` ends it.
-/// Parameters: the user id twice, the time, the name, target, audience (`log_params`), then
-/// whatever `$data` takes.
+/// Parameters: `EventTable::Log.head_params`, then whatever `$data` takes.
 macro_rules! log_event_sql {
     ($head:literal, $data:literal, $tail:literal) => {
         concat!(
@@ -32,21 +33,109 @@ macro_rules! log_event_sql {
     };
 }
 
+/// The same INSERT into the outbox (`0009_event_outbox.sql`), which numbers its rows itself.
+/// Parameters: `EventTable::Outbox.head_params`, then whatever `$data` takes.
+macro_rules! outbox_event_sql {
+    ($head:literal, $data:literal, $tail:literal) => {
+        concat!(
+            "INSERT INTO event_outbox (user_id, at, event, target_device_id, audience, data) ",
+            $head,
+            "?, ?, ?, ?, ?, ",
+            $data,
+            $tail
+        )
+    };
+}
+
 /// The hub's own append.
 const APPEND: &str = log_event_sql!("VALUES (", "?", ") RETURNING seq");
-/// An event in a change's batch that reports it whatever the batch did.
-pub const LOG_EVENT: &str = log_event_sql!("VALUES (", "?", ")");
-/// An event in a change's batch, right after the statement it reports: stored only when that
-/// statement changed a row (`changes()` is the count of the statement completed last; an event
-/// after a skipped event is skipped too).
-pub const LOG_EVENT_IF_CHANGED: &str = log_event_sql!("SELECT ", "?", " WHERE changes() > 0");
-/// An event whose data gets, at the JSON path given after the data, how many rows the
-/// statement before it changed.
-pub const LOG_EVENT_COUNTING: &str = log_event_sql!("VALUES (", "json_set(?, ?, changes())", ")");
 
-/// The start of an INSERT of one event whose data a SELECT computes in the batch (for data
-/// only the database knows then): append the data expression, its `FROM` and `WHERE`.
-/// Parameters: `log_head_params`, then the expression's.
+/// Where a change's events are written in its batch: the account's log itself where it shares
+/// core's database (udc-server, Spin), else the outbox the hub is sent from (the Worker). The
+/// statements are the same but for the table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EventTable {
+    Log,
+    Outbox,
+}
+
+impl EventTable {
+    /// An event in a change's batch that reports it whatever the batch did.
+    pub fn always(self) -> &'static str {
+        match self {
+            EventTable::Log => log_event_sql!("VALUES (", "?", ")"),
+            EventTable::Outbox => outbox_event_sql!("VALUES (", "?", ")"),
+        }
+    }
+
+    /// An event in a change's batch, right after the statement it reports: stored only when
+    /// that statement changed a row (`changes()` is the count of the statement completed last;
+    /// an event after a skipped event is skipped too).
+    pub fn if_changed(self) -> &'static str {
+        match self {
+            EventTable::Log => log_event_sql!("SELECT ", "?", " WHERE changes() > 0"),
+            EventTable::Outbox => outbox_event_sql!("SELECT ", "?", " WHERE changes() > 0"),
+        }
+    }
+
+    /// An event whose data gets, at the JSON path given after the data, how many rows the
+    /// statement before it changed.
+    pub fn counting(self) -> &'static str {
+        match self {
+            EventTable::Log => log_event_sql!("VALUES (", "json_set(?, ?, changes())", ")"),
+            EventTable::Outbox => {
+                outbox_event_sql!("VALUES (", "json_set(?, ?, changes())", ")")
+            }
+        }
+    }
+
+    /// The parameters every statement above starts with, the data last.
+    pub fn params(self, user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, StoreError> {
+        let mut params = self.head_params(user_id, at, new)?;
+        params.push(new.data.to_string().into());
+        Ok(params)
+    }
+
+    /// `params` but the data, for `log_event_select!` and `outbox_event_select!`: the user id
+    /// (twice for the log, whose number is read by it), the time, the event's name, its one
+    /// target (for code from before the audience column), its audience.
+    pub fn head_params(
+        self,
+        user_id: &str,
+        at: i64,
+        new: &NewEvent,
+    ) -> Result<Vec<Value>, StoreError> {
+        let audience = match &new.to {
+            Audience::All => None,
+            Audience::Devices(ids) => {
+                Some(serde_json::to_string(ids).map_err(|e| StoreError(format!("audience: {e}")))?)
+            }
+        };
+        // For code from before the audience column (a rolled-back deployment): the one device,
+        // or for several a value no device id equals, so it delivers to nobody rather than to
+        // everybody.
+        let target = match &new.to {
+            Audience::All => None,
+            Audience::Devices(ids) if ids.len() == 1 => ids.first().map(String::as_str),
+            Audience::Devices(_) => Some(SEVERAL_DEVICES),
+        };
+        let mut params = vec![user_id.into()];
+        if self == EventTable::Log {
+            params.push(user_id.into());
+        }
+        params.extend([
+            at.into(),
+            new.event.as_str().into(),
+            target.into(),
+            audience.into(),
+        ]);
+        Ok(params)
+    }
+}
+
+/// The start of an INSERT of one event into the log whose data a SELECT computes in the batch
+/// (for data only the database knows then): append the data expression, its `FROM` and
+/// `WHERE`. Parameters: `EventTable::Log.head_params`, then the expression's.
 #[macro_export]
 macro_rules! log_event_select {
     () => {
@@ -57,39 +146,33 @@ macro_rules! log_event_select {
     };
 }
 
-/// The parameters every `LOG_EVENT*` statement starts with: the user id twice, the time, the
-/// event's name, its one target (for code from before the audience column), its audience, its
-/// data.
-pub fn log_params(user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, StoreError> {
-    let mut params = log_head_params(user_id, at, new)?;
-    params.push(new.data.to_string().into());
-    Ok(params)
+/// `log_event_select!` into the outbox. Parameters: `EventTable::Outbox.head_params`, then the
+/// expression's.
+#[macro_export]
+macro_rules! outbox_event_select {
+    () => {
+        concat!(
+            "INSERT INTO event_outbox (user_id, at, event, target_device_id, audience, data) ",
+            "SELECT ?, ?, ?, ?, ?, "
+        )
+    };
 }
 
-/// `log_params` but the data, for `log_event_select!`.
-pub fn log_head_params(user_id: &str, at: i64, new: &NewEvent) -> Result<Vec<Value>, StoreError> {
-    let audience = match &new.to {
-        Audience::All => None,
-        Audience::Devices(ids) => {
-            Some(serde_json::to_string(ids).map_err(|e| StoreError(format!("audience: {e}")))?)
-        }
-    };
-    // For code from before the audience column (a rolled-back deployment): the one device,
-    // or for several a value no device id equals, so it delivers to nobody rather than to
-    // everybody.
-    let target = match &new.to {
-        Audience::All => None,
-        Audience::Devices(ids) if ids.len() == 1 => ids.first().map(String::as_str),
-        Audience::Devices(_) => Some(SEVERAL_DEVICES),
-    };
-    Ok(vec![
-        user_id.into(),
-        user_id.into(),
-        at.into(),
-        new.event.as_str().into(),
-        target.into(),
-        audience.into(),
-    ])
+/// The account's oldest events waiting in the outbox. Parameters: the user id, how many.
+pub const OUTBOX_PAGE: &str = "SELECT id, at, event, target_device_id, audience, data \
+     FROM event_outbox WHERE user_id = ? ORDER BY id LIMIT ?";
+
+/// A row of `OUTBOX_PAGE`: the event to send under its outbox id.
+pub fn outboxed(row: &[Value]) -> Result<Outboxed, StoreError> {
+    let l = logged(row)?;
+    Ok(Outboxed {
+        id: l.seq,
+        event: NewEvent {
+            event: l.event,
+            to: l.to,
+            data: l.data,
+        },
+    })
 }
 
 /// One statement at a time, with `?` parameters; rows positional.
@@ -168,7 +251,7 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
         // number without storing its event.
         let stored = self
             .exec
-            .rows(APPEND, log_params(&self.user_id, at, new)?)?;
+            .rows(APPEND, EventTable::Log.params(&self.user_id, at, new)?)?;
         let seq = stored
             .first()
             .map(|r| int(r, 0))
@@ -227,6 +310,26 @@ impl<E: SyncSql> HubStore for SqlStore<E> {
         self.exec.rows(
             "DELETE FROM hub_events WHERE user_id = ? AND (at < ? OR seq <= ?)",
             vec![self.user(), before_at.into(), keep_from.into()],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_taken(&self) -> Result<u64, StoreError> {
+        let rows = self.exec.rows(
+            "SELECT taken FROM hub_outbox WHERE user_id = ?",
+            vec![self.user()],
+        )?;
+        Ok(match rows.first() {
+            Some(row) => int(row, 0)? as u64,
+            None => 0,
+        })
+    }
+
+    fn set_outbox_taken(&mut self, id: u64) -> Result<(), StoreError> {
+        self.exec.rows(
+            "INSERT INTO hub_outbox (user_id, taken) VALUES (?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET taken = max(taken, excluded.taken)",
+            vec![self.user(), i64::try_from(id).unwrap_or(i64::MAX).into()],
         )?;
         Ok(())
     }

@@ -38,6 +38,9 @@ pub trait HubStore {
     fn bounds(&self) -> Result<(Option<u64>, u64), StoreError>;
     /// Drops events stored before `before_at`, and all but the newest `keep` ones.
     fn prune(&mut self, before_at: i64, keep: u64) -> Result<(), StoreError>;
+    /// The last outbox id logged (0 before any).
+    fn outbox_taken(&self) -> Result<u64, StoreError>;
+    fn set_outbox_taken(&mut self, id: u64) -> Result<(), StoreError>;
     fn presence(&self, device_id: &str) -> Result<Option<DevicePresence>, StoreError>;
     fn all_presence(&self) -> Result<Vec<DevicePresence>, StoreError>;
     fn set_presence(&mut self, presence: &DevicePresence) -> Result<(), StoreError>;

@@ -145,7 +145,7 @@ fn an_event_the_database_refuses_leaves_no_gap_in_the_numbers() {
     assert_eq!(seqs, [first, first + 1]);
 }
 
-/// Core writes events in its own batches (`LOG_EVENT`), beside the hub: the hub sends each one
+/// Core writes events in its own batches (`EventTable::Log`), beside the hub: the hub sends each one
 /// to the open sockets once, in order with its own, and a socket that connects in between gets
 /// it in its replay and not again.
 #[test]
@@ -153,8 +153,11 @@ fn events_core_logged_reach_every_socket_once_in_order() {
     let (mut h, db) = hub_and_db();
     h.connect(1, "a", "s-a", None, T0).unwrap();
     let core_logs = |n: u32| {
-        let params = udc_hub::sql_store::log_params("u", T0, &rename(n)).unwrap();
-        db.rows(udc_hub::sql_store::LOG_EVENT, params).unwrap();
+        let params = udc_hub::sql_store::EventTable::Log
+            .params("u", T0, &rename(n))
+            .unwrap();
+        db.rows(udc_hub::sql_store::EventTable::Log.always(), params)
+            .unwrap();
     };
     core_logs(1);
     core_logs(2);
@@ -365,9 +368,11 @@ fn retention_keeps_at_most_the_newest_ten_thousand_events() {
 #[test]
 fn events_core_logged_are_pruned_without_sockets_or_alarms() {
     let (mut h, db) = hub_and_db();
-    let params = udc_hub::sql_store::log_params("u", T0, &rename(0)).unwrap();
+    let params = udc_hub::sql_store::EventTable::Log
+        .params("u", T0, &rename(0))
+        .unwrap();
     for _ in 0..(RETAIN_EVENTS + 100) {
-        db.rows(udc_hub::sql_store::LOG_EVENT, params.clone())
+        db.rows(udc_hub::sql_store::EventTable::Log.always(), params.clone())
             .unwrap();
     }
     let (oldest, last) = h.store().bounds().unwrap();
@@ -517,4 +522,43 @@ fn cursors_at_the_end_of_the_integers_read_nothing_and_never_overflow() {
             last_seq: 1
         }
     )));
+}
+
+/// Events from a change's outbox are logged once each, in id order: a batch sent again (its
+/// answer lost) or overlapping another sender's is dropped up to the last id taken, which the
+/// hub remembers across a restart (a new machine on the same storage).
+#[test]
+fn outboxed_events_are_taken_once_each_across_resends_and_restarts() {
+    let (mut h, db) = hub_and_db();
+    let batch = |ids: &[u64]| -> Vec<Outboxed> {
+        ids.iter()
+            .map(|&id| Outboxed {
+                id,
+                event: rename(id as u32),
+            })
+            .collect()
+    };
+    assert_eq!(h.take_outboxed(batch(&[3, 4]), T0).unwrap().0, 4);
+    assert_eq!(h.take_outboxed(batch(&[3, 4]), T0).unwrap().0, 4);
+    assert_eq!(h.take_outboxed(batch(&[4, 5]), T0).unwrap().0, 5);
+    let mut h = Hub::new(
+        SqlStore {
+            exec: db,
+            user_id: "u".into(),
+        },
+        [],
+    );
+    assert_eq!(h.take_outboxed(batch(&[5, 6]), T0).unwrap().0, 6);
+    assert_eq!(h.take_outboxed(Vec::new(), T0).unwrap().0, 6);
+    let logged: Vec<(u64, serde_json::Value)> = h
+        .events_after("a", 0)
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| (e.seq, e.data["n"].clone()))
+        .collect();
+    assert_eq!(
+        logged,
+        [(1, json!(3)), (2, json!(4)), (3, json!(5)), (4, json!(6))]
+    );
 }

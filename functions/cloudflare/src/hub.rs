@@ -2,7 +2,7 @@
 //! (`idFromName(user_id)`) on its internal routes, which no client can reach.
 
 use udc_core::HubError;
-use udc_hub::{DevicePresence, EventsPage, NewEvent, Relay, Revoked};
+use udc_hub::{DevicePresence, EventsPage, Outboxed, Relay, Revoked};
 use worker::{Headers, Method, ObjectNamespace, Request, RequestInit, Response, Stub};
 
 pub struct WorkerHub(pub ObjectNamespace);
@@ -48,8 +48,8 @@ impl WorkerHub {
 }
 
 impl udc_core::Hub for WorkerHub {
-    /// Core's database is D1; the log is each account's Durable Object: events are published
-    /// after their change commits.
+    /// Core's database is D1; the log is each account's Durable Object: a change's events go
+    /// through the outbox in D1.
     fn logs_in_sql(&self) -> bool {
         false
     }
@@ -58,11 +58,17 @@ impl udc_core::Hub for WorkerHub {
         Ok(())
     }
 
-    async fn publish(&self, user_id: &str, event: NewEvent) -> Result<(), HubError> {
-        let body = serde_json::to_string(&event).map_err(HubError::new)?;
-        self.call(user_id, Method::Post, "/publish", Some(body))
+    async fn take_outboxed(&self, user_id: &str, batch: Vec<Outboxed>) -> Result<u64, HubError> {
+        let body = serde_json::to_string(&batch).map_err(HubError::new)?;
+        let taken: serde_json::Value = self
+            .call(user_id, Method::Post, "/take", Some(body))
+            .await?
+            .json()
             .await
-            .map(|_| ())
+            .map_err(HubError::new)?;
+        taken["taken"]
+            .as_u64()
+            .ok_or_else(|| HubError(format!("hub /take answered {taken}")))
     }
 
     async fn relay(&self, user_id: &str, relay: Relay) -> Result<usize, HubError> {

@@ -3,17 +3,23 @@
 //! statement it reports: the change and its event commit together or not at all, so a crash can
 //! neither lose the event of a change made nor log one for a change not made, and no sequence
 //! number is taken without its event. Where the log is apart (the Worker's Durable Object), the
-//! same events are published after the batch commits, on the same conditions
+//! same statements write the events to an outbox in core's database instead, and core sends
+//! the outbox to the hub after the batch, the hub taking each event once by its outbox id: what
+//! a failed send leaves there goes with the account's next change or the scheduled run
 //! (docs/ARCHITECTURE.md, "A change and its events commit together").
 
-use udc_hub::sql_store::{
-    log_head_params, log_params, LOG_EVENT, LOG_EVENT_COUNTING, LOG_EVENT_IF_CHANGED,
-};
+use udc_hub::sql_store::{outboxed, EventTable, OUTBOX_PAGE};
 use udc_hub::{Audience, NewEvent};
 
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Clock, Hub, Ports, Sql, Stmt, Value};
+use crate::ports::{Clock, Hub, HubError, Ports, Sql, Stmt, Value};
 use crate::Core;
+
+/// Events sent to the hub per call; an account's outbox holds more only after the hub was
+/// unreachable a while.
+const OUTBOX_BATCH: i64 = 100;
+/// At most this many batches per send: the rest go with the next.
+const OUTBOX_BATCHES_PER_SEND: usize = 10;
 
 /// When an event is stored, judged by the statement pushed before it. Several events after one
 /// statement share its condition (in SQL each looks at the one before it, which stored or not
@@ -39,14 +45,20 @@ struct Pending {
 enum Logged {
     /// An event built before the batch.
     Built { when: When, event: NewEvent },
-    /// An event whose data SQL computes in the batch (`udc_hub::log_event_select!`; its
-    /// parameters after the head's): stored where the log shares core's database only, the
-    /// handler publishing the same data elsewhere.
+    /// An event whose data SQL computes in the batch.
     Selected {
         event: NewEvent,
-        sql: &'static str,
+        sql: SelectedSql,
         params: Vec<Value>,
     },
+}
+
+/// An event INSERT whose data a SELECT computes, in its two forms: after
+/// `udc_hub::log_event_select!()` and after `udc_hub::outbox_event_select!()`, the same
+/// expression with the same parameters (which follow the head's).
+pub(crate) struct SelectedSql {
+    pub log: &'static str,
+    pub outbox: &'static str,
 }
 
 /// The statements of one change, and the events that report it.
@@ -101,12 +113,12 @@ impl Change {
     }
 
     /// An event whose data `sql` computes inside the batch, reporting the statement pushed
-    /// last (see `Logged::Selected`; `event`'s data is not used).
+    /// last (`event`'s data is not used).
     pub fn event_selected(
         &mut self,
         user: &str,
         event: NewEvent,
-        sql: &'static str,
+        sql: SelectedSql,
         params: Vec<Value>,
     ) {
         self.events.push(Pending {
@@ -123,24 +135,28 @@ impl Change {
     }
 }
 
-fn log_stmt(p: &Pending, at: i64) -> ApiResult<Stmt> {
+fn event_stmt(p: &Pending, table: EventTable, at: i64) -> ApiResult<Stmt> {
     let internal = |e: udc_hub::StoreError| ApiError::internal(e.to_string());
     match &p.what {
         Logged::Built { when, event } => {
-            let mut params = log_params(&p.user, at, event).map_err(internal)?;
+            let mut params = table.params(&p.user, at, event).map_err(internal)?;
             let sql = match when {
-                When::Always => LOG_EVENT,
-                When::Changed => LOG_EVENT_IF_CHANGED,
+                When::Always => table.always(),
+                When::Changed => table.if_changed(),
                 When::Counting(key) => {
                     params.push(format!("$.{key}").into());
-                    LOG_EVENT_COUNTING
+                    table.counting()
                 }
             };
             Ok(Stmt::new(sql, params))
         }
         Logged::Selected { event, sql, params } => {
-            let mut all = log_head_params(&p.user, at, event).map_err(internal)?;
+            let mut all = table.head_params(&p.user, at, event).map_err(internal)?;
             all.extend(params.iter().cloned());
+            let sql = match table {
+                EventTable::Log => sql.log,
+                EventTable::Outbox => sql.outbox,
+            };
             Ok(Stmt::new(sql, all))
         }
     }
@@ -150,7 +166,6 @@ impl<P: Ports> Core<P> {
     /// Runs a change in one batch with its events (see the module comment).
     pub(crate) async fn commit(&self, change: Change) -> ApiResult<Committed> {
         let Change { stmts, events } = change;
-        let hub = self.ports.hub();
         if events.is_empty() {
             let changes = self.ports.sql().batch(stmts).await?;
             return Ok(Committed {
@@ -158,63 +173,90 @@ impl<P: Ports> Core<P> {
                 warning: None,
             });
         }
-        if hub.logs_in_sql() {
-            // The log's own clock: retention and replay read `at` against it.
-            let at = self.ports.clock().now_ms();
-            let mut all = Vec::with_capacity(stmts.len() + events.len());
-            let mut is_event = Vec::with_capacity(all.capacity());
-            let mut pending = events.iter().peekable();
-            for (i, stmt) in stmts.into_iter().enumerate() {
-                all.push(stmt);
-                is_event.push(false);
-                while let Some(p) = pending.next_if(|p| p.after == i) {
-                    all.push(log_stmt(p, at)?);
-                    is_event.push(true);
-                }
+        let hub = self.ports.hub();
+        let table = if hub.logs_in_sql() {
+            EventTable::Log
+        } else {
+            EventTable::Outbox
+        };
+        // The log's own clock: retention and replay read `at` against it.
+        let at = self.ports.clock().now_ms();
+        let mut all = Vec::with_capacity(stmts.len() + events.len());
+        let mut is_event = Vec::with_capacity(all.capacity());
+        let mut pending = events.iter().peekable();
+        for (i, stmt) in stmts.into_iter().enumerate() {
+            all.push(stmt);
+            is_event.push(false);
+            while let Some(p) = pending.next_if(|p| p.after == i) {
+                all.push(event_stmt(p, table, at)?);
+                is_event.push(true);
             }
-            let counts = self.ports.sql().batch(all).await?;
-            let changes = counts
-                .into_iter()
-                .zip(is_event)
-                .filter(|(_, event)| !event)
-                .map(|(n, _)| n)
-                .collect();
-            // A change's events are all for one account; counted per account all the same.
-            let mut logged: Vec<(&str, usize)> = Vec::new();
-            for p in &events {
-                match logged.iter_mut().find(|(u, _)| *u == p.user) {
-                    Some((_, n)) => *n += 1,
-                    None => logged.push((&p.user, 1)),
-                }
-            }
-            let mut warning = None;
-            for (user, count) in logged {
-                if let Err(e) = hub.logged(user, count).await {
-                    warning = Some(e.to_string());
-                }
-            }
-            return Ok(Committed { changes, warning });
         }
-        let changes = self.ports.sql().batch(stmts).await?;
-        let mut warning = None;
-        for p in events {
-            let reported = changes.get(p.after).copied().unwrap_or(0);
-            let Logged::Built { when, mut event } = p.what else {
-                continue;
-            };
-            match when {
-                When::Changed if reported == 0 => continue,
-                When::Counting(key) => {
-                    if let Some(data) = event.data.as_object_mut() {
-                        data.insert(key.to_owned(), reported.into());
-                    }
-                }
-                _ => {}
+        let counts = self.ports.sql().batch(all).await?;
+        let changes = counts
+            .into_iter()
+            .zip(is_event)
+            .filter(|(_, event)| !event)
+            .map(|(n, _)| n)
+            .collect();
+        // A change's events are all for one account; counted per account all the same.
+        let mut logged: Vec<(&str, usize)> = Vec::new();
+        for p in &events {
+            match logged.iter_mut().find(|(u, _)| *u == p.user) {
+                Some((_, n)) => *n += 1,
+                None => logged.push((&p.user, 1)),
             }
-            if let Err(e) = hub.publish(&p.user, event).await {
+        }
+        let mut warning = None;
+        for (user, count) in logged {
+            let sent = match table {
+                EventTable::Log => hub.logged(user, count).await,
+                EventTable::Outbox => self.send_outbox(user).await,
+            };
+            if let Err(e) = sent {
                 warning = Some(e.to_string());
             }
         }
         Ok(Committed { changes, warning })
+    }
+
+    /// Sends the account's outbox to its hub, oldest first, and forgets what the hub took.
+    /// Requests of one account may send at once: the hub takes each id once, in order, as ids
+    /// grow in the order their changes committed and each send reads the outbox after its own
+    /// change committed.
+    pub(crate) async fn send_outbox(&self, user: &str) -> Result<(), HubError> {
+        let sql = self.ports.sql();
+        let outbox = |e: crate::ports::SqlError| HubError(format!("outbox: {e}"));
+        for _ in 0..OUTBOX_BATCHES_PER_SEND {
+            let rows = sql
+                .query(Stmt::new(
+                    OUTBOX_PAGE,
+                    vec![user.into(), OUTBOX_BATCH.into()],
+                ))
+                .await
+                .map_err(outbox)?;
+            let batch = rows
+                .iter()
+                .map(|r| outboxed(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(HubError::new)?;
+            let Some(last) = batch.last().map(|o| o.id) else {
+                return Ok(());
+            };
+            let full = batch.len() as i64 == OUTBOX_BATCH;
+            let taken = self.ports.hub().take_outboxed(user, batch).await?;
+            // The hub answers the last id it ever took; only those sent here are forgotten.
+            let forget = i64::try_from(taken.min(last)).unwrap_or(i64::MAX);
+            sql.batch(vec![Stmt::new(
+                "DELETE FROM event_outbox WHERE user_id = ? AND id <= ?",
+                vec![user.into(), forget.into()],
+            )])
+            .await
+            .map_err(outbox)?;
+            if !full {
+                break;
+            }
+        }
+        Ok(())
     }
 }

@@ -21,6 +21,9 @@ macro_rules! lapsed_sessions {
 /// rest stay live until a later run, so none is forgotten.
 pub const EXPIRE_PER_RUN: i64 = 200;
 
+/// An outbox row this old was left by a failed send, not one under way.
+pub const OUTBOX_LEFT_MS: i64 = 10_000;
+
 /// Revoked sessions are kept this long (for support and audit) before they go.
 pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -41,6 +44,10 @@ pub struct Swept {
     pub uploads_aborted: u64,
     /// Remote sessions past their duration, silent or unanswered, that nobody had settled.
     pub remote_sessions_ended: u64,
+    /// Accounts whose outbox a failed send had left behind, sent now (the Worker only).
+    pub outboxes_sent: u64,
+    /// Those whose hub failed again: retried next run.
+    pub outboxes_left: u64,
 }
 
 impl<P: Ports> Core<P> {
@@ -91,6 +98,7 @@ impl<P: Ports> Core<P> {
             .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
+        let (outboxes_sent, outboxes_left) = self.send_left_outboxes(now_ms).await?;
         Ok(Swept {
             sessions_expired,
             sessions_left_live,
@@ -101,7 +109,30 @@ impl<P: Ports> Core<P> {
             files_purged,
             uploads_aborted,
             remote_sessions_ended,
+            outboxes_sent,
+            outboxes_left,
         })
+    }
+
+    /// Sends the outboxes of accounts whose events have waited past `OUTBOX_LEFT_MS` (a send
+    /// failed and no change of theirs came since). Returns (sent, failed again).
+    async fn send_left_outboxes(&self, now_ms: i64) -> ApiResult<(u64, u64)> {
+        let users = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                "SELECT DISTINCT user_id FROM event_outbox WHERE at < ? LIMIT ?",
+                vec![(now_ms - OUTBOX_LEFT_MS).into(), EXPIRE_PER_RUN.into()],
+            ))
+            .await?;
+        let (mut sent, mut left) = (0, 0);
+        for row in &users {
+            match self.send_outbox(&rows::text(row, 0)?).await {
+                Ok(()) => sent += 1,
+                Err(_) => left += 1,
+            }
+        }
+        Ok((sent, left))
     }
 
     /// Ends the sessions that can no longer be refreshed: a socket outlives its access token,

@@ -36,6 +36,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_hub_seq",
         include_str!("../../../schema/migrations/0008_hub_seq.sql"),
     ),
+    (
+        "0009_event_outbox",
+        include_str!("../../../schema/migrations/0009_event_outbox.sql"),
+    ),
+    (
+        "0010_hub_outbox",
+        include_str!("../../../schema/migrations/0010_hub_outbox.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

@@ -56,21 +56,25 @@ impl fmt::Display for HubError {
 /// the polled log on Spin).
 pub trait Hub {
     /// Whether the account's event log lives in core's own database (udc-server, Spin): then a
-    /// change's events are written in the change's batch (`crate::events`), and `logged` tells
-    /// the hub to send them. Elsewhere (the Worker, whose hub is a Durable Object apart from D1)
-    /// they are published after the change commits.
+    /// change's events are written to it in the change's batch (`crate::events`), and `logged`
+    /// tells the hub to send them. Elsewhere (the Worker, whose hub is a Durable Object apart
+    /// from D1) they are written to the outbox in the batch, and sent with `take_outboxed`.
     fn logs_in_sql(&self) -> bool;
     /// At most `count` events were written to the account's log in core's batch: send them to
     /// open sockets, and keep the log's retention.
     async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError>;
-    /// Stores and sends one event, where the log is apart from core's database
-    /// (`!logs_in_sql`); elsewhere core never calls it.
-    async fn publish(&self, user_id: &str, event: udc_hub::NewEvent) -> Result<(), HubError> {
-        let _ = user_id;
-        Err(HubError(format!(
-            "{}: this host writes events in core's batches",
-            event.event
-        )))
+    /// Where the log is apart from core's database (`!logs_in_sql`): logs and sends the
+    /// account's events from the outbox, oldest first, each id once, and answers the last id
+    /// the hub has taken (`udc_hub::Hub::take_outboxed`). Elsewhere core never calls it.
+    async fn take_outboxed(
+        &self,
+        user_id: &str,
+        batch: Vec<udc_hub::Outboxed>,
+    ) -> Result<u64, HubError> {
+        let _ = (user_id, batch);
+        Err(HubError(
+            "this host writes events to the log in core's batches".into(),
+        ))
     }
     /// Ephemeral traffic (relayed input) to one device's open sockets, never logged; how many
     /// sockets it reached.

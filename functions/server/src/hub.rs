@@ -323,8 +323,15 @@ mod tests {
         // An event core logs for each account, as in a change's batch.
         let log = |user: &str| {
             let event = udc_hub::NewEvent::to_all("device.updated", serde_json::json!({}));
-            let params = udc_hub::sql_store::log_params(user, 0, &event).unwrap();
-            udc_sql::rusqlite::execute(&conn, udc_hub::sql_store::LOG_EVENT, &params).unwrap();
+            let params = udc_hub::sql_store::EventTable::Log
+                .params(user, 0, &event)
+                .unwrap();
+            udc_sql::rusqlite::execute(
+                &conn,
+                udc_hub::sql_store::EventTable::Log.always(),
+                &params,
+            )
+            .unwrap();
             pollster::block_on(udc_core::Hub::logged(&hub, user, 1)).unwrap();
         };
         log("u2");

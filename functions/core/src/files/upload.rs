@@ -13,8 +13,8 @@ use super::{MAX_PART_URLS, PART_URL_TTL};
 use crate::auth::Caller;
 use crate::blob::BlobStore;
 use crate::error::{ApiError, ApiResult};
-use crate::events::{Change, When};
-use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt, Value};
+use crate::events::{Change, SelectedSql, When};
+use crate::ports::{Http, Ports, Row, Sql, Stmt, Value};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
 
@@ -360,7 +360,10 @@ impl<P: Ports> Core<P> {
         change.event_selected(
             user,
             NewEvent::to_all(names::FILE_PROGRESS, serde_json::Value::Null),
-            progress_sql!(udc_hub::log_event_select!(), " AND changes() > 0"),
+            SelectedSql {
+                log: progress_sql!(udc_hub::log_event_select!(), " AND changes() > 0"),
+                outbox: progress_sql!(udc_hub::outbox_event_select!(), " AND changes() > 0"),
+            },
             id(),
         );
         change.push(Stmt::new(
@@ -386,16 +389,7 @@ impl<P: Ports> Core<P> {
             .and_then(|t| serde_json::from_str(&t).ok())
             // Gone only if the file was deleted since the batch.
             .ok_or_else(|| ApiError::not_found("file"))?;
-        let mut warning = done.warning;
-        // Where the log is apart, the event is published after the batch, with the answer's
-        // figures.
-        if !self.ports.hub().logs_in_sql() {
-            let event = NewEvent::to_all(names::FILE_PROGRESS, progress.clone());
-            if let Err(e) = self.ports.hub().publish(user, event).await {
-                warning = Some(e.to_string());
-            }
-        }
-        Ok(Reply::ok(progress)?.warn(warning))
+        Ok(Reply::ok(progress)?.warn(done.warning))
     }
 
     /// The parts recorded for a file, `(part_number, etag)` in order.

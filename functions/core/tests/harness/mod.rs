@@ -1,7 +1,7 @@
 //! core in process over a real SQLite file, for tests of its handlers that the black-box suite
 //! cannot reach (time moved by hours, the hub failing on cue, what the database holds). The
-//! hub is udc-hub's machine on the same file, built per call as on Spin (no sockets); there is
-//! no object store.
+//! hub is udc-hub's machine built per call as on Spin (no sockets), on the same file, or on a
+//! file of its own as the Worker's Durable Object (`harness_apart`); there is no object store.
 // A test harness: it fails by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
@@ -43,7 +43,7 @@ impl Sql for Db {
     }
 }
 
-/// The hub's own connection to the same file.
+/// The hub's own connection: to core's file, or to its own (`harness_apart`).
 pub struct HubDb(Mutex<Connection>);
 
 impl SyncSql for &HubDb {
@@ -53,11 +53,15 @@ impl SyncSql for &HubDb {
     }
 }
 
-/// The hub port: the log in core's database, no sockets. `unreachable` makes every send fail,
-/// as a hub that cannot be reached after a change committed.
+/// The hub port, no sockets: the log in core's database, or `apart` in the hub's own (core
+/// writing to its outbox). `unreachable` makes every send fail, as a hub that cannot be reached
+/// after a change committed; `answer_lost` makes the hub take what it is sent and the answer
+/// never arrive.
 pub struct TestHub {
     db: HubDb,
+    apart: bool,
     pub unreachable: Cell<bool>,
+    pub answer_lost: Cell<bool>,
 }
 
 impl TestHub {
@@ -81,7 +85,22 @@ impl TestHub {
 
 impl udc_core::Hub for TestHub {
     fn logs_in_sql(&self) -> bool {
-        true
+        !self.apart
+    }
+    async fn take_outboxed(
+        &self,
+        user_id: &str,
+        batch: Vec<udc_hub::Outboxed>,
+    ) -> Result<u64, HubError> {
+        self.reach()?;
+        let (taken, _) = self
+            .machine(user_id)
+            .take_outboxed(batch, SystemClock.now_ms())
+            .map_err(HubError::new)?;
+        if self.answer_lost.get() {
+            return Err(HubError("the hub's answer was lost".into()));
+        }
+        Ok(taken)
     }
     async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError> {
         self.reach()?;
@@ -161,20 +180,30 @@ impl Drop for Harness {
     }
 }
 
+/// A core whose hub's log shares its database (udc-server, Spin).
 pub fn harness(name: &str) -> Harness {
+    build(name, false)
+}
+
+/// A core whose hub keeps its log in a database of its own, as the Worker's Durable Object.
+pub fn harness_apart(name: &str) -> Harness {
+    build(name, true)
+}
+
+fn build(name: &str, apart: bool) -> Harness {
     let dir = std::env::temp_dir().join(format!("udc-core-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("udc.sqlite3");
-    let open = || {
-        let conn = Connection::open(&path).unwrap();
+    let open = |path: &std::path::Path| {
+        let conn = Connection::open(path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         )
         .unwrap();
         conn
     };
-    let sql = Db(Mutex::new(open()));
+    let sql = Db(Mutex::new(open(&path)));
     pollster::block_on(udc_core::migrations::apply(&sql, 0)).unwrap();
     let config = Config::from_lookup(|k| match k {
         udc_core::config::JWT_PRIVATE_KEY
@@ -185,11 +214,22 @@ pub fn harness(name: &str) -> Harness {
         _ => None,
     })
     .unwrap();
+    let hub_db = if apart {
+        let conn = open(&dir.join("hub.sqlite3"));
+        for file in udc_hub::sql_store::FRESH_SCHEMA {
+            conn.execute_batch(file).unwrap();
+        }
+        conn
+    } else {
+        open(&path)
+    };
     let ports = TestPorts {
         sql,
         hub: TestHub {
-            db: HubDb(Mutex::new(open())),
+            db: HubDb(Mutex::new(hub_db)),
+            apart,
             unreachable: Cell::new(false),
+            answer_lost: Cell::new(false),
         },
         http: NoStore,
     };
@@ -236,6 +276,16 @@ pub async fn texts(core: &Core<TestPorts>, sql: &'static str) -> Vec<String> {
         .sql
         .query(Stmt::new(sql, vec![]))
         .await
+        .unwrap()
+        .iter()
+        .map(|r| udc_core::rows::text(r, 0).unwrap())
+        .collect()
+}
+
+/// The first column of every row `sql` returns from the hub's own database, as text.
+pub fn hub_texts(core: &Core<TestPorts>, sql: &str) -> Vec<String> {
+    let conn = core.ports.hub.db.0.lock().unwrap();
+    udc_sql::rusqlite::rows(&conn, sql, &[])
         .unwrap()
         .iter()
         .map(|r| udc_core::rows::text(r, 0).unwrap())
