@@ -1,7 +1,8 @@
 //! udc-client: what every udc client shares, native and in the browser (wasm32): the sign-in
-//! KDF, end-to-end sealing, and the approval phrase. It never depends on the server's core;
-//! the server uses its phrase so both sides compute the same words.
+//! KDF, end-to-end sealing, the approval phrase, and what events carry. It never depends on the
+//! server's core; the server uses its phrase and its event types so both sides agree.
 
+pub mod events;
 pub mod phrase;
 pub mod wire;
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use udc_client::events::ClipboardSync;
 use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 
@@ -22,7 +23,7 @@ use crate::context::Context;
 use crate::realtime::Incoming;
 use crate::seal;
 use crate::store::{Session, Store};
-use crate::sync::ClipboardItem;
+use crate::sync::{self, ClipboardItem};
 use crate::transfer::{self, SendOptions, SessionTokens, Tokens};
 use crate::watch::{self, PING_EVERY};
 
@@ -288,7 +289,7 @@ async fn open_item(
     } else {
         item
     };
-    if let Some(bytes) = item.open(key)? {
+    if let Some(bytes) = sync::open_item(&item, key)? {
         return Content::decode(&item.content_type, bytes);
     }
     let file_id = item
@@ -411,8 +412,8 @@ pub async fn run(cx: Context<'_>) -> Result<()> {
                         if event.event != names::CLIPBOARD_SYNC {
                             continue;
                         }
-                        let item: ClipboardItem = match serde_json::from_value(event.data["item"].clone()) {
-                            Ok(i) => i,
+                        let item = match serde_json::from_value::<ClipboardSync>(event.data) {
+                            Ok(sync) => sync.item,
                             Err(e) => {
                                 eprintln!("udc-agent: unreadable clipboard.sync: {e}");
                                 continue;

@@ -3,48 +3,15 @@
 //! with modifiers); on X11 they are replayed through the XTEST extension.
 
 use anyhow::{anyhow, bail, Result};
-use serde::Deserialize;
 
-/// One input event, as the controlling device sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum InputEvent {
-    PointerMove {
-        x: f64,
-        y: f64,
-    },
-    PointerButton {
-        button: Button,
-        down: bool,
-    },
-    Wheel {
-        dx: i32,
-        dy: i32,
-    },
-    Key {
-        key: String,
-        down: bool,
-        #[serde(default)]
-        modifiers: Vec<String>,
-    },
-}
+pub use udc_client::events::{Button, InputEvent};
 
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Button {
-    Left,
-    Middle,
-    Right,
-}
-
-impl Button {
-    /// X11 button numbers.
-    fn x11(self) -> u8 {
-        match self {
-            Button::Left => 1,
-            Button::Middle => 2,
-            Button::Right => 3,
-        }
+/// X11 button numbers.
+fn x11_button(b: Button) -> u8 {
+    match b {
+        Button::Left => 1,
+        Button::Middle => 2,
+        Button::Right => 3,
     }
 }
 
@@ -184,7 +151,7 @@ impl X11Injector {
                 } else {
                     BUTTON_RELEASE_EVENT
                 };
-                self.fake(kind, button.x11(), 0, 0)?;
+                self.fake(kind, x11_button(*button), 0, 0)?;
             }
             InputEvent::Wheel { dx, dy } => {
                 // X11 scrolls with buttons: 4 up, 5 down, 6 left, 7 right; one click per step.

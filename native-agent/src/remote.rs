@@ -13,12 +13,13 @@ use anyhow::{anyhow, Result};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+pub use udc_client::events::RemoteSession;
+use udc_client::events::{Mode, RemoteInput, SessionEnd, SessionEvent, SessionState};
 use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 
 use crate::client::Client;
 use crate::context::Context;
-use crate::input::InputEvent;
 use crate::output::say;
 use crate::realtime::Incoming;
 use crate::store::Store;
@@ -28,17 +29,6 @@ use crate::watch::{self, PING_EVERY};
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// How long the owner has to answer at the terminal.
 const ASK_AT_MOST: Duration = Duration::from_secs(55);
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RemoteSession {
-    pub id: String,
-    pub requester_device_id: String,
-    pub target_device_id: String,
-    pub mode: String,
-    pub max_duration: i64,
-    pub state: String,
-    pub end_reason: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct SessionBody {
@@ -170,7 +160,7 @@ async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
     }
     let question = format!(
         "\"{requester}\" asks to {} this device for up to {} min. Allow? [y/N] ",
-        if session.mode == "view_and_control" {
+        if session.mode == Mode::ViewAndControl {
             "view and control"
         } else {
             "view"
@@ -192,7 +182,7 @@ async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
 
 /// A session this device has approved.
 struct Live {
-    mode: String,
+    mode: Mode,
     requester: String,
     #[cfg(target_os = "linux")]
     stream: Option<crate::stream::Streaming>,
@@ -254,8 +244,8 @@ pub async fn serve(cx: Context<'_>) -> Result<()> {
                         let _ = socket.send(&ClientFrame::Ack { seq: event.seq }).await;
                         match event.event.as_str() {
                             names::REMOTE_REQUEST => {
-                                let Ok(s) = serde_json::from_value::<RemoteSession>(event.data["session"].clone()) else { continue };
-                                if s.target_device_id != me || s.state != "pending" {
+                                let Ok(SessionEvent { session: s }) = serde_json::from_value(event.data) else { continue };
+                                if s.target_device_id != me || s.state != SessionState::Pending {
                                     continue;
                                 }
                                 let token = session.access_token(client, store).await?;
@@ -264,29 +254,28 @@ pub async fn serve(cx: Context<'_>) -> Result<()> {
                                     .await
                                     .map(|d| d.name)
                                     .unwrap_or_else(|_| s.requester_device_id.clone());
-                                let allowed = Unattended::load(store)?.allows(&s.requester_device_id, &s.mode)
+                                let allowed = Unattended::load(store)?.allows(&s.requester_device_id, s.mode.as_str())
                                     || ask_owner(&name, &s).await;
                                 let action = if allowed { "approve" } else { "deny" };
                                 match client.remote_action(&token, &s.id, action).await {
-                                    Ok(answered) if answered.state == "active" => {
+                                    Ok(answered) if answered.state == SessionState::Active => {
                                         live.insert(s.id.clone(), Live {
-                                            mode: s.mode.clone(),
+                                            mode: s.mode,
                                             requester: s.requester_device_id.clone(),
                                             #[cfg(target_os = "linux")]
                                             stream: None,
                                         });
                                         say(json, "controlled", json!({ "session_id": s.id, "by": name, "mode": s.mode }),
-                                            format!("Being {} by \"{name}\" (session {}); `udc-agent remote end {}` ends it", if s.mode == "view_and_control" { "controlled" } else { "viewed" }, s.id, s.id));
+                                            format!("Being {} by \"{name}\" (session {}); `udc-agent remote end {}` ends it", if s.mode == Mode::ViewAndControl { "controlled" } else { "viewed" }, s.id, s.id));
                                     }
                                     Ok(_) => say(json, "denied", json!({ "session_id": s.id, "by": name }), format!("Denied \"{name}\"")),
                                     Err(e) => eprintln!("udc-agent: could not answer session {}: {e}", s.id),
                                 }
                             }
                             names::REMOTE_SESSION_END => {
-                                let id = event.data["session_id"].as_str().unwrap_or_default().to_owned();
+                                let Ok(SessionEnd { session_id: id, reason, .. }) = serde_json::from_value(event.data) else { continue };
                                 if let Some(l) = live.remove(&id) {
                                     l.stop().await;
-                                    let reason = event.data["reason"].clone();
                                     say(json, "ended", json!({ "session_id": id, "reason": reason }), format!("Remote session {id} ended ({reason})"));
                                 }
                             }
@@ -296,15 +285,14 @@ pub async fn serve(cx: Context<'_>) -> Result<()> {
                     // Input relayed through the server (never logged there): only for a live
                     // view_and_control session.
                     Incoming::Frame(HubFrame::Relay { event, data, .. }) if event == names::REMOTE_INPUT => {
-                        let id = data["session_id"].as_str().unwrap_or_default();
-                        // A view-only session never drives this device, whatever arrives.
-                        if live.get(id).map(|l| l.mode.as_str()) != Some("view_and_control") {
-                            continue;
-                        }
-                        let events: Vec<InputEvent> = match serde_json::from_value(data["events"].clone()) {
-                            Ok(e) => e,
+                        let RemoteInput { session_id: id, events } = match serde_json::from_value(data) {
+                            Ok(input) => input,
                             Err(e) => { eprintln!("udc-agent: unreadable input: {e}"); continue; }
                         };
+                        // A view-only session never drives this device, whatever arrives.
+                        if live.get(&id).map(|l| l.mode) != Some(Mode::ViewAndControl) {
+                            continue;
+                        }
                         #[cfg(target_os = "linux")]
                         {
                             let inj = injector.clone();
@@ -329,7 +317,7 @@ pub async fn serve(cx: Context<'_>) -> Result<()> {
                         }
                         let token = session.access_token(client, store).await?;
                         let ice = client.ice_servers(&token).await?;
-                        let control = l.mode == "view_and_control";
+                        let control = l.mode == Mode::ViewAndControl;
                         match crate::stream::answer(offer, ice, id.clone(), control, injector.clone(), json).await {
                             Ok((stream, answer)) => {
                                 l.stream = Some(stream);

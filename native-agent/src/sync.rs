@@ -10,38 +10,23 @@ use serde_json::{json, Value};
 use crate::client::{Client, Result, SignedIn, TokenPair};
 use crate::seal;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClipboardItem {
-    pub id: String,
-    pub device_id: String,
-    pub content_type: String,
-    pub size: u64,
-    pub ciphertext: Option<String>,
-    pub file_id: Option<String>,
-    pub created_at: String,
-}
+pub use udc_client::events::ClipboardItem;
+use udc_client::events::ClipboardSync;
 
-impl ClipboardItem {
-    /// The plaintext, when the item carries its ciphertext.
-    pub fn open(&self, account_key: &[u8; 32]) -> anyhow::Result<Option<Vec<u8>>> {
-        let Some(c) = &self.ciphertext else {
-            return Ok(None);
-        };
-        let sealed = B64
-            .decode(c)
-            .map_err(|_| anyhow::anyhow!("clipboard item {} is not base64", self.id))?;
-        seal::open(
-            account_key,
-            &seal::clipboard_aad(&self.content_type),
-            &sealed,
-        )
-        .map(Some)
-    }
-}
-
-#[derive(Deserialize)]
-struct ItemBody {
-    item: ClipboardItem,
+/// The item's plaintext, when it carries its ciphertext.
+pub fn open_item(item: &ClipboardItem, account_key: &[u8; 32]) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(c) = &item.ciphertext else {
+        return Ok(None);
+    };
+    let sealed = B64
+        .decode(c)
+        .map_err(|_| anyhow::anyhow!("clipboard item {} is not base64", item.id))?;
+    seal::open(
+        account_key,
+        &seal::clipboard_aad(&item.content_type),
+        &sealed,
+    )
+    .map(Some)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,7 +101,7 @@ impl Client {
     }
 
     async fn post_item(&self, token: &str, body: &Value) -> Result<ClipboardItem> {
-        let b: ItemBody = self
+        let b: ClipboardSync = self
             .call_with(
                 Method::POST,
                 "/sync/clipboard",
@@ -141,7 +126,7 @@ impl Client {
     }
 
     pub async fn clipboard_item(&self, token: &str, id: &str) -> Result<ClipboardItem> {
-        let b: ItemBody = self
+        let b: ClipboardSync = self
             .call_with(
                 Method::GET,
                 &format!("/sync/clipboard/items/{id}"),

@@ -21,6 +21,7 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
+use udc_client::events::{InputEvent, SessionEnd, SessionEvent, SessionState};
 use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
 use webrtc::data_channel::DataChannelEvent;
@@ -29,11 +30,10 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::client::Client;
 use crate::context::Context;
-use crate::input::InputEvent;
 use crate::output::say;
 use crate::peer::{self, Peer};
 use crate::realtime::{Incoming, Socket};
-use crate::remote::{RemoteSession, HEARTBEAT_EVERY};
+use crate::remote::HEARTBEAT_EVERY;
 use crate::store::{Session, Store};
 use crate::video::{Picture, VideoDecoder};
 use crate::watch::{connect, PING_EVERY};
@@ -104,7 +104,7 @@ pub async fn view(cx: Context<'_>, opts: &ViewOptions) -> Result<()> {
         // Already over (the target ended it, or it was never approved): say how.
         Err(_) => client.remote_session(&token, &id).await,
     };
-    if let Some(s) = ended.ok().filter(|s| s.state == "ended") {
+    if let Some(s) = ended.ok().filter(|s| s.state == SessionState::Ended) {
         say(
             json,
             "ended",
@@ -136,11 +136,10 @@ async fn run(
             match socket.next().await {
                 Incoming::Frame(HubFrame::Event(e)) => {
                     let _ = socket.send(&ClientFrame::Ack { seq: e.seq }).await;
-                    let s: Option<RemoteSession> =
-                        serde_json::from_value(e.data["session"].clone()).ok();
+                    let s = serde_json::from_value::<SessionEvent>(e.data).ok();
                     match (e.event.as_str(), s) {
-                        (names::REMOTE_APPROVED, Some(s)) if s.id == id => return Ok(true),
-                        (names::REMOTE_DENIED, Some(s)) if s.id == id => return Ok(false),
+                        (names::REMOTE_APPROVED, Some(s)) if s.session.id == id => return Ok(true),
+                        (names::REMOTE_DENIED, Some(s)) if s.session.id == id => return Ok(false),
                         _ => {}
                     }
                 }
@@ -220,7 +219,10 @@ async fn run(
                 }
                 Incoming::Frame(HubFrame::Event(e)) => {
                     let _ = socket.send(&ClientFrame::Ack { seq: e.seq }).await;
-                    if e.event == names::REMOTE_SESSION_END && e.data["session_id"] == id {
+                    if e.event == names::REMOTE_SESSION_END
+                        && serde_json::from_value::<SessionEnd>(e.data)
+                            .is_ok_and(|end| end.session_id == id)
+                    {
                         return Ok(());
                     }
                 }

@@ -110,7 +110,10 @@ async fn a_trusted_device_approves_a_new_sign_in_which_collects_its_tokens_and_k
         .clipboard_item(&reg.tokens.access_token, &item.id)
         .await
         .unwrap();
-    assert_eq!(read.open(&key).unwrap().unwrap(), b"from the phone");
+    assert_eq!(
+        udc_agent::sync::open_item(&read, &key).unwrap().unwrap(),
+        b"from the phone"
+    );
 
     // Exactly once.
     let again = newcomer.poll_approval(&ticket).await.unwrap_err();

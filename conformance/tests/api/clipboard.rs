@@ -73,11 +73,13 @@ async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot
     assert_eq!(got[0]["id"], item.id.as_str());
     let relayed: udc_agent::sync::ClipboardItem = serde_json::from_value(got[0].clone()).unwrap();
     assert_eq!(
-        relayed.open(&account.enc_key).unwrap().unwrap(),
+        udc_agent::sync::open_item(&relayed, &account.enc_key)
+            .unwrap()
+            .unwrap(),
         secret.as_bytes()
     );
     assert!(
-        relayed.open(&[7u8; 32]).is_err(),
+        udc_agent::sync::open_item(&relayed, &[7u8; 32]).is_err(),
         "another key cannot open it"
     );
     assert!(clipboard_events(&events(&account, &phone, p0).await).is_empty());
@@ -99,7 +101,9 @@ async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot
         .await
         .unwrap();
     assert_eq!(
-        fetched.open(&account.enc_key).unwrap().unwrap(),
+        udc_agent::sync::open_item(&fetched, &account.enc_key)
+            .unwrap()
+            .unwrap(),
         secret.as_bytes()
     );
 

@@ -3,13 +3,14 @@
 //! content. Every query is scoped by the caller's account.
 
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use udc_client::events::{ClipboardItem, ClipboardSync};
 use udc_hub::names;
 use udc_hub::NewEvent;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::events::{Change, When};
+use crate::events::{payload, Change, When};
 use crate::ports::{Ports, Row, Sql, Stmt};
 use crate::web::{json_body, json_body_max, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -43,25 +44,13 @@ struct PrefsBody {
     history_size: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ClipboardItem {
-    pub id: String,
-    pub device_id: String,
-    pub content_type: String,
-    pub size: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ciphertext: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<String>,
-    pub created_at: String,
-}
-
 fn item(row: &Row) -> ApiResult<ClipboardItem> {
     Ok(ClipboardItem {
         id: rows::text(row, 0)?,
         device_id: rows::text(row, 1)?,
         content_type: rows::text(row, 2)?,
-        size: rows::int(row, 3)?,
+        // Stored from a u64 the server checked fits.
+        size: rows::int(row, 3)?.max(0) as u64,
         ciphertext: rows::opt_text(row, 4)?,
         file_id: rows::opt_text(row, 5)?,
         created_at: rows::timestamp(rows::int(row, 6)?),
@@ -74,7 +63,7 @@ fn the_item(found: &[Vec<Row>]) -> ApiResult<Reply> {
         .first()
         .and_then(|r| r.first())
         .ok_or_else(|| ApiError::not_found("clipboard item"))?;
-    Reply::ok(serde_json::json!({ "item": item(row)? }))
+    Reply::ok(ClipboardSync { item: item(row)? })
 }
 
 impl<P: Ports> Core<P> {
@@ -192,7 +181,7 @@ impl<P: Ports> Core<P> {
             id: id.clone(),
             device_id: device.to_owned(),
             content_type: body.content_type.clone(),
-            size,
+            size: body.size,
             ciphertext: body.ciphertext.clone(),
             file_id: file_id.clone(),
             created_at: rows::timestamp(rq.now_ms),
@@ -212,7 +201,7 @@ impl<P: Ports> Core<P> {
             .iter()
             .map(|row| rows::text(row, 0))
             .collect::<ApiResult<Vec<String>>>()?;
-        let data = serde_json::json!({ "item": in_event });
+        let data = payload(&ClipboardSync { item: in_event })?;
         let mut change = Change::new(vec![
                 Stmt::new(
                     "INSERT INTO clipboard_items (id, user_id, device_id, content_type, size, ciphertext, file_id, created_at) \
@@ -244,10 +233,7 @@ impl<P: Ports> Core<P> {
                 )
         );
         let done = self.commit(change).await?;
-        Ok(
-            Reply::json(StatusCode::CREATED, serde_json::json!({ "item": item }))?
-                .warn(done.warning),
-        )
+        Ok(Reply::json(StatusCode::CREATED, ClipboardSync { item })?.warn(done.warning))
     }
 
     pub(crate) async fn latest_clipboard(&self, rq: &Rq<'_>) -> ApiResult<Reply> {

@@ -135,6 +135,11 @@ impl Change {
     }
 }
 
+/// An event's data from its typed payload (`udc_client::events`).
+pub(crate) fn payload(data: &impl serde::Serialize) -> ApiResult<serde_json::Value> {
+    serde_json::to_value(data).map_err(|e| ApiError::internal(format!("event data: {e}")))
+}
+
 fn event_stmt(p: &Pending, table: EventTable, at: i64) -> ApiResult<Stmt> {
     let internal = |e: udc_hub::StoreError| ApiError::internal(e.to_string());
     match &p.what {

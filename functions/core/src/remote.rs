@@ -5,14 +5,17 @@
 //! the server when no peer-to-peer path exists.
 
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+use udc_client::events::{
+    InputEvent, Mode, RemoteInput, RemoteSession, SessionEnd, SessionEvent, SessionState,
+};
 use udc_hub::names;
 use udc_hub::{NewEvent, PresenceState, Relay};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::events::{Change, When};
+use crate::events::{payload, Change, When};
 use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt};
 use crate::web::{json_body, query_param, Reply};
 use crate::{rows, validate, Core, Rq};
@@ -28,74 +31,14 @@ const MAX_INPUTS: usize = 64;
 /// How long minted TURN credentials last.
 const TURN_TTL_SECS: i64 = 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    ViewOnly,
-    ViewAndControl,
+/// The session's columns, read back.
+fn mode(raw: &str) -> ApiResult<Mode> {
+    Mode::parse(raw).ok_or_else(|| ApiError::internal(format!("a session in mode {raw:?}")))
 }
 
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::ViewOnly => "view_only",
-            Mode::ViewAndControl => "view_and_control",
-        }
-    }
-
-    fn parse(raw: &str) -> ApiResult<Mode> {
-        match raw {
-            "view_only" => Ok(Mode::ViewOnly),
-            "view_and_control" => Ok(Mode::ViewAndControl),
-            other => Err(ApiError::internal(format!("a session in mode {other:?}"))),
-        }
-    }
-}
-
-/// Where a session is: asked, then answered (active or denied), then over (ended, or expired
-/// before it started). `remote_sessions.state` holds `as_str`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    Pending,
-    Active,
-    Denied,
-    Expired,
-    Ended,
-}
-
-impl SessionState {
-    fn as_str(self) -> &'static str {
-        match self {
-            SessionState::Pending => "pending",
-            SessionState::Active => "active",
-            SessionState::Denied => "denied",
-            SessionState::Expired => "expired",
-            SessionState::Ended => "ended",
-        }
-    }
-
-    fn parse(raw: &str) -> ApiResult<SessionState> {
-        match raw {
-            "pending" => Ok(SessionState::Pending),
-            "active" => Ok(SessionState::Active),
-            "denied" => Ok(SessionState::Denied),
-            "expired" => Ok(SessionState::Expired),
-            "ended" => Ok(SessionState::Ended),
-            other => Err(ApiError::internal(format!("a session in state {other:?}"))),
-        }
-    }
-
-    /// Not yet over: it can still be answered, driven or ended.
-    fn live(self) -> bool {
-        matches!(self, SessionState::Pending | SessionState::Active)
-    }
-}
-
-impl std::fmt::Display for SessionState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+fn state(raw: &str) -> ApiResult<SessionState> {
+    SessionState::parse(raw)
+        .ok_or_else(|| ApiError::internal(format!("a session in state {raw:?}")))
 }
 
 #[derive(Deserialize)]
@@ -154,9 +97,9 @@ fn session(row: &Row) -> ApiResult<Session> {
         id: rows::text(row, 0)?,
         requester: rows::text(row, 1)?,
         target: rows::text(row, 2)?,
-        mode: Mode::parse(&rows::text(row, 3)?)?,
+        mode: mode(&rows::text(row, 3)?)?,
         max_duration_secs: rows::int(row, 4)?,
-        state: SessionState::parse(&rows::text(row, 5)?)?,
+        state: state(&rows::text(row, 5)?)?,
         created_at: rows::int(row, 6)?,
         answered_at: rows::opt_int(row, 7)?,
         ended_at: rows::opt_int(row, 8)?,
@@ -193,28 +136,28 @@ impl Session {
         }
     }
 
-    fn view(&self, now: i64) -> Value {
+    fn view(&self, now: i64) -> RemoteSession {
         let ts = |t: Option<i64>| t.map(rows::timestamp);
-        let remaining = (self.state == SessionState::Active).then(|| {
+        let remaining_secs = (self.state == SessionState::Active).then(|| {
             let started = self.answered_at.unwrap_or(self.created_at);
             ((started + self.max_duration_secs * 1000 - now).max(0) + 999) / 1000
         });
-        serde_json::json!({
-            "id": self.id,
-            "requester_device_id": self.requester,
-            "target_device_id": self.target,
-            "mode": self.mode,
-            "max_duration": self.max_duration_secs,
-            "state": self.state,
-            "created_at": rows::timestamp(self.created_at),
-            "answered_at": ts(self.answered_at),
-            "ended_at": ts(self.ended_at),
-            "end_reason": self.end_reason,
-            "ended_by_device_id": self.ended_by,
-            "remaining_secs": remaining,
-            "heartbeat_every": HEARTBEAT_EVERY_SECS,
-            "relayed_inputs": self.relayed_inputs,
-        })
+        RemoteSession {
+            id: self.id.clone(),
+            requester_device_id: self.requester.clone(),
+            target_device_id: self.target.clone(),
+            mode: self.mode,
+            max_duration: self.max_duration_secs,
+            state: self.state,
+            created_at: rows::timestamp(self.created_at),
+            answered_at: ts(self.answered_at),
+            ended_at: ts(self.ended_at),
+            end_reason: self.end_reason.clone(),
+            ended_by_device_id: self.ended_by.clone(),
+            remaining_secs,
+            heartbeat_every: HEARTBEAT_EVERY_SECS,
+            relayed_inputs: self.relayed_inputs,
+        }
     }
 }
 
@@ -227,7 +170,7 @@ const MODIFIERS: [&str; 7] = [
 /// One wheel event scrolls at most this many steps either way.
 const MAX_WHEEL_STEPS: i64 = 100;
 
-fn check_input(e: &Value, i: usize) -> ApiResult<()> {
+fn check_input(e: &Value, i: usize) -> ApiResult<InputEvent> {
     let bad = |what: &str| ApiError::invalid(format!("events[{i}]: {what}"));
     let fraction = |k: &str| {
         e[k].as_f64()
@@ -301,7 +244,8 @@ fn check_input(e: &Value, i: usize) -> ApiResult<()> {
         }
         _ => return Err(bad("type: pointer_move, pointer_button, wheel or key")),
     }
-    Ok(())
+    // Checked above; what is relayed is the typed event the target reads.
+    serde_json::from_value(e.clone()).map_err(|err| bad(&err.to_string()))
 }
 
 impl<P: Ports> Core<P> {
@@ -387,7 +331,11 @@ impl<P: Ports> Core<P> {
             vec![state.as_str().into(), reason.into(), by.into(), now.into(), s.id.as_str().into(), s.state.as_str().into()],
         )]);
         if s.state == SessionState::Active || by.is_some() {
-            let data = serde_json::json!({ "session_id": s.id, "reason": reason, "ended_by_device_id": by });
+            let data = payload(&SessionEnd {
+                session_id: s.id.clone(),
+                reason: reason.to_owned(),
+                ended_by_device_id: by.map(str::to_owned),
+            })?;
             // Both sides stop at once; the rest of the account sees it too.
             change.event(
                 user,
@@ -483,16 +431,15 @@ impl<P: Ports> Core<P> {
                     NewEvent::to_devices(
                         names::REMOTE_REQUEST,
                         vec![target.clone()],
-                        serde_json::json!({ "session": view }),
+                        payload(&SessionEvent {
+                            session: view.clone(),
+                        })?,
                     ),
                     When::Always,
                 ),
             )
             .await?;
-        Ok(
-            Reply::json(StatusCode::CREATED, serde_json::json!({ "session": view }))?
-                .warn(done.warning),
-        )
+        Ok(Reply::json(StatusCode::CREATED, SessionEvent { session: view })?.warn(done.warning))
     }
 
     /// The target's owner answers.
@@ -555,7 +502,9 @@ impl<P: Ports> Core<P> {
             NewEvent::to_devices(
                 name,
                 vec![s.requester.clone()],
-                serde_json::json!({ "session": view }),
+                payload(&SessionEvent {
+                    session: view.clone(),
+                })?,
             ),
             When::Changed,
         );
@@ -564,7 +513,9 @@ impl<P: Ports> Core<P> {
                 user,
                 NewEvent::to_all(
                     names::REMOTE_SESSION_START,
-                    serde_json::json!({ "session": view }),
+                    payload(&SessionEvent {
+                        session: view.clone(),
+                    })?,
                 ),
                 When::Changed,
             );
@@ -576,12 +527,14 @@ impl<P: Ports> Core<P> {
                 "this session was answered meanwhile",
             ));
         }
-        Ok(Reply::ok(serde_json::json!({ "session": view }))?.warn(done.warning))
+        Ok(Reply::ok(SessionEvent { session: view })?.warn(done.warning))
     }
 
     pub(crate) async fn get_remote(&self, rq: &Rq<'_>, id: &str) -> ApiResult<Reply> {
         let (_, _, s) = self.caller_and_session(rq, id).await?;
-        Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }))
+        Reply::ok(SessionEvent {
+            session: s.view(rq.now_ms),
+        })
     }
 
     /// Either side ends it (the requester may also withdraw an unanswered request).
@@ -602,7 +555,9 @@ impl<P: Ports> Core<P> {
         };
         if !s.state.live() {
             // Already over: ending is idempotent.
-            return Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }));
+            return Reply::ok(SessionEvent {
+                session: s.view(rq.now_ms),
+            });
         }
         let now = rq.now_ms;
         let state = if s.state == SessionState::Pending {
@@ -613,7 +568,9 @@ impl<P: Ports> Core<P> {
         self.end(&caller.user_id, &s, state, reason, Some(&me), now)
             .await?;
         let (_, _, s) = self.caller_and_session(rq, id).await?;
-        Reply::ok(serde_json::json!({ "session": s.view(now) }))
+        Reply::ok(SessionEvent {
+            session: s.view(now),
+        })
     }
 
     /// Each side says it is still there, every 5 s while the session is live.
@@ -647,7 +604,9 @@ impl<P: Ports> Core<P> {
                 vec![rq.now_ms.into(), s.id.as_str().into()],
             )])
             .await?;
-        Reply::ok(serde_json::json!({ "session": s.view(rq.now_ms) }))
+        Reply::ok(SessionEvent {
+            session: s.view(rq.now_ms),
+        })
     }
 
     /// Input relayed through the account's hub, for when no peer-to-peer path exists.
@@ -677,10 +636,13 @@ impl<P: Ports> Core<P> {
                 "events: 1 to {MAX_INPUTS} input events"
             )));
         }
-        for (i, e) in body.events.iter().enumerate() {
-            check_input(e, i)?;
-        }
-        let count = body.events.len() as i64;
+        let events = body
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| check_input(e, i))
+            .collect::<ApiResult<Vec<InputEvent>>>()?;
+        let count = events.len() as i64;
         // Keystrokes are never stored: relayed to the target's open sockets, or refused.
         let reached = self
             .ports
@@ -690,7 +652,10 @@ impl<P: Ports> Core<P> {
                 Relay {
                     device_id: s.target.clone(),
                     event: names::REMOTE_INPUT.into(),
-                    data: serde_json::json!({ "session_id": s.id, "events": body.events }),
+                    data: payload(&RemoteInput {
+                        session_id: s.id.clone(),
+                        events,
+                    })?,
                 },
             )
             .await?;
