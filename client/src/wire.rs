@@ -48,3 +48,19 @@ impl KdfParams {
         Ok(())
     }
 }
+
+/// A session as its owner's list shows it (`GET /account/sessions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountSession {
+    pub id: String,
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+    /// The `User-Agent` it last sent.
+    pub client: Option<String>,
+    pub client_ip: Option<String>,
+    pub created_at: String,
+    /// Its last token refresh (at least every access token's lifetime while in use).
+    pub last_used_at: String,
+    /// The session the request came from.
+    pub is_current: bool,
+}

@@ -29,6 +29,11 @@ pub(crate) enum Command {
     Login(Credentials),
     /// End this device's session (the device stays listed; remove it with `devices remove`).
     Logout,
+    /// The account itself: where it is signed in.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Stay connected to the account's hub and print its events (resumes after a restart).
     Watch,
     /// The account's devices.
@@ -194,6 +199,25 @@ pub(crate) struct Credentials {
     /// This device's name (defaults to the host name).
     #[arg(long)]
     pub(crate) device_name: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AccountCommand {
+    /// Where the account is signed in (the default), or sign sessions out.
+    Sessions {
+        #[command(subcommand)]
+        command: Option<SessionsCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// List the sessions that can still be used, the most recently used first (the default).
+    List,
+    /// Sign one session out (by id): its tokens stop working and its sockets close.
+    End { session: String },
+    /// Sign out every session but this device's.
+    EndOthers,
 }
 
 #[derive(Subcommand)]

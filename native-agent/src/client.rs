@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::kdf::{self, DerivedKeys, KdfParams};
+pub use udc_client::wire::AccountSession;
 
 /// `{"error":{"code","message"}}` from the server, with its status.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +195,12 @@ impl Client {
             // is 5 s), so a request never races the server closing the connection under it.
             http: reqwest::Client::builder()
                 .pool_idle_timeout(std::time::Duration::from_secs(4))
+                // The owner's list of sessions names the client by it.
+                .user_agent(format!(
+                    "udc-agent/{} ({})",
+                    env!("CARGO_PKG_VERSION"),
+                    std::env::consts::OS
+                ))
                 .build()
                 .unwrap_or_default(),
             headers: Vec::new(),
@@ -460,6 +467,47 @@ impl Client {
             Some(changes),
         )
         .await
+    }
+
+    /// Where the account is signed in.
+    pub async fn account_sessions(&self, access_token: &str) -> Result<Vec<AccountSession>> {
+        #[derive(Deserialize)]
+        struct Sessions {
+            sessions: Vec<AccountSession>,
+        }
+        let s: Sessions = self
+            .call(Method::GET, "/account/sessions", Some(access_token), None)
+            .await?;
+        Ok(s.sessions)
+    }
+
+    /// Signs one session of the account out.
+    pub async fn end_account_session(&self, access_token: &str, id: &str) -> Result<()> {
+        self.call::<Value>(
+            Method::DELETE,
+            &format!("/account/sessions/{id}"),
+            Some(access_token),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Signs out every session of the account but this one; how many ended.
+    pub async fn end_other_sessions(&self, access_token: &str) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Ended {
+            ended: u64,
+        }
+        let e: Ended = self
+            .call(
+                Method::DELETE,
+                "/account/sessions",
+                Some(access_token),
+                None,
+            )
+            .await?;
+        Ok(e.ended)
     }
 
     pub async fn remove_device(&self, access_token: &str, id: &str) -> Result<()> {

@@ -11,12 +11,13 @@ use serde_json::json;
 use udc_agent::context::Context;
 use udc_agent::Store;
 
-use cli::{Cli, Command};
+use cli::{AccountCommand, Cli, Command};
 use commands::account::{approve, sign_in};
 use commands::clipboard::clipboard;
 use commands::devices::devices;
 use commands::files::{files, receive, send};
 use commands::remote::remote;
+use commands::sessions::sessions;
 use commands::signed_in;
 
 async fn run(cli: Cli) -> Result<()> {
@@ -37,6 +38,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Account {
+            command: AccountCommand::Sessions { command },
+        } => sessions(&cli, &store, command).await,
         Command::Devices { command } => devices(&cli, &store, command).await,
         Command::Send(args) => send(&cli, &store, args).await,
         Command::Receive { dir, file } => receive(&cli, &store, dir, file.as_deref()).await,

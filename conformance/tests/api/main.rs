@@ -10,5 +10,6 @@ mod handoff;
 mod input;
 mod realtime;
 mod remote;
+mod sessions;
 mod settings;
 mod web_app;

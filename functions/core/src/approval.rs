@@ -242,7 +242,7 @@ impl<P: Ports> Core<P> {
                              WHERE id = ? AND state = 'approved'",
                             vec![session_id.as_str().into(), id.as_str().into()],
                         ),
-                        self.insert_session(&session_id, &user_id, None, now, Guard::LoginApproved(&session_id)),
+                        self.insert_session(&session_id, &user_id, None, rq, Guard::LoginApproved(&session_id)),
                         self.insert_refresh(&refresh_hash, &session_id, now, Guard::LoginApproved(&session_id)),
                     ])
                     .await?;

@@ -230,7 +230,7 @@ impl<P: Ports> Core<P> {
             .batch(
                 [insert_user, store_cookie]
                     .into_iter()
-                    .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
+                    .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
                     .collect(),
             )
             .await?;
@@ -325,7 +325,7 @@ impl<P: Ports> Core<P> {
                     ),
                     store_cookie,
                 ])
-                .chain(self.password_session(&user_id, &session_id, &refresh_hash, now))
+                .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
                 .collect(),
         )
         .await?;
@@ -395,6 +395,17 @@ impl<P: Ports> Core<P> {
                         (now + self.config.refresh_ttl_secs * 1000).into(),
                         old_hash.as_str().into(),
                         new_hash.as_str().into(),
+                    ],
+                ),
+                // For the owner's list of sessions: a session in use refreshes at least once
+                // per access token.
+                Stmt::new(
+                    "UPDATE sessions SET last_used_at = ?, client_ip = ?, client = coalesce(?, client) WHERE id = ?",
+                    vec![
+                        now.into(),
+                        rq.client_ip.clone().into(),
+                        client_name(rq.headers).into(),
+                        session_id.as_str().into(),
                     ],
                 ),
             ])
@@ -538,38 +549,43 @@ impl<P: Ports> Core<P> {
         user_id: &str,
         session_id: &str,
         refresh_hash: &str,
-        now: i64,
+        rq: &Rq<'_>,
     ) -> [Stmt; 2] {
         let guard = Guard::UserExists(user_id);
         [
-            self.insert_session(session_id, user_id, None, now, guard),
-            self.insert_refresh(refresh_hash, session_id, now, guard),
+            self.insert_session(session_id, user_id, None, rq, guard),
+            self.insert_refresh(refresh_hash, session_id, rq.now_ms, guard),
         ]
     }
 
     /// Inserts a session only while `guard` holds, so a batch whose first step did nothing
     /// creates nothing.
+    /// Inserts a session started by `rq` (its time, client and address) only while `guard`
+    /// holds.
     pub(crate) fn insert_session(
         &self,
         session_id: &str,
         user_id: &str,
         device_id: Option<&str>,
-        now: i64,
+        rq: &Rq<'_>,
         guard: Guard<'_>,
     ) -> Stmt {
         let sql = match guard {
-            Guard::UserExists(_) => {
-                "INSERT INTO sessions (id, user_id, device_id, created_at) \
-                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)"
-            }
-            Guard::SessionReplacedBy(_) => {
-                "INSERT INTO sessions (id, user_id, device_id, created_at) \
-                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE replaced_by = ?)"
-            }
-            Guard::LoginApproved(_) => {
-                "INSERT INTO sessions (id, user_id, device_id, created_at) \
-                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM pending_logins WHERE session_id = ?)"
-            }
+            Guard::UserExists(_) => concat!(
+                "INSERT INTO sessions (id, user_id, device_id, created_at, last_used_at, client, client_ip) \
+                 SELECT ?, ?, ?, ?, ?, ?, ? ",
+                "WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)"
+            ),
+            Guard::SessionReplacedBy(_) => concat!(
+                "INSERT INTO sessions (id, user_id, device_id, created_at, last_used_at, client, client_ip) \
+                 SELECT ?, ?, ?, ?, ?, ?, ? ",
+                "WHERE EXISTS (SELECT 1 FROM sessions WHERE replaced_by = ?)"
+            ),
+            Guard::LoginApproved(_) => concat!(
+                "INSERT INTO sessions (id, user_id, device_id, created_at, last_used_at, client, client_ip) \
+                 SELECT ?, ?, ?, ?, ?, ?, ? ",
+                "WHERE EXISTS (SELECT 1 FROM pending_logins WHERE session_id = ?)"
+            ),
         };
         Stmt::new(
             sql,
@@ -577,7 +593,10 @@ impl<P: Ports> Core<P> {
                 session_id.into(),
                 user_id.into(),
                 device_id.into(),
-                now.into(),
+                rq.now_ms.into(),
+                rq.now_ms.into(),
+                client_name(rq.headers).into(),
+                rq.client_ip.clone().into(),
                 guard.arg().into(),
             ],
         )
@@ -644,3 +663,17 @@ impl<P: Ports> Core<P> {
         })
     }
 }
+
+/// The client a session is used from, as its owner's list shows it: the `User-Agent` it sent,
+/// printable characters only, at most `CLIENT_NAME_MAX` of them.
+pub(crate) fn client_name(headers: &http::HeaderMap) -> Option<String> {
+    let raw = headers.get(http::header::USER_AGENT)?.to_str().ok()?;
+    let name: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(CLIENT_NAME_MAX)
+        .collect();
+    (!name.trim().is_empty()).then(|| name.trim().to_owned())
+}
+
+const CLIENT_NAME_MAX: usize = 200;

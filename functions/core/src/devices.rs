@@ -205,7 +205,7 @@ pub(crate) fn has_standing(caller: &Caller, found: Option<&Vec<Row>>) -> ApiResu
     Ok(rows::int(row, 0)? == 1 || rows::opt_text(row, 1)?.as_deref() == Some(device))
 }
 
-fn no_standing(what: &str) -> ApiError {
+pub(crate) fn no_standing(what: &str) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "device_not_trusted",
@@ -321,7 +321,7 @@ impl<P: Ports> Core<P> {
                 &session_id,
                 user,
                 Some(&device_id),
-                now,
+                rq,
                 Guard::SessionReplacedBy(&session_id),
             ),
             self.insert_refresh(

@@ -1,6 +1,7 @@
 //! udc-core: all of udc's HTTP API logic, pure. A host converts its request into an
 //! `http::Request<Vec<u8>>`, supplies the ports, and sends back the `http::Response<Vec<u8>>`.
 
+pub mod account;
 pub mod app_shell;
 pub mod approval;
 pub mod auth;
@@ -71,6 +72,8 @@ enum Route<'a> {
     Login,
     Refresh,
     Logout,
+    AccountSessions,
+    AccountSession(&'a str),
     DeviceRegister,
     Devices,
     Device(&'a str),
@@ -132,6 +135,8 @@ impl<'a> Route<'a> {
             ["auth", "login"] => Route::Login,
             ["auth", "token", "refresh"] => Route::Refresh,
             ["auth", "logout"] => Route::Logout,
+            ["account", "sessions"] => Route::AccountSessions,
+            ["account", "sessions", id] => Route::AccountSession(id),
             ["devices", "register"] => Route::DeviceRegister,
             ["devices"] => Route::Devices,
             ["devices", id] => Route::Device(id),
@@ -234,7 +239,8 @@ impl<'a> Route<'a> {
             | Route::Handoffs
             | Route::RemoteSessions
             | Route::IceServers => &[Method::GET],
-            Route::RemoteSession(_) => &[Method::GET, Method::DELETE],
+            Route::RemoteSession(_) | Route::AccountSessions => &[Method::GET, Method::DELETE],
+            Route::AccountSession(_) => &[Method::DELETE],
             Route::File(_) => &[Method::DELETE],
             Route::ClipboardHistory | Route::ClipboardItem(_) => &[Method::GET, Method::DELETE],
             Route::ClipboardPrefs => &[Method::GET, Method::PUT],
@@ -333,6 +339,11 @@ impl<P: Ports> Core<P> {
             Route::Login => self.login(rq).await,
             Route::Refresh => self.refresh(rq).await,
             Route::Logout => self.logout(rq).await,
+            Route::AccountSessions => match *rq.method {
+                Method::GET => self.list_sessions(rq).await,
+                _ => self.end_other_sessions(rq).await,
+            },
+            Route::AccountSession(id) => self.end_session(rq, id).await,
             Route::DeviceRegister => self.register_device(rq).await,
             Route::Devices => self.list_devices(rq).await,
             Route::Device(id) => match *rq.method {

@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_hub_outbox",
         include_str!("../../../schema/migrations/0010_hub_outbox.sql"),
     ),
+    (
+        "0011_session_origin",
+        include_str!("../../../schema/migrations/0011_session_origin.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

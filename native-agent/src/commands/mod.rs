@@ -5,6 +5,7 @@ pub(crate) mod clipboard;
 pub(crate) mod devices;
 pub(crate) mod files;
 pub(crate) mod remote;
+pub(crate) mod sessions;
 
 use anyhow::{anyhow, bail, Result};
 use udc_agent::{Client, Device, Session, Store};

@@ -1,0 +1,67 @@
+//! `account sessions`: where the account is signed in, and signing sessions out.
+
+use anyhow::{anyhow, Result};
+use serde_json::json;
+use udc_agent::client::AccountSession;
+use udc_agent::Store;
+
+use super::signed_in;
+use crate::cli::*;
+
+fn print_sessions(sessions: &[AccountSession], json_out: bool) {
+    if json_out {
+        println!("{}", json!({ "sessions": sessions }));
+        return;
+    }
+    for s in sessions {
+        let marker = if s.is_current { "*" } else { " " };
+        let device = s.device_name.as_deref().unwrap_or("(no device)");
+        println!(
+            "{marker} {:<36}  {:<20} {:<28} {:<15} last used {}",
+            s.id,
+            device,
+            s.client.as_deref().unwrap_or("-"),
+            s.client_ip.as_deref().unwrap_or("-"),
+            s.last_used_at
+        );
+    }
+}
+
+pub(crate) async fn sessions(
+    cli: &Cli,
+    store: &Store,
+    command: &Option<SessionsCommand>,
+) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let token = session.access_token(&client, store).await?;
+    match command {
+        None | Some(SessionsCommand::List) => {
+            print_sessions(&client.account_sessions(&token).await?, cli.json)
+        }
+        Some(SessionsCommand::End { session: id }) => {
+            let all = client.account_sessions(&token).await?;
+            let this = all
+                .iter()
+                .find(|s| s.id == *id)
+                .ok_or_else(|| anyhow!("no session {id:?} of this account can still be used"))?;
+            client.end_account_session(&token, id).await?;
+            if this.is_current {
+                store.clear()?;
+            }
+            if cli.json {
+                println!("{}", json!({ "ended": id }));
+            } else {
+                println!("Signed out session {id}");
+            }
+        }
+        Some(SessionsCommand::EndOthers) => {
+            let ended = client.end_other_sessions(&token).await?;
+            if cli.json {
+                println!("{}", json!({ "ended": ended }));
+            } else {
+                println!("Signed out {ended} other session(s)");
+            }
+        }
+    }
+    Ok(())
+}
