@@ -152,6 +152,25 @@ fn register_list_rename_trust_and_sign_out_from_the_command_line() {
     phone.ok(&["devices", "remove", "CLI Laptop"], "");
     let list = phone.ok(&["devices"], "");
     assert_eq!(list["devices"].as_array().unwrap().len(), 1);
+
+    // Where the account is signed in: the phone alone now, named by the agent.
+    let sessions = phone.ok(&["account", "sessions"], "");
+    let sessions = sessions["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["device_name"], "Pocket");
+    assert_eq!(sessions[0]["is_current"], true);
+    assert!(sessions[0]["client"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("udc-agent/")));
+    // The phone has no standing over others: the laptop that vouched for it is gone, and it
+    // was not the account's first device.
+    let (ok, _, err) = phone.run(&["account", "sessions", "end-others"], "");
+    assert!(!ok && err.contains("device_not_trusted"), "{err}");
+    // Signing its own session out signs the agent out.
+    let own = sessions[0]["id"].as_str().unwrap();
+    phone.ok(&["account", "sessions", "end", own], "");
+    let (ok, _, err) = phone.run(&["devices"], "");
+    assert!(!ok && err.contains("not signed in"), "{err}");
 }
 
 /// `udc-agent watch --json` as a child process, its stdout lines on a channel.
