@@ -122,6 +122,50 @@ async fn a_page_account_sees_its_agents_live_renames_trusts_and_is_signed_out_wh
     b.screenshots("signed-out-removed").await;
 }
 
+/// The Account page lists where the account is signed in (this browser, an agent on a desk,
+/// named by their clients) and signs every other session out: the agent must sign in again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_where_the_account_is_signed_in_and_signs_the_others_out() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    b.sign_up(&email, "Web Test").await;
+    let desk = DisplayAgent::login_as(&email, "Desk");
+    b.click("a[href='#/account']").await;
+    b.until(
+        "the desk's session, named by its client",
+        "const rows = [...document.querySelectorAll('.session')]; \
+         return rows.length === 2 && rows.some(r => r.innerText.includes('Desk') && r.innerText.includes('udc-agent')) \
+           && rows.some(r => r.innerText.includes('this browser'))",
+        json!([]),
+    )
+    .await;
+    b.screenshots("account-sessions").await;
+
+    b.click("#end-others").await;
+    b.click("#confirm-end").await;
+    b.until(
+        "only this browser's session",
+        "const rows = [...document.querySelectorAll('.session')]; \
+         return rows.length === 1 && rows[0].innerText.includes('this browser')",
+        json!([]),
+    )
+    .await;
+    b.screenshots("account-signed-out-elsewhere").await;
+    let out = udc_conformance::agent_command(&desk.config)
+        .args(["devices"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("session_revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The page itself is still signed in.
+    b.click("a[href='#/devices']").await;
+    wait_presence(&b, "Web Test", "online").await;
+}
+
 /// Waits for the page's transfer of `name` to reach `phase`; its data attributes.
 async fn wait_transfer(b: &Browser, name: &str, phase: &str) -> Value {
     b.until(

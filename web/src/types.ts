@@ -60,3 +60,15 @@ export type HubEvent = {
   target_device_id?: string;
   data: Record<string, unknown>;
 };
+
+/** A session as its owner's list shows it (`GET /account/sessions`; `udc_client::wire::AccountSession`). */
+export type AccountSession = {
+  id: string;
+  device_id: string | null;
+  device_name: string | null;
+  client: string | null;
+  client_ip: string | null;
+  created_at: string;
+  last_used_at: string;
+  is_current: boolean;
+};

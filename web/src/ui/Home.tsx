@@ -9,8 +9,9 @@ import { Approvals } from "./Approvals";
 import { Clipboard } from "./Clipboard";
 import { Devices } from "./Devices";
 import { Files } from "./Files";
+import { Sessions } from "./Sessions";
 
-type View = "devices" | "files" | "clipboard";
+type View = "devices" | "files" | "clipboard" | "account";
 
 export type Account = {
   session: Session;
@@ -26,6 +27,7 @@ const VIEWS: [View, string][] = [
   ["devices", "Devices"],
   ["files", "Files"],
   ["clipboard", "Clipboard"],
+  ["account", "Account"],
 ];
 
 function viewFromHash(): View {
@@ -200,8 +202,10 @@ export function Home({ session }: { session: Session }) {
           <Devices account={state} update={update} />
         ) : view === "files" ? (
           <Files account={state} update={update} />
-        ) : (
+        ) : view === "clipboard" ? (
           <Clipboard account={state} update={update} />
+        ) : (
+          <Sessions />
         )}
       </main>
       <Approvals account={state} update={update} />
