@@ -91,7 +91,7 @@ SUITE_FILTER='not (test(registration_and_presence) | test(a_reconnecting_device)
   | test(removing_a_device_closes) | test(sockets_need) | test(malformed_frames) | test(watch_prints)
   | test(events_missed_before_a_restart) | test(ended_sessions_close) | test(tickets_open_one)
   | binary(desktop) | test(remote::) | test(protocol_level_errors)
-  | test(sees_its_agents_live) | test(clipboard_goes) | test(signing_sessions_out_closes))' \
+  | test(sees_its_agents_live) | test(clipboard_goes) | test(signing_sessions_out_closes) | test(deleting_the_account_closes))' \
   conformance_on "spin" start_spin "$UDC_RUN_DIR/spin-state"
 
 echo

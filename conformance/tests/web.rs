@@ -161,9 +161,54 @@ async fn the_page_shows_where_the_account_is_signed_in_and_signs_the_others_out(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The page itself is still signed in.
-    b.click("a[href='#/devices']").await;
-    wait_presence(&b, "Web Test", "online").await;
+    // The page itself is still signed in: after a reload it lists its own session again.
+    b.reload().await;
+    b.signed_in().await;
+    b.until(
+        "this browser's session after a reload",
+        "const rows = [...document.querySelectorAll('.session')]; \
+         return rows.length === 1 && rows[0].innerText.includes('this browser')",
+        json!([]),
+    )
+    .await;
+}
+
+/// Deleting the account from the page: a wrong password says so and deletes nothing; the
+/// right one, confirmed, deletes it — the page is back at sign-in saying why, and the agent on
+/// the desk is signed out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_deletes_the_account_with_its_password() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    b.sign_up(&email, "Web Test").await;
+    let desk = DisplayAgent::login_as(&email, "Desk");
+    b.click("a[href='#/account']").await;
+    b.fill("#delete-password", "not the password").await;
+    b.click("#delete-confirm").await;
+    b.click("#delete-account").await;
+    b.until(
+        "the wrong password said",
+        "return document.querySelector('#delete-error')?.textContent.includes('Nothing was deleted')",
+        json!([]),
+    )
+    .await;
+    b.screenshots("account-delete-wrong-password").await;
+    desk.run(&["devices"]);
+
+    b.fill("#delete-password", udc_conformance::PASSWORD).await;
+    b.click("#delete-account").await;
+    b.until(
+        "the sign-in form with why",
+        "return document.querySelector('#submit') && document.body.innerText.includes('deleted')",
+        json!([]),
+    )
+    .await;
+    b.screenshots("account-deleted").await;
+    let out = udc_conformance::agent_command(&desk.config)
+        .args(["devices"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
 
 /// Waits for the page's transfer of `name` to reach `phase`; its data attributes.

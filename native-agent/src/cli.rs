@@ -29,7 +29,7 @@ pub(crate) enum Command {
     Login(Credentials),
     /// End this device's session (the device stays listed; remove it with `devices remove`).
     Logout,
-    /// The account itself: where it is signed in.
+    /// The account itself: where it is signed in; deleting it.
     Account {
         #[command(subcommand)]
         command: AccountCommand,
@@ -207,6 +207,15 @@ pub(crate) enum AccountCommand {
     Sessions {
         #[command(subcommand)]
         command: Option<SessionsCommand>,
+    },
+    /// Delete the account and everything in it, on every device (asks for the password).
+    Delete {
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 

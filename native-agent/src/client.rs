@@ -411,6 +411,27 @@ impl Client {
         Ok(r.tokens)
     }
 
+    /// Deletes the account, proving the password (derived as at sign-in). `None` when
+    /// everything was erased at once; else what the server's scheduled run will finish.
+    pub async fn delete_account(
+        &self,
+        access_token: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<String>> {
+        let kdf = self.prelogin(email).await?;
+        let keys = derive_blocking(password, &kdf).await?;
+        let answer: Value = self
+            .call(
+                Method::DELETE,
+                "/account",
+                Some(access_token),
+                Some(&json!({ "auth_key": keys.auth_key_b64() })),
+            )
+            .await?;
+        Ok(answer["remaining"].as_str().map(str::to_owned))
+    }
+
     pub async fn logout(&self, access_token: &str) -> Result<()> {
         self.call::<Value>(Method::POST, "/auth/logout", Some(access_token), None)
             .await?;

@@ -17,7 +17,7 @@ use commands::clipboard::clipboard;
 use commands::devices::devices;
 use commands::files::{files, receive, send};
 use commands::remote::remote;
-use commands::sessions::sessions;
+use commands::sessions::{delete, sessions};
 use commands::signed_in;
 
 async fn run(cli: Cli) -> Result<()> {
@@ -38,9 +38,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Account {
-            command: AccountCommand::Sessions { command },
-        } => sessions(&cli, &store, command).await,
+        Command::Account { command } => match command {
+            AccountCommand::Sessions { command } => sessions(&cli, &store, command).await,
+            AccountCommand::Delete {
+                password_stdin,
+                yes,
+            } => delete(&cli, &store, *password_stdin, *yes).await,
+        },
         Command::Devices { command } => devices(&cli, &store, command).await,
         Command::Send(args) => send(&cli, &store, args).await,
         Command::Receive { dir, file } => receive(&cli, &store, dir, file.as_deref()).await,

@@ -8,9 +8,8 @@ import type { Device } from "./types";
 
 type SignedIn = { tokens: TokenPair; device_cookie?: string };
 
-/** "Chrome on Linux" and the like: what a person would call this browser. */
-export function defaultDeviceName(): string {
-  const ua = navigator.userAgent;
+/** "Chrome on Linux" and the like: what a person would call the browser of `ua`. */
+export function browserName(ua: string): string {
   const browser = /Edg\//.test(ua)
     ? "Edge"
     : /Firefox\//.test(ua)
@@ -20,11 +19,15 @@ export function defaultDeviceName(): string {
         : /Safari\//.test(ua)
           ? "Safari"
           : "Browser";
-  return `${browser} on ${platformName()}`;
+  return `${browser} on ${platformName(ua)}`;
 }
 
-function platformName(): string {
-  const ua = navigator.userAgent;
+/** What a person would call this browser. */
+export function defaultDeviceName(): string {
+  return browserName(navigator.userAgent);
+}
+
+function platformName(ua: string): string {
   if (/Android/.test(ua)) return "Android";
   if (/iPhone|iPad/.test(ua)) return "iOS";
   if (/Windows/.test(ua)) return "Windows";
@@ -49,7 +52,7 @@ async function registerDevice(email: string, tokens: TokenPair, encKey: Uint8Arr
   const { tokens: deviceTokens } = await api<{ device: Device; tokens: TokenPair }>(
     "POST",
     "/devices/register",
-    { name: name.trim(), platform: "web", os_version: platformName(), app_version: "web", capabilities: ["clipboard", "files"] },
+    { name: name.trim(), platform: "web", os_version: platformName(navigator.userAgent), app_version: "web", capabilities: ["clipboard", "files"] },
     { token: tokens.access_token },
   );
   await begin(sessionFrom(email, deviceTokens, b64(encKey)));
@@ -136,6 +139,20 @@ async function checkAccountKey(): Promise<void> {
     await signOut();
     throw new ApiError(200, "wrong_account_key", "The key this browser received does not open your account's data: it did not come from your device. Signed out; do not use this server until you know why.");
   }
+}
+
+/**
+ * Deletes the account, proving the password (derived here, as at sign-in), and forgets it in
+ * this browser. What the server will still erase, if anything.
+ */
+export async function deleteAccount(password: string): Promise<string | null> {
+  const s = current();
+  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
+  const { authKey } = await deriveKeys(password, kdf);
+  const r = await api<{ remaining?: string } | undefined>("DELETE", "/account", { auth_key: b64(authKey) });
+  await forget("Your account was deleted, with everything in it.");
+  return r?.remaining ?? null;
 }
 
 export async function signOut(): Promise<void> {

@@ -1,5 +1,6 @@
 //! The conformance suite: run against any udc by `UDC_BASE_URL` (see `udc_conformance`).
 
+mod account;
 mod approval;
 mod auth;
 mod clipboard;
@@ -10,6 +11,5 @@ mod handoff;
 mod input;
 mod realtime;
 mod remote;
-mod sessions;
 mod settings;
 mod web_app;

@@ -5,7 +5,8 @@
 //! object rebuilds everything from storage and attachments.
 //!
 //! Only the udc Worker talks to it (through its namespace binding); clients never reach these
-//! routes directly: `/connect` (upgrade), `/take` (a change's events from core's outbox), `/relay`, `/presence`, `/revoke`, `/events`.
+//! routes directly: `/connect` (upgrade), `/take` (a change's events from core's outbox), `/erase`
+//! (the account was deleted), `/relay`, `/presence`, `/revoke`, `/events`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -237,6 +238,18 @@ impl DurableObject for UserHub {
                 })?;
                 self.dispatch(out).await?;
                 Response::from_json(&serde_json::json!({ "reached": reached }))
+            }
+            "/erase" => {
+                // The account was deleted: its sockets close, then everything it stored here
+                // goes (the log, presence, the outbox's last id, the alarm).
+                let ((), out) =
+                    self.with_hub(|hub| Ok(((), hub.revoke(&Revoked::Account, now_ms())?)))?;
+                self.dispatch(out).await?;
+                *self.hub.borrow_mut() = None;
+                let storage = self.state.storage();
+                storage.delete_alarm().await?;
+                storage.delete_all().await?;
+                Response::empty()
             }
             "/presence" => {
                 let (presence, _) = self.with_hub(|hub| Ok((hub.presence()?, Vec::new())))?;

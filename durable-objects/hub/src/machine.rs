@@ -429,7 +429,8 @@ impl<S: HubStore> Hub<S> {
         Ok(out)
     }
 
-    /// Closes every socket whose access was revoked: a removed device's, or an ended session's.
+    /// Closes every socket whose access was revoked: a removed device's, an ended session's, or
+    /// a deleted account's.
     pub fn revoke(&mut self, revoked: &Revoked, now: i64) -> Result<Vec<Output>, StoreError> {
         let mut out = Vec::new();
         let conns: Vec<ConnId> = self
@@ -438,6 +439,7 @@ impl<S: HubStore> Hub<S> {
             .filter(|(_, c)| match revoked {
                 Revoked::Device(id) => c.device_id == *id,
                 Revoked::Session(id) => c.session_id == *id,
+                Revoked::Account => true,
             })
             .map(|(id, _)| *id)
             .collect();

@@ -146,6 +146,8 @@ pub enum Revoked {
     Device(String),
     /// The session ended (logout, a reused refresh token, expiry): the sockets it opened.
     Session(String),
+    /// The account was deleted: every socket.
+    Account,
 }
 
 /// Frames a device sends.

@@ -97,6 +97,12 @@ impl udc_core::Hub for WorkerHub {
             .map(|_| ())
     }
 
+    async fn forget_account(&self, user_id: &str) -> Result<(), HubError> {
+        self.call(user_id, Method::Post, "/erase", None)
+            .await
+            .map(|_| ())
+    }
+
     async fn events_after(
         &self,
         user_id: &str,

@@ -1,16 +1,62 @@
-//! The owner's view of where the account is signed in: every session that can still be used,
-//! with its device, client, address and times; ending one, or every other. Ending a session is
-//! what logging out does, from elsewhere: its tokens stop working at once and its sockets close
-//! (4001). Ending another session than one's own needs standing (`devices::standing_stmt`), so
-//! a device nobody vouches for cannot sign the owner out of the devices that could.
+//! The account itself. Its sessions: every one that can still be used, with its device, client,
+//! address and times; ending one, or every other. Ending a session is what logging out does,
+//! from elsewhere: its tokens stop working at once and its sockets close (4001). Ending another
+//! session than one's own needs standing (`devices::standing_stmt`), so a device nobody vouches
+//! for cannot sign the owner out of the devices that could. And deleting the account, with the
+//! password: it ends at once, then everything it left is erased.
 
+use http::StatusCode;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use udc_client::wire::AccountSession;
 
+use crate::auth::decode_auth_key;
 use crate::devices::{has_standing, no_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Ports, Row, Sql, Stmt};
-use crate::web::Reply;
+use crate::ports::{Hub, Ports, Row, Sql, Stmt};
+use crate::throttle::Keys;
+use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    /// The password's proof, as at sign-in.
+    auth_key: String,
+}
+
+/// Every row a deleted account left, children before what they refer to; the parameter of each
+/// is the account's id.
+const ERASE_ROWS: [&str; 26] = [
+    "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)",
+    "DELETE FROM file_parts WHERE file_id IN (SELECT id FROM files WHERE user_id = ?)",
+    "DELETE FROM file_shares WHERE file_id IN (SELECT id FROM files WHERE user_id = ?)",
+    "DELETE FROM files WHERE user_id = ?",
+    "DELETE FROM clipboard_items WHERE user_id = ?",
+    "DELETE FROM clipboard_prefs WHERE user_id = ?",
+    "DELETE FROM clipboard_accounts WHERE user_id = ?",
+    "DELETE FROM sync_counters WHERE user_id = ?",
+    "DELETE FROM settings_docs WHERE user_id = ?",
+    "DELETE FROM settings_policies WHERE user_id = ?",
+    "DELETE FROM settings_conflicts WHERE user_id = ?",
+    "DELETE FROM settings_resolutions WHERE user_id = ?",
+    "DELETE FROM pending_logins WHERE user_id = ?",
+    "DELETE FROM handoffs WHERE user_id = ?",
+    "DELETE FROM remote_sessions WHERE user_id = ?",
+    "DELETE FROM idempotency_keys WHERE user_id = ?",
+    "DELETE FROM login_cookies WHERE user_id = ?",
+    "DELETE FROM trust_links WHERE user_id = ?",
+    "DELETE FROM sessions WHERE user_id = ?",
+    "DELETE FROM devices WHERE user_id = ?",
+    // The hub's, where its log shares this database (elsewhere these hold nothing).
+    "DELETE FROM hub_events WHERE user_id = ?",
+    "DELETE FROM hub_seq WHERE user_id = ?",
+    "DELETE FROM hub_presence WHERE user_id = ?",
+    "DELETE FROM hub_outbox WHERE user_id = ?",
+    "DELETE FROM event_outbox WHERE user_id = ?",
+    // Only a tombstone is erased: a live account is never deleted by a stray run.
+    "DELETE FROM users WHERE id = ? AND deleted_at IS NOT NULL",
+];
 
 /// At most this many sessions are listed, the most recently used first.
 const LIST_MAX: i64 = 200;
@@ -117,5 +163,98 @@ impl<P: Ports> Core<P> {
             }
         }
         Ok(Reply::ok(serde_json::json!({ "ended": ended.len() }))?.warn(warning))
+    }
+
+    /// `DELETE /account`: with the password's proof, the account ends at once — every session
+    /// (so every token and socket), its email free to register again — and then its sockets,
+    /// log, stored files and rows are erased. 204 when all is gone; 202 with what remains
+    /// when the store or the hub failed, which the scheduled run finishes.
+    pub(crate) async fn delete_account(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let (caller, found) = self
+            .caller_with(rq, |c| {
+                vec![Stmt::new(
+                    "SELECT email, auth_hash FROM users WHERE id = ? AND deleted_at IS NULL",
+                    vec![c.user_id.as_str().into()],
+                )]
+            })
+            .await?;
+        let body: DeleteBody = json_body(rq.headers, rq.body)?;
+        let auth_key = decode_auth_key(&body.auth_key)?;
+        let row = found
+            .first()
+            .and_then(|r| r.first())
+            .ok_or_else(|| ApiError::not_found("account"))?;
+        let sql = self.ports.sql();
+        // Guessing the password through a stolen session counts against the email's sign-ins.
+        let keys = Keys::new(&rows::text(row, 0)?, rq.client_ip.as_deref());
+        keys.admit(sql, rq.now_ms).await?;
+        let stored = hex::decode(rows::text(row, 1)?).unwrap_or_default();
+        let matches: bool = self.auth_hash(&auth_key)?.ct_eq(stored.as_slice()).into();
+        if !matches {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_password",
+                "the password is not this account's: nothing was deleted",
+            ));
+        }
+        let user = caller.user_id.as_str();
+        let now = rq.now_ms;
+        let succeeded = keys.succeeded();
+        let ends_at = succeeded.len();
+        let ended = sql
+            .batch(
+                succeeded
+                    .into_iter()
+                    .chain([
+                        Stmt::new(
+                            "UPDATE users SET deleted_at = ?, email = 'deleted:' || id, auth_hash = '' \
+                             WHERE id = ? AND deleted_at IS NULL",
+                            vec![now.into(), user.into()],
+                        ),
+                        Stmt::new(
+                            "UPDATE sessions SET revoked_at = ?, revoked_reason = 'account_deleted' \
+                             WHERE user_id = ? AND revoked_at IS NULL",
+                            vec![now.into(), user.into()],
+                        ),
+                    ])
+                    .collect(),
+            )
+            .await?;
+        // Deleted meanwhile by another request.
+        if ended.get(ends_at) != Some(&1) {
+            return Err(ApiError::not_found("account"));
+        }
+        match self.erase_account(user).await {
+            Ok(()) => Reply::no_content(),
+            Err(remaining) => Reply::json(
+                StatusCode::ACCEPTED,
+                serde_json::json!({ "erased": false, "remaining": remaining }),
+            ),
+        }
+    }
+
+    /// Erases what a deleted account left: its sockets and the hub's log, its objects in the
+    /// store, then every row. Each step can run again: the scheduled run repeats this for an
+    /// account whose erasure stopped part-way (its tombstone stays until the last step).
+    pub(crate) async fn erase_account(&self, user: &str) -> Result<(), String> {
+        self.ports
+            .hub()
+            .forget_account(user)
+            .await
+            .map_err(|e| format!("its connections and events: {e}"))?;
+        self.erase_files(user)
+            .await
+            .map_err(|e| format!("its stored files: {}", e.internal.unwrap_or(e.message)))?;
+        self.ports
+            .sql()
+            .batch(
+                ERASE_ROWS
+                    .iter()
+                    .map(|sql| Stmt::new(sql, vec![user.into()]))
+                    .collect(),
+            )
+            .await
+            .map_err(|e| format!("its records: {e}"))?;
+        Ok(())
     }
 }

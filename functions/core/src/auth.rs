@@ -145,7 +145,7 @@ impl Caller {
     }
 }
 
-fn decode_auth_key(raw: &str) -> ApiResult<Vec<u8>> {
+pub(crate) fn decode_auth_key(raw: &str) -> ApiResult<Vec<u8>> {
     match B64.decode(raw) {
         Ok(key) if key.len() == AUTH_KEY_BYTES => Ok(key),
         _ => Err(ApiError::invalid(format!(
@@ -155,7 +155,7 @@ fn decode_auth_key(raw: &str) -> ApiResult<Vec<u8>> {
 }
 
 impl<P: Ports> Core<P> {
-    fn auth_hash(&self, auth_key: &[u8]) -> ApiResult<[u8; 32]> {
+    pub(crate) fn auth_hash(&self, auth_key: &[u8]) -> ApiResult<[u8; 32]> {
         hmac_sha256(&self.config.pepper, &[b"udc auth v1\0", auth_key])
     }
 

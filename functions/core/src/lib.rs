@@ -72,6 +72,7 @@ enum Route<'a> {
     Login,
     Refresh,
     Logout,
+    Account,
     AccountSessions,
     AccountSession(&'a str),
     DeviceRegister,
@@ -135,6 +136,7 @@ impl<'a> Route<'a> {
             ["auth", "login"] => Route::Login,
             ["auth", "token", "refresh"] => Route::Refresh,
             ["auth", "logout"] => Route::Logout,
+            ["account"] => Route::Account,
             ["account", "sessions"] => Route::AccountSessions,
             ["account", "sessions", id] => Route::AccountSession(id),
             ["devices", "register"] => Route::DeviceRegister,
@@ -210,12 +212,16 @@ impl<'a> Route<'a> {
 
     /// Whether an answer may be kept for replay under an Idempotency-Key: every change but
     /// those whose answer holds a secret (a device's new tokens, a socket ticket, presigned
-    /// URLs), which the server keeps only hashed or not at all.
+    /// URLs), which the server keeps only hashed or not at all, and deleting the account (its
+    /// keys go with it; a retry finds it gone).
     fn replayable(&self, method: &Method) -> bool {
         *method != Method::GET
             && !matches!(
                 self,
-                Route::DeviceRegister | Route::RealtimeTicket | Route::FileParts(_)
+                Route::DeviceRegister
+                    | Route::RealtimeTicket
+                    | Route::FileParts(_)
+                    | Route::Account
             )
     }
 
@@ -240,7 +246,7 @@ impl<'a> Route<'a> {
             | Route::RemoteSessions
             | Route::IceServers => &[Method::GET],
             Route::RemoteSession(_) | Route::AccountSessions => &[Method::GET, Method::DELETE],
-            Route::AccountSession(_) => &[Method::DELETE],
+            Route::AccountSession(_) | Route::Account => &[Method::DELETE],
             Route::File(_) => &[Method::DELETE],
             Route::ClipboardHistory | Route::ClipboardItem(_) => &[Method::GET, Method::DELETE],
             Route::ClipboardPrefs => &[Method::GET, Method::PUT],
@@ -344,6 +350,7 @@ impl<P: Ports> Core<P> {
                 _ => self.end_other_sessions(rq).await,
             },
             Route::AccountSession(id) => self.end_session(rq, id).await,
+            Route::Account => self.delete_account(rq).await,
             Route::DeviceRegister => self.register_device(rq).await,
             Route::Devices => self.list_devices(rq).await,
             Route::Device(id) => match *rq.method {

@@ -48,6 +48,10 @@ pub struct Swept {
     pub outboxes_sent: u64,
     /// Those whose hub failed again: retried next run.
     pub outboxes_left: u64,
+    /// Deleted accounts whose erasure had stopped part-way, finished now.
+    pub accounts_erased: u64,
+    /// Those still not erased (the store or the hub failed again): retried next run.
+    pub accounts_left: u64,
 }
 
 impl<P: Ports> Core<P> {
@@ -99,6 +103,7 @@ impl<P: Ports> Core<P> {
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
         let (outboxes_sent, outboxes_left) = self.send_left_outboxes(now_ms).await?;
+        let (accounts_erased, accounts_left) = self.erase_deleted_accounts().await?;
         Ok(Swept {
             sessions_expired,
             sessions_left_live,
@@ -111,7 +116,30 @@ impl<P: Ports> Core<P> {
             remote_sessions_ended,
             outboxes_sent,
             outboxes_left,
+            accounts_erased,
+            accounts_left,
         })
+    }
+
+    /// Finishes erasing the deleted accounts whose erasure stopped part-way (their tombstones).
+    /// Returns (erased, failed again).
+    async fn erase_deleted_accounts(&self) -> ApiResult<(u64, u64)> {
+        let users = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                "SELECT id FROM users WHERE deleted_at IS NOT NULL LIMIT ?",
+                vec![EXPIRE_PER_RUN.into()],
+            ))
+            .await?;
+        let (mut erased, mut left) = (0, 0);
+        for row in &users {
+            match self.erase_account(&rows::text(row, 0)?).await {
+                Ok(()) => erased += 1,
+                Err(_) => left += 1,
+            }
+        }
+        Ok((erased, left))
     }
 
     /// Sends the outboxes of accounts whose events have waited past `OUTBOX_LEFT_MS` (a send

@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_session_origin",
         include_str!("../../../schema/migrations/0011_session_origin.sql"),
     ),
+    (
+        "0012_account_deletion",
+        include_str!("../../../schema/migrations/0012_account_deletion.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

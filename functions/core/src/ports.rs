@@ -82,6 +82,12 @@ pub trait Hub {
     async fn presence(&self, user_id: &str) -> Result<Vec<udc_hub::DevicePresence>, HubError>;
     /// Closes at once every socket whose access ended: a removed device's, an ended session's.
     async fn revoke(&self, user_id: &str, revoked: udc_hub::Revoked) -> Result<(), HubError>;
+    /// The account was deleted: closes every socket it has and, where the log is apart from
+    /// core's database, erases the log and presence (where they are in core's database, core
+    /// deletes their rows with the account's).
+    async fn forget_account(&self, user_id: &str) -> Result<(), HubError> {
+        self.revoke(user_id, udc_hub::Revoked::Account).await
+    }
     async fn events_after(
         &self,
         user_id: &str,

@@ -1,10 +1,14 @@
-//! `account sessions`: where the account is signed in, and signing sessions out.
+//! `account sessions`: where the account is signed in, and signing sessions out; `account
+//! delete`.
 
-use anyhow::{anyhow, Result};
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use udc_agent::client::AccountSession;
 use udc_agent::Store;
 
+use super::account::read_password;
 use super::signed_in;
 use crate::cli::*;
 
@@ -62,6 +66,49 @@ pub(crate) async fn sessions(
                 println!("Signed out {ended} other session(s)");
             }
         }
+    }
+    Ok(())
+}
+
+/// `account delete`: with the password, the account and everything in it, on every device.
+pub(crate) async fn delete(
+    cli: &Cli,
+    store: &Store,
+    password_stdin: bool,
+    yes: bool,
+) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    if !yes {
+        if !std::io::stdin().is_terminal() || password_stdin {
+            bail!("deleting the account cannot be undone: pass --yes to confirm");
+        }
+        eprint!(
+            "Delete the account {} with every device's files, clipboard and settings? \
+             This cannot be undone. [y/N] ",
+            session.email
+        );
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            bail!("nothing was deleted");
+        }
+    }
+    let password = read_password(password_stdin)?;
+    let token = session.access_token(&client, store).await?;
+    let remaining = client
+        .delete_account(&token, &session.email, &password)
+        .await?;
+    store.clear()?;
+    match (cli.json, remaining) {
+        (true, remaining) => println!("{}", json!({ "deleted": true, "remaining": remaining })),
+        (false, None) => println!(
+            "The account {} is deleted, and everything in it erased",
+            session.email
+        ),
+        (false, Some(r)) => println!(
+            "The account {} is deleted; the server will finish erasing {r}",
+            session.email
+        ),
     }
     Ok(())
 }

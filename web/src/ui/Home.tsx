@@ -7,6 +7,7 @@ import type { ClipItem, ClipPrefs, Device, FileInfo, HubEvent, PendingLogin } fr
 import { explain } from "./action";
 import { Approvals } from "./Approvals";
 import { Clipboard } from "./Clipboard";
+import { DeleteAccount } from "./DeleteAccount";
 import { Devices } from "./Devices";
 import { Files } from "./Files";
 import { Sessions } from "./Sessions";
@@ -205,7 +206,10 @@ export function Home({ session }: { session: Session }) {
         ) : view === "clipboard" ? (
           <Clipboard account={state} update={update} />
         ) : (
-          <Sessions />
+          <>
+            <Sessions />
+            <DeleteAccount email={session.email} />
+          </>
         )}
       </main>
       <Approvals account={state} update={update} />

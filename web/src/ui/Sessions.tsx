@@ -1,17 +1,16 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, forget } from "../api";
 import { ago } from "../format";
+import { browserName } from "../session";
 import type { AccountSession } from "../types";
 import { useAction } from "./action";
 
-/** A client as a person names it: the browser or the agent, from its User-Agent. */
+/** A client as a person names it: the agent by its version and system, a browser by its kind. */
 export function clientName(ua: string | null): string {
   if (!ua) return "Unknown client";
   const agent = /^udc-agent\/(\S+) \((\w+)\)/.exec(ua);
-  if (agent) return `udc-agent ${agent[1]} on ${agent[2] === "linux" ? "Linux" : agent[2]}`;
-  const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox" : /Chrom(e|ium)\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : null;
-  const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Windows/.test(ua) ? "Windows" : /Mac OS X/.test(ua) ? "macOS" : /Linux/.test(ua) ? "Linux" : null;
-  if (browser) return os ? `${browser} on ${os}` : browser;
+  if (agent) return `udc-agent ${agent[1]} on ${agent[2] === "linux" ? "Linux" : agent[2] === "windows" ? "Windows" : agent[2] === "macos" ? "macOS" : agent[2]}`;
+  if (/Mozilla\//.test(ua)) return browserName(ua);
   return ua.length > 60 ? `${ua.slice(0, 57)}…` : ua;
 }
 

@@ -1,5 +1,6 @@
 //! A file's end: delete (soft for a finished file, at once for an upload), restore within the
-//! window, and the purge that removes what the window let go and aborts abandoned uploads.
+//! window, the purge that removes what the window let go and aborts abandoned uploads, and a
+//! deleted account's objects.
 
 use udc_hub::names;
 use udc_hub::NewEvent;
@@ -124,6 +125,46 @@ impl<P: Ports> Core<P> {
             aborted += 1;
         }
         Ok((purged, aborted))
+    }
+}
+
+impl<P: Ports> Core<P> {
+    /// A deleted account's objects in the store: every stored file's object, every unfinished
+    /// upload aborted. Repeatable: an object or upload already gone counts as done. The rows
+    /// stay (the account's erasure deletes them after this succeeded).
+    pub(crate) async fn erase_files(&self, user: &str) -> ApiResult<()> {
+        let found = self
+            .ports
+            .sql()
+            .query(Stmt::new(
+                "SELECT object_key, upload_id, state = 'uploading' FROM files WHERE user_id = ? \
+                 GROUP BY object_key, upload_id, state",
+                vec![user.into()],
+            ))
+            .await?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let store = self.blob_store()?;
+        for row in &found {
+            let key = rows::text(row, 0)?;
+            if key.is_empty() {
+                continue;
+            }
+            match (rows::opt_text(row, 1)?, rows::int(row, 2)? == 1) {
+                (Some(upload_id), true) => {
+                    let resp = self
+                        .send(store.abort_multipart(&key, &upload_id, self.store_clock())?)
+                        .await?;
+                    BlobStore::gone("abort an upload", &resp)?;
+                }
+                _ => {
+                    let resp = self.send(store.delete(&key, self.store_clock())?).await?;
+                    BlobStore::gone("delete an object", &resp)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

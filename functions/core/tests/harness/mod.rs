@@ -118,6 +118,17 @@ impl udc_core::Hub for TestHub {
     async fn revoke(&self, _: &str, _: Revoked) -> Result<(), HubError> {
         Ok(())
     }
+    async fn forget_account(&self, user_id: &str) -> Result<(), HubError> {
+        self.reach()?;
+        if self.apart {
+            let conn = self.db.0.lock().unwrap_or_else(PoisonError::into_inner);
+            for table in ["hub_events", "hub_seq", "hub_presence", "hub_outbox"] {
+                conn.execute(&format!("DELETE FROM {table} WHERE user_id = ?"), [user_id])
+                    .map_err(HubError::new)?;
+            }
+        }
+        Ok(())
+    }
     async fn events_after(
         &self,
         user_id: &str,
@@ -257,15 +268,31 @@ pub async fn post(
     token: Option<&str>,
     body: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let mut req = Request::builder()
-        .method("POST")
-        .uri(path)
-        .header("content-type", "application/json");
+    call(core, "POST", path, token, Some(body)).await
+}
+
+/// `method path`, with a JSON body when given, as `token` when given: the status and the JSON
+/// answer.
+pub async fn call(
+    core: &Core<TestPorts>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
     if let Some(token) = token {
         req = req.header("authorization", format!("Bearer {token}"));
     }
-    let req = req.body(serde_json::to_vec(&body).unwrap()).unwrap();
-    let resp = core.handle(req, RequestContext::default()).await;
+    let body = body
+        .map(|b| serde_json::to_vec(&b).unwrap())
+        .unwrap_or_default();
+    let resp = core
+        .handle(req.body(body).unwrap(), RequestContext::default())
+        .await;
     let json = serde_json::from_slice(resp.body()).unwrap_or_default();
     (resp.status().as_u16(), json)
 }

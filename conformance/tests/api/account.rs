@@ -1,4 +1,5 @@
-//! The owner's list of sessions, and signing sessions out: one, or every other.
+//! The account itself: the owner's list of sessions, signing sessions out (one, or every
+//! other), and deleting the account.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -185,4 +186,98 @@ async fn signing_sessions_out_closes_their_sockets() {
         matches!(f, HubFrame::Pong { .. })
     })
     .await;
+}
+
+/// Deleting the account, with the password: a wrong one deletes nothing; the right one ends
+/// every token at once, the stored file's object is gone from the store (its presigned URL,
+/// still signed, finds nothing), the email registers again, and another account is untouched.
+#[tokio::test]
+async fn a_deleted_account_is_gone_at_once_with_its_files_and_its_email_is_free() {
+    let account = Account::create().await;
+    let desk = account.device("Desk").await;
+    let data = format!("deleted with its account {}", uuid::Uuid::new_v4()).into_bytes();
+    let file = upload_as(&account, &desk, "note.txt", &data, &data, None).await;
+    let url = account
+        .raw(
+            Method::GET,
+            &format!("/files/{file}/download"),
+            Some(desk.token()),
+            None,
+        )
+        .await;
+    let url = url.body["url"].as_str().expect("a download URL").to_owned();
+    let fetch = || async { reqwest::get(&url).await.expect("reach the store") };
+    assert_eq!(
+        fetch().await.bytes().await.unwrap().as_ref(),
+        data.as_slice()
+    );
+    let stranger = Account::create().await;
+    let theirs = stranger.device("Theirs").await;
+
+    let wrong = account
+        .raw(
+            Method::DELETE,
+            "/account",
+            Some(desk.token()),
+            Some(&json!({ "auth_key": "d3JvbmctYXV0aC1rZXktdGhhdC1pcy0zMi1ieXRlcyE=" })),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{}", wrong.body);
+    assert_eq!(code(&wrong), "wrong_password");
+    assert_eq!(
+        account
+            .raw(Method::GET, "/devices", Some(desk.token()), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let remaining = account
+        .api
+        .delete_account(desk.token(), &account.email, PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(remaining, None, "everything erased at once");
+    for token in [desk.token(), account.signed_in.tokens.access_token.as_str()] {
+        let dead = account
+            .raw(Method::GET, "/devices", Some(token), None)
+            .await;
+        assert_eq!(dead.status, StatusCode::UNAUTHORIZED, "{}", dead.body);
+    }
+    assert_eq!(fetch().await.status(), StatusCode::NOT_FOUND);
+    let again = account.api.register(&account.email, PASSWORD).await;
+    assert!(
+        again.is_ok(),
+        "the email registers again: {:?}",
+        again.err()
+    );
+    assert_eq!(
+        stranger
+            .raw(Method::GET, "/devices", Some(theirs.token()), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+/// Deleting the account closes every socket it has at once (4001).
+#[tokio::test]
+async fn deleting_the_account_closes_its_sockets() {
+    let account = Account::create().await;
+    let a = account.device("A").await;
+    let b = account.device("B").await;
+    let mut sockets = Vec::new();
+    for d in [&a, &b] {
+        let mut s = connect(d, None).await;
+        replay(&mut s).await;
+        sockets.push(s);
+    }
+    account
+        .api
+        .delete_account(b.token(), &account.email, PASSWORD)
+        .await
+        .unwrap();
+    for s in &mut sockets {
+        assert_eq!(wait_closed(s).await, Some(close::REVOKED));
+    }
 }
