@@ -677,3 +677,45 @@ fn name_in(dir: &Path, name: &str) -> bool {
         .flatten()
         .any(|e| e.file_name().to_string_lossy().contains(name))
 }
+
+/// `account delete`: refused without a confirmation, then with the password it deletes the
+/// account and signs the agent out; the email no longer signs in.
+#[test]
+fn an_account_is_deleted_from_the_command_line() {
+    let email = unique_email();
+    let agent = Agent::new();
+    let password = format!("{PASSWORD}\n");
+    agent.ok(
+        &[
+            "register",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Doomed",
+        ],
+        &password,
+    );
+    let (ok, _, err) = agent.run(&["account", "delete", "--password-stdin"], &password);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    agent.ok(&["devices"], "");
+
+    let (ok, _, err) = agent.run(
+        &["account", "delete", "--password-stdin", "--yes"],
+        "wrong\n",
+    );
+    assert!(!ok && err.contains("wrong_password"), "{err}");
+    agent.ok(&["devices"], "");
+
+    let deleted = agent.ok(
+        &["account", "delete", "--password-stdin", "--yes"],
+        &password,
+    );
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(deleted["remaining"], serde_json::Value::Null);
+    let (ok, _, err) = agent.run(&["devices"], "");
+    assert!(!ok && err.contains("not signed in"), "{err}");
+    let again = Agent::new();
+    let (ok, _, err) = again.run(&["login", "--email", &email, "--password-stdin"], &password);
+    assert!(!ok && err.contains("invalid_credentials"), "{err}");
+}
