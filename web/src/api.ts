@@ -69,8 +69,20 @@ export async function begin(s: Session): Promise<void> {
   await putSecret(SESSION_KEY, s);
 }
 
+/**
+ * Why this browser is about to be signed out by its own doing (deleting the account): a sign-out
+ * the server causes meanwhile (the socket closed as the account ends) says this instead.
+ */
+let endingBecause: string | null = null;
+
+export function endingSoon(why: string | null): void {
+  endingBecause = why;
+}
+
 /** Forgets the session here and in every tab (the server side is the caller's business). */
-export async function forget(why: string): Promise<void> {
+export async function forget(because: string): Promise<void> {
+  const why = endingBecause ?? because;
+  endingBecause = null;
   const had = session !== null;
   session = null;
   await del(SESSION_KEY);

@@ -1,6 +1,6 @@
 // Signing in: a new account, a password, or approval from a device already signed in. The
 // password never leaves the page: the Worker derives auth_key (sent) and enc_key (kept).
-import { api, ApiError, begin, current, forget, sessionFrom, type TokenPair } from "./api";
+import { api, ApiError, begin, current, endingSoon, forget, sessionFrom, type TokenPair } from "./api";
 import { getSecret, putSecret } from "./store";
 import { b64, unb64, wasm } from "./wasm";
 import { deriveKeys } from "./worker";
@@ -150,9 +150,15 @@ export async function deleteAccount(password: string): Promise<string | null> {
   if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
   const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
   const { authKey } = await deriveKeys(password, kdf);
-  const r = await api<{ remaining?: string } | undefined>("DELETE", "/account", { auth_key: b64(authKey) });
-  await forget("Your account was deleted, with everything in it.");
-  return r?.remaining ?? null;
+  const deleted = "Your account was deleted, with everything in it.";
+  endingSoon(deleted);
+  try {
+    const r = await api<{ remaining?: string } | undefined>("DELETE", "/account", { auth_key: b64(authKey) });
+    await forget(deleted);
+    return r?.remaining ?? null;
+  } finally {
+    endingSoon(null);
+  }
 }
 
 export async function signOut(): Promise<void> {

@@ -189,8 +189,9 @@ async fn signing_sessions_out_closes_their_sockets() {
 }
 
 /// Deleting the account, with the password: a wrong one deletes nothing; the right one ends
-/// every token at once, the stored file's object is gone from the store (its presigned URL,
-/// still signed, finds nothing), the email registers again, and another account is untouched.
+/// every token at once and erases everything (a stored file with a clipboard item sent as it
+/// included: the object is gone from the store, its presigned URL, still signed, finds nothing),
+/// the email registers again, and another account is untouched.
 #[tokio::test]
 async fn a_deleted_account_is_gone_at_once_with_its_files_and_its_email_is_free() {
     let account = Account::create().await;
@@ -211,6 +212,16 @@ async fn a_deleted_account_is_gone_at_once_with_its_files_and_its_email_is_free(
         fetch().await.bytes().await.unwrap().as_ref(),
         data.as_slice()
     );
+    // A large clipboard copy travels as that file: its item refers to the file's row.
+    let item = account
+        .raw(
+            Method::POST,
+            "/sync/clipboard",
+            Some(desk.token()),
+            Some(&json!({ "content_type": "text/plain", "size": data.len(), "file_id": file })),
+        )
+        .await;
+    assert_eq!(item.status, StatusCode::CREATED, "{}", item.body);
     let stranger = Account::create().await;
     let theirs = stranger.device("Theirs").await;
 

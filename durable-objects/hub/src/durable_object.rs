@@ -73,6 +73,9 @@ pub struct UserHub {
     hub: RefCell<Option<Hub<SqlStore<DoSql>>>>,
     sockets: RefCell<HashMap<ConnId, WebSocket>>,
     next_conn: Cell<u64>,
+    /// The account was deleted (`/erase`): the close events of its sockets, arriving after,
+    /// must not build the hub and store anything again.
+    erased: Cell<bool>,
 }
 
 fn now_ms() -> i64 {
@@ -215,6 +218,7 @@ impl DurableObject for UserHub {
             hub: RefCell::new(None),
             sockets: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
+            erased: Cell::new(false),
         }
     }
 
@@ -245,6 +249,8 @@ impl DurableObject for UserHub {
                 let ((), out) =
                     self.with_hub(|hub| Ok(((), hub.revoke(&Revoked::Account, now_ms())?)))?;
                 self.dispatch(out).await?;
+                self.erased.set(true);
+                self.sockets.borrow_mut().clear();
                 *self.hub.borrow_mut() = None;
                 let storage = self.state.storage();
                 storage.delete_alarm().await?;
@@ -285,6 +291,9 @@ impl DurableObject for UserHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        if self.erased.get() {
+            return Ok(());
+        }
         let Some(conn) = Self::conn_of(&ws) else {
             return Ok(());
         };
@@ -314,6 +323,9 @@ impl DurableObject for UserHub {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
+        if self.erased.get() {
+            return Ok(());
+        }
         let Some(conn) = Self::conn_of(&ws) else {
             return Ok(());
         };
@@ -324,6 +336,9 @@ impl DurableObject for UserHub {
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        if self.erased.get() {
+            return Ok(());
+        }
         let Some(conn) = Self::conn_of(&ws) else {
             return Ok(());
         };

@@ -158,9 +158,13 @@ macro_rules! outbox_event_select {
     };
 }
 
-/// The account's oldest events waiting in the outbox. Parameters: the user id, how many.
+/// The account's oldest events waiting in the outbox, while the account lives (a deleted
+/// account's hub has forgotten it; nothing may fill it again). Parameters: the user id, how
+/// many.
 pub const OUTBOX_PAGE: &str = "SELECT id, at, event, target_device_id, audience, data \
-     FROM event_outbox WHERE user_id = ? ORDER BY id LIMIT ?";
+     FROM event_outbox WHERE user_id = ? \
+     AND EXISTS (SELECT 1 FROM users WHERE id = event_outbox.user_id AND deleted_at IS NULL) \
+     ORDER BY id LIMIT ?";
 
 /// A row of `OUTBOX_PAGE`: the event to send under its outbox id.
 pub fn outboxed(row: &[Value]) -> Result<Outboxed, StoreError> {

@@ -25,13 +25,10 @@ struct DeleteBody {
     auth_key: String,
 }
 
-/// Every row a deleted account left, children before what they refer to; the parameter of each
-/// is the account's id.
-const ERASE_ROWS: [&str; 26] = [
+/// Every row a deleted account left but its tombstone, children before what they refer to (its
+/// files' rows go with their objects, `erase_files`); the parameter of each is the account's id.
+const ERASE_ROWS: [&str; 22] = [
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)",
-    "DELETE FROM file_parts WHERE file_id IN (SELECT id FROM files WHERE user_id = ?)",
-    "DELETE FROM file_shares WHERE file_id IN (SELECT id FROM files WHERE user_id = ?)",
-    "DELETE FROM files WHERE user_id = ?",
     "DELETE FROM clipboard_items WHERE user_id = ?",
     "DELETE FROM clipboard_prefs WHERE user_id = ?",
     "DELETE FROM clipboard_accounts WHERE user_id = ?",
@@ -54,8 +51,6 @@ const ERASE_ROWS: [&str; 26] = [
     "DELETE FROM hub_presence WHERE user_id = ?",
     "DELETE FROM hub_outbox WHERE user_id = ?",
     "DELETE FROM event_outbox WHERE user_id = ?",
-    // Only a tombstone is erased: a live account is never deleted by a stray run.
-    "DELETE FROM users WHERE id = ? AND deleted_at IS NOT NULL",
 ];
 
 /// At most this many sessions are listed, the most recently used first.
@@ -141,12 +136,13 @@ impl<P: Ports> Core<P> {
         let user = caller.user_id.as_str();
         let now = rq.now_ms;
         let sql = self.ports.sql();
-        sql.batch(vec![Stmt::new(
-            "UPDATE sessions SET revoked_at = ?, revoked_reason = 'signed_out_elsewhere' \
-             WHERE user_id = ? AND revoked_at IS NULL AND id != ?",
-            vec![now.into(), user.into(), caller.session_id.as_str().into()],
-        )])
-        .await?;
+        let changed = sql
+            .batch(vec![Stmt::new(
+                "UPDATE sessions SET revoked_at = ?, revoked_reason = 'signed_out_elsewhere' \
+                 WHERE user_id = ? AND revoked_at IS NULL AND id != ?",
+                vec![now.into(), user.into(), caller.session_id.as_str().into()],
+            )])
+            .await?;
         // The sessions this request ended (read after, so none ended escapes its sockets'
         // closing; another request ending the same at the same millisecond closes them twice).
         let ended = sql
@@ -162,7 +158,8 @@ impl<P: Ports> Core<P> {
                 warning = Some(e);
             }
         }
-        Ok(Reply::ok(serde_json::json!({ "ended": ended.len() }))?.warn(warning))
+        let count = changed.first().copied().unwrap_or(0);
+        Ok(Reply::ok(serde_json::json!({ "ended": count }))?.warn(warning))
     }
 
     /// `DELETE /account`: with the password's proof, the account ends at once — every session
@@ -216,6 +213,12 @@ impl<P: Ports> Core<P> {
                              WHERE user_id = ? AND revoked_at IS NULL",
                             vec![now.into(), user.into()],
                         ),
+                        // A sign-in approved and not yet collected must not start a session.
+                        Stmt::new(
+                            "UPDATE pending_logins SET state = 'denied', sealed_key = NULL \
+                             WHERE user_id = ? AND state IN ('pending', 'approved')",
+                            vec![user.into()],
+                        ),
                     ])
                     .collect(),
             )
@@ -226,35 +229,52 @@ impl<P: Ports> Core<P> {
         }
         match self.erase_account(user).await {
             Ok(()) => Reply::no_content(),
-            Err(remaining) => Reply::json(
+            Err(left) => Ok(Reply::json(
                 StatusCode::ACCEPTED,
-                serde_json::json!({ "erased": false, "remaining": remaining }),
-            ),
+                serde_json::json!({ "erased": false, "remaining": left.what }),
+            )?
+            .warn(Some(left.why))),
         }
     }
 
-    /// Erases what a deleted account left: its sockets and the hub's log, its objects in the
-    /// store, then every row. Each step can run again: the scheduled run repeats this for an
-    /// account whose erasure stopped part-way (its tombstone stays until the last step).
-    pub(crate) async fn erase_account(&self, user: &str) -> Result<(), String> {
+    /// Erases what a deleted account left: its stored files (objects, then rows), every other
+    /// row, the hub's sockets and log, and last its tombstone. Rows go before the hub, so nothing
+    /// of the account is left to send it once it has forgotten the account. Each step can run
+    /// again: the scheduled run repeats this for an account whose erasure stopped part-way (its
+    /// tombstone stays until the last step).
+    pub(crate) async fn erase_account(&self, user: &str) -> Result<(), Unerased> {
+        let left = |what: &'static str| move |why: String| Unerased { what, why };
+        self.erase_files(user)
+            .await
+            .map_err(|e| left("stored files")(e.internal.unwrap_or(e.message)))?;
+        let sql = self.ports.sql();
+        sql.batch(
+            ERASE_ROWS
+                .iter()
+                .map(|stmt| Stmt::new(stmt, vec![user.into()]))
+                .collect(),
+        )
+        .await
+        .map_err(|e| left("records")(e.to_string()))?;
         self.ports
             .hub()
             .forget_account(user)
             .await
-            .map_err(|e| format!("its connections and events: {e}"))?;
-        self.erase_files(user)
-            .await
-            .map_err(|e| format!("its stored files: {}", e.internal.unwrap_or(e.message)))?;
-        self.ports
-            .sql()
-            .batch(
-                ERASE_ROWS
-                    .iter()
-                    .map(|sql| Stmt::new(sql, vec![user.into()]))
-                    .collect(),
-            )
-            .await
-            .map_err(|e| format!("its records: {e}"))?;
+            .map_err(|e| left("connections and events")(e.to_string()))?;
+        sql.batch(vec![Stmt::new(
+            // Only a tombstone: a live account is never erased by a stray run.
+            "DELETE FROM users WHERE id = ? AND deleted_at IS NOT NULL",
+            vec![user.into()],
+        )])
+        .await
+        .map_err(|e| left("records")(e.to_string()))?;
         Ok(())
     }
+}
+
+/// What a deleted account's erasure could not finish yet: `what` for the owner (the answer),
+/// `why` for the operator (the host's log, never the answer).
+pub(crate) struct Unerased {
+    pub what: &'static str,
+    pub why: String,
 }

@@ -399,13 +399,17 @@ impl<P: Ports> Core<P> {
                 ),
                 // For the owner's list of sessions: a session in use refreshes at least once
                 // per access token.
+                // Only when this rotation won: a replayed token must not move it.
                 Stmt::new(
-                    "UPDATE sessions SET last_used_at = ?, client_ip = ?, client = coalesce(?, client) WHERE id = ?",
+                    "UPDATE sessions SET last_used_at = ?, client_ip = ?, client = coalesce(?, client) \
+                     WHERE id = ? AND EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ? AND replaced_by = ?)",
                     vec![
                         now.into(),
                         rq.client_ip.clone().into(),
                         client_name(rq.headers).into(),
                         session_id.as_str().into(),
+                        old_hash.as_str().into(),
+                        new_hash.as_str().into(),
                     ],
                 ),
             ])
@@ -558,10 +562,8 @@ impl<P: Ports> Core<P> {
         ]
     }
 
-    /// Inserts a session only while `guard` holds, so a batch whose first step did nothing
-    /// creates nothing.
     /// Inserts a session started by `rq` (its time, client and address) only while `guard`
-    /// holds.
+    /// holds, so a batch whose first step did nothing creates nothing.
     pub(crate) fn insert_session(
         &self,
         session_id: &str,

@@ -145,6 +145,15 @@ impl<P: Ports> Core<P> {
     /// Sends the outboxes of accounts whose events have waited past `OUTBOX_LEFT_MS` (a send
     /// failed and no change of theirs came since). Returns (sent, failed again).
     async fn send_left_outboxes(&self, now_ms: i64) -> ApiResult<(u64, u64)> {
+        // What a change of a deleted account committed as it was being erased goes nowhere.
+        self.ports
+            .sql()
+            .batch(vec![Stmt::new(
+                "DELETE FROM event_outbox WHERE NOT EXISTS \
+                 (SELECT 1 FROM users WHERE id = event_outbox.user_id AND deleted_at IS NULL)",
+                vec![],
+            )])
+            .await?;
         let users = self
             .ports
             .sql()

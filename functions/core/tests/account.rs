@@ -32,13 +32,28 @@ async fn every_text(h: &Harness) -> Vec<(String, String)> {
     all
 }
 
+/// Where the hub keeps its log apart (the Worker's Durable Object): the user ids its tables
+/// hold.
+const HUB_USERS: &str = "SELECT user_id FROM hub_events UNION ALL SELECT user_id FROM hub_seq \
+     UNION ALL SELECT user_id FROM hub_presence UNION ALL SELECT user_id FROM hub_outbox";
+
 /// An account with devices, trust, a clipboard item, settings and a handoff, deleted with its
 /// password: nothing in any table names it or its email any more (its tombstone included),
 /// its tokens are dead, the email registers again, and another account is untouched.
 #[test]
 fn a_deleted_account_leaves_nothing_in_the_database() {
-    let h = harness("delete-account");
+    deletes_everything(harness("delete-account"));
+}
+
+/// The same where the hub's log is apart: the hub forgets the account too.
+#[test]
+fn a_deleted_account_leaves_nothing_in_the_hub_kept_apart() {
+    deletes_everything(harness_apart("delete-account-apart"));
+}
+
+fn deletes_everything(h: Harness) {
     let core = &h.core;
+    let apart = !udc_core::Hub::logs_in_sql(&core.ports.hub);
     pollster::block_on(async {
         let email = "gone@example.com";
         let (status, signed) = post(core, "/auth/register", None, register_body(email)).await;
@@ -84,6 +99,9 @@ fn a_deleted_account_leaves_nothing_in_the_database() {
         .await;
         assert_eq!(status, 201, "{item}");
         assert!(every_text(&h).await.iter().any(|(_, t)| t.contains(&user)));
+        if apart {
+            assert!(hub_texts(core, HUB_USERS).contains(&user));
+        }
 
         // A wrong password deletes nothing.
         let wrong = json!({ "auth_key": "d3JvbmctYXV0aC1rZXktdGhhdC1pcy0zMi1ieXRlcyE=" });
@@ -109,6 +127,9 @@ fn a_deleted_account_leaves_nothing_in_the_database() {
             .filter(|(_, t)| t.contains(&user) || t.contains(email))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+        if apart {
+            assert!(!hub_texts(core, HUB_USERS).contains(&user));
+        }
         let (status, _) = call(core, "GET", "/devices", Some(&desk_token), None).await;
         assert_eq!(status, 401);
         let (status, _) = post(core, "/auth/register", None, register_body(email)).await;

@@ -129,47 +129,63 @@ impl<P: Ports> Core<P> {
 }
 
 impl<P: Ports> Core<P> {
-    /// A deleted account's objects in the store: every stored file's object, every unfinished
-    /// upload aborted. Repeatable: an object or upload already gone counts as done. The rows
-    /// stay (the account's erasure deletes them after this succeeded).
+    /// A deleted account's files: each one's object deleted at the store (an unfinished
+    /// upload aborted), then its rows, at most `ERASE_FILES_PER_RUN` per call (a Worker
+    /// request may only make so many subrequests). Repeatable: an object or upload already gone
+    /// counts as done, and a later call goes on with the files left. Errs while files remain.
     pub(crate) async fn erase_files(&self, user: &str) -> ApiResult<()> {
         let found = self
             .ports
             .sql()
             .query(Stmt::new(
-                "SELECT object_key, upload_id, state = 'uploading' FROM files WHERE user_id = ? \
-                 GROUP BY object_key, upload_id, state",
-                vec![user.into()],
+                "SELECT id, object_key, upload_id, state = 'uploading' FROM files WHERE user_id = ? \
+                 ORDER BY id LIMIT ?",
+                vec![user.into(), (ERASE_FILES_PER_RUN + 1).into()],
             ))
             .await?;
         if found.is_empty() {
             return Ok(());
         }
         let store = self.blob_store()?;
-        for row in &found {
-            let key = rows::text(row, 0)?;
-            if key.is_empty() {
-                continue;
-            }
-            match (rows::opt_text(row, 1)?, rows::int(row, 2)? == 1) {
+        for row in found.iter().take(ERASE_FILES_PER_RUN as usize) {
+            let (id, key) = (rows::text(row, 0)?, rows::text(row, 1)?);
+            match (rows::opt_text(row, 2)?, rows::int(row, 3)? == 1) {
+                // A file deduplicated onto another's object shares its key: the first to go
+                // deletes the object, the rest find it gone.
+                (_, false) if !key.is_empty() => {
+                    let resp = self.send(store.delete(&key, self.store_clock())?).await?;
+                    BlobStore::gone("delete an object", &resp)?;
+                }
                 (Some(upload_id), true) => {
                     let resp = self
                         .send(store.abort_multipart(&key, &upload_id, self.store_clock())?)
                         .await?;
                     BlobStore::gone("abort an upload", &resp)?;
                 }
-                _ => {
-                    let resp = self.send(store.delete(&key, self.store_clock())?).await?;
-                    BlobStore::gone("delete an object", &resp)?;
-                }
+                _ => {}
             }
+            self.ports.sql().batch(delete_file_rows(&id)).await?;
+        }
+        if found.len() as i64 > ERASE_FILES_PER_RUN {
+            return Err(ApiError::internal(
+                "more stored files than one run erases; the scheduled run goes on",
+            ));
         }
         Ok(())
     }
 }
 
+/// A deleted account's files erased per request: two subrequests each (the store, the
+/// database), within the 50 a Worker on the free plan may make.
+const ERASE_FILES_PER_RUN: i64 = 20;
+
 pub(super) fn delete_file_rows(id: &str) -> Vec<Stmt> {
     vec![
+        // A clipboard item sent as this file refers to it; without the file it is nothing.
+        Stmt::new(
+            "DELETE FROM clipboard_items WHERE file_id = ?",
+            vec![id.into()],
+        ),
         Stmt::new("DELETE FROM file_parts WHERE file_id = ?", vec![id.into()]),
         Stmt::new("DELETE FROM file_shares WHERE file_id = ?", vec![id.into()]),
         Stmt::new("DELETE FROM files WHERE id = ?", vec![id.into()]),
