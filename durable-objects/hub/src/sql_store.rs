@@ -166,6 +166,9 @@ pub const OUTBOX_PAGE: &str = "SELECT id, at, event, target_device_id, audience,
      AND EXISTS (SELECT 1 FROM users WHERE id = event_outbox.user_id AND deleted_at IS NULL) \
      ORDER BY id LIMIT ?";
 
+/// `OUTBOX_PAGE`'s columns, in order.
+pub const OUTBOX_COLUMNS: [&str; 6] = ["id", "at", "event", "target_device_id", "audience", "data"];
+
 /// A row of `OUTBOX_PAGE`: the event to send under its outbox id.
 pub fn outboxed(row: &[Value]) -> Result<Outboxed, StoreError> {
     let l = logged(row)?;

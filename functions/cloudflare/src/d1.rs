@@ -54,6 +54,39 @@ impl Sql for D1Sql {
         futures_util::future::try_join_all(stmts.into_iter().map(|s| self.query(s))).await
     }
 
+    async fn batch_then_read(
+        &self,
+        stmts: Vec<Stmt>,
+        read: Stmt,
+        columns: &[&str],
+    ) -> Result<(Vec<u64>, Vec<Row>), SqlError> {
+        let prepared = stmts
+            .iter()
+            .chain(std::iter::once(&read))
+            .map(|s| self.prepare(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut results = self.0.batch(prepared).await.map_err(err)?;
+        let read = results
+            .pop()
+            .ok_or_else(|| SqlError("D1 answered no result for the read".into()))?;
+        let changes = results
+            .iter()
+            .map(|r| Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0) as u64))
+            .collect::<Result<Vec<_>, SqlError>>()?;
+        let rows = read
+            .results::<serde_json::Map<String, serde_json::Value>>()
+            .map_err(err)?
+            .into_iter()
+            .map(|mut row| {
+                columns
+                    .iter()
+                    .map(|c| from_json(row.remove(*c).unwrap_or(serde_json::Value::Null)))
+                    .collect()
+            })
+            .collect();
+        Ok((changes, rows))
+    }
+
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
         let prepared = stmts
             .iter()

@@ -8,11 +8,11 @@
 //! a failed send leaves there goes with the account's next change or the scheduled run
 //! (docs/ARCHITECTURE.md, "A change and its events commit together").
 
-use udc_hub::sql_store::{outboxed, EventTable, OUTBOX_PAGE};
+use udc_hub::sql_store::{outboxed, EventTable, OUTBOX_COLUMNS, OUTBOX_PAGE};
 use udc_hub::{Audience, NewEvent};
 
 use crate::error::{ApiError, ApiResult};
-use crate::ports::{Clock, Hub, HubError, Ports, Sql, Stmt, Value};
+use crate::ports::{Clock, Hub, HubError, Ports, Row, Sql, Stmt, Value};
 use crate::Core;
 
 /// Events sent to the hub per call; an account's outbox holds more only after the hub was
@@ -135,6 +135,11 @@ impl Change {
     }
 }
 
+/// The account's oldest events waiting in the outbox, a batch of them.
+fn outbox_page(user: &str) -> Stmt {
+    Stmt::new(OUTBOX_PAGE, vec![user.into(), OUTBOX_BATCH.into()])
+}
+
 /// An event's data from its typed payload (`udc_client::events`).
 pub(crate) fn payload(data: &impl serde::Serialize) -> ApiResult<serde_json::Value> {
     serde_json::to_value(data).map_err(|e| ApiError::internal(format!("event data: {e}")))
@@ -197,13 +202,6 @@ impl<P: Ports> Core<P> {
                 is_event.push(true);
             }
         }
-        let counts = self.ports.sql().batch(all).await?;
-        let changes = counts
-            .into_iter()
-            .zip(is_event)
-            .filter(|(_, event)| !event)
-            .map(|(n, _)| n)
-            .collect();
         // A change's events are all for one account; counted per account all the same.
         let mut logged: Vec<(&str, usize)> = Vec::new();
         for p in &events {
@@ -212,11 +210,30 @@ impl<P: Ports> Core<P> {
                 None => logged.push((&p.user, 1)),
             }
         }
+        // Where the events go through the outbox, the batch also reads its first page: the
+        // events reach the hub one round trip sooner.
+        let (counts, mut first_page) = match (table, logged.first()) {
+            (EventTable::Outbox, Some((user, _))) => {
+                let (counts, page) = self
+                    .ports
+                    .sql()
+                    .batch_then_read(all, outbox_page(user), &OUTBOX_COLUMNS)
+                    .await?;
+                (counts, Some(page))
+            }
+            _ => (self.ports.sql().batch(all).await?, None),
+        };
+        let changes = counts
+            .into_iter()
+            .zip(is_event)
+            .filter(|(_, event)| !event)
+            .map(|(n, _)| n)
+            .collect();
         let mut warning = None;
         for (user, count) in logged {
             let sent = match table {
                 EventTable::Log => hub.logged(user, count).await,
-                EventTable::Outbox => self.send_outbox(user).await,
+                EventTable::Outbox => self.send_outbox(user, first_page.take()).await,
             };
             if let Err(e) = sent {
                 warning = Some(e.to_string());
@@ -229,17 +246,19 @@ impl<P: Ports> Core<P> {
     /// Requests of one account may send at once: the hub takes each id once, in order, as ids
     /// grow in the order their changes committed and each send reads the outbox after its own
     /// change committed.
-    pub(crate) async fn send_outbox(&self, user: &str) -> Result<(), HubError> {
+    /// `first_page`: the outbox's first page, when the caller has read it already.
+    pub(crate) async fn send_outbox(
+        &self,
+        user: &str,
+        mut first_page: Option<Vec<Row>>,
+    ) -> Result<(), HubError> {
         let sql = self.ports.sql();
         let outbox = |e: crate::ports::SqlError| HubError(format!("outbox: {e}"));
         for _ in 0..OUTBOX_BATCHES_PER_SEND {
-            let rows = sql
-                .query(Stmt::new(
-                    OUTBOX_PAGE,
-                    vec![user.into(), OUTBOX_BATCH.into()],
-                ))
-                .await
-                .map_err(outbox)?;
+            let rows = match first_page.take() {
+                Some(rows) => rows,
+                None => sql.query(outbox_page(user)).await.map_err(outbox)?,
+            };
             let batch = rows
                 .iter()
                 .map(|r| outboxed(r))

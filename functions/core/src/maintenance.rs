@@ -164,7 +164,7 @@ impl<P: Ports> Core<P> {
             .await?;
         let (mut sent, mut left) = (0, 0);
         for row in &users {
-            match self.send_outbox(&rows::text(row, 0)?).await {
+            match self.send_outbox(&rows::text(row, 0)?, None).await {
                 Ok(()) => sent += 1,
                 Err(_) => left += 1,
             }

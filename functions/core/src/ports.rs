@@ -24,6 +24,19 @@ pub trait Sql {
     }
     /// Runs every statement in one transaction; returns the number of rows each one changed.
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError>;
+    /// `batch`, then `read` (whose result columns are `columns`, in order) after its last
+    /// statement: in the same round trip where the platform can (D1 answers a batch's reads by
+    /// column name), else in two.
+    async fn batch_then_read(
+        &self,
+        stmts: Vec<Stmt>,
+        read: Stmt,
+        columns: &[&str],
+    ) -> Result<(Vec<u64>, Vec<Row>), SqlError> {
+        let _ = columns;
+        let changes = self.batch(stmts).await?;
+        Ok((changes, self.query(read).await?))
+    }
 }
 
 /// Wall-clock time in milliseconds since the Unix epoch.
