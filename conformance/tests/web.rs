@@ -141,8 +141,8 @@ async fn the_page_shows_where_the_account_is_signed_in_and_signs_the_others_out(
     .await;
     b.screenshots("account-sessions").await;
 
-    b.click("#end-others").await;
-    b.click("#confirm-end").await;
+    click_when_enabled(&b, "#end-others").await;
+    click_when_enabled(&b, "#confirm-end").await;
     b.until(
         "only this browser's session",
         "const rows = [...document.querySelectorAll('.session')]; \
@@ -173,6 +173,17 @@ async fn the_page_shows_where_the_account_is_signed_in_and_signs_the_others_out(
     .await;
 }
 
+/// Clicks `css` once the page has enabled it (it renders after the input that enables it).
+async fn click_when_enabled(b: &Browser, css: &str) {
+    b.until(
+        &format!("{css} enabled"),
+        "const el = document.querySelector(arguments[0]); return el && !el.disabled",
+        json!([css]),
+    )
+    .await;
+    b.click(css).await;
+}
+
 /// Deleting the account from the page: a wrong password says so and deletes nothing; the
 /// right one, confirmed, deletes it — the page is back at sign-in saying why, and the agent on
 /// the desk is signed out.
@@ -185,7 +196,7 @@ async fn the_page_deletes_the_account_with_its_password() {
     b.click("a[href='#/account']").await;
     b.fill("#delete-password", "not the password").await;
     b.click("#delete-confirm").await;
-    b.click("#delete-account").await;
+    click_when_enabled(&b, "#delete-account").await;
     b.until(
         "the wrong password said",
         "return document.querySelector('#delete-error')?.textContent.includes('Nothing was deleted')",
@@ -196,7 +207,7 @@ async fn the_page_deletes_the_account_with_its_password() {
     desk.run(&["devices"]);
 
     b.fill("#delete-password", udc_conformance::PASSWORD).await;
-    b.click("#delete-account").await;
+    click_when_enabled(&b, "#delete-account").await;
     b.until(
         "the sign-in form with why",
         "return document.querySelector('#submit') && document.body.innerText.includes('deleted')",
