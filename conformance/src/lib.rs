@@ -133,7 +133,9 @@ impl Account {
     pub async fn create() -> Account {
         let api = client();
         let email = unique_email();
-        let (signed_in, keys) = api.register(&email, PASSWORD).await.expect("register");
+        let (signed_in, keys) = past_dev_proxy(|| api.register(&email, PASSWORD))
+            .await
+            .expect("register");
         Account {
             api,
             user_id: signed_in.user.id.clone(),
@@ -145,8 +147,7 @@ impl Account {
 
     /// A fresh password sign-in (a session without a device).
     pub async fn login(&self) -> SignedIn {
-        self.api
-            .login(&self.email, PASSWORD)
+        past_dev_proxy(|| self.api.login(&self.email, PASSWORD))
             .await
             .expect("login")
             .0
@@ -155,11 +156,11 @@ impl Account {
     /// Signs in again and registers a device named `name`.
     pub async fn device(&self, name: &str) -> TestDevice {
         let signed = self.login().await;
-        let reg: RegisteredDevice = self
-            .api
-            .register_device(&signed.tokens.access_token, &device_info(name))
-            .await
-            .expect("register device");
+        let info = device_info(name);
+        let reg: RegisteredDevice =
+            past_dev_proxy(|| self.api.register_device(&signed.tokens.access_token, &info))
+                .await
+                .expect("register device");
         TestDevice {
             id: reg.device.id,
             tokens: reg.tokens,
@@ -185,6 +186,17 @@ impl Account {
             .raw(method, path, token, body, &[])
             .await
             .expect("request")
+    }
+}
+
+/// `call`, sent once more when wrangler dev's proxy lost it (`dropped_by_dev_proxy`: a 503 that
+/// is not udc's JSON error), for the steps every test starts with.
+async fn past_dev_proxy<T, F: std::future::Future<Output = udc_agent::client::Result<T>>>(
+    call: impl Fn() -> F,
+) -> udc_agent::client::Result<T> {
+    match call().await {
+        Err(e) if e.status() == Some(503) && e.code() == Some("unknown") => call().await,
+        other => other,
     }
 }
 
