@@ -2,7 +2,7 @@
 
 use udc_core::{Row, Sql, SqlError, Stmt, Value};
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement};
+use worker::{D1Database, D1PreparedStatement, D1Result};
 
 pub struct D1Sql(pub D1Database);
 
@@ -31,6 +31,14 @@ fn from_json(v: serde_json::Value) -> Value {
         serde_json::Value::Bool(b) => Value::Integer(i64::from(b)),
         other => Value::Text(other.to_string()),
     }
+}
+
+/// The rows each statement of a batch changed.
+fn changes(results: &[D1Result]) -> Result<Vec<u64>, SqlError> {
+    results
+        .iter()
+        .map(|r| Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0) as u64))
+        .collect()
 }
 
 impl D1Sql {
@@ -69,10 +77,7 @@ impl Sql for D1Sql {
         let read = results
             .pop()
             .ok_or_else(|| SqlError("D1 answered no result for the read".into()))?;
-        let changes = results
-            .iter()
-            .map(|r| Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0) as u64))
-            .collect::<Result<Vec<_>, SqlError>>()?;
+        let changes = changes(&results)?;
         let rows = read
             .results::<serde_json::Map<String, serde_json::Value>>()
             .map_err(err)?
@@ -92,13 +97,6 @@ impl Sql for D1Sql {
             .iter()
             .map(|s| self.prepare(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let results = self.0.batch(prepared).await.map_err(err)?;
-        results
-            .iter()
-            .map(|r| {
-                let meta = r.meta().map_err(err)?;
-                Ok(meta.and_then(|m| m.changes).unwrap_or(0) as u64)
-            })
-            .collect()
+        changes(&self.0.batch(prepared).await.map_err(err)?)
     }
 }

@@ -56,31 +56,8 @@ fn deletes_everything(h: Harness) {
     let apart = !udc_core::Hub::logs_in_sql(&core.ports.hub);
     pollster::block_on(async {
         let email = "gone@example.com";
-        let (status, signed) = post(core, "/auth/register", None, register_body(email)).await;
-        assert_eq!(status, 201);
-        let user = signed["user"]["id"].as_str().unwrap().to_owned();
-        let token = signed["tokens"]["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let (_, other) = post(
-            core,
-            "/auth/register",
-            None,
-            register_body("kept@example.com"),
-        )
-        .await;
-        let kept = other["user"]["id"].as_str().unwrap().to_owned();
-
-        let (status, desk) = post(
-            core,
-            "/devices/register",
-            Some(&token),
-            json!({ "name": "Desk", "platform": "linux" }),
-        )
-        .await;
-        assert_eq!(status, 201, "{desk}");
-        let desk_token = desk["tokens"]["access_token"].as_str().unwrap().to_owned();
+        let (user, desk_token) = account_with_device(core, email).await;
+        let (kept, _) = account_with_device(core, "kept@example.com").await;
         let (status, _) = post(
             core,
             "/sync/settings",

@@ -57,26 +57,7 @@ fn where_the_log_is_apart_every_change_has_its_event_once() {
     let core = &h.core;
     let hub = &core.ports.hub;
     pollster::block_on(async {
-        let (status, signed) = post(
-            core,
-            "/auth/register",
-            None,
-            register_body("apart@example.com"),
-        )
-        .await;
-        assert_eq!(status, 201);
-        let (status, device) = post(
-            core,
-            "/devices/register",
-            signed["tokens"]["access_token"].as_str(),
-            serde_json::json!({ "name": "Desk", "platform": "linux" }),
-        )
-        .await;
-        assert_eq!(status, 201, "{device}");
-        let token = device["tokens"]["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (_, token) = account_with_device(core, "apart@example.com").await;
         let write = |key: &'static str| {
             let token = token.clone();
             async move {

@@ -107,8 +107,7 @@ impl<P: Ports> Core<P> {
         for row in found.first().map(Vec::as_slice).unwrap_or_default() {
             let (id, key) = (rows::text(row, 0)?, rows::text(row, 1)?);
             if rows::int(row, 2)? == 0 {
-                let resp = self.send(store.delete(&key, self.store_clock())?).await?;
-                BlobStore::gone("delete an object", &resp)?;
+                self.drop_object(&store, &key, None).await?;
             }
             self.ports.sql().batch(delete_file_rows(&id)).await?;
             purged += 1;
@@ -117,10 +116,7 @@ impl<P: Ports> Core<P> {
         for row in found.get(1).map(Vec::as_slice).unwrap_or_default() {
             let (id, key) = (rows::text(row, 0)?, rows::text(row, 1)?);
             let upload_id = rows::opt_text(row, 2)?.unwrap_or_default();
-            let resp = self
-                .send(store.abort_multipart(&key, &upload_id, self.store_clock())?)
-                .await?;
-            BlobStore::gone("abort an upload", &resp)?;
+            self.drop_object(&store, &key, Some(&upload_id)).await?;
             self.ports.sql().batch(delete_file_rows(&id)).await?;
             aborted += 1;
         }
@@ -152,16 +148,8 @@ impl<P: Ports> Core<P> {
             match (rows::opt_text(row, 2)?, rows::int(row, 3)? == 1) {
                 // A file deduplicated onto another's object shares its key: the first to go
                 // deletes the object, the rest find it gone.
-                (_, false) if !key.is_empty() => {
-                    let resp = self.send(store.delete(&key, self.store_clock())?).await?;
-                    BlobStore::gone("delete an object", &resp)?;
-                }
-                (Some(upload_id), true) => {
-                    let resp = self
-                        .send(store.abort_multipart(&key, &upload_id, self.store_clock())?)
-                        .await?;
-                    BlobStore::gone("abort an upload", &resp)?;
-                }
+                (_, false) if !key.is_empty() => self.drop_object(&store, &key, None).await?,
+                (Some(upload_id), true) => self.drop_object(&store, &key, Some(&upload_id)).await?,
                 _ => {}
             }
             self.ports.sql().batch(delete_file_rows(&id)).await?;
@@ -172,6 +160,26 @@ impl<P: Ports> Core<P> {
             ));
         }
         Ok(())
+    }
+}
+
+impl<P: Ports> Core<P> {
+    /// Deletes an object at the store, or aborts its unfinished upload; one already gone
+    /// counts as done.
+    async fn drop_object(
+        &self,
+        store: &BlobStore,
+        key: &str,
+        upload_id: Option<&str>,
+    ) -> ApiResult<()> {
+        let (req, action) = match upload_id {
+            Some(id) => (
+                store.abort_multipart(key, id, self.store_clock())?,
+                "abort an upload",
+            ),
+            None => (store.delete(key, self.store_clock())?, "delete an object"),
+        };
+        BlobStore::gone(action, &self.send(req).await?)
     }
 }
 

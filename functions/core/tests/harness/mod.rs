@@ -261,6 +261,27 @@ pub fn register_body(email: &str) -> serde_json::Value {
     })
 }
 
+/// A new account of `email` with a device named "Desk": the account's id and the device's
+/// access token.
+pub async fn account_with_device(core: &Core<TestPorts>, email: &str) -> (String, String) {
+    let (status, signed) = post(core, "/auth/register", None, register_body(email)).await;
+    assert_eq!(status, 201, "{signed}");
+    let (status, device) = post(
+        core,
+        "/devices/register",
+        signed["tokens"]["access_token"].as_str(),
+        serde_json::json!({ "name": "Desk", "platform": "linux" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{device}");
+    let user = signed["user"]["id"].as_str().unwrap().to_owned();
+    let token = device["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (user, token)
+}
+
 /// `POST path` with a JSON body, as `token` when given: the status and the JSON answer.
 pub async fn post(
     core: &Core<TestPorts>,
