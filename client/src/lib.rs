@@ -9,6 +9,8 @@ pub mod wire;
 #[cfg(feature = "crypto")]
 pub mod kdf;
 #[cfg(feature = "crypto")]
+pub mod recovery;
+#[cfg(feature = "crypto")]
 pub mod seal;
 #[cfg(all(feature = "crypto", target_arch = "wasm32"))]
 pub mod wasm;

@@ -62,6 +62,37 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         .map_err(|_| anyhow!("cannot open: another account's key, or the item was altered"))
 }
 
+/// What wraps the account key: bound in so a wrapped key passes for no other sealed item.
+const WRAP_AAD: &[u8] = b"udc account key v1";
+
+/// A fresh random account key, for a new account: it seals everything, whatever the password.
+pub fn new_account_key() -> Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow!("no randomness: {e}"))?;
+    Ok(key)
+}
+
+/// The account key sealed with a password's `enc_key`, base64, as the server keeps it
+/// (`wrapped_key`, `crate::wire::WRAPPED_KEY_BYTES` bytes).
+pub fn wrap_account_key(enc_key: &[u8; 32], account_key: &[u8; 32]) -> Result<String> {
+    Ok(B64.encode(seal(enc_key, WRAP_AAD, account_key)?))
+}
+
+/// The account key from what the server keeps. An account made before keys were wrapped has
+/// none: its key is the password's `enc_key` itself (the client wraps it at the next sign-in,
+/// so a password change keeps everything it sealed).
+pub fn unwrap_account_key(enc_key: &[u8; 32], wrapped: Option<&str>) -> Result<[u8; 32]> {
+    let Some(wrapped) = wrapped else {
+        return Ok(*enc_key);
+    };
+    let sealed = B64
+        .decode(wrapped)
+        .map_err(|_| anyhow!("the server's wrapped account key is not base64"))?;
+    let key = open(enc_key, WRAP_AAD, &sealed)
+        .map_err(|_| anyhow!("the account key does not open with this password's key"))?;
+    <[u8; 32]>::try_from(key).map_err(|_| anyhow!("the wrapped account key is not 32 bytes"))
+}
+
 /// A new device's one-time key pair for a sign-in approval.
 pub struct DeviceKeyPair(crypto_box::SecretKey);
 
@@ -124,6 +155,25 @@ mod tests {
         let mut altered = sealed.clone();
         altered[30] ^= 1;
         assert!(open(&key, &clipboard_aad("text/plain"), &altered).is_err());
+    }
+
+    #[test]
+    fn a_wrapped_account_key_opens_only_with_its_password_key() {
+        let account = new_account_key().unwrap();
+        let wrapped = wrap_account_key(&[3u8; 32], &account).unwrap();
+        assert_eq!(
+            B64.decode(&wrapped).unwrap().len(),
+            crate::wire::WRAPPED_KEY_BYTES
+        );
+        assert_eq!(
+            unwrap_account_key(&[3u8; 32], Some(&wrapped)).unwrap(),
+            account
+        );
+        assert!(unwrap_account_key(&[4u8; 32], Some(&wrapped)).is_err());
+        // A clipboard item sealed with the same key is no wrapped key (its kind is bound in).
+        let item = B64.encode(seal(&[3u8; 32], &clipboard_aad("k"), &account).unwrap());
+        assert!(unwrap_account_key(&[3u8; 32], Some(&item)).is_err());
+        assert_eq!(unwrap_account_key(&[3u8; 32], None).unwrap(), [3u8; 32]);
     }
 
     #[test]

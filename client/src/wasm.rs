@@ -44,6 +44,27 @@ pub fn open_clipboard(
     crate::seal::open(&key(account_key)?, &aad, sealed).map_err(js)
 }
 
+/// A fresh random account key (a new account's).
+#[wasm_bindgen(js_name = newAccountKey)]
+pub fn new_account_key() -> Result<Vec<u8>, JsError> {
+    crate::seal::new_account_key().map(Vec::from).map_err(js)
+}
+
+/// The account key sealed with a password's `enc_key`, base64 (`wrapped_key`).
+#[wasm_bindgen(js_name = wrapAccountKey)]
+pub fn wrap_account_key(enc_key: &[u8], account_key: &[u8]) -> Result<String, JsError> {
+    crate::seal::wrap_account_key(&key(enc_key)?, &key(account_key)?).map_err(js)
+}
+
+/// The account key from the server's `wrapped_key` (absent: an account made before keys were
+/// wrapped, whose key is `enc_key` itself).
+#[wasm_bindgen(js_name = unwrapAccountKey)]
+pub fn unwrap_account_key(enc_key: &[u8], wrapped: Option<String>) -> Result<Vec<u8>, JsError> {
+    crate::seal::unwrap_account_key(&key(enc_key)?, wrapped.as_deref())
+        .map(Vec::from)
+        .map_err(js)
+}
+
 #[wasm_bindgen(js_name = fingerprintPhrase)]
 pub fn fingerprint_phrase(public_key: &[u8]) -> String {
     crate::phrase::fingerprint_phrase(public_key)
@@ -121,5 +142,60 @@ impl Sha256 {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+}
+
+/// A recovery code (`recovery`): made here, or read back from the words a person typed.
+#[wasm_bindgen(js_name = RecoveryCode)]
+pub struct JsRecoveryCode(crate::recovery::RecoveryCode);
+
+#[wasm_bindgen(js_class = RecoveryCode)]
+impl JsRecoveryCode {
+    #[wasm_bindgen(constructor)]
+    pub fn generate() -> Result<JsRecoveryCode, JsError> {
+        crate::recovery::RecoveryCode::generate()
+            .map(JsRecoveryCode)
+            .map_err(js)
+    }
+
+    /// The code from typed words; the error says which word is wrong.
+    pub fn parse(text: &str) -> Result<JsRecoveryCode, JsError> {
+        crate::recovery::RecoveryCode::parse(text)
+            .map(JsRecoveryCode)
+            .map_err(js)
+    }
+
+    /// The twelve words, separated by spaces.
+    #[wasm_bindgen(getter)]
+    pub fn words(&self) -> Result<String, JsError> {
+        self.0.words().map_err(js)
+    }
+
+    /// The code's proof, base64 (as `POST /auth/recovery` takes it).
+    #[wasm_bindgen(getter, js_name = authKey)]
+    pub fn auth_key(&self) -> Result<String, JsError> {
+        self.0.keys().map(|k| k.auth_key_b64()).map_err(js)
+    }
+
+    /// What the server keeps for this code, wrapping `account_key` (JSON text:
+    /// `{auth_key, wrapped_key}`).
+    #[wasm_bindgen(js_name = forServer)]
+    pub fn for_server(&self, account_key: &[u8]) -> Result<String, JsError> {
+        let account_key = key(account_key)?;
+        let kept = self
+            .0
+            .keys()
+            .and_then(|k| k.for_server(&account_key))
+            .map_err(js)?;
+        serde_json::to_string(&kept).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The account key from what the server kept for this code.
+    #[wasm_bindgen(js_name = unwrapAccountKey)]
+    pub fn unwrap_account_key(&self, wrapped: &str) -> Result<Vec<u8>, JsError> {
+        let keys = self.0.keys().map_err(js)?;
+        crate::seal::unwrap_account_key(&keys.wrap_key, Some(wrapped))
+            .map(Vec::from)
+            .map_err(js)
     }
 }

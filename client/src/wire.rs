@@ -49,6 +49,19 @@ impl KdfParams {
     }
 }
 
+/// The account key sealed with the password's `enc_key` (`seal::wrap_account_key`): a 24-byte
+/// nonce, the 32-byte key, a 16-byte tag.
+pub const WRAPPED_KEY_BYTES: usize = 24 + 32 + 16;
+
+/// What the server keeps of a recovery code (`recovery::RecoveryKeys::for_server`): its proof,
+/// and the account key wrapped by the code's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    pub auth_key: String,
+    pub wrapped_key: String,
+}
+
 /// A session as its owner's list shows it (`GET /account/sessions`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountSession {

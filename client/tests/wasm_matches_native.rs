@@ -54,13 +54,29 @@ fn wasm_and_native_seal_open_derive_and_name_keys_alike() {
            keys: e(c.deriveKeys('correct horse', i.kdf)),\n\
            phrase: c.fingerprintPhrase(b(i.public_key)),\n\
            wrong: (() => { try { c.openClipboard(b(i.key), 'text/html', b(i.sealed)); return 'opened'; } catch (x) { return 'refused'; } })(),\n\
+           unwrapped: e(c.unwrapAccountKey(b(i.key), i.wrapped)),\n\
+           legacy: e(c.unwrapAccountKey(b(i.key), undefined)),\n\
+           wrapped: c.wrapAccountKey(b(i.key), b(i.public_key)),\n\
          }));",
         serde_json::json!({
             "key": B64.encode(key),
             "sealed": B64.encode(&native_sealed),
             "kdf": serde_json::to_string(&kdf).unwrap(),
             "public_key": B64.encode(public_key),
+            "wrapped": seal::wrap_account_key(&key, &public_key).unwrap(),
         }),
+    );
+    assert_eq!(
+        answer["unwrapped"],
+        B64.encode(public_key),
+        "wasm unwraps what native wrapped"
+    );
+    assert_eq!(answer["legacy"], B64.encode(key));
+    let page_wrapped = answer["wrapped"].as_str().unwrap();
+    assert_eq!(
+        seal::unwrap_account_key(&key, Some(page_wrapped)).unwrap(),
+        public_key,
+        "native unwraps what wasm wrapped"
     );
     assert_eq!(
         answer["opened"], "from the agent",

@@ -165,6 +165,11 @@ impl DisplayAgent {
 
     /// Signs in to the account of `email` (the tests' password) as a device named `name`.
     pub fn login_as(email: &str, name: &str) -> DisplayAgent {
+        DisplayAgent::login_with(email, name, PASSWORD)
+    }
+
+    /// `login_as` with another password.
+    pub fn login_with(email: &str, name: &str, password: &str) -> DisplayAgent {
         let agent = DisplayAgent::new();
         let mut login = agent_command(&agent.config)
             .args([
@@ -183,7 +188,7 @@ impl DisplayAgent {
             .stdin
             .take()
             .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .write_all(format!("{password}\n").as_bytes())
             .unwrap();
         assert!(login.wait().unwrap().success(), "login {name}");
         agent

@@ -114,8 +114,10 @@ pub struct Account {
     pub email: String,
     pub user_id: String,
     pub signed_in: SignedIn,
-    /// The account key the client derived (the server never sees it).
-    pub enc_key: [u8; 32],
+    /// The account key the client made (the server keeps it only wrapped).
+    pub account_key: [u8; 32],
+    /// The recovery code it was made with (none for an account made before them).
+    pub recovery: Option<udc_agent::recovery::RecoveryCode>,
 }
 
 pub struct TestDevice {
@@ -141,7 +143,41 @@ impl Account {
             user_id: signed_in.user.id.clone(),
             email,
             signed_in,
-            enc_key: keys.enc_key,
+            account_key: keys.account_key,
+            recovery: keys.recovery,
+        }
+    }
+
+    /// An account as clients made them before account keys: no wrapped key, so its account
+    /// key is the password's `enc_key` (returned).
+    pub async fn create_unwrapped() -> Account {
+        let api = client();
+        let email = unique_email();
+        let kdf = udc_agent::kdf::KdfParams::new_random().expect("kdf");
+        let keys = udc_agent::kdf::derive(PASSWORD, &kdf).expect("derive");
+        let body =
+            serde_json::json!({ "email": email, "kdf": kdf, "auth_key": keys.auth_key_b64() });
+        let mut sent = None;
+        for _ in 0..2 {
+            let resp = api
+                .raw(Method::POST, "/auth/register", None, Some(&body), &[])
+                .await
+                .expect("register");
+            if !dropped_by_dev_proxy(&resp) {
+                sent = Some(resp);
+                break;
+            }
+        }
+        let sent = sent.expect("register past wrangler dev's proxy");
+        assert_eq!(sent.status, 201, "{}", sent.body);
+        let signed_in: SignedIn = serde_json::from_value(sent.body).expect("signed in");
+        Account {
+            api,
+            user_id: signed_in.user.id.clone(),
+            email,
+            signed_in,
+            account_key: keys.enc_key,
+            recovery: None,
         }
     }
 
@@ -191,7 +227,7 @@ impl Account {
 
 /// `call`, sent once more when wrangler dev's proxy lost it (`dropped_by_dev_proxy`: a 503 that
 /// is not udc's JSON error), for the steps every test starts with.
-async fn past_dev_proxy<T, F: std::future::Future<Output = udc_agent::client::Result<T>>>(
+pub async fn past_dev_proxy<T, F: std::future::Future<Output = udc_agent::client::Result<T>>>(
     call: impl Fn() -> F,
 ) -> udc_agent::client::Result<T> {
     match call().await {

@@ -719,3 +719,105 @@ fn an_account_is_deleted_from_the_command_line() {
     let (ok, _, err) = again.run(&["login", "--email", &email, "--password-stdin"], &password);
     assert!(!ok && err.contains("invalid_credentials"), "{err}");
 }
+
+/// `account password`: a wrong current password changes nothing; the right one changes it, the
+/// other device is signed out, and signing in there with the new password brings back the
+/// same account key (so everything sealed stays readable); the old password no longer works.
+#[test]
+fn the_password_is_changed_from_the_command_line() {
+    let email = unique_email();
+    let (laptop, phone) = (Agent::new(), Agent::new());
+    let password = format!("{PASSWORD}\n");
+    let new_password = "a new passphrase for the account";
+    laptop.ok(
+        &["register", "--email", &email, "--password-stdin"],
+        &password,
+    );
+    phone.ok(&["login", "--email", &email, "--password-stdin"], &password);
+    let key_of = |agent: &Agent| {
+        let session: Value = serde_json::from_str(
+            &std::fs::read_to_string(agent.config.join("session.json")).unwrap(),
+        )
+        .unwrap();
+        session["enc_key"].as_str().unwrap().to_owned()
+    };
+    let account_key = key_of(&laptop);
+    assert_eq!(key_of(&phone), account_key);
+
+    let (ok, _, err) = laptop.run(
+        &["account", "password", "--password-stdin"],
+        &format!("wrong\n{new_password}\n"),
+    );
+    assert!(!ok && err.contains("wrong_password"), "{err}");
+    phone.ok(&["devices"], "");
+
+    let changed = laptop.ok(
+        &["account", "password", "--password-stdin"],
+        &format!("{PASSWORD}\n{new_password}\n"),
+    );
+    assert_eq!(changed["changed"], true);
+    assert!(changed["ended"].as_u64().unwrap() >= 1, "{changed}");
+    laptop.ok(&["devices"], "");
+    let (ok, _, err) = phone.run(&["devices"], "");
+    assert!(!ok && err.contains("session_revoked"), "{err}");
+
+    let (ok, _, err) = phone.run(&["login", "--email", &email, "--password-stdin"], &password);
+    assert!(!ok && err.contains("invalid_credentials"), "{err}");
+    phone.ok(
+        &["login", "--email", &email, "--password-stdin"],
+        &format!("{new_password}\n"),
+    );
+    assert_eq!(key_of(&phone), account_key, "the same account key");
+}
+
+/// `register` shows the recovery code once; `recover` with it (a mistyped word is caught
+/// before anything is sent) sets a new password and signs in, with the same account key;
+/// `account recovery-code` makes a new one, and the last one stops working.
+#[test]
+fn a_lost_password_is_recovered_with_the_code_from_the_command_line() {
+    let email = unique_email();
+    let (laptop, phone) = (Agent::new(), Agent::new());
+    let reg = laptop.ok(
+        &["register", "--email", &email, "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let words = reg["recovery_code"].as_str().expect("the code").to_owned();
+    assert_eq!(words.split(' ').count(), 12, "{words}");
+    let key_of = |agent: &Agent| {
+        let session: Value = serde_json::from_str(
+            &std::fs::read_to_string(agent.config.join("session.json")).unwrap(),
+        )
+        .unwrap();
+        session["enc_key"].as_str().unwrap().to_owned()
+    };
+
+    let mut typo: Vec<&str> = words.split(' ').collect();
+    typo[2] = "zebraa";
+    let (ok, _, err) = phone.run(
+        &["recover", "--email", &email, "--password-stdin"],
+        &format!("{}\nnew password here\n", typo.join(" ")),
+    );
+    assert!(!ok && err.contains("word 3"), "{err}");
+    laptop.ok(&["devices"], "");
+
+    let new_password = "recovered passphrase";
+    phone.ok(
+        &["recover", "--email", &email, "--password-stdin"],
+        &format!("{}\n{new_password}\n", words.to_uppercase()),
+    );
+    assert_eq!(key_of(&phone), key_of(&laptop), "the same account key");
+    let (ok, _, err) = laptop.run(&["devices"], "");
+    assert!(!ok && err.contains("session_revoked"), "{err}");
+
+    let fresh = phone.ok(
+        &["account", "recovery-code", "--password-stdin"],
+        &format!("{new_password}\n"),
+    );
+    let fresh = fresh["recovery_code"].as_str().unwrap();
+    assert_ne!(fresh, words);
+    let (ok, _, err) = laptop.run(
+        &["recover", "--email", &email, "--password-stdin"],
+        &format!("{words}\nyet another one\n"),
+    );
+    assert!(!ok && err.contains("invalid_recovery_code"), "{err}");
+}

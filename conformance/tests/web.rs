@@ -222,6 +222,65 @@ async fn the_page_deletes_the_account_with_its_password() {
     assert!(!out.status.success());
 }
 
+/// The Account page changes the password: a wrong current one changes nothing; the right one
+/// signs the desk's agent out, and the agent signing in with the new password gets the same
+/// account key the page made (the page wrapped that key, not a new one).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_changes_the_password_and_the_account_key_stays() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    b.sign_up(&email, "Web Test").await;
+    let desk = DisplayAgent::login_as(&email, "Desk");
+    let key_of = |agent: &DisplayAgent| -> Value {
+        serde_json::from_str::<Value>(
+            &std::fs::read_to_string(agent.config.join("session.json")).unwrap(),
+        )
+        .unwrap()["enc_key"]
+            .clone()
+    };
+    let account_key = key_of(&desk);
+    b.click("a[href='#/account']").await;
+    let new_password = "the page's new passphrase";
+    let change = |current: &'static str| {
+        let b = &b;
+        async move {
+            b.fill("#password-current", current).await;
+            b.fill("#password-new", new_password).await;
+            b.fill("#password-again", new_password).await;
+            click_when_enabled(b, "#password-change").await;
+        }
+    };
+    change("not the password").await;
+    b.until(
+        "the wrong password said",
+        "return document.querySelector('#password-error')?.textContent.includes('Nothing was changed')",
+        json!([]),
+    )
+    .await;
+    desk.run(&["devices"]);
+
+    change(udc_conformance::PASSWORD).await;
+    b.until(
+        "the change and the session it signed out",
+        "return document.querySelector('#password-done')?.textContent.includes('1 other session was signed out') \
+           && document.querySelectorAll('.session').length === 1",
+        json!([]),
+    )
+    .await;
+    b.screenshots("account-password-changed").await;
+    let out = udc_conformance::agent_command(&desk.config)
+        .args(["devices"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("session_revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = DisplayAgent::login_with(&email, "Desk again", new_password);
+    assert_eq!(key_of(&again), account_key, "the same account key");
+}
+
 /// Waits for the page's transfer of `name` to reach `phase`; its data attributes.
 async fn wait_transfer(b: &Browser, name: &str, phase: &str) -> Value {
     b.until(

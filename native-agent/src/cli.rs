@@ -27,9 +27,12 @@ pub(crate) enum Command {
     Register(Credentials),
     /// Sign in and register this device.
     Login(Credentials),
+    /// Lost the password: set a new one with the account's recovery code (every session ends,
+    /// the data stays), then sign in with it here.
+    Recover(Credentials),
     /// End this device's session (the device stays listed; remove it with `devices remove`).
     Logout,
-    /// The account itself: where it is signed in; deleting it.
+    /// The account itself: where it is signed in, its password and recovery code; deleting it.
     Account {
         #[command(subcommand)]
         command: AccountCommand,
@@ -207,6 +210,19 @@ pub(crate) enum AccountCommand {
     Sessions {
         #[command(subcommand)]
         command: Option<SessionsCommand>,
+    },
+    /// Change the password (asks for the current one and the new one, twice). Everything
+    /// sealed stays readable; every other session signs out.
+    Password {
+        /// Read the current password, then the new one, from two lines of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make a new recovery code (asks for the password); the last one stops working.
+    RecoveryCode {
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Delete the account and everything in it, on every device (asks for the password).
     Delete {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::kdf::{self, DerivedKeys, KdfParams};
+use crate::recovery::RecoveryCode;
+use crate::seal;
 pub use udc_client::wire::AccountSession;
 
 /// `{"error":{"code","message"}}` from the server, with its status.
@@ -91,6 +93,25 @@ pub struct SignedIn {
     /// client out (the server counts its failures alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_cookie: Option<String>,
+    /// The account key wrapped by the password (none: an account made before account keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_key: Option<String>,
+}
+
+/// What a password sign-in leaves the client: the password's keys (its proof is asked again
+/// for account changes) and the account key, which seals everything end to end.
+pub struct PasswordKeys {
+    pub password: DerivedKeys,
+    pub account_key: [u8; 32],
+    /// The recovery code a new account was made with (shown to the owner once); none at sign-in.
+    pub recovery: Option<RecoveryCode>,
+}
+
+/// Never prints the keys themselves.
+impl fmt::Debug for PasswordKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordKeys { .. }")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -361,38 +382,178 @@ impl Client {
         Ok(p.kdf)
     }
 
-    /// Creates an account; the password never leaves this process.
-    pub async fn register(&self, email: &str, password: &str) -> Result<(SignedIn, DerivedKeys)> {
-        let kdf = KdfParams::new_random().map_err(|e| Error::Local(e.to_string()))?;
+    /// Creates an account with a fresh account key, wrapped by the password; the password and
+    /// the key never leave this process.
+    pub async fn register(&self, email: &str, password: &str) -> Result<(SignedIn, PasswordKeys)> {
+        let kdf = KdfParams::new_random().map_err(local)?;
         let keys = derive_blocking(password, &kdf).await?;
-        let body = json!({ "email": email, "kdf": kdf, "auth_key": keys.auth_key_b64() });
+        let account_key = seal::new_account_key().map_err(local)?;
+        let wrapped = seal::wrap_account_key(&keys.enc_key, &account_key).map_err(local)?;
+        let recovery = RecoveryCode::generate().map_err(local)?;
+        let kept = recovery
+            .keys()
+            .and_then(|k| k.for_server(&account_key))
+            .map_err(local)?;
+        let body = json!({
+            "email": email, "kdf": kdf, "auth_key": keys.auth_key_b64(), "wrapped_key": wrapped,
+            "recovery": kept,
+        });
         let signed = self
             .call(Method::POST, "/auth/register", None, Some(&body))
             .await?;
+        let keys = PasswordKeys {
+            password: keys,
+            account_key,
+            recovery: Some(recovery),
+        };
         Ok((signed, keys))
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<(SignedIn, DerivedKeys)> {
+    pub async fn login(&self, email: &str, password: &str) -> Result<(SignedIn, PasswordKeys)> {
         self.login_as(email, password, None).await
     }
 
     /// A sign-in presenting the device cookie of this client's last sign-in, if it kept one.
+    /// The account key comes unwrapped; an account made before account keys gets its key (the
+    /// password's `enc_key`) wrapped here, so a later password change keeps what it sealed.
     pub async fn login_as(
         &self,
         email: &str,
         password: &str,
         device_cookie: Option<&str>,
-    ) -> Result<(SignedIn, DerivedKeys)> {
+    ) -> Result<(SignedIn, PasswordKeys)> {
         let kdf = self.prelogin(email).await?;
         let keys = derive_blocking(password, &kdf).await?;
         let mut body = json!({ "email": email, "auth_key": keys.auth_key_b64() });
         if let Some(cookie) = device_cookie {
             body["device_cookie"] = json!(cookie);
         }
-        let signed = self
+        let signed: SignedIn = self
             .call(Method::POST, "/auth/login", None, Some(&body))
             .await?;
+        let account_key = seal::unwrap_account_key(&keys.enc_key, signed.wrapped_key.as_deref())
+            .map_err(local)?;
+        if signed.wrapped_key.is_none() {
+            let wrapped = seal::wrap_account_key(&keys.enc_key, &account_key).map_err(local)?;
+            let kept = self
+                .call::<Value>(
+                    Method::PUT,
+                    "/account/key",
+                    Some(&signed.tokens.access_token),
+                    Some(&json!({ "auth_key": keys.auth_key_b64(), "wrapped_key": wrapped })),
+                )
+                .await;
+            match kept {
+                // Another client of the account wrapped the same key first.
+                Err(e) if e.code() == Some("key_exists") => {}
+                other => drop(other?),
+            }
+        }
+        let keys = PasswordKeys {
+            password: keys,
+            account_key,
+            recovery: None,
+        };
         Ok((signed, keys))
+    }
+
+    /// A new recovery code for the account, with the password's proof; the last one stops
+    /// working.
+    pub async fn new_recovery_code(
+        &self,
+        access_token: &str,
+        email: &str,
+        password: &str,
+        account_key: &[u8; 32],
+    ) -> Result<RecoveryCode> {
+        let keys = derive_blocking(password, &self.prelogin(email).await?).await?;
+        let code = RecoveryCode::generate().map_err(local)?;
+        let kept = code
+            .keys()
+            .and_then(|k| k.for_server(account_key))
+            .map_err(local)?;
+        self.call::<Value>(
+            Method::PUT,
+            "/account/recovery",
+            Some(access_token),
+            Some(&json!({ "auth_key": keys.auth_key_b64(), "recovery": kept })),
+        )
+        .await?;
+        Ok(code)
+    }
+
+    /// Resets a lost password with the recovery code: takes the account key back (wrapped by
+    /// the code's key), unwraps it here, and sets `new_password` wrapping the same key. Every
+    /// session of the account ends; sign in with the new password.
+    pub async fn recover(
+        &self,
+        email: &str,
+        code: &RecoveryCode,
+        new_password: &str,
+    ) -> Result<()> {
+        let keys = code.keys().map_err(local)?;
+        let proof = keys.auth_key_b64();
+        let taken: Value = self
+            .call(
+                Method::POST,
+                "/auth/recovery",
+                None,
+                Some(&json!({ "email": email, "recovery_auth_key": proof })),
+            )
+            .await?;
+        let wrapped = taken["wrapped_key"].as_str().unwrap_or_default();
+        let account_key =
+            seal::unwrap_account_key(&keys.wrap_key, Some(wrapped)).map_err(|_| {
+                Error::Local(
+                    "the server's recovery key does not open with this code: nothing was changed"
+                        .into(),
+                )
+            })?;
+        let kdf = KdfParams::new_random().map_err(local)?;
+        let new = derive_blocking(new_password, &kdf).await?;
+        let new_wrapped = seal::wrap_account_key(&new.enc_key, &account_key).map_err(local)?;
+        self.call::<Value>(
+            Method::POST,
+            "/auth/recovery/reset",
+            None,
+            Some(&json!({
+                "email": email, "recovery_auth_key": proof, "new_auth_key": new.auth_key_b64(),
+                "kdf": kdf, "wrapped_key": new_wrapped,
+            })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Changes the password: proves the current one, and sends the new one's proof, KDF
+    /// parameters and the same account key wrapped by it (nothing sealed changes). Every other
+    /// session of the account ends; how many did.
+    pub async fn change_password(
+        &self,
+        access_token: &str,
+        email: &str,
+        passwords: (&str, &str),
+        account_key: &[u8; 32],
+    ) -> Result<u64> {
+        let (current, new) = passwords;
+        let old = derive_blocking(current, &self.prelogin(email).await?).await?;
+        let kdf = KdfParams::new_random().map_err(local)?;
+        let keys = derive_blocking(new, &kdf).await?;
+        let wrapped = seal::wrap_account_key(&keys.enc_key, account_key).map_err(local)?;
+        let answer: Value = self
+            .call(
+                Method::POST,
+                "/account/password",
+                Some(access_token),
+                Some(&json!({
+                    "auth_key": old.auth_key_b64(),
+                    "new_auth_key": keys.auth_key_b64(),
+                    "kdf": kdf,
+                    "wrapped_key": wrapped,
+                })),
+            )
+            .await?;
+        Ok(answer["ended"].as_u64().unwrap_or(0))
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
@@ -575,6 +736,10 @@ impl Client {
         .await?;
         Ok(())
     }
+}
+
+fn local(e: anyhow::Error) -> Error {
+    Error::Local(e.to_string())
 }
 
 /// Argon2id takes tens of milliseconds of CPU: keep it off the async threads.

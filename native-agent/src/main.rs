@@ -12,12 +12,12 @@ use udc_agent::context::Context;
 use udc_agent::Store;
 
 use cli::{AccountCommand, Cli, Command};
-use commands::account::{approve, sign_in};
+use commands::account::{approve, recover, sign_in};
 use commands::clipboard::clipboard;
 use commands::devices::devices;
 use commands::files::{files, receive, send};
 use commands::remote::remote;
-use commands::sessions::{delete, sessions};
+use commands::sessions::{change_password, delete, new_recovery_code, sessions};
 use commands::signed_in;
 
 async fn run(cli: Cli) -> Result<()> {
@@ -25,6 +25,7 @@ async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Register(creds) => sign_in(&cli, &store, creds, true).await,
         Command::Login(creds) => sign_in(&cli, &store, creds, false).await,
+        Command::Recover(creds) => recover(&cli, &store, creds).await,
         Command::Logout => {
             if let Ok((client, mut session)) = signed_in(&cli, &store) {
                 // A session that already ended server-side is still cleared locally.
@@ -40,6 +41,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Account { command } => match command {
             AccountCommand::Sessions { command } => sessions(&cli, &store, command).await,
+            AccountCommand::Password { password_stdin } => {
+                change_password(&cli, &store, *password_stdin).await
+            }
+            AccountCommand::RecoveryCode { password_stdin } => {
+                new_recovery_code(&cli, &store, *password_stdin).await
+            }
             AccountCommand::Delete {
                 password_stdin,
                 yes,

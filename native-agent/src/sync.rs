@@ -78,6 +78,7 @@ impl Approved {
             user: self.user.clone(),
             tokens: self.tokens.clone(),
             device_cookie: None,
+            wrapped_key: None,
         }
     }
 }

@@ -1,12 +1,13 @@
 // Signing in: a new account, a password, or approval from a device already signed in. The
-// password never leaves the page: the Worker derives auth_key (sent) and enc_key (kept).
+// password never leaves the page: the Worker derives auth_key (sent) and enc_key, which only
+// unwraps the account key (kept; it seals everything); the server keeps the key wrapped.
 import { api, ApiError, begin, current, endingSoon, forget, sessionFrom, type TokenPair } from "./api";
 import { getSecret, putSecret } from "./store";
 import { b64, unb64, wasm } from "./wasm";
 import { deriveKeys } from "./worker";
 import type { Device } from "./types";
 
-type SignedIn = { tokens: TokenPair; device_cookie?: string };
+type SignedIn = { tokens: TokenPair; device_cookie?: string; wrapped_key?: string | null };
 
 /** "Chrome on Linux" and the like: what a person would call the browser of `ua`. */
 export function browserName(ua: string): string {
@@ -48,23 +49,25 @@ async function keepCookie(email: string, cookie: string | undefined) {
 }
 
 /** Registers this browser as a device of the account (the device-less session ends). */
-async function registerDevice(email: string, tokens: TokenPair, encKey: Uint8Array, name: string): Promise<void> {
+async function registerDevice(email: string, tokens: TokenPair, accountKey: Uint8Array, name: string): Promise<void> {
   const { tokens: deviceTokens } = await api<{ device: Device; tokens: TokenPair }>(
     "POST",
     "/devices/register",
     { name: name.trim(), platform: "web", os_version: platformName(navigator.userAgent), app_version: "web", capabilities: ["clipboard", "files"] },
     { token: tokens.access_token },
   );
-  await begin(sessionFrom(email, deviceTokens, b64(encKey)));
+  await begin(sessionFrom(email, deviceTokens, b64(accountKey)));
 }
 
 export async function signUp(email: string, password: string, deviceName: string): Promise<void> {
   const udc = await wasm();
   const kdf = JSON.parse(udc.newKdfParams());
   const { authKey, encKey } = await deriveKeys(password, kdf);
-  const r = await api<SignedIn>("POST", "/auth/register", { email, kdf, auth_key: b64(authKey) }, { auth: false });
+  const key = udc.newAccountKey();
+  const wrapped_key = udc.wrapAccountKey(encKey, key);
+  const r = await api<SignedIn>("POST", "/auth/register", { email, kdf, auth_key: b64(authKey), wrapped_key }, { auth: false });
   await keepCookie(email, r.device_cookie);
-  await registerDevice(email, r.tokens, encKey, deviceName);
+  await registerDevice(email, r.tokens, key, deviceName);
 }
 
 export async function signIn(email: string, password: string, deviceName: string): Promise<void> {
@@ -74,7 +77,39 @@ export async function signIn(email: string, password: string, deviceName: string
   const body = cookie ? { email, auth_key: b64(authKey), device_cookie: cookie } : { email, auth_key: b64(authKey) };
   const r = await api<SignedIn>("POST", "/auth/login", body, { auth: false });
   await keepCookie(email, r.device_cookie);
-  await registerDevice(email, r.tokens, encKey, deviceName);
+  const udc = await wasm();
+  const key = udc.unwrapAccountKey(encKey, r.wrapped_key ?? undefined);
+  if (!r.wrapped_key) {
+    // An account made before account keys: its key is enc_key; wrapping it now lets a later
+    // password change keep everything sealed with it.
+    await api("PUT", "/account/key", { auth_key: b64(authKey), wrapped_key: udc.wrapAccountKey(encKey, key) }, { token: r.tokens.access_token }).catch(
+      (e) => {
+        if (!(e instanceof ApiError && e.code === "key_exists")) throw e;
+      },
+    );
+  }
+  await registerDevice(email, r.tokens, key, deviceName);
+}
+
+/**
+ * A new password: proves the current one, and sends the new one's proof, KDF parameters and the
+ * same account key wrapped by it. Nothing sealed changes; every other session ends. How many did.
+ */
+export async function changePassword(currentPassword: string, newPassword: string): Promise<number> {
+  const s = current();
+  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  const udc = await wasm();
+  const { kdf: oldKdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
+  const old = await deriveKeys(currentPassword, oldKdf);
+  const kdf = JSON.parse(udc.newKdfParams());
+  const next = await deriveKeys(newPassword, kdf);
+  const r = await api<{ ended: number }>("POST", "/account/password", {
+    auth_key: b64(old.authKey),
+    new_auth_key: b64(next.authKey),
+    kdf,
+    wrapped_key: udc.wrapAccountKey(next.encKey, accountKey()),
+  });
+  return r.ended;
 }
 
 export type Approval = { phrase: string; wait: Promise<void>; cancel: () => void };

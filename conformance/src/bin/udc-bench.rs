@@ -73,7 +73,8 @@ async fn main() -> Result<()> {
         health.push(timed(&client, Method::GET, "/health", None, None).await?);
         devices.push(timed(&client, Method::GET, "/devices", Some(&token), None).await?);
     }
-    let login_body = serde_json::json!({ "email": email, "auth_key": keys.auth_key_b64() });
+    let login_body =
+        serde_json::json!({ "email": email, "auth_key": keys.password.auth_key_b64() });
     let mut logins = Vec::new();
     for _ in 0..(rounds / 5).max(20) {
         logins.push(

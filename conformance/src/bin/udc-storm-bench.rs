@@ -68,7 +68,7 @@ async fn main() -> Result<()> {
         // Accounts in turn, and within an account its devices in turn.
         let member = &members[n as usize % accounts];
         let sender = member.tokens[(n as usize / accounts) % devices].clone();
-        let (client, done_tx, key) = (member.client.clone(), done_tx.clone(), member.enc_key);
+        let (client, done_tx, key) = (member.client.clone(), done_tx.clone(), member.account_key);
         posts.push(tokio::spawn(async move {
             let start = Instant::now();
             let text = format!("storm {n}");
@@ -135,7 +135,7 @@ async fn main() -> Result<()> {
 /// One account's client, key and the access tokens of its devices.
 struct Member {
     client: Client,
-    enc_key: [u8; 32],
+    account_key: [u8; 32],
     tokens: Vec<String>,
 }
 
@@ -145,7 +145,7 @@ async fn account(base: &str, devices: usize, tx: &mpsc::UnboundedSender<Seen>) -
     let email = unique_email();
     let (_, keys) = client.register(&email, PASSWORD).await?;
     // Every device signs in with the key derived once: only the server's work is paid for.
-    let login = json!({ "email": email, "auth_key": keys.auth_key_b64() });
+    let login = json!({ "email": email, "auth_key": keys.password.auth_key_b64() });
     let mut tokens = Vec::with_capacity(devices);
     for _ in 0..devices {
         let signed = client
@@ -164,7 +164,7 @@ async fn account(base: &str, devices: usize, tx: &mpsc::UnboundedSender<Seen>) -
     }
     Ok(Member {
         client,
-        enc_key: keys.enc_key,
+        account_key: keys.account_key,
         tokens,
     })
 }

@@ -1,6 +1,8 @@
 //! The account itself: the owner's list of sessions, signing sessions out (one, or every
-//! other), and deleting the account.
+//! other), the account key and changing the password, and deleting the account.
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use udc_agent::client::AccountSession;
@@ -181,6 +183,21 @@ async fn signing_sessions_out_closes_their_sockets() {
     assert_eq!(wait_closed(&mut sockets[1]).await, Some(close::REVOKED));
     account.api.end_other_sessions(first.token()).await.unwrap();
     assert_eq!(wait_closed(&mut sockets[2]).await, Some(close::REVOKED));
+    // A password change ends the other sessions the same way.
+    let watch = account.device("Watch").await;
+    let mut watching = connect(&watch, None).await;
+    replay(&mut watching).await;
+    account
+        .api
+        .change_password(
+            first.token(),
+            &account.email,
+            (PASSWORD, "another passphrase"),
+            &account.account_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(wait_closed(&mut watching).await, Some(close::REVOKED));
     sockets[0].send(&ClientFrame::Ping).await.unwrap();
     wait_for(&mut sockets[0], "pong", |f| {
         matches!(f, HubFrame::Pong { .. })
@@ -291,4 +308,347 @@ async fn deleting_the_account_closes_its_sockets() {
     for s in &mut sockets {
         assert_eq!(wait_closed(s).await, Some(close::REVOKED));
     }
+}
+
+/// A device signed in anew on an account with `password`: its account key.
+async fn account_key_by(account: &Account, password: &str) -> Result<[u8; 32], String> {
+    past_dev_proxy(|| account.api.login(&account.email, password))
+        .await
+        .map(|(_, keys)| keys.account_key)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_what_was_sealed_and_ends_the_other_sessions() {
+    let account = Account::create().await;
+    let laptop = account.device("Laptop").await;
+    let phone = account.device("Phone").await;
+    // The account key is random and kept wrapped: never the password's own key.
+    let signed = account.login().await;
+    let wrapped = signed.wrapped_key.as_deref().expect("a wrapped key");
+    let kdf = account.api.prelogin(&account.email).await.unwrap();
+    let password_keys = udc_agent::kdf::derive(PASSWORD, &kdf).unwrap();
+    assert_ne!(account.account_key, password_keys.enc_key);
+    assert_eq!(
+        udc_agent::seal::unwrap_account_key(&password_keys.enc_key, Some(wrapped)).unwrap(),
+        account.account_key
+    );
+    let item = account
+        .api
+        .post_clipboard(phone.token(), &account.account_key, "text/plain", b"kept")
+        .await
+        .unwrap();
+    let new_password = "a new and longer passphrase";
+    let new_kdf = udc_agent::kdf::KdfParams::new_random().unwrap();
+    let new_keys = udc_agent::kdf::derive(new_password, &new_kdf).unwrap();
+    let change = |auth_key: String, wrapped_key: String| {
+        json!({
+            "auth_key": auth_key, "new_auth_key": new_keys.auth_key_b64(), "kdf": new_kdf,
+            "wrapped_key": wrapped_key,
+        })
+    };
+    let good_wrap =
+        udc_agent::seal::wrap_account_key(&new_keys.enc_key, &account.account_key).unwrap();
+
+    // A wrong current password, or a malformed wrapped key, changes nothing.
+    let wrong = udc_agent::kdf::derive("not the password", &kdf).unwrap();
+    let refused = account
+        .raw(
+            Method::POST,
+            "/account/password",
+            Some(laptop.token()),
+            Some(&change(wrong.auth_key_b64(), good_wrap.clone())),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(code(&refused), "wrong_password");
+    let malformed = account
+        .raw(
+            Method::POST,
+            "/account/password",
+            Some(laptop.token()),
+            Some(&change(password_keys.auth_key_b64(), "AAAA".into())),
+        )
+        .await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.body
+    );
+    assert_eq!(
+        account_key_by(&account, PASSWORD).await,
+        Ok(account.account_key)
+    );
+
+    let changed = account
+        .raw(
+            Method::POST,
+            "/account/password",
+            Some(laptop.token()),
+            Some(&change(password_keys.auth_key_b64(), good_wrap)),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    // The phone's session, the registration's and the sign-ins of this test: all but the laptop's.
+    assert!(
+        changed.body["ended"].as_u64().unwrap() >= 2,
+        "{}",
+        changed.body
+    );
+    let phone_now = account
+        .raw(Method::GET, "/devices", Some(phone.token()), None)
+        .await;
+    assert_eq!(
+        phone_now.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        phone_now.body
+    );
+    assert_eq!(code(&phone_now), "session_revoked");
+    assert_eq!(
+        account
+            .raw(Method::GET, "/devices", Some(laptop.token()), None)
+            .await
+            .status,
+        StatusCode::OK,
+        "the session that changed it goes on"
+    );
+    assert!(account_key_by(&account, PASSWORD).await.is_err());
+    assert_eq!(
+        account_key_by(&account, new_password).await,
+        Ok(account.account_key),
+        "the new password unwraps the same key"
+    );
+    let fetched = account
+        .api
+        .clipboard_item(laptop.token(), &item.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        udc_agent::sync::open_item(&fetched, &account.account_key)
+            .unwrap()
+            .unwrap(),
+        b"kept"
+    );
+    // The same request again is the old password's: refused, nothing changes.
+    let stale = account
+        .raw(
+            Method::POST,
+            "/account/password",
+            Some(laptop.token()),
+            Some(&change(password_keys.auth_key_b64(), "A".repeat(96))),
+        )
+        .await;
+    assert_eq!(code(&stale), "wrong_password", "{}", stale.body);
+    assert_eq!(
+        account_key_by(&account, new_password).await,
+        Ok(account.account_key)
+    );
+}
+
+#[tokio::test]
+async fn an_account_made_before_account_keys_keeps_its_data_through_a_password_change() {
+    // Registered as a client before account keys did: no wrapped key, enc_key seals.
+    let account = Account::create_unwrapped().await;
+    let kdf = account.api.prelogin(&account.email).await.unwrap();
+    let keys = udc_agent::kdf::derive(PASSWORD, &kdf).unwrap();
+    assert_eq!(account.account_key, keys.enc_key);
+    assert_eq!(account.signed_in.wrapped_key, None);
+    let desk = account.device("Desk").await;
+    let item = account
+        .api
+        .post_clipboard(desk.token(), &keys.enc_key, "text/plain", b"sealed before")
+        .await
+        .unwrap();
+
+    // The next sign-in wraps the key it has (enc_key) and keeps it.
+    assert_eq!(account_key_by(&account, PASSWORD).await, Ok(keys.enc_key));
+    let wrapped = account
+        .login()
+        .await
+        .wrapped_key
+        .expect("wrapped at the last sign-in");
+    assert_eq!(
+        udc_agent::seal::unwrap_account_key(&keys.enc_key, Some(&wrapped)).unwrap(),
+        keys.enc_key
+    );
+    // Kept once: a second wrap is refused, and only with the password at all.
+    let again = account
+        .raw(
+            Method::PUT,
+            "/account/key",
+            Some(desk.token()),
+            Some(&json!({ "auth_key": keys.auth_key_b64(), "wrapped_key": wrapped })),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(code(&again), "key_exists");
+    let unproven = account
+        .raw(
+            Method::PUT,
+            "/account/key",
+            Some(desk.token()),
+            Some(&json!({ "auth_key": B64.encode([7u8; 32]), "wrapped_key": wrapped })),
+        )
+        .await;
+    assert_eq!(code(&unproven), "wrong_password", "{}", unproven.body);
+
+    let ended = account
+        .api
+        .change_password(
+            desk.token(),
+            &account.email,
+            (PASSWORD, "the new one, long"),
+            &keys.enc_key,
+        )
+        .await
+        .unwrap();
+    assert!(ended >= 1);
+    assert_eq!(
+        account_key_by(&account, "the new one, long").await,
+        Ok(keys.enc_key)
+    );
+    let fetched = account
+        .api
+        .clipboard_item(desk.token(), &item.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        udc_agent::sync::open_item(&fetched, &keys.enc_key)
+            .unwrap()
+            .unwrap(),
+        b"sealed before"
+    );
+}
+
+#[tokio::test]
+async fn the_recovery_code_resets_a_lost_password_and_keeps_the_data() {
+    let account = Account::create().await;
+    let recovery = account
+        .recovery
+        .as_ref()
+        .expect("a code made at registration");
+    let desk = account.device("Desk").await;
+    let item = account
+        .api
+        .post_clipboard(
+            desk.token(),
+            &account.account_key,
+            "text/plain",
+            b"recovered",
+        )
+        .await
+        .unwrap();
+    let shown = account
+        .raw(Method::GET, "/account", Some(desk.token()), None)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body["recovery_set_at"].is_string(), "{}", shown.body);
+    assert_eq!(shown.body["user"]["email"], account.email.as_str());
+
+    // A wrong code, or a right one for another email, is refused alike.
+    let stranger = Account::create().await;
+    let other = udc_agent::recovery::RecoveryCode::generate().unwrap();
+    for (email, proof) in [
+        (&account.email, other.keys().unwrap().auth_key_b64()),
+        (&stranger.email, recovery.keys().unwrap().auth_key_b64()),
+        (&unique_email(), recovery.keys().unwrap().auth_key_b64()),
+    ] {
+        let refused = account
+            .raw(
+                Method::POST,
+                "/auth/recovery",
+                None,
+                Some(&json!({ "email": email, "recovery_auth_key": proof })),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+        assert_eq!(code(&refused), "invalid_recovery_code");
+    }
+
+    let new_password = "found again with the code";
+    account
+        .api
+        .recover(&account.email, recovery, new_password)
+        .await
+        .unwrap();
+    let dead = account
+        .raw(Method::GET, "/devices", Some(desk.token()), None)
+        .await;
+    assert_eq!(code(&dead), "session_revoked", "every session ended");
+    assert!(account_key_by(&account, PASSWORD).await.is_err());
+    assert_eq!(
+        account_key_by(&account, new_password).await,
+        Ok(account.account_key),
+        "the same account key"
+    );
+    let (fresh, _) = account
+        .api
+        .login(&account.email, new_password)
+        .await
+        .unwrap();
+    let fetched = account
+        .api
+        .clipboard_item(&fresh.tokens.access_token, &item.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        udc_agent::sync::open_item(&fetched, &account.account_key)
+            .unwrap()
+            .unwrap(),
+        b"recovered"
+    );
+    // The server never held the code's words, its proof or the account key in the clear.
+    for secret in [
+        recovery.words().unwrap().into_bytes(),
+        recovery.keys().unwrap().auth_key_b64().into_bytes(),
+        B64.encode(account.account_key).into_bytes(),
+        account.account_key.to_vec(),
+    ] {
+        if let Some(found) = stored_files_containing(&secret) {
+            assert!(found.is_empty(), "a secret in {found:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_recovery_code_replaces_the_last_one_and_needs_the_password() {
+    let account = Account::create().await;
+    let old = account.recovery.as_ref().unwrap();
+    let desk = account.device("Desk").await;
+    let refused = account
+        .api
+        .new_recovery_code(desk.token(), &account.email, "not it", &account.account_key)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("wrong_password"));
+    let new = account
+        .api
+        .new_recovery_code(desk.token(), &account.email, PASSWORD, &account.account_key)
+        .await
+        .unwrap();
+    let stale = account
+        .api
+        .recover(&account.email, old, "whatever it is")
+        .await;
+    assert_eq!(
+        stale.unwrap_err().code(),
+        Some("invalid_recovery_code"),
+        "the last code stopped working"
+    );
+    assert_eq!(
+        account_key_by(&account, PASSWORD).await,
+        Ok(account.account_key),
+        "nothing changed"
+    );
+    account
+        .api
+        .recover(&account.email, &new, "set with the new code")
+        .await
+        .unwrap();
+    assert_eq!(
+        account_key_by(&account, "set with the new code").await,
+        Ok(account.account_key)
+    );
 }

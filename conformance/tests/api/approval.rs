@@ -74,7 +74,7 @@ async fn a_trusted_device_approves_a_new_sign_in_which_collects_its_tokens_and_k
     ));
     account
         .api
-        .respond_approval(phone.token(), &req, true, false, &account.enc_key)
+        .respond_approval(phone.token(), &req, true, false, &account.account_key)
         .await
         .unwrap();
     let ApprovalState::Approved(approved) = newcomer.poll_approval(&ticket).await.unwrap() else {
@@ -87,7 +87,7 @@ async fn a_trusted_device_approves_a_new_sign_in_which_collects_its_tokens_and_k
     );
     let key = keys.open_account_key(&approved.sealed_key).unwrap();
     assert_eq!(
-        key, account.enc_key,
+        key, account.account_key,
         "the new device holds the account key without the password"
     );
 
@@ -100,7 +100,7 @@ async fn a_trusted_device_approves_a_new_sign_in_which_collects_its_tokens_and_k
         .api
         .post_clipboard(
             phone.token(),
-            &account.enc_key,
+            &account.account_key,
             "text/plain",
             b"from the phone",
         )
@@ -144,7 +144,7 @@ async fn denied_expired_and_wrongly_polled_requests_get_clear_answers() {
     let req = pending(&account, &phone, &ticket.request_id).await;
     account
         .api
-        .respond_approval(phone.token(), &req, false, false, &account.enc_key)
+        .respond_approval(phone.token(), &req, false, false, &account.account_key)
         .await
         .unwrap();
     let e = newcomer.poll_approval(&ticket).await.unwrap_err();
@@ -229,7 +229,7 @@ async fn only_a_trusted_device_of_the_account_may_approve() {
     // Two devices, neither trusting the other: neither may approve.
     let e = account
         .api
-        .respond_approval(tablet.token(), &req, true, false, &account.enc_key)
+        .respond_approval(tablet.token(), &req, true, false, &account.account_key)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("device_not_trusted"), "{e}");
@@ -270,13 +270,13 @@ async fn only_a_trusted_device_of_the_account_may_approve() {
     assert_eq!(r.status, 200, "{}", r.body);
     let e = account
         .api
-        .respond_approval(tablet.token(), &req, true, false, &account.enc_key)
+        .respond_approval(tablet.token(), &req, true, false, &account.account_key)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("biometric_required"), "{e}");
     account
         .api
-        .respond_approval(tablet.token(), &req, true, true, &account.enc_key)
+        .respond_approval(tablet.token(), &req, true, true, &account.account_key)
         .await
         .unwrap();
     assert!(matches!(

@@ -52,7 +52,7 @@ async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot
         .api
         .post_clipboard(
             tablet.token(),
-            &account.enc_key,
+            &account.account_key,
             "text/plain",
             secret.as_bytes(),
         )
@@ -73,7 +73,7 @@ async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot
     assert_eq!(got[0]["id"], item.id.as_str());
     let relayed: udc_agent::sync::ClipboardItem = serde_json::from_value(got[0].clone()).unwrap();
     assert_eq!(
-        udc_agent::sync::open_item(&relayed, &account.enc_key)
+        udc_agent::sync::open_item(&relayed, &account.account_key)
             .unwrap()
             .unwrap(),
         secret.as_bytes()
@@ -101,7 +101,7 @@ async fn clipboard_items_reach_the_other_devices_as_ciphertext_the_server_cannot
         .await
         .unwrap();
     assert_eq!(
-        udc_agent::sync::open_item(&fetched, &account.enc_key)
+        udc_agent::sync::open_item(&fetched, &account.account_key)
             .unwrap()
             .unwrap(),
         secret.as_bytes()
@@ -154,7 +154,12 @@ async fn a_clipboard_item_for_many_devices_is_one_event_in_the_log() {
     let before = log_end(&account, &sender).await;
     let item = account
         .api
-        .post_clipboard(sender.token(), &account.enc_key, "text/plain", b"one copy")
+        .post_clipboard(
+            sender.token(),
+            &account.account_key,
+            "text/plain",
+            b"one copy",
+        )
         .await
         .unwrap();
     let mut seqs = Vec::new();
@@ -199,7 +204,7 @@ async fn clipboard_history_keeps_the_newest_items_and_can_be_cleared() {
             .api
             .post_clipboard(
                 laptop.token(),
-                &account.enc_key,
+                &account.account_key,
                 "text/plain",
                 text.as_bytes(),
             )
@@ -282,7 +287,8 @@ async fn clipboard_history_keeps_the_newest_items_and_can_be_cleared() {
 async fn clipboard_posts_are_checked() {
     let account = Account::create().await;
     let laptop = account.device("Laptop").await;
-    let sealed = |n: usize| B64.encode(seal::seal(&account.enc_key, b"x", &vec![b'a'; n]).unwrap());
+    let sealed =
+        |n: usize| B64.encode(seal::seal(&account.account_key, b"x", &vec![b'a'; n]).unwrap());
     let post = |body: Value| {
         let token = laptop.token().to_owned();
         let account = &account;

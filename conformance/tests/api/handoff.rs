@@ -14,7 +14,7 @@ async fn a_handoff_is_taken_once_and_its_device_is_told() {
     let phone = account.device("Phone").await;
     let snapshot = br#"{"app":"browser","url":"https://example.com/article#p12"}"#;
     let sealed = seal::seal(
-        &account.enc_key,
+        &account.account_key,
         &seal::handoff_aad("browser.tab", "application/json"),
         snapshot,
     )
@@ -60,7 +60,7 @@ async fn a_handoff_is_taken_once_and_its_device_is_told() {
         .unwrap();
     assert_eq!(
         seal::open(
-            &account.enc_key,
+            &account.account_key,
             &seal::handoff_aad("browser.tab", "application/json"),
             &got
         )

@@ -6,11 +6,12 @@
 //! password: it ends at once, then everything it left is erased.
 
 use http::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use udc_client::wire::AccountSession;
 
-use crate::auth::decode_auth_key;
+use crate::auth::{decode_auth_key, validate_kdf, wrapped_key, Caller, KdfParams, AUTH_KEY_BYTES};
 use crate::devices::{has_standing, no_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Hub, Ports, Row, Sql, Stmt};
@@ -18,11 +19,122 @@ use crate::throttle::Keys;
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
 
+/// A request that proves the password again (`Core::with_password`).
+pub(crate) trait Proof: DeserializeOwned {
+    /// The password's proof, as at sign-in.
+    fn auth_key(&self) -> &str;
+    /// The rest of the body, checked before the proof is (a malformed request is no guess).
+    fn check(&self) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeleteBody {
-    /// The password's proof, as at sign-in.
     auth_key: String,
+}
+
+impl Proof for DeleteBody {
+    fn auth_key(&self) -> &str {
+        &self.auth_key
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    auth_key: String,
+    wrapped_key: String,
+}
+
+impl Proof for KeyBody {
+    fn auth_key(&self) -> &str {
+        &self.auth_key
+    }
+    fn check(&self) -> ApiResult<()> {
+        wrapped_key(&self.wrapped_key, "wrapped_key").map(drop)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    /// The current password's proof.
+    auth_key: String,
+    /// The new password's: its `auth_key`, its KDF parameters (a fresh salt), and the same
+    /// account key wrapped by its `enc_key`.
+    new_auth_key: String,
+    kdf: KdfParams,
+    wrapped_key: String,
+}
+
+impl Proof for PasswordBody {
+    fn auth_key(&self) -> &str {
+        &self.auth_key
+    }
+    fn check(&self) -> ApiResult<()> {
+        self.new_password().check()
+    }
+}
+
+impl PasswordBody {
+    fn new_password(&self) -> NewPassword<'_> {
+        NewPassword {
+            auth_key: &self.new_auth_key,
+            kdf: &self.kdf,
+            wrapped_key: &self.wrapped_key,
+        }
+    }
+}
+
+/// A new password as a client sends it, to change or reset one: its proof, its KDF parameters
+/// (a fresh salt), and the account key wrapped by its `enc_key`.
+pub(crate) struct NewPassword<'a> {
+    pub auth_key: &'a str,
+    pub kdf: &'a KdfParams,
+    pub wrapped_key: &'a str,
+}
+
+impl NewPassword<'_> {
+    pub(crate) fn check(&self) -> ApiResult<()> {
+        decode_auth_key(self.auth_key).map_err(|_| {
+            ApiError::invalid(format!(
+                "new_auth_key: must be {AUTH_KEY_BYTES} bytes, base64"
+            ))
+        })?;
+        validate_kdf(self.kdf)?;
+        wrapped_key(self.wrapped_key, "wrapped_key").map(drop)
+    }
+}
+
+/// What a new password is set on: the account still has the proof that was checked (a
+/// change made meanwhile wins), the current password's or the recovery code's (hashes, hex).
+pub(crate) enum Unchanged {
+    Password(String),
+    Recovery(String),
+}
+
+impl Unchanged {
+    fn hash(&self) -> &str {
+        match self {
+            Unchanged::Password(h) | Unchanged::Recovery(h) => h,
+        }
+    }
+}
+
+const SET_PASSWORD_IF_PASSWORD: &str = "UPDATE users SET kdf_algorithm = ?, kdf_memory_kib = ?, \
+    kdf_iterations = ?, kdf_parallelism = ?, kdf_salt = ?, auth_hash = ?, wrapped_key = ?, updated_at = ? \
+    WHERE id = ? AND deleted_at IS NULL AND auth_hash = ?";
+const SET_PASSWORD_IF_RECOVERY: &str = "UPDATE users SET kdf_algorithm = ?, kdf_memory_kib = ?, \
+    kdf_iterations = ?, kdf_parallelism = ?, kdf_salt = ?, auth_hash = ?, wrapped_key = ?, updated_at = ? \
+    WHERE id = ? AND deleted_at IS NULL AND recovery_hash = ?";
+
+/// The caller, once the password's proof matched, and what takes its failed guesses back
+/// (part of the change's batch).
+pub(crate) struct Proven {
+    pub caller: Caller,
+    pub succeeded: Vec<Stmt>,
 }
 
 /// Every row a deleted account left but its tombstone, children before what they refer to (its
@@ -143,13 +255,21 @@ impl<P: Ports> Core<P> {
                 vec![now.into(), user.into(), caller.session_id.as_str().into()],
             )])
             .await?;
-        // The sessions this request ended (read after, so none ended escapes its sockets'
-        // closing; another request ending the same at the same millisecond closes them twice).
-        let ended = sql
+        let warning = self.close_ended(user, now, "signed_out_elsewhere").await?;
+        let count = changed.first().copied().unwrap_or(0);
+        Ok(Reply::ok(serde_json::json!({ "ended": count }))?.warn(warning))
+    }
+
+    /// Closes the sockets of the sessions a request ended at `now` for `reason` (read after
+    /// the change, so none ended escapes; another request ending the same at the same
+    /// millisecond closes them twice). A failure is the answer's warning.
+    async fn close_ended(&self, user: &str, now: i64, reason: &str) -> ApiResult<Option<String>> {
+        let ended = self
+            .ports
+            .sql()
             .query(Stmt::new(
-                "SELECT id FROM sessions WHERE user_id = ? AND revoked_at = ? \
-                 AND revoked_reason = 'signed_out_elsewhere'",
-                vec![user.into(), now.into()],
+                "SELECT id FROM sessions WHERE user_id = ? AND revoked_at = ? AND revoked_reason = ?",
+                vec![user.into(), now.into(), reason.into()],
             ))
             .await?;
         let mut warning = None;
@@ -158,15 +278,18 @@ impl<P: Ports> Core<P> {
                 warning = Some(e);
             }
         }
-        let count = changed.first().copied().unwrap_or(0);
-        Ok(Reply::ok(serde_json::json!({ "ended": count }))?.warn(warning))
+        Ok(warning)
     }
 
-    /// `DELETE /account`: with the password's proof, the account ends at once — every session
-    /// (so every token and socket), its email free to register again — and then its sockets,
-    /// log, stored files and rows are erased. 204 when all is gone; 202 with what remains
-    /// when the store or the hub failed, which the scheduled run finishes.
-    pub(crate) async fn delete_account(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+    /// The caller and its request, once the body is well formed and its password proof is
+    /// the account's. A wrong proof is a guess through a session (perhaps a stolen one): it
+    /// counts against the email's sign-ins (429 as there) and answers 403 `wrong_password`,
+    /// saying `nothing` happened.
+    pub(crate) async fn with_password<B: Proof>(
+        &self,
+        rq: &Rq<'_>,
+        nothing: &str,
+    ) -> ApiResult<(Proven, B)> {
         let (caller, found) = self
             .caller_with(rq, |c| {
                 vec![Stmt::new(
@@ -175,28 +298,177 @@ impl<P: Ports> Core<P> {
                 )]
             })
             .await?;
-        let body: DeleteBody = json_body(rq.headers, rq.body)?;
-        let auth_key = decode_auth_key(&body.auth_key)?;
+        let body: B = json_body(rq.headers, rq.body)?;
+        body.check()?;
+        let auth_key = decode_auth_key(body.auth_key())?;
         let row = found
             .first()
             .and_then(|r| r.first())
             .ok_or_else(|| ApiError::not_found("account"))?;
-        let sql = self.ports.sql();
-        // Guessing the password through a stolen session counts against the email's sign-ins.
         let keys = Keys::new(&rows::text(row, 0)?, rq.client_ip.as_deref());
-        keys.admit(sql, rq.now_ms).await?;
+        keys.admit(self.ports.sql(), rq.now_ms).await?;
         let stored = hex::decode(rows::text(row, 1)?).unwrap_or_default();
         let matches: bool = self.auth_hash(&auth_key)?.ct_eq(stored.as_slice()).into();
         if !matches {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong_password",
-                "the password is not this account's: nothing was deleted",
+                format!("the password is not this account's: {nothing}"),
             ));
         }
+        let succeeded = keys.succeeded();
+        Ok((Proven { caller, succeeded }, body))
+    }
+
+    /// `PUT /account/key`: an account made before account keys gets its key wrapped, once (its
+    /// key is the password's `enc_key`; the client wraps that). 409 when one is kept already:
+    /// a key is never replaced but by a password change.
+    pub(crate) async fn keep_wrapped_key(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let (Proven { caller, succeeded }, body) = self
+            .with_password::<KeyBody>(rq, "nothing was changed")
+            .await?;
+        let kept_at = succeeded.len();
+        let changes = self
+            .ports
+            .sql()
+            .batch(
+                succeeded
+                    .into_iter()
+                    .chain([Stmt::new(
+                        "UPDATE users SET wrapped_key = ?, updated_at = ? \
+                         WHERE id = ? AND wrapped_key IS NULL AND deleted_at IS NULL",
+                        vec![
+                            body.wrapped_key.as_str().into(),
+                            rq.now_ms.into(),
+                            caller.user_id.as_str().into(),
+                        ],
+                    )])
+                    .collect(),
+            )
+            .await?;
+        if changes.get(kept_at) != Some(&1) {
+            return Err(ApiError::conflict(
+                "key_exists",
+                "the account already keeps a wrapped key: only a password change replaces it",
+            ));
+        }
+        Reply::no_content()
+    }
+
+    /// `POST /account/password`: with the current password's proof, the account takes the new
+    /// password's proof, KDF parameters and wrapped key (the same account key: nothing sealed
+    /// is re-encrypted), and every other session ends (tokens at once, sockets 4001). The
+    /// password itself and the unwrapped key never reach the server.
+    pub(crate) async fn change_password(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let (Proven { caller, succeeded }, body) = self
+            .with_password::<PasswordBody>(rq, "nothing was changed")
+            .await?;
+        let user = caller.user_id.as_str();
+        let old_hash = hex::encode(self.auth_hash(&decode_auth_key(&body.auth_key)?)?);
+        let (ended, warning) = self
+            .set_password(
+                rq,
+                user,
+                &body.new_password(),
+                Unchanged::Password(old_hash),
+                succeeded,
+                Some(&caller.session_id),
+            )
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "password_changed",
+                    "the password was changed meanwhile: nothing was changed, sign in again",
+                )
+            })?;
+        Ok(Reply::ok(serde_json::json!({ "ended": ended }))?.warn(warning))
+    }
+
+    /// Gives `user` a new password when `only_if` still holds, in one batch after `first`: the KDF parameters, the proof's hash, the
+    /// wrapped key; and every session but `keep` ends (tokens at once, then sockets). `None`
+    /// when the condition no longer held (nothing changed); else how many sessions ended, and
+    /// a warning if some socket could not be closed.
+    pub(crate) async fn set_password(
+        &self,
+        rq: &Rq<'_>,
+        user: &str,
+        new: &NewPassword<'_>,
+        only_if: Unchanged,
+        first: Vec<Stmt>,
+        keep: Option<&str>,
+    ) -> ApiResult<Option<(u64, Option<String>)>> {
+        let now = rq.now_ms;
+        let new_hash = hex::encode(self.auth_hash(&decode_auth_key(new.auth_key)?)?);
+        let kdf = new.kdf;
+        let reason = if keep.is_some() {
+            "password_changed"
+        } else {
+            "password_reset"
+        };
+        let changed_at = first.len();
+        let changes = self
+            .ports
+            .sql()
+            .batch(
+                first
+                    .into_iter()
+                    .chain([
+                        Stmt::new(
+                            match only_if {
+                                Unchanged::Password(_) => SET_PASSWORD_IF_PASSWORD,
+                                Unchanged::Recovery(_) => SET_PASSWORD_IF_RECOVERY,
+                            },
+                            vec![
+                                kdf.algorithm.as_str().into(),
+                                i64::from(kdf.memory_kib).into(),
+                                i64::from(kdf.iterations).into(),
+                                i64::from(kdf.parallelism).into(),
+                                kdf.salt.as_str().into(),
+                                new_hash.as_str().into(),
+                                new.wrapped_key.into(),
+                                now.into(),
+                                user.into(),
+                                only_if.hash().into(),
+                            ],
+                        ),
+                        // Only when the change above took effect.
+                        Stmt::new(
+                            "UPDATE sessions SET revoked_at = ?, revoked_reason = ? \
+                             WHERE user_id = ? AND revoked_at IS NULL AND id != coalesce(?, '') \
+                             AND EXISTS (SELECT 1 FROM users WHERE id = ? AND updated_at = ? AND auth_hash = ?)",
+                            vec![
+                                now.into(),
+                                reason.into(),
+                                user.into(),
+                                keep.into(),
+                                user.into(),
+                                now.into(),
+                                new_hash.as_str().into(),
+                            ],
+                        ),
+                    ])
+                    .collect(),
+            )
+            .await?;
+        if changes.get(changed_at) != Some(&1) {
+            return Ok(None);
+        }
+        let warning = self.close_ended(user, now, reason).await?;
+        let ended = changes.get(changed_at + 1).copied().unwrap_or(0);
+        Ok(Some((ended, warning)))
+    }
+
+    /// `DELETE /account`: with the password's proof, the account ends at once — every session
+    /// (so every token and socket), its email free to register again — and then its sockets,
+    /// log, stored files and rows are erased. 204 when all is gone; 202 with what remains
+    /// when the store or the hub failed, which the scheduled run finishes.
+    pub(crate) async fn delete_account(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
+        let (Proven { caller, succeeded }, _) = self
+            .with_password::<DeleteBody>(rq, "nothing was deleted")
+            .await?;
+        let sql = self.ports.sql();
         let user = caller.user_id.as_str();
         let now = rq.now_ms;
-        let succeeded = keys.succeeded();
         let ends_at = succeeded.len();
         let ended = sql
             .batch(
@@ -204,7 +476,8 @@ impl<P: Ports> Core<P> {
                     .into_iter()
                     .chain([
                         Stmt::new(
-                            "UPDATE users SET deleted_at = ?, email = 'deleted:' || id, auth_hash = '' \
+                            "UPDATE users SET deleted_at = ?, email = 'deleted:' || id, auth_hash = '', wrapped_key = NULL, \
+                             recovery_hash = NULL, recovery_wrapped_key = NULL \
                              WHERE id = ? AND deleted_at IS NULL",
                             vec![now.into(), user.into()],
                         ),

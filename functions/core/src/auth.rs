@@ -16,13 +16,13 @@ use crate::tokens::{self, AccessClaims, TokenPair};
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
 pub use udc_client::wire::KdfParams;
-use udc_client::wire::{MIN_ITERATIONS, MIN_MEMORY_KIB};
+use udc_client::wire::{MIN_ITERATIONS, MIN_MEMORY_KIB, WRAPPED_KEY_BYTES};
 use udc_hub::Revoked;
 
 pub const AUTH_KEY_BYTES: usize = 32;
 
 /// The parameters an account may be created with (the clients' own type, the server's rules).
-fn validate_kdf(kdf: &KdfParams) -> ApiResult<()> {
+pub(crate) fn validate_kdf(kdf: &KdfParams) -> ApiResult<()> {
     kdf.check().map_err(ApiError::invalid)?;
     match B64.decode(&kdf.salt) {
         Ok(salt) if (16..=64).contains(&salt.len()) => Ok(()),
@@ -53,6 +53,12 @@ struct RegisterBody {
     email: String,
     kdf: KdfParams,
     auth_key: String,
+    /// The account key wrapped by the password (absent from clients older than account keys).
+    #[serde(default)]
+    wrapped_key: Option<String>,
+    /// The recovery code the client made for the new account (`recovery`).
+    #[serde(default)]
+    recovery: Option<udc_client::wire::Recovery>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +89,9 @@ pub(crate) struct UserView {
 struct SignedIn {
     user: UserView,
     tokens: TokenPair,
+    /// The account key wrapped by the password's `enc_key`; null for an account made before
+    /// account keys (its key is `enc_key`), which the client then wraps (`PUT /account/key`).
+    wrapped_key: Option<String>,
     /// Present it at the next sign-in to this account: failures are then counted for this
     /// client alone (`throttle`). Not a credential: it never signs anyone in by itself.
     device_cookie: String,
@@ -145,6 +154,16 @@ impl Caller {
     }
 }
 
+/// A wrapped account key as clients send it: base64 of exactly `WRAPPED_KEY_BYTES`.
+pub(crate) fn wrapped_key(raw: &str, field: &str) -> ApiResult<String> {
+    match B64.decode(raw) {
+        Ok(key) if key.len() == WRAPPED_KEY_BYTES => Ok(raw.to_owned()),
+        _ => Err(ApiError::invalid(format!(
+            "{field}: must be {WRAPPED_KEY_BYTES} bytes, base64 (the account key sealed with the password's key)"
+        ))),
+    }
+}
+
 pub(crate) fn decode_auth_key(raw: &str) -> ApiResult<Vec<u8>> {
     match B64.decode(raw) {
         Ok(key) if key.len() == AUTH_KEY_BYTES => Ok(key),
@@ -197,6 +216,18 @@ impl<P: Ports> Core<P> {
         let email = validate::email(&body.email)?;
         validate_kdf(&body.kdf)?;
         let auth_hash = hex::encode(self.auth_hash(&decode_auth_key(&body.auth_key)?)?);
+        let wrapped = body
+            .wrapped_key
+            .as_deref()
+            .map(|k| wrapped_key(k, "wrapped_key"))
+            .transpose()?;
+        let (recovery_hash, recovery_wrapped) = match &body.recovery {
+            Some(r) => {
+                let (hash, wrapped) = self.recovery_values(r)?;
+                (Some(hash), Some(wrapped))
+            }
+            None => (None, None),
+        };
         let user_id = self.new_id()?;
         let session_id = self.new_id()?;
         let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
@@ -209,8 +240,9 @@ impl<P: Ports> Core<P> {
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
         let insert_user = Stmt::new(
             "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
-                 kdf_parallelism, kdf_salt, auth_hash, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
+                 kdf_parallelism, kdf_salt, auth_hash, wrapped_key, recovery_hash, \
+                 recovery_wrapped_key, recovery_set_at, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
             vec![
                 user_id.as_str().into(),
                 email.as_str().into(),
@@ -220,6 +252,10 @@ impl<P: Ports> Core<P> {
                 i64::from(body.kdf.parallelism).into(),
                 body.kdf.salt.as_str().into(),
                 auth_hash.into(),
+                wrapped.clone().into(),
+                recovery_hash.clone().into(),
+                recovery_wrapped.into(),
+                recovery_hash.map(|_| now).into(),
                 now.into(),
                 now.into(),
             ],
@@ -250,6 +286,7 @@ impl<P: Ports> Core<P> {
                     created_at: rows::timestamp(now),
                 },
                 tokens,
+                wrapped_key: wrapped,
                 device_cookie: cookie,
             },
         )
@@ -270,7 +307,7 @@ impl<P: Ports> Core<P> {
         let found = sql
             .query_many(vec![
                 Stmt::new(
-                    "SELECT id, auth_hash, created_at FROM users WHERE email = ?",
+                    "SELECT id, auth_hash, created_at, wrapped_key FROM users WHERE email = ?",
                     vec![email.as_str().into()],
                 ),
                 Stmt::new(
@@ -297,13 +334,17 @@ impl<P: Ports> Core<P> {
         // Unknown accounts compare against a fixed value so both paths do the same work.
         let (user, stored) = match users.first() {
             Some(row) => (
-                Some((rows::text(row, 0)?, rows::int(row, 2)?)),
+                Some((
+                    rows::text(row, 0)?,
+                    rows::int(row, 2)?,
+                    rows::opt_text(row, 3)?,
+                )),
                 hex::decode(rows::text(row, 1)?).unwrap_or_default(),
             ),
             None => (None, vec![0u8; 32]),
         };
         let matches: bool = presented.ct_eq(stored.as_slice()).into();
-        let Some((user_id, created_at)) = user.filter(|_| matches) else {
+        let Some((user_id, created_at, wrapped)) = user.filter(|_| matches) else {
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "email or password is incorrect",
@@ -337,6 +378,7 @@ impl<P: Ports> Core<P> {
                 created_at: rows::timestamp(created_at),
             },
             tokens,
+            wrapped_key: wrapped,
             device_cookie: cookie,
         })
     }

@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod migrations;
 pub mod ports;
 pub mod realtime;
+pub mod recovery;
 pub mod remote;
 pub mod rows;
 pub mod settings;
@@ -73,6 +74,11 @@ enum Route<'a> {
     Refresh,
     Logout,
     Account,
+    AccountKey,
+    AccountPassword,
+    AccountRecovery,
+    Recover,
+    RecoverReset,
     AccountSessions,
     AccountSession(&'a str),
     DeviceRegister,
@@ -136,7 +142,12 @@ impl<'a> Route<'a> {
             ["auth", "login"] => Route::Login,
             ["auth", "token", "refresh"] => Route::Refresh,
             ["auth", "logout"] => Route::Logout,
+            ["auth", "recovery"] => Route::Recover,
+            ["auth", "recovery", "reset"] => Route::RecoverReset,
             ["account"] => Route::Account,
+            ["account", "key"] => Route::AccountKey,
+            ["account", "password"] => Route::AccountPassword,
+            ["account", "recovery"] => Route::AccountRecovery,
             ["account", "sessions"] => Route::AccountSessions,
             ["account", "sessions", id] => Route::AccountSession(id),
             ["devices", "register"] => Route::DeviceRegister,
@@ -203,6 +214,8 @@ impl<'a> Route<'a> {
                 | Route::Register
                 | Route::Login
                 | Route::Refresh
+                | Route::Recover
+                | Route::RecoverReset
                 | Route::ApprovalRequest
                 | Route::Approval(_)
                 | Route::Realtime
@@ -246,7 +259,9 @@ impl<'a> Route<'a> {
             | Route::RemoteSessions
             | Route::IceServers => &[Method::GET],
             Route::RemoteSession(_) | Route::AccountSessions => &[Method::GET, Method::DELETE],
-            Route::AccountSession(_) | Route::Account => &[Method::DELETE],
+            Route::AccountSession(_) => &[Method::DELETE],
+            Route::Account => &[Method::GET, Method::DELETE],
+            Route::AccountKey | Route::AccountRecovery => &[Method::PUT],
             Route::File(_) => &[Method::DELETE],
             Route::ClipboardHistory | Route::ClipboardItem(_) => &[Method::GET, Method::DELETE],
             Route::ClipboardPrefs => &[Method::GET, Method::PUT],
@@ -350,7 +365,15 @@ impl<P: Ports> Core<P> {
                 _ => self.end_other_sessions(rq).await,
             },
             Route::AccountSession(id) => self.end_session(rq, id).await,
-            Route::Account => self.delete_account(rq).await,
+            Route::Account => match *rq.method {
+                Method::GET => self.get_account(rq).await,
+                _ => self.delete_account(rq).await,
+            },
+            Route::AccountKey => self.keep_wrapped_key(rq).await,
+            Route::AccountPassword => self.change_password(rq).await,
+            Route::AccountRecovery => self.set_recovery(rq).await,
+            Route::Recover => self.recover(rq).await,
+            Route::RecoverReset => self.reset_password(rq).await,
             Route::DeviceRegister => self.register_device(rq).await,
             Route::Devices => self.list_devices(rq).await,
             Route::Device(id) => match *rq.method {

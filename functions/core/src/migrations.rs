@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_account_deletion",
         include_str!("../../../schema/migrations/0012_account_deletion.sql"),
     ),
+    (
+        "0013_account_key",
+        include_str!("../../../schema/migrations/0013_account_key.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

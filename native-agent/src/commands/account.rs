@@ -7,8 +7,8 @@ use anyhow::{anyhow, bail, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::json;
-use udc_agent::client::SignedIn;
-use udc_agent::kdf::DerivedKeys;
+use udc_agent::client::{PasswordKeys, SignedIn};
+use udc_agent::recovery::RecoveryCode;
 use udc_agent::seal::DeviceKeyPair;
 use udc_agent::sync::{ApprovalState, PendingLogin};
 use udc_agent::{Client, DeviceInfo, Session, Store};
@@ -17,12 +17,17 @@ use super::signed_in;
 use crate::cli::*;
 
 pub(crate) fn read_password(from_stdin: bool) -> Result<String> {
+    read_password_as("Password: ", from_stdin)
+}
+
+/// A password from the terminal (asked with `prompt`), or the next line of standard input.
+pub(crate) fn read_password_as(prompt: &str, from_stdin: bool) -> Result<String> {
     let password = if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else {
-        rpassword::prompt_password("Password: ")?
+        rpassword::prompt_password(prompt)?
     };
     if password.is_empty() {
         bail!("the password is empty");
@@ -36,16 +41,63 @@ pub(crate) async fn sign_in(
     creds: &Credentials,
     create: bool,
 ) -> Result<()> {
+    sign_in_as(cli, store, creds, create, None).await
+}
+
+/// `recover`: the recovery code and a new password (twice on a terminal; with
+/// `--password-stdin`, two lines: the code, then the password), then a sign-in with it.
+pub(crate) async fn recover(cli: &Cli, store: &Store, creds: &Credentials) -> Result<()> {
+    if creds.approve_with_device {
+        bail!("recover sets a new password: leave out --approve-with-device");
+    }
+    let server = cli
+        .server
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let typed = if creds.password_stdin {
+        read_password_as("", true)?
+    } else {
+        eprint!("Recovery code (12 words): ");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line
+    };
+    let code = RecoveryCode::parse(&typed)?;
+    let new = read_password_as("New password: ", creds.password_stdin)?;
+    if !creds.password_stdin && read_password_as("New password again: ", false)? != new {
+        bail!("the new passwords differ: nothing was changed");
+    }
+    Client::new(&server)
+        .recover(&creds.email, &code, &new)
+        .await?;
+    if !cli.json {
+        println!("The password is reset; every session of the account was signed out.");
+    }
+    sign_in_as(cli, store, creds, false, Some(new)).await
+}
+
+/// Signs in (or creates the account) with `password`, else the one read as `creds` say.
+async fn sign_in_as(
+    cli: &Cli,
+    store: &Store,
+    creds: &Credentials,
+    create: bool,
+    password: Option<String>,
+) -> Result<()> {
     let server = cli
         .server
         .clone()
         .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
     let client = Client::new(&server);
+    let mut recovery = None;
     let (signed, enc_key): (SignedIn, [u8; 32]) = if creds.approve_with_device && !create {
         approved_sign_in(cli, &client, creds).await?
     } else {
-        let password = read_password(creds.password_stdin)?;
-        let (signed, keys): (SignedIn, DerivedKeys) = if create {
+        let password = match password {
+            Some(p) => p,
+            None => read_password(creds.password_stdin)?,
+        };
+        let (signed, keys): (SignedIn, PasswordKeys) = if create {
             client.register(&creds.email, &password).await?
         } else {
             let cookie = store.device_cookie(&creds.email);
@@ -56,7 +108,8 @@ pub(crate) async fn sign_in(
         if let Some(cookie) = &signed.device_cookie {
             store.save_device_cookie(&creds.email, cookie)?;
         }
-        (signed, keys.enc_key)
+        recovery = keys.recovery;
+        (signed, keys.account_key)
     };
     let registered = client
         .register_device(
@@ -76,18 +129,32 @@ pub(crate) async fn sign_in(
     };
     session.apply(registered.tokens);
     store.save(&session)?;
+    let words = recovery.map(|r| r.words()).transpose()?;
     if cli.json {
-        println!(
-            "{}",
-            json!({ "user": signed.user, "device": registered.device })
-        );
+        let mut out = json!({ "user": signed.user, "device": registered.device });
+        if let Some(words) = &words {
+            out["recovery_code"] = json!(words);
+        }
+        println!("{out}");
     } else {
         println!(
             "Signed in as {} on device \"{}\" ({})",
             signed.user.email, registered.device.name, registered.device.id
         );
+        if let Some(words) = &words {
+            print_recovery_code(words);
+        }
     }
     Ok(())
+}
+
+/// The recovery code as the owner should keep it, with what it is for.
+pub(crate) fn print_recovery_code(words: &str) {
+    println!(
+        "\nYour recovery code (write it down and keep it safe; it is not shown again):\n\n    {words}\n\n\
+         With it you can set a new password if you forget yours (`udc-agent recover`). Without\n\
+         it and without your password, nobody can open your account's data, not even the server."
+    );
 }
 
 /// Asks for a sign-in, shows the phrase, and waits until a device of the account answers.

@@ -1,5 +1,5 @@
 //! `account sessions`: where the account is signed in, and signing sessions out; `account
-//! delete`.
+//! password`, `account recovery-code`; `account delete`.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -8,7 +8,7 @@ use serde_json::json;
 use udc_agent::client::AccountSession;
 use udc_agent::Store;
 
-use super::account::read_password;
+use super::account::{print_recovery_code, read_password, read_password_as};
 use super::signed_in;
 use crate::cli::*;
 
@@ -66,6 +66,57 @@ pub(crate) async fn sessions(
                 println!("Signed out {ended} other session(s)");
             }
         }
+    }
+    Ok(())
+}
+
+/// `account password`: a new password for the account. The account key stays what it is (this
+/// device keeps it), so nothing sealed changes; the other sessions end.
+pub(crate) async fn change_password(cli: &Cli, store: &Store, password_stdin: bool) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let account_key = udc_agent::seal::account_key(&session.enc_key)?;
+    let current = read_password_as("Current password: ", password_stdin)?;
+    let new = read_password_as("New password: ", password_stdin)?;
+    if !password_stdin && read_password_as("New password again: ", false)? != new {
+        bail!("the new passwords differ: nothing was changed");
+    }
+    if new == current {
+        bail!("the new password is the current one: nothing was changed");
+    }
+    let token = session.access_token(&client, store).await?;
+    let ended = client
+        .change_password(&token, &session.email, (&current, &new), &account_key)
+        .await?;
+    if cli.json {
+        println!("{}", json!({ "changed": true, "ended": ended }));
+    } else {
+        println!(
+            "The password of {} is changed; {ended} other session(s) signed out. \
+             Sign in again on those devices with the new password.",
+            session.email
+        );
+    }
+    Ok(())
+}
+
+/// `account recovery-code`: a new recovery code, with the password; the last one stops working.
+pub(crate) async fn new_recovery_code(
+    cli: &Cli,
+    store: &Store,
+    password_stdin: bool,
+) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let account_key = udc_agent::seal::account_key(&session.enc_key)?;
+    let password = read_password(password_stdin)?;
+    let token = session.access_token(&client, store).await?;
+    let words = client
+        .new_recovery_code(&token, &session.email, &password, &account_key)
+        .await?
+        .words()?;
+    if cli.json {
+        println!("{}", json!({ "recovery_code": words }));
+    } else {
+        print_recovery_code(&words);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ import type { ClipItem, ClipPrefs, Device, FileInfo, HubEvent, PendingLogin } fr
 import { explain } from "./action";
 import { Approvals } from "./Approvals";
 import { Clipboard } from "./Clipboard";
+import { ChangePassword } from "./ChangePassword";
 import { DeleteAccount } from "./DeleteAccount";
 import { Devices } from "./Devices";
 import { Files } from "./Files";
@@ -53,6 +54,8 @@ export function Home({ session }: { session: Session }) {
   const [link, setLink] = useState<LinkState>("connecting");
   const [problem, setProblem] = useState<string | null>(null);
   const [loaded, setLoaded] = useState(false);
+  // Bumped by a password change: the list of sessions reloads without the ones it ended.
+  const [passwordChanges, setPasswordChanges] = useState(0);
   const [state, setState] = useState<Account>({ session, devices: [], files: [], inbox: [], clip: [], prefs: null, approvals: [] });
   const update = (f: (a: Account) => Account) => setState((a) => f(a));
 
@@ -207,7 +210,8 @@ export function Home({ session }: { session: Session }) {
           <Clipboard account={state} update={update} />
         ) : (
           <>
-            <Sessions />
+            <Sessions key={passwordChanges} />
+            <ChangePassword onChanged={() => setPasswordChanges((n) => n + 1)} />
             <DeleteAccount email={session.email} />
           </>
         )}
