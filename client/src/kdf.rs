@@ -1,6 +1,6 @@
 //! The client half of sign-in: Argon2id over the password with the account's parameters,
 //! then HKDF-SHA256 into an `auth_key` (sent to the server) and an `enc_key` (never sent; it
-//! encrypts clipboard and files end to end).
+//! unwraps the account key, `seal::unwrap_account_key`, which seals end to end).
 
 use anyhow::{anyhow, Result};
 use argon2::{Algorithm, Argon2, Params, Version};

@@ -1,7 +1,9 @@
-//! End-to-end sealing. Clipboard items and handoff snapshots are sealed with the account's
-//! `enc_key` (XChaCha20-Poly1305, a random 24-byte nonce in front, the item's kind bound in as
-//! associated data); the server only ever holds the result. The account key itself travels to
-//! a newly approved device in a sealed box (X25519 + XSalsa20-Poly1305) to that device's key.
+//! End-to-end sealing. Clipboard items and handoff snapshots are sealed with the account key
+//! (XChaCha20-Poly1305, a random 24-byte nonce in front, the item's kind bound in as
+//! associated data); the server only ever holds the result. The account key itself is kept by
+//! the server only wrapped (by the password's `enc_key`, and by the recovery code's key), and
+//! travels to a newly approved device in a sealed box (X25519 + XSalsa20-Poly1305) to that
+//! device's key.
 
 use anyhow::{anyhow, Result};
 use base64::engine::general_purpose::STANDARD as B64;

@@ -211,8 +211,17 @@ impl Browser {
         .await;
     }
 
-    /// Creates an account in the page (the tests' password), naming this browser `device`.
-    pub async fn sign_up(&self, email: &str, device: &str) {
+    /// Creates an account in the page (the tests' password), naming this browser `device`;
+    /// the recovery code's words the page showed before it opened the account.
+    pub async fn sign_up(&self, email: &str, device: &str) -> String {
+        let words = self.sign_up_to_code(email, device).await;
+        self.click("#recovery-done").await;
+        self.signed_in().await;
+        words
+    }
+
+    /// `sign_up` up to the page that shows the recovery code (its words).
+    pub async fn sign_up_to_code(&self, email: &str, device: &str) -> String {
         self.open("/").await;
         self.click("#tab-signup").await;
         self.fill("#email", email).await;
@@ -220,7 +229,19 @@ impl Browser {
         self.fill("#confirm", crate::PASSWORD).await;
         self.fill("#device-name", device).await;
         self.click("#submit").await;
-        self.signed_in().await;
+        self.recovery_words().await
+    }
+
+    /// The recovery code's words, once the page shows them.
+    pub async fn recovery_words(&self) -> String {
+        let words = self
+            .until(
+                "the recovery code's words",
+                "return document.querySelector('#recovery-words')?.dataset.words",
+                json!([]),
+            )
+            .await;
+        words.as_str().unwrap_or_default().to_owned()
     }
 
     /// Waits for the signed-in page with its device list and a live (or polling) connection.
@@ -233,7 +254,7 @@ impl Browser {
         .await;
     }
 
-    /// Saves the page as a person sees it on a phone (390×844) and on a desktop (1280×800),
+    /// Saves the whole page as a person sees it on a phone (390×844) and on a desktop (1280×800),
     /// in `$UDC_SCREENSHOT_DIR` (test.sh: one per host under the run directory), else
     /// `$UDC_RUN_DIR/screenshots`, else the temp directory's; returns the paths.
     pub async fn screenshots(&self, name: &str) -> Vec<PathBuf> {
@@ -254,9 +275,15 @@ impl Browser {
             )
             .await;
             tokio::time::sleep(Duration::from_millis(150)).await;
-            let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+            // The whole page, not only what fits the window: what a person scrolls to is seen.
+            let png = self
+                .cdp(
+                    "Page.captureScreenshot",
+                    json!({ "format": "png", "captureBeyondViewport": true }),
+                )
+                .await;
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(png.as_str().unwrap())
+                .decode(png["data"].as_str().unwrap())
                 .unwrap();
             let path = dir.join(format!("{name}-{w}x{h}.png"));
             std::fs::write(&path, bytes).unwrap();

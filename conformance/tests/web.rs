@@ -281,6 +281,91 @@ async fn the_page_changes_the_password_and_the_account_key_stays() {
     assert_eq!(key_of(&again), account_key, "the same account key");
 }
 
+/// The recovery code the page showed at sign-up sets a new password from the sign-in page
+/// (a mistyped word is named first, nothing sent), with the same account key; the Account page
+/// makes a new code, shown once, and the agent's `recover` takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_recovers_a_lost_password_with_its_code_and_makes_a_new_one() {
+    let email = unique_email();
+    let b = Browser::start().await;
+    let words = b.sign_up_to_code(&email, "Web Test").await;
+    assert_eq!(words.split(' ').count(), 12, "{words}");
+    b.screenshots("signup-recovery-code").await;
+    b.click("#recovery-done").await;
+    b.signed_in().await;
+    let desk = DisplayAgent::login_as(&email, "Desk");
+    let key_of = |agent: &DisplayAgent| -> Value {
+        serde_json::from_str::<Value>(
+            &std::fs::read_to_string(agent.config.join("session.json")).unwrap(),
+        )
+        .unwrap()["enc_key"]
+            .clone()
+    };
+    let account_key = key_of(&desk);
+
+    b.click("#sign-out").await;
+    b.click("#forgot").await;
+    b.fill("#email", &email).await;
+    let mut typo: Vec<&str> = words.split(' ').collect();
+    typo[4] = "notaword";
+    b.fill("#recovery-code", &typo.join(" ")).await;
+    let new_password = "set again from the page";
+    b.fill("#password", new_password).await;
+    b.fill("#confirm", new_password).await;
+    b.click("#submit").await;
+    b.until(
+        "the mistyped word named",
+        "return document.querySelector('#signin-error')?.textContent.includes('word 5')",
+        json!([]),
+    )
+    .await;
+    b.screenshots("recover-typo").await;
+    desk.run(&["devices"]);
+    b.fill("#recovery-code", &words.replace(' ', "\n")).await;
+    b.click("#submit").await;
+    b.signed_in().await;
+    let out = udc_conformance::agent_command(&desk.config)
+        .args(["devices"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("session_revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = DisplayAgent::login_with(&email, "Desk again", new_password);
+    assert_eq!(key_of(&again), account_key, "the same account key");
+
+    b.click("a[href='#/account']").await;
+    b.wait_text("You made your recovery code").await;
+    b.fill("#recovery-password", new_password).await;
+    click_when_enabled(&b, "#recovery-new").await;
+    let fresh = b.recovery_words().await;
+    assert_ne!(fresh, words);
+    b.screenshots("account-recovery-code").await;
+    b.click("#recovery-done").await;
+    b.wait_text("You made your recovery code").await;
+    let recovered = DisplayAgent::new();
+    let mut recover = udc_conformance::agent_command(&recovered.config)
+        .args(["recover", "--email", &email, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    recover
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{fresh}\nthe agent's new password\n").as_bytes())
+        .unwrap();
+    assert!(
+        recover.wait().unwrap().success(),
+        "the agent recovers with the page's new code"
+    );
+    assert_eq!(key_of(&recovered), account_key);
+}
+
 /// Waits for the page's transfer of `name` to reach `phase`; its data attributes.
 async fn wait_transfer(b: &Browser, name: &str, phase: &str) -> Value {
     b.until(

@@ -22,7 +22,8 @@ pub struct Session {
     /// Unix seconds.
     pub access_expires_at: i64,
     pub refresh_token: String,
-    /// The end-to-end encryption key (base64); it never leaves the device.
+    /// The account key (base64) that seals end to end; it never leaves the device. (Named for
+    /// what sessions kept before account keys were wrapped; kept so saved sessions still load.)
     pub enc_key: String,
 }
 

@@ -59,15 +59,64 @@ async function registerDevice(email: string, tokens: TokenPair, accountKey: Uint
   await begin(sessionFrom(email, deviceTokens, b64(accountKey)));
 }
 
-export async function signUp(email: string, password: string, deviceName: string): Promise<void> {
+/** Creates the account with a fresh account key and recovery code; the code's words, to show once. */
+export async function signUp(email: string, password: string, deviceName: string): Promise<string> {
   const udc = await wasm();
   const kdf = JSON.parse(udc.newKdfParams());
   const { authKey, encKey } = await deriveKeys(password, kdf);
   const key = udc.newAccountKey();
   const wrapped_key = udc.wrapAccountKey(encKey, key);
-  const r = await api<SignedIn>("POST", "/auth/register", { email, kdf, auth_key: b64(authKey), wrapped_key }, { auth: false });
-  await keepCookie(email, r.device_cookie);
-  await registerDevice(email, r.tokens, key, deviceName);
+  const code = new udc.RecoveryCode();
+  try {
+    const recovery = JSON.parse(code.forServer(key));
+    const r = await api<SignedIn>("POST", "/auth/register", { email, kdf, auth_key: b64(authKey), wrapped_key, recovery }, { auth: false });
+    await keepCookie(email, r.device_cookie);
+    await registerDevice(email, r.tokens, key, deviceName);
+    return code.words;
+  } finally {
+    code.free();
+  }
+}
+
+/**
+ * A lost password: the recovery code takes the account key back (wrapped by the code's key,
+ * unwrapped here) and sets `newPassword` wrapping it. Every session of the account ends; sign
+ * in with the new password next. A mistyped word is caught here, before anything is sent.
+ */
+export async function recoverAccount(email: string, typed: string, newPassword: string): Promise<void> {
+  const udc = await wasm();
+  const code = udc.RecoveryCode.parse(typed);
+  try {
+    const proof = code.authKey;
+    const { wrapped_key } = await api<{ wrapped_key: string }>("POST", "/auth/recovery", { email, recovery_auth_key: proof }, { auth: false });
+    const key = code.unwrapAccountKey(wrapped_key);
+    const kdf = JSON.parse(udc.newKdfParams());
+    const next = await deriveKeys(newPassword, kdf);
+    await api(
+      "POST",
+      "/auth/recovery/reset",
+      { email, recovery_auth_key: proof, new_auth_key: b64(next.authKey), kdf, wrapped_key: udc.wrapAccountKey(next.encKey, key) },
+      { auth: false },
+    );
+  } finally {
+    code.free();
+  }
+}
+
+/** A new recovery code (the password proves it is the owner); the last one stops working. Its words. */
+export async function newRecoveryCode(password: string): Promise<string> {
+  const s = current();
+  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  const udc = await wasm();
+  const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
+  const { authKey } = await deriveKeys(password, kdf);
+  const code = new udc.RecoveryCode();
+  try {
+    await api("PUT", "/account/recovery", { auth_key: b64(authKey), recovery: JSON.parse(code.forServer(accountKey())) });
+    return code.words;
+  } finally {
+    code.free();
+  }
 }
 
 export async function signIn(email: string, password: string, deviceName: string): Promise<void> {

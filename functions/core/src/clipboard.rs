@@ -1,4 +1,4 @@
-//! The shared clipboard. Devices seal each item with the account's `enc_key` before it leaves
+//! The shared clipboard. Devices seal each item with the account key before it leaves
 //! them; the server keeps and relays ciphertext with its content type and size, never the
 //! content. Every query is scoped by the caller's account.
 

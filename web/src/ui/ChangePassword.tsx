@@ -47,7 +47,7 @@ export function ChangePassword({ onChanged }: { onChanged: () => void }) {
       <h2 id="password-title">Change your password</h2>
       <p class="muted">
         Your files, clipboard history and settings stay as they are. Every other device and browser is signed out and signs in again with the new
-        password. The password never leaves this browser, so nobody, including the server, can reset it for you.
+        password. The password never leaves this browser: if you forget it, only your recovery code can set a new one, not even the server.
       </p>
       {error && (
         <p class="error" role="alert" id="password-error">

@@ -9,6 +9,7 @@ import { Approvals } from "./Approvals";
 import { Clipboard } from "./Clipboard";
 import { ChangePassword } from "./ChangePassword";
 import { DeleteAccount } from "./DeleteAccount";
+import { RecoveryCard } from "./Recovery";
 import { Devices } from "./Devices";
 import { Files } from "./Files";
 import { Sessions } from "./Sessions";
@@ -212,6 +213,7 @@ export function Home({ session }: { session: Session }) {
           <>
             <Sessions key={passwordChanges} />
             <ChangePassword onChanged={() => setPasswordChanges((n) => n + 1)} />
+            <RecoveryCard />
             <DeleteAccount email={session.email} />
           </>
         )}

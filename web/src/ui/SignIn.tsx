@@ -1,8 +1,9 @@
 import { useState } from "preact/hooks";
 import { ApiError } from "../api";
-import { defaultDeviceName, requestApproval, signIn, signUp, type Approval } from "../session";
+import { defaultDeviceName, recoverAccount, requestApproval, signIn, signUp, type Approval } from "../session";
+import { RecoveryWords } from "./Recovery";
 
-type Mode = "signin" | "signup" | "approval";
+type Mode = "signin" | "signup" | "approval" | "recover";
 
 function explain(e: unknown): string {
   if (e instanceof ApiError) {
@@ -11,6 +12,7 @@ function explain(e: unknown): string {
     if (e.code === "rate_limited") return `Too many attempts. Try again in ${Math.ceil((e.retryAfter ?? 60) / 60)} min.`;
     if (e.code === "approval_denied") return "The sign-in was denied on your other device.";
     if (e.code === "approval_expired") return "Nobody approved in time. Try again.";
+    if (e.code === "invalid_recovery_code") return "That email and recovery code do not match an account's. Check the words, or use your password.";
     return e.message;
   }
   if (e instanceof DOMException && e.name === "AbortError") return "Cancelled.";
@@ -26,11 +28,14 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [approval, setApproval] = useState<Approval | null>(null);
+  const [recoveryCode, setRecoveryCode] = useState("");
+  // A new account's recovery code, shown before the account opens.
+  const [words, setWords] = useState<string | null>(null);
 
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
-    if (mode === "signup" && password !== confirm) {
+    if ((mode === "signup" || mode === "recover") && password !== confirm) {
       setError("The two passwords differ.");
       return;
     }
@@ -41,10 +46,17 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
         setApproval(a);
         setBusy(null);
         await a.wait;
-      } else {
+      } else if (mode === "signup") {
         setBusy("Deriving your keys on this device…");
-        if (mode === "signup") await signUp(email, password, deviceName);
-        else await signIn(email, password, deviceName);
+        // The account opens once its recovery code has been shown.
+        return setWords(await signUp(email, password, deviceName));
+      } else {
+        if (mode === "recover") {
+          setBusy("Setting your new password…");
+          await recoverAccount(email, recoveryCode, password);
+        }
+        setBusy("Deriving your keys on this device…");
+        await signIn(email, password, deviceName);
       }
       onSignedIn();
     } catch (err) {
@@ -73,6 +85,17 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
     </button>
   );
 
+  if (words) {
+    return (
+      <main class="center">
+        <div class="card signin">
+          <RecoveryWords words={words} onDone={onSignedIn} />
+        </div>
+      </main>
+    );
+  }
+
+  const newPassword = mode === "signup" || mode === "recover";
   return (
     <main class="center">
       <form class="card signin" onSubmit={submit} aria-busy={busy !== null}>
@@ -90,26 +113,41 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
           {tab("signup", "New account")}
           {tab("approval", "Use a device")}
         </div>
+        {mode === "recover" && <h2 class="mode-title">Set a new password with your recovery code</h2>}
         <fieldset class="plain" disabled={busy !== null || approval !== null}>
         <label>
           Email
           <input id="email" type="email" autoComplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
         </label>
+        {mode === "recover" && (
+          <label>
+            Recovery code (twelve words)
+            <textarea
+              id="recovery-code"
+              required
+              rows={3}
+              autoComplete="off"
+              spellcheck={false}
+              value={recoveryCode}
+              onInput={(e) => setRecoveryCode(e.currentTarget.value)}
+            />
+          </label>
+        )}
         {mode !== "approval" && (
           <label>
-            Password
+            {mode === "recover" ? "New password" : "Password"}
             <input
               id="password"
               type="password"
-              autoComplete={mode === "signup" ? "new-password" : "current-password"}
+              autoComplete={newPassword ? "new-password" : "current-password"}
               required
-              minLength={mode === "signup" ? 8 : undefined}
+              minLength={newPassword ? 8 : undefined}
               value={password}
               onInput={(e) => setPassword(e.currentTarget.value)}
             />
           </label>
         )}
-        {mode === "signup" && (
+        {newPassword && (
           <label>
             Password again
             <input id="confirm" type="password" autoComplete="new-password" required value={confirm} onInput={(e) => setConfirm(e.currentTarget.value)} />
@@ -141,15 +179,26 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
           </div>
         ) : (
           <button type="submit" class="primary" id="submit" disabled={busy !== null}>
-            {busy ?? (mode === "signup" ? "Create account" : mode === "signin" ? "Sign in" : "Ask to sign in")}
+            {busy ?? (mode === "signup" ? "Create account" : mode === "signin" ? "Sign in" : mode === "recover" ? "Set the new password" : "Ask to sign in")}
           </button>
+        )}
+        {mode === "signin" && (
+          <button type="button" class="text-button" id="forgot" onClick={() => (setMode("recover"), setError(null))}>
+            Forgot your password? Use your recovery code
+          </button>
+        )}
+        {mode === "recover" && (
+          <p class="muted small">
+            Your recovery code sets a new password and keeps your data; every device is signed out. Without it and without your password, your
+            data cannot be opened by anyone.
+          </p>
         )}
         {error && (
           <p class="error" role="alert" id="signin-error">
             {error}
           </p>
         )}
-        {mode === "signup" && <p class="muted small">Your password never leaves this device: udc cannot reset it, and nobody at the server can read your clipboard.</p>}
+        {mode === "signup" && <p class="muted small">Your password never leaves this device: the server cannot reset it (the recovery code you get next can), and nobody at the server can read your clipboard.</p>}
       </form>
     </main>
   );
