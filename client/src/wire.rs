@@ -77,3 +77,25 @@ pub struct AccountSession {
     /// The session the request came from.
     pub is_current: bool,
 }
+
+/// One entry of the account's security activity (`GET /account/activity`), the newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    pub id: i64,
+    pub at: String,
+    /// `account_created`, `signed_in`, `sign_in_failed`, `device_added`, `device_removed`,
+    /// `trust_added`, `trust_removed`, `approval_approved`, `approval_denied`,
+    /// `password_changed`, `password_reset`, `recovery_code_changed`, `remote_session`.
+    pub kind: String,
+    /// The device that acted (none: a session without a device, or a failed attempt).
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+    pub client_ip: Option<String>,
+    /// The `User-Agent` of the client that acted.
+    pub client: Option<String>,
+    /// The device it acted on (added, removed, trusted, let control it), by its name now.
+    pub target_device_id: Option<String>,
+    pub target_device_name: Option<String>,
+    /// What else it says: `{"method": "password"|"approval"}`, a remote session's `mode`…
+    pub detail: serde_json::Value,
+}

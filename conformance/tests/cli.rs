@@ -757,6 +757,11 @@ fn the_password_is_changed_from_the_command_line() {
     );
     assert_eq!(changed["changed"], true);
     assert!(changed["ended"].as_u64().unwrap() >= 1, "{changed}");
+    let activity = laptop.ok(&["account", "activity", "--limit", "2"], "");
+    assert_eq!(
+        activity["activity"][0]["kind"], "password_changed",
+        "{activity}"
+    );
     laptop.ok(&["devices"], "");
     let (ok, _, err) = phone.run(&["devices"], "");
     assert!(!ok && err.contains("session_revoked"), "{err}");

@@ -267,6 +267,13 @@ async fn the_page_changes_the_password_and_the_account_key_stays() {
         json!([]),
     )
     .await;
+    b.until(
+        "the change first in the account's activity",
+        "const e = document.querySelector('.activity-entry'); \
+         return e?.dataset.kind === 'password_changed' && e.innerText.includes('Password changed')",
+        json!([]),
+    )
+    .await;
     b.screenshots("account-password-changed").await;
     let out = udc_conformance::agent_command(&desk.config)
         .args(["devices"])

@@ -211,6 +211,13 @@ pub(crate) enum AccountCommand {
         #[command(subcommand)]
         command: Option<SessionsCommand>,
     },
+    /// What happened to the account, newest first: sign-ins and failed attempts, devices,
+    /// trust, approvals, password and recovery code changes, remote sessions (90 days).
+    Activity {
+        /// How many entries (1 to 200).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+    },
     /// Change the password (asks for the current one and the new one, twice). Everything
     /// sealed stays readable; every other session signs out.
     Password {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::kdf::{self, DerivedKeys, KdfParams};
 use crate::recovery::RecoveryCode;
 use crate::seal;
-pub use udc_client::wire::AccountSession;
+pub use udc_client::wire::{AccountSession, ActivityEntry};
 
 /// `{"error":{"code","message"}}` from the server, with its status.
 #[derive(Debug, Clone, PartialEq)]
@@ -661,6 +661,27 @@ impl Client {
             .call(Method::GET, "/account/sessions", Some(access_token), None)
             .await?;
         Ok(s.sessions)
+    }
+
+    /// The account's security activity, newest first (at most `limit`).
+    pub async fn account_activity(
+        &self,
+        access_token: &str,
+        limit: u32,
+    ) -> Result<Vec<ActivityEntry>> {
+        #[derive(Deserialize)]
+        struct Page {
+            activity: Vec<ActivityEntry>,
+        }
+        let page: Page = self
+            .call(
+                Method::GET,
+                &format!("/account/activity?limit={limit}"),
+                Some(access_token),
+                None,
+            )
+            .await?;
+        Ok(page.activity)
     }
 
     /// Signs one session of the account out.

@@ -17,7 +17,7 @@ use commands::clipboard::clipboard;
 use commands::devices::devices;
 use commands::files::{files, receive, send};
 use commands::remote::remote;
-use commands::sessions::{change_password, delete, new_recovery_code, sessions};
+use commands::sessions::{activity, change_password, delete, new_recovery_code, sessions};
 use commands::signed_in;
 
 async fn run(cli: Cli) -> Result<()> {
@@ -41,6 +41,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Account { command } => match command {
             AccountCommand::Sessions { command } => sessions(&cli, &store, command).await,
+            AccountCommand::Activity { limit } => activity(&cli, &store, *limit).await,
             AccountCommand::Password { password_stdin } => {
                 change_password(&cli, &store, *password_stdin).await
             }

@@ -72,3 +72,17 @@ export type AccountSession = {
   last_used_at: string;
   is_current: boolean;
 };
+
+/** One entry of the account's activity (`GET /account/activity`; `udc_client::wire::ActivityEntry`). */
+export type ActivityEntry = {
+  id: number;
+  at: string;
+  kind: string;
+  device_id: string | null;
+  device_name: string | null;
+  client_ip: string | null;
+  client: string | null;
+  target_device_id: string | null;
+  target_device_name: string | null;
+  detail: { method?: string; device_name?: string; mode?: string };
+};

@@ -652,3 +652,133 @@ async fn a_new_recovery_code_replaces_the_last_one_and_needs_the_password() {
         Ok(account.account_key)
     );
 }
+
+/// The account's activity lists what happened to it, newest first, each with the device that
+/// did it and the one it was done to; nothing of another account, and another account sees
+/// none of it.
+#[tokio::test]
+async fn the_activity_lists_what_happened_to_the_account_in_order() {
+    let account = Account::create().await;
+    let stranger = Account::create().await;
+    let refused = account.api.login(&account.email, "not the password").await;
+    assert_eq!(refused.unwrap_err().code(), Some("invalid_credentials"));
+    let laptop = account.device("Laptop").await;
+    let phone = account.device("Phone").await;
+    account
+        .api
+        .trust(laptop.token(), &laptop.id, &phone.id)
+        .await
+        .unwrap();
+    let new_password = "a passphrase for the activity test";
+    account
+        .api
+        .change_password(
+            laptop.token(),
+            &account.email,
+            (PASSWORD, new_password),
+            &account.account_key,
+        )
+        .await
+        .unwrap();
+    account
+        .api
+        .new_recovery_code(
+            laptop.token(),
+            &account.email,
+            new_password,
+            &account.account_key,
+        )
+        .await
+        .unwrap();
+    account
+        .api
+        .remove_device(laptop.token(), &phone.id)
+        .await
+        .unwrap();
+    let theirs = stranger.device("Theirs").await;
+
+    let activity = account
+        .api
+        .account_activity(laptop.token(), 200)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = activity.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "device_removed",
+            "recovery_code_changed",
+            "password_changed",
+            "trust_added",
+            "device_added",
+            "signed_in",
+            "device_added",
+            "signed_in",
+            "sign_in_failed",
+            "account_created",
+        ]
+    );
+    let by_kind = |k: &str, n: usize| activity.iter().filter(|e| e.kind == k).nth(n).unwrap();
+    assert_eq!(
+        by_kind("device_removed", 0).device_name.as_deref(),
+        Some("Laptop")
+    );
+    assert_eq!(
+        by_kind("device_removed", 0).target_device_name.as_deref(),
+        Some("Phone")
+    );
+    assert_eq!(
+        by_kind("trust_added", 0).target_device_id.as_deref(),
+        Some(phone.id.as_str())
+    );
+    assert_eq!(by_kind("signed_in", 0).detail["method"], "password");
+    let failed = by_kind("sign_in_failed", 0);
+    assert!(
+        failed.client_ip.is_some() && failed.device_id.is_none(),
+        "{failed:?}"
+    );
+    assert!(activity
+        .windows(2)
+        .all(|w| w[0].id > w[1].id && w[0].at >= w[1].at));
+    for entry in &activity {
+        assert_ne!(entry.target_device_id.as_deref(), Some(theirs.id.as_str()));
+    }
+
+    let theirs_seen = stranger
+        .api
+        .account_activity(theirs.token(), 200)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = theirs_seen.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["device_added", "signed_in", "account_created"]);
+
+    // Paging: the newest two, then on from there.
+    let page = account
+        .raw(
+            Method::GET,
+            "/account/activity?limit=2",
+            Some(laptop.token()),
+            None,
+        )
+        .await;
+    assert_eq!(page.body["activity"].as_array().unwrap().len(), 2);
+    let before = page.body["next_before"].as_i64().unwrap();
+    let next = account
+        .raw(
+            Method::GET,
+            &format!("/account/activity?limit=2&before={before}"),
+            Some(laptop.token()),
+            None,
+        )
+        .await;
+    assert_eq!(next.body["activity"][0]["kind"], "password_changed");
+    let bad = account
+        .raw(
+            Method::GET,
+            "/account/activity?limit=0",
+            Some(laptop.token()),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -110,6 +110,25 @@ async fn a_trusted_device_approves_a_new_sign_in_which_collects_its_tokens_and_k
         .clipboard_item(&reg.tokens.access_token, &item.id)
         .await
         .unwrap();
+    // The account's activity has the approval, by the phone, and the sign-in it let in.
+    let activity = account
+        .api
+        .account_activity(phone.token(), 4)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = activity.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "device_added",
+            "signed_in",
+            "approval_approved",
+            "device_added"
+        ]
+    );
+    assert_eq!(activity[1].detail["method"], "approval");
+    assert_eq!(activity[2].device_id.as_deref(), Some(phone.id.as_str()));
+    assert_eq!(activity[2].detail["device_name"], "New Laptop");
     assert_eq!(
         udc_agent::sync::open_item(&read, &key).unwrap().unwrap(),
         b"from the phone"

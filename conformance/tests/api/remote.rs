@@ -151,6 +151,22 @@ async fn a_session_is_requested_approved_driven_and_ended_by_either_side() {
         (again.status.as_u16(), code(&again)),
         (409, "session_not_pending")
     );
+    // The account's activity has it once: the desktop let the laptop in, with its mode.
+    let activity = p
+        .account
+        .api
+        .account_activity(p.laptop.token(), 1)
+        .await
+        .unwrap();
+    assert_eq!(activity[0].kind, "remote_session");
+    assert_eq!(
+        (
+            activity[0].device_id.as_deref(),
+            activity[0].target_device_id.as_deref()
+        ),
+        (Some(p.desktop.id.as_str()), Some(p.laptop.id.as_str()))
+    );
+    assert_eq!(activity[0].detail["mode"], "view_and_control");
     let heard = events(&p.account, &p.laptop, l0).await;
     for e in ["remote.control.approved", "remote.control.session_start"] {
         assert!(

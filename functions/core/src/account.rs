@@ -11,6 +11,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use udc_client::wire::AccountSession;
 
+use crate::activity::{Actor, Entry, If, Kind};
 use crate::auth::{decode_auth_key, validate_kdf, wrapped_key, Caller, KdfParams, AUTH_KEY_BYTES};
 use crate::devices::{has_standing, no_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
@@ -139,7 +140,7 @@ pub(crate) struct Proven {
 
 /// Every row a deleted account left but its tombstone, children before what they refer to (its
 /// files' rows go with their objects, `erase_files`); the parameter of each is the account's id.
-const ERASE_ROWS: [&str; 22] = [
+const ERASE_ROWS: [&str; 23] = [
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)",
     "DELETE FROM clipboard_items WHERE user_id = ?",
     "DELETE FROM clipboard_prefs WHERE user_id = ?",
@@ -151,6 +152,7 @@ const ERASE_ROWS: [&str; 22] = [
     "DELETE FROM settings_resolutions WHERE user_id = ?",
     "DELETE FROM pending_logins WHERE user_id = ?",
     "DELETE FROM handoffs WHERE user_id = ?",
+    "DELETE FROM account_activity WHERE user_id = ?",
     "DELETE FROM remote_sessions WHERE user_id = ?",
     "DELETE FROM idempotency_keys WHERE user_id = ?",
     "DELETE FROM login_cookies WHERE user_id = ?",
@@ -372,7 +374,7 @@ impl<P: Ports> Core<P> {
                 &body.new_password(),
                 Unchanged::Password(old_hash),
                 succeeded,
-                Some(&caller.session_id),
+                Actor::from(&caller),
             )
             .await?
             .ok_or_else(|| {
@@ -395,15 +397,17 @@ impl<P: Ports> Core<P> {
         new: &NewPassword<'_>,
         only_if: Unchanged,
         first: Vec<Stmt>,
-        keep: Option<&str>,
+        by: Actor<'_>,
     ) -> ApiResult<Option<(u64, Option<String>)>> {
+        // A change keeps the session that made it; a reset (no session) keeps none.
+        let keep = by.session_id;
         let now = rq.now_ms;
         let new_hash = hex::encode(self.auth_hash(&decode_auth_key(new.auth_key)?)?);
         let kdf = new.kdf;
-        let reason = if keep.is_some() {
-            "password_changed"
+        let (reason, kind) = if keep.is_some() {
+            ("password_changed", Kind::PasswordChanged)
         } else {
-            "password_reset"
+            ("password_reset", Kind::PasswordReset)
         };
         let changed_at = first.len();
         let changes = self
@@ -431,6 +435,7 @@ impl<P: Ports> Core<P> {
                                 only_if.hash().into(),
                             ],
                         ),
+                        Entry::new(kind).stmt(rq, user, by, If::Changed),
                         // Only when the change above took effect.
                         Stmt::new(
                             "UPDATE sessions SET revoked_at = ?, revoked_reason = ? \
@@ -454,7 +459,7 @@ impl<P: Ports> Core<P> {
             return Ok(None);
         }
         let warning = self.close_ended(user, now, reason).await?;
-        let ended = changes.get(changed_at + 1).copied().unwrap_or(0);
+        let ended = changes.get(changed_at + 2).copied().unwrap_or(0);
         Ok(Some((ended, warning)))
     }
 

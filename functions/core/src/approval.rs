@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use udc_hub::names;
 use udc_hub::NewEvent;
 
+use crate::activity::{Actor, Entry, If, Kind};
 use crate::auth::{Guard, UserView};
 use crate::devices::{has_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
@@ -242,6 +243,17 @@ impl<P: Ports> Core<P> {
                              WHERE id = ? AND state = 'approved'",
                             vec![session_id.as_str().into(), id.as_str().into()],
                         ),
+                        Entry::new(Kind::SignedIn)
+                            .with(serde_json::json!({ "method": "approval" }))
+                            .stmt(
+                                rq,
+                                &user_id,
+                                Actor {
+                                    session_id: Some(&session_id),
+                                    device_id: None,
+                                },
+                                If::Changed,
+                            ),
                         self.insert_session(&session_id, &user_id, None, rq, Guard::LoginApproved(&session_id)),
                         self.insert_refresh(&refresh_hash, &session_id, now, Guard::LoginApproved(&session_id)),
                     ])
@@ -311,7 +323,7 @@ impl<P: Ports> Core<P> {
                 let device = c.device_id.clone().unwrap_or_default();
                 vec![
                     Stmt::new(
-                        "SELECT state, expires_at FROM pending_logins WHERE id = ? AND user_id = ?",
+                        "SELECT state, expires_at, device_name FROM pending_logins WHERE id = ? AND user_id = ?",
                         vec![request_id.as_str().into(), c.user_id.as_str().into()],
                     ),
                     Stmt::new(
@@ -371,6 +383,14 @@ impl<P: Ports> Core<P> {
             names::APPROVAL_RESOLVED,
             serde_json::json!({ "request_id": request_id, "state": state, "by_device_id": device }),
         );
+        let kind = if body.approved {
+            Kind::ApprovalApproved
+        } else {
+            Kind::ApprovalDenied
+        };
+        let recorded = Entry::new(kind)
+            .with(serde_json::json!({ "request_id": request_id, "device_name": rows::text(request, 2)? }))
+            .stmt(rq, &caller.user_id, Actor::from(&caller), If::Changed);
         let done = self
             .commit(Change::new(vec![Stmt::new(
                 "UPDATE pending_logins SET state = ?, approver_device_id = ?, sealed_key = ?, responded_at = ? \
@@ -384,7 +404,7 @@ impl<P: Ports> Core<P> {
                     caller.user_id.as_str().into(),
                     now.into(),
                 ],
-            )])
+            ), recorded])
             .with_event(&caller.user_id, resolved, When::Changed))
             .await?;
         if !done.one(0) {

@@ -8,6 +8,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::activity::{self, Actor, Entry, If, Kind};
 use crate::crypto::hmac_sha256;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Hub, Ports, Row, Sql, Stmt};
@@ -264,10 +265,23 @@ impl<P: Ports> Core<P> {
             .ports
             .sql()
             .batch(
-                [insert_user, store_cookie]
-                    .into_iter()
-                    .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
-                    .collect(),
+                [
+                    insert_user,
+                    // Written when the account was (its email free).
+                    Entry::new(Kind::AccountCreated).stmt(
+                        rq,
+                        &user_id,
+                        Actor {
+                            session_id: Some(&session_id),
+                            device_id: None,
+                        },
+                        If::Changed,
+                    ),
+                    store_cookie,
+                ]
+                .into_iter()
+                .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
+                .collect(),
             )
             .await?;
         if changes.first() != Some(&1) {
@@ -345,6 +359,8 @@ impl<P: Ports> Core<P> {
         };
         let matches: bool = presented.ct_eq(stored.as_slice()).into();
         let Some((user_id, created_at, wrapped)) = user.filter(|_| matches) else {
+            sql.batch(vec![activity::failed_sign_in(rq, &email)])
+                .await?;
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "email or password is incorrect",
@@ -365,6 +381,17 @@ impl<P: Ports> Core<P> {
                         vec![cookie_hash.as_deref().into(), user_id.as_str().into()],
                     ),
                     store_cookie,
+                    Entry::new(Kind::SignedIn)
+                        .with(serde_json::json!({ "method": "password" }))
+                        .stmt(
+                            rq,
+                            &user_id,
+                            Actor {
+                                session_id: Some(&session_id),
+                                device_id: None,
+                            },
+                            If::Always,
+                        ),
                 ])
                 .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
                 .collect(),

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{payload, Change, When};
 use crate::ports::{Ports, Row, Sql, Stmt};
-use crate::web::{json_body, json_body_max, query_param, Reply};
+use crate::web::{json_body, json_body_max, limit_param, Reply};
 use crate::{rows, validate, Core, Rq};
 
 pub const CONTENT_TYPES: [&str; 3] = ["text/plain", "text/html", "image/png"];
@@ -250,14 +250,7 @@ impl<P: Ports> Core<P> {
     }
 
     pub(crate) async fn clipboard_history(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let limit = match query_param(rq.query, "limit") {
-            None => MAX_HISTORY,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_HISTORY).contains(n))
-                .ok_or_else(|| ApiError::invalid(format!("limit: must be 1 to {MAX_HISTORY}")))?,
-        };
+        let limit = limit_param(rq.query, MAX_HISTORY, MAX_HISTORY)?;
         let (_, found) = self
             .caller_with(rq, |c| {
                 vec![

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use udc_hub::names;
 use udc_hub::{DevicePresence, NewEvent, PresenceState, Revoked};
 
+use crate::activity::{Actor, Entry, If, Kind};
 use crate::auth::{Caller, Guard};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Change, When};
@@ -315,6 +316,15 @@ impl<P: Ports> Core<P> {
                     ],
                 ),
         ]);
+        change.push(Entry::new(Kind::DeviceAdded).on(&device_id).stmt(
+            rq,
+            user,
+            Actor {
+                session_id: Some(&session_id),
+                device_id: Some(&device_id),
+            },
+            If::Changed,
+        ));
         change.event(user, registered, When::Changed);
         change.extend([
             self.insert_session(
@@ -472,6 +482,12 @@ impl<P: Ports> Core<P> {
             "UPDATE devices SET removed_at = ? WHERE id = ? AND user_id = ? AND removed_at IS NULL",
             vec![now.into(), id.as_str().into(), user.into()],
         )]);
+        change.push(Entry::new(Kind::DeviceRemoved).on(&id).stmt(
+            rq,
+            user,
+            Actor::from(&caller),
+            If::Changed,
+        ));
         change.event(
             user,
             NewEvent::to_all(
@@ -553,7 +569,10 @@ impl<P: Ports> Core<P> {
                     target.as_str().into(),
                     user.into(),
                 ],
-            )])
+            ), Entry::new(Kind::TrustAdded)
+                .on(&target)
+                .with(serde_json::json!({ "device_id": id }))
+                .stmt(rq, user, Actor::from(&caller), If::Changed)])
             .with_event(user, updated, When::Changed))
             .await?;
         let created = done.one(0);
@@ -599,8 +618,11 @@ impl<P: Ports> Core<P> {
             .commit(
                 Change::new(vec![Stmt::new(
                     "DELETE FROM trust_links WHERE device_id = ? AND target_device_id = ? AND user_id = ?",
-                    vec![id.as_str().into(), target.into(), caller.user_id.as_str().into()],
-                )])
+                    vec![id.as_str().into(), target.as_str().into(), caller.user_id.as_str().into()],
+                ), Entry::new(Kind::TrustRemoved)
+                    .on(&target)
+                    .with(serde_json::json!({ "device_id": id }))
+                    .stmt(rq, &caller.user_id, Actor::from(&caller), If::Changed)])
                 .with_event(&caller.user_id, updated, When::Changed),
             )
             .await?;

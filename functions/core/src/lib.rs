@@ -2,6 +2,7 @@
 //! `http::Request<Vec<u8>>`, supplies the ports, and sends back the `http::Response<Vec<u8>>`.
 
 pub mod account;
+pub mod activity;
 pub mod app_shell;
 pub mod approval;
 pub mod auth;
@@ -77,6 +78,7 @@ enum Route<'a> {
     AccountKey,
     AccountPassword,
     AccountRecovery,
+    AccountActivity,
     Recover,
     RecoverReset,
     AccountSessions,
@@ -148,6 +150,7 @@ impl<'a> Route<'a> {
             ["account", "key"] => Route::AccountKey,
             ["account", "password"] => Route::AccountPassword,
             ["account", "recovery"] => Route::AccountRecovery,
+            ["account", "activity"] => Route::AccountActivity,
             ["account", "sessions"] => Route::AccountSessions,
             ["account", "sessions", id] => Route::AccountSession(id),
             ["devices", "register"] => Route::DeviceRegister,
@@ -257,6 +260,7 @@ impl<'a> Route<'a> {
             | Route::SettingsResolutions
             | Route::Handoffs
             | Route::RemoteSessions
+            | Route::AccountActivity
             | Route::IceServers => &[Method::GET],
             Route::RemoteSession(_) | Route::AccountSessions => &[Method::GET, Method::DELETE],
             Route::AccountSession(_) => &[Method::DELETE],
@@ -372,6 +376,7 @@ impl<P: Ports> Core<P> {
             Route::AccountKey => self.keep_wrapped_key(rq).await,
             Route::AccountPassword => self.change_password(rq).await,
             Route::AccountRecovery => self.set_recovery(rq).await,
+            Route::AccountActivity => self.list_activity(rq).await,
             Route::Recover => self.recover(rq).await,
             Route::RecoverReset => self.reset_password(rq).await,
             Route::DeviceRegister => self.register_device(rq).await,

@@ -52,6 +52,8 @@ pub struct Swept {
     pub accounts_erased: u64,
     /// Those still not erased (the store or the hub failed again): retried next run.
     pub accounts_left: u64,
+    /// Entries of accounts' activity past 90 days.
+    pub activity_entries: u64,
 }
 
 impl<P: Ports> Core<P> {
@@ -98,6 +100,7 @@ impl<P: Ports> Core<P> {
                     "DELETE FROM handoffs WHERE created_at + ? <= ?",
                     vec![crate::handoff::KEEP_MS.into(), now_ms.into()],
                 ),
+                crate::activity::sweep(now_ms),
             ])
             .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
@@ -110,7 +113,7 @@ impl<P: Ports> Core<P> {
             throttle_windows: changes.first().copied().unwrap_or(0),
             refresh_tokens: changes.get(1).copied().unwrap_or(0),
             sessions: changes.get(2).copied().unwrap_or(0),
-            idempotency_keys: changes.get(3).copied().unwrap_or(0),
+            idempotency_keys: changes.get(5).copied().unwrap_or(0),
             files_purged,
             uploads_aborted,
             remote_sessions_ended,
@@ -118,6 +121,7 @@ impl<P: Ports> Core<P> {
             outboxes_left,
             accounts_erased,
             accounts_left,
+            activity_entries: changes.get(8).copied().unwrap_or(0),
         })
     }
 

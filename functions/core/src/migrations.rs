@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_account_key",
         include_str!("../../../schema/migrations/0013_account_key.sql"),
     ),
+    (
+        "0014_activity",
+        include_str!("../../../schema/migrations/0014_activity.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

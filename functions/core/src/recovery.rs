@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use udc_client::wire::Recovery;
 
 use crate::account::{NewPassword, Proof, Proven, Unchanged};
+use crate::activity::{Actor, Entry, If, Kind};
 use crate::auth::{decode_auth_key, wrapped_key, KdfParams, UserView};
 use crate::crypto::hmac_sha256;
 use crate::error::{ApiError, ApiResult};
@@ -125,16 +126,24 @@ impl<P: Ports> Core<P> {
             .batch(
                 succeeded
                     .into_iter()
-                    .chain([Stmt::new(
-                        "UPDATE users SET recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ? \
-                         WHERE id = ? AND deleted_at IS NULL",
-                        vec![
-                            hash.into(),
-                            wrapped.into(),
-                            rq.now_ms.into(),
-                            caller.user_id.as_str().into(),
-                        ],
-                    )])
+                    .chain([
+                        Stmt::new(
+                            "UPDATE users SET recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ? \
+                             WHERE id = ? AND deleted_at IS NULL",
+                            vec![
+                                hash.into(),
+                                wrapped.into(),
+                                rq.now_ms.into(),
+                                caller.user_id.as_str().into(),
+                            ],
+                        ),
+                        Entry::new(Kind::RecoveryCodeChanged).stmt(
+                            rq,
+                            &caller.user_id,
+                            Actor::from(&caller),
+                            If::Changed,
+                        ),
+                    ])
                     .collect(),
             )
             .await?;
@@ -206,7 +215,14 @@ impl<P: Ports> Core<P> {
             .recovered(rq, &body.email, &body.recovery_auth_key)
             .await?;
         let (_, warning) = self
-            .set_password(rq, &user, &new, Unchanged::Recovery(hash), succeeded, None)
+            .set_password(
+                rq,
+                &user,
+                &new,
+                Unchanged::Recovery(hash),
+                succeeded,
+                Actor::default(),
+            )
             .await?
             .ok_or_else(|| {
                 ApiError::new(

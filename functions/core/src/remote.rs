@@ -13,11 +13,12 @@ use udc_client::events::{
 use udc_hub::names;
 use udc_hub::{NewEvent, PresenceState, Relay};
 
+use crate::activity::{Actor, Entry, If, Kind};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{payload, Change, When};
 use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt};
-use crate::web::{json_body, query_param, Reply};
+use crate::web::{json_body, limit_param, Reply};
 use crate::{rows, validate, Core, Rq};
 
 /// A request nobody answers within this long expires.
@@ -497,6 +498,14 @@ impl<P: Ports> Core<P> {
                 s.id.as_str().into(),
             ],
         )]);
+        if approve {
+            change.push(
+                Entry::new(Kind::RemoteSession)
+                    .on(&s.requester)
+                    .with(serde_json::json!({ "session_id": s.id, "mode": s.mode.as_str() }))
+                    .stmt(rq, user, Actor::from(&caller), If::Changed),
+            );
+        }
         change.event(
             user,
             NewEvent::to_devices(
@@ -686,14 +695,7 @@ impl<P: Ports> Core<P> {
 
     /// The audit trail: the account's sessions, newest first.
     pub(crate) async fn list_remote(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let limit = match query_param(rq.query, "limit") {
-            None => 50,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=200).contains(n))
-                .ok_or_else(|| ApiError::invalid("limit: 1 to 200"))?,
-        };
+        let limit = limit_param(rq.query, 50, 200)?;
         let (caller, found) = self
             .caller_with(rq, |c| {
                 vec![Stmt::new(

@@ -55,6 +55,18 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The `limit` query parameter: `default` when absent, else 1 to `max`.
+pub fn limit_param(query: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
+    match query_param(query, "limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::invalid(format!("limit: must be 1 to {max}"))),
+    }
+}
+
 /// Parses a JSON body after checking its type and size.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
     json_body_max(headers, body, MAX_BODY_BYTES)

@@ -108,3 +108,35 @@ fn maintenance_settles_remote_sessions_time_ended() {
         ]
     );
 }
+
+/// What the sweep reports is what it removed, table by table: an old replayable answer is one
+/// idempotency key (not a realtime ticket), and the account's activity goes after 90 days.
+#[test]
+fn maintenance_counts_each_table_it_sweeps_and_keeps_activity_90_days() {
+    let h = harness("sweep-counts");
+    let core = &h.core;
+    let now = now();
+    let day = 24 * 3600 * 1000i64;
+    let db = rusqlite::Connection::open(h.dir.join("udc.sqlite3")).unwrap();
+    db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    db.execute(
+        "INSERT INTO idempotency_keys (user_id, operation, key, request_hash, created_at) \
+         VALUES ('u', 'POST /x', 'k', 'h', ?1)",
+        [now - 2 * day],
+    )
+    .unwrap();
+    for at in [now - 91 * day, now - 89 * day] {
+        db.execute(
+            "INSERT INTO account_activity (user_id, at, kind) VALUES ('u', ?1, 'signed_in')",
+            [at],
+        )
+        .unwrap();
+    }
+    let swept = pollster::block_on(core.maintenance(now)).unwrap();
+    assert_eq!(swept.idempotency_keys, 1, "{swept:?}");
+    assert_eq!(swept.activity_entries, 1, "{swept:?}");
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM account_activity", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 1);
+}

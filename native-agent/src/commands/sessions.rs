@@ -1,5 +1,5 @@
 //! `account sessions`: where the account is signed in, and signing sessions out; `account
-//! password`, `account recovery-code`; `account delete`.
+//! activity`; `account password`, `account recovery-code`; `account delete`.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -66,6 +66,33 @@ pub(crate) async fn sessions(
                 println!("Signed out {ended} other session(s)");
             }
         }
+    }
+    Ok(())
+}
+
+/// `account activity`: what happened to the account, newest first.
+pub(crate) async fn activity(cli: &Cli, store: &Store, limit: u32) -> Result<()> {
+    let (client, mut session) = signed_in(cli, store)?;
+    let token = session.access_token(&client, store).await?;
+    let entries = client.account_activity(&token, limit).await?;
+    if cli.json {
+        println!("{}", json!({ "activity": entries }));
+        return Ok(());
+    }
+    for e in &entries {
+        let by = e.device_name.as_deref().unwrap_or("(no device)");
+        let on = e
+            .target_device_name
+            .as_deref()
+            .map(|n| format!(" -> {n}"))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<22} {by}{on}  {} {}",
+            e.at,
+            e.kind,
+            e.client_ip.as_deref().unwrap_or("-"),
+            e.client.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ import type { ClipItem, ClipPrefs, Device, FileInfo, HubEvent, PendingLogin } fr
 import { explain } from "./action";
 import { Approvals } from "./Approvals";
 import { Clipboard } from "./Clipboard";
+import { Activity } from "./Activity";
 import { ChangePassword } from "./ChangePassword";
 import { DeleteAccount } from "./DeleteAccount";
 import { RecoveryCard } from "./Recovery";
@@ -212,6 +213,7 @@ export function Home({ session }: { session: Session }) {
         ) : (
           <>
             <Sessions key={passwordChanges} />
+            <Activity key={passwordChanges} />
             <ChangePassword onChanged={() => setPasswordChanges((n) => n + 1)} />
             <RecoveryCard />
             <DeleteAccount email={session.email} />
