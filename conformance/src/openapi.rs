@@ -159,6 +159,20 @@ fn check_object(
             return Err(format!("{at}: missing required property {key:?}"));
         }
     }
+    // A property that needs others with it.
+    for (key, needs) in schema
+        .get("dependentRequired")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        for need in needs.as_array().into_iter().flatten() {
+            let need = need.as_str().unwrap_or_default();
+            if map.contains_key(key) && !map.contains_key(need) {
+                return Err(format!("{at}: {key:?} needs {need:?} with it"));
+            }
+        }
+    }
     let props = schema.get("properties").and_then(Value::as_object);
     for (key, v) in map {
         match (

@@ -330,6 +330,10 @@ async fn the_page_recovers_a_lost_password_with_its_code_and_makes_a_new_one() {
     desk.run(&["devices"]);
     b.fill("#recovery-code", &words.replace(' ', "\n")).await;
     b.click("#submit").await;
+    // The code used is spent: the page shows the new one before it opens the account.
+    let renewed = b.recovery_words().await;
+    assert_ne!(renewed, words);
+    b.click("#recovery-done").await;
     b.signed_in().await;
     let out = udc_conformance::agent_command(&desk.config)
         .args(["devices"])

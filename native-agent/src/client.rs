@@ -389,11 +389,7 @@ impl Client {
         let keys = derive_blocking(password, &kdf).await?;
         let account_key = seal::new_account_key().map_err(local)?;
         let wrapped = seal::wrap_account_key(&keys.enc_key, &account_key).map_err(local)?;
-        let recovery = RecoveryCode::generate().map_err(local)?;
-        let kept = recovery
-            .keys()
-            .and_then(|k| k.for_server(&account_key))
-            .map_err(local)?;
+        let (recovery, kept) = new_recovery(&account_key)?;
         let body = json!({
             "email": email, "kdf": kdf, "auth_key": keys.auth_key_b64(), "wrapped_key": wrapped,
             "recovery": kept,
@@ -467,11 +463,7 @@ impl Client {
         account_key: &[u8; 32],
     ) -> Result<RecoveryCode> {
         let keys = derive_blocking(password, &self.prelogin(email).await?).await?;
-        let code = RecoveryCode::generate().map_err(local)?;
-        let kept = code
-            .keys()
-            .and_then(|k| k.for_server(account_key))
-            .map_err(local)?;
+        let (code, kept) = new_recovery(account_key)?;
         self.call::<Value>(
             Method::PUT,
             "/account/recovery",
@@ -483,14 +475,15 @@ impl Client {
     }
 
     /// Resets a lost password with the recovery code: takes the account key back (wrapped by
-    /// the code's key), unwraps it here, and sets `new_password` wrapping the same key. Every
-    /// session of the account ends; sign in with the new password.
+    /// the code's key), unwraps it here, and sets `new_password` wrapping the same key, with a
+    /// new recovery code (returned; the one used stops working). Every session of the account
+    /// ends; sign in with the new password.
     pub async fn recover(
         &self,
         email: &str,
         code: &RecoveryCode,
         new_password: &str,
-    ) -> Result<()> {
+    ) -> Result<RecoveryCode> {
         let keys = code.keys().map_err(local)?;
         let proof = keys.auth_key_b64();
         let taken: Value = self
@@ -512,34 +505,37 @@ impl Client {
         let kdf = KdfParams::new_random().map_err(local)?;
         let new = derive_blocking(new_password, &kdf).await?;
         let new_wrapped = seal::wrap_account_key(&new.enc_key, &account_key).map_err(local)?;
+        let (next, recovery) = new_recovery(&account_key)?;
         self.call::<Value>(
             Method::POST,
             "/auth/recovery/reset",
             None,
             Some(&json!({
                 "email": email, "recovery_auth_key": proof, "new_auth_key": new.auth_key_b64(),
-                "kdf": kdf, "wrapped_key": new_wrapped,
+                "kdf": kdf, "wrapped_key": new_wrapped, "recovery": recovery,
             })),
         )
         .await?;
-        Ok(())
+        Ok(next)
     }
 
     /// Changes the password: proves the current one, and sends the new one's proof, KDF
-    /// parameters and the same account key wrapped by it (nothing sealed changes). Every other
-    /// session of the account ends; how many did.
+    /// parameters and the same account key wrapped by it (nothing sealed changes), with a new
+    /// recovery code (the last one stops working). Every other session of the account ends;
+    /// how many did, and the new code.
     pub async fn change_password(
         &self,
         access_token: &str,
         email: &str,
         passwords: (&str, &str),
         account_key: &[u8; 32],
-    ) -> Result<u64> {
+    ) -> Result<(u64, RecoveryCode)> {
         let (current, new) = passwords;
         let old = derive_blocking(current, &self.prelogin(email).await?).await?;
         let kdf = KdfParams::new_random().map_err(local)?;
         let keys = derive_blocking(new, &kdf).await?;
         let wrapped = seal::wrap_account_key(&keys.enc_key, account_key).map_err(local)?;
+        let (code, recovery) = new_recovery(account_key)?;
         let answer: Value = self
             .call(
                 Method::POST,
@@ -550,10 +546,11 @@ impl Client {
                     "new_auth_key": keys.auth_key_b64(),
                     "kdf": kdf,
                     "wrapped_key": wrapped,
+                    "recovery": recovery,
                 })),
             )
             .await?;
-        Ok(answer["ended"].as_u64().unwrap_or(0))
+        Ok((answer["ended"].as_u64().unwrap_or(0), code))
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
@@ -761,6 +758,16 @@ impl Client {
 
 fn local(e: anyhow::Error) -> Error {
     Error::Local(e.to_string())
+}
+
+/// A fresh recovery code for `account_key`, with what the server keeps of it.
+fn new_recovery(account_key: &[u8; 32]) -> Result<(RecoveryCode, udc_client::wire::Recovery)> {
+    let code = RecoveryCode::generate().map_err(local)?;
+    let kept = code
+        .keys()
+        .and_then(|k| k.for_server(account_key))
+        .map_err(local)?;
+    Ok((code, kept))
 }
 
 /// Argon2id takes tens of milliseconds of CPU: keep it off the async threads.

@@ -80,12 +80,14 @@ export async function signUp(email: string, password: string, deviceName: string
 
 /**
  * A lost password: the recovery code takes the account key back (wrapped by the code's key,
- * unwrapped here) and sets `newPassword` wrapping it. Every session of the account ends; sign
- * in with the new password next. A mistyped word is caught here, before anything is sent.
+ * unwrapped here) and sets `newPassword` wrapping it, with a new recovery code (its words,
+ * returned: the one used stops working). Every session of the account ends; sign in with the
+ * new password next. A mistyped word is caught here, before anything is sent.
  */
-export async function recoverAccount(email: string, typed: string, newPassword: string): Promise<void> {
+export async function recoverAccount(email: string, typed: string, newPassword: string): Promise<string> {
   const udc = await wasm();
   const code = udc.RecoveryCode.parse(typed);
+  const fresh = new udc.RecoveryCode();
   try {
     const proof = code.authKey;
     const { wrapped_key } = await api<{ wrapped_key: string }>("POST", "/auth/recovery", { email, recovery_auth_key: proof }, { auth: false });
@@ -95,11 +97,20 @@ export async function recoverAccount(email: string, typed: string, newPassword: 
     await api(
       "POST",
       "/auth/recovery/reset",
-      { email, recovery_auth_key: proof, new_auth_key: b64(next.authKey), kdf, wrapped_key: udc.wrapAccountKey(next.encKey, key) },
+      {
+        email,
+        recovery_auth_key: proof,
+        new_auth_key: b64(next.authKey),
+        kdf,
+        wrapped_key: udc.wrapAccountKey(next.encKey, key),
+        recovery: JSON.parse(fresh.forServer(key)),
+      },
       { auth: false },
     );
+    return fresh.words;
   } finally {
     code.free();
+    fresh.free();
   }
 }
 
@@ -142,9 +153,11 @@ export async function signIn(email: string, password: string, deviceName: string
 
 /**
  * A new password: proves the current one, and sends the new one's proof, KDF parameters and the
- * same account key wrapped by it. Nothing sealed changes; every other session ends. How many did.
+ * same account key wrapped by it, with a new recovery code (whoever knew the old password could
+ * have made the last one). Nothing sealed changes; every other session ends. How many did, and
+ * the new code's words.
  */
-export async function changePassword(currentPassword: string, newPassword: string): Promise<number> {
+export async function changePassword(currentPassword: string, newPassword: string): Promise<{ ended: number; words: string }> {
   const s = current();
   if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
   const udc = await wasm();
@@ -152,13 +165,19 @@ export async function changePassword(currentPassword: string, newPassword: strin
   const old = await deriveKeys(currentPassword, oldKdf);
   const kdf = JSON.parse(udc.newKdfParams());
   const next = await deriveKeys(newPassword, kdf);
-  const r = await api<{ ended: number }>("POST", "/account/password", {
-    auth_key: b64(old.authKey),
-    new_auth_key: b64(next.authKey),
-    kdf,
-    wrapped_key: udc.wrapAccountKey(next.encKey, accountKey()),
-  });
-  return r.ended;
+  const code = new udc.RecoveryCode();
+  try {
+    const r = await api<{ ended: number }>("POST", "/account/password", {
+      auth_key: b64(old.authKey),
+      new_auth_key: b64(next.authKey),
+      kdf,
+      wrapped_key: udc.wrapAccountKey(next.encKey, accountKey()),
+      recovery: JSON.parse(code.forServer(accountKey())),
+    });
+    return { ended: r.ended, words: code.words };
+  } finally {
+    code.free();
+  }
 }
 
 export type Approval = { phrase: string; wait: Promise<void>; cancel: () => void };

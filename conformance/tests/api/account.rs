@@ -341,10 +341,16 @@ async fn a_password_change_keeps_what_was_sealed_and_ends_the_other_sessions() {
     let new_password = "a new and longer passphrase";
     let new_kdf = udc_agent::kdf::KdfParams::new_random().unwrap();
     let new_keys = udc_agent::kdf::derive(new_password, &new_kdf).unwrap();
+    let new_code = udc_agent::recovery::RecoveryCode::generate().unwrap();
+    let recovery = new_code
+        .keys()
+        .unwrap()
+        .for_server(&account.account_key)
+        .unwrap();
     let change = |auth_key: String, wrapped_key: String| {
         json!({
             "auth_key": auth_key, "new_auth_key": new_keys.auth_key_b64(), "kdf": new_kdf,
-            "wrapped_key": wrapped_key,
+            "wrapped_key": wrapped_key, "recovery": recovery,
         })
     };
     let good_wrap =
@@ -431,6 +437,10 @@ async fn a_password_change_keeps_what_was_sealed_and_ends_the_other_sessions() {
             .unwrap(),
         b"kept"
     );
+    // The recovery code changed with the password: the one made at registration is spent.
+    let old_code = account.recovery.as_ref().unwrap();
+    let spent = account.api.recover(&account.email, old_code, "x y z").await;
+    assert_eq!(spent.unwrap_err().code(), Some("invalid_recovery_code"));
     // The same request again is the old password's: refused, nothing changes.
     let stale = account
         .raw(
@@ -494,7 +504,7 @@ async fn an_account_made_before_account_keys_keeps_its_data_through_a_password_c
         .await;
     assert_eq!(code(&unproven), "wrong_password", "{}", unproven.body);
 
-    let ended = account
+    let (ended, _) = account
         .api
         .change_password(
             desk.token(),
@@ -540,6 +550,15 @@ async fn the_recovery_code_resets_a_lost_password_and_keeps_the_data() {
         )
         .await
         .unwrap();
+    // A code needs the key it wraps: refused without one.
+    let mut bare = json!({ "email": unique_email(), "auth_key": B64.encode([1u8; 32]) });
+    bare["kdf"] = serde_json::to_value(udc_agent::kdf::KdfParams::new_random().unwrap()).unwrap();
+    bare["recovery"] =
+        serde_json::to_value(recovery.keys().unwrap().for_server(&[2u8; 32]).unwrap()).unwrap();
+    let refused = account
+        .raw(Method::POST, "/auth/register", None, Some(&bare))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     let shown = account
         .raw(Method::GET, "/account", Some(desk.token()), None)
         .await;
@@ -568,11 +587,21 @@ async fn the_recovery_code_resets_a_lost_password_and_keeps_the_data() {
     }
 
     let new_password = "found again with the code";
-    account
+    let next = account
         .api
         .recover(&account.email, recovery, new_password)
         .await
         .unwrap();
+    // The code used is spent; the new one made with the reset works.
+    let spent = account.api.recover(&account.email, recovery, "again").await;
+    assert_eq!(spent.unwrap_err().code(), Some("invalid_recovery_code"));
+    let recovered_twice = "found a second time";
+    account
+        .api
+        .recover(&account.email, &next, recovered_twice)
+        .await
+        .unwrap();
+    let new_password = recovered_twice;
     let dead = account
         .raw(Method::GET, "/devices", Some(desk.token()), None)
         .await;
@@ -662,6 +691,9 @@ async fn the_activity_lists_what_happened_to_the_account_in_order() {
     let stranger = Account::create().await;
     let refused = account.api.login(&account.email, "not the password").await;
     assert_eq!(refused.unwrap_err().code(), Some("invalid_credentials"));
+    let guessed = udc_agent::recovery::RecoveryCode::generate().unwrap();
+    let refused = account.api.recover(&account.email, &guessed, "x").await;
+    assert_eq!(refused.unwrap_err().code(), Some("invalid_recovery_code"));
     let laptop = account.device("Laptop").await;
     let phone = account.device("Phone").await;
     account
@@ -690,6 +722,17 @@ async fn the_activity_lists_what_happened_to_the_account_in_order() {
         )
         .await
         .unwrap();
+    // A wrong password through a session is an attempt too.
+    let refused = account
+        .api
+        .new_recovery_code(
+            laptop.token(),
+            &account.email,
+            "a guess",
+            &account.account_key,
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), Some("wrong_password"));
     account
         .api
         .remove_device(laptop.token(), &phone.id)
@@ -707,6 +750,7 @@ async fn the_activity_lists_what_happened_to_the_account_in_order() {
         kinds,
         [
             "device_removed",
+            "sign_in_failed",
             "recovery_code_changed",
             "password_changed",
             "trust_added",
@@ -715,8 +759,20 @@ async fn the_activity_lists_what_happened_to_the_account_in_order() {
             "device_added",
             "signed_in",
             "sign_in_failed",
+            "sign_in_failed",
             "account_created",
         ]
+    );
+    let methods: Vec<&str> = activity
+        .iter()
+        .filter(|e| e.kind == "sign_in_failed")
+        .map(|e| e.detail["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["session_password", "recovery_code", "password"]);
+    assert_eq!(
+        activity[1].device_id.as_deref(),
+        Some(laptop.id.as_str()),
+        "the session's device guessed"
     );
     let by_kind = |k: &str, n: usize| activity.iter().filter(|e| e.kind == k).nth(n).unwrap();
     assert_eq!(
@@ -732,7 +788,7 @@ async fn the_activity_lists_what_happened_to_the_account_in_order() {
         Some(phone.id.as_str())
     );
     assert_eq!(by_kind("signed_in", 0).detail["method"], "password");
-    let failed = by_kind("sign_in_failed", 0);
+    let failed = by_kind("sign_in_failed", 2);
     assert!(
         failed.client_ip.is_some() && failed.device_id.is_none(),
         "{failed:?}"
@@ -771,7 +827,7 @@ async fn the_activity_lists_what_happened_to_the_account_in_order() {
             None,
         )
         .await;
-    assert_eq!(next.body["activity"][0]["kind"], "password_changed");
+    assert_eq!(next.body["activity"][0]["kind"], "recovery_code_changed");
     let bad = account
         .raw(
             Method::GET,

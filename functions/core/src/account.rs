@@ -12,6 +12,8 @@ use subtle::ConstantTimeEq;
 use udc_client::wire::AccountSession;
 
 use crate::activity::{Actor, Entry, If, Kind};
+use udc_client::wire::Recovery;
+
 use crate::auth::{decode_auth_key, validate_kdf, wrapped_key, Caller, KdfParams, AUTH_KEY_BYTES};
 use crate::devices::{has_standing, no_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
@@ -68,6 +70,8 @@ struct PasswordBody {
     new_auth_key: String,
     kdf: KdfParams,
     wrapped_key: String,
+    /// A new recovery code: the last one stops working with the password it was made under.
+    recovery: Recovery,
 }
 
 impl Proof for PasswordBody {
@@ -85,16 +89,19 @@ impl PasswordBody {
             auth_key: &self.new_auth_key,
             kdf: &self.kdf,
             wrapped_key: &self.wrapped_key,
+            recovery: &self.recovery,
         }
     }
 }
 
 /// A new password as a client sends it, to change or reset one: its proof, its KDF parameters
 /// (a fresh salt), and the account key wrapped by its `enc_key`.
+/// With it a new recovery code: whoever knew the old password could have made the last one.
 pub(crate) struct NewPassword<'a> {
     pub auth_key: &'a str,
     pub kdf: &'a KdfParams,
     pub wrapped_key: &'a str,
+    pub recovery: &'a Recovery,
 }
 
 impl NewPassword<'_> {
@@ -105,7 +112,8 @@ impl NewPassword<'_> {
             ))
         })?;
         validate_kdf(self.kdf)?;
-        wrapped_key(self.wrapped_key, "wrapped_key").map(drop)
+        wrapped_key(self.wrapped_key, "wrapped_key")?;
+        crate::recovery::check(self.recovery)
     }
 }
 
@@ -125,10 +133,12 @@ impl Unchanged {
 }
 
 const SET_PASSWORD_IF_PASSWORD: &str = "UPDATE users SET kdf_algorithm = ?, kdf_memory_kib = ?, \
-    kdf_iterations = ?, kdf_parallelism = ?, kdf_salt = ?, auth_hash = ?, wrapped_key = ?, updated_at = ? \
+    kdf_iterations = ?, kdf_parallelism = ?, kdf_salt = ?, auth_hash = ?, wrapped_key = ?, \
+    recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ?, updated_at = ? \
     WHERE id = ? AND deleted_at IS NULL AND auth_hash = ?";
 const SET_PASSWORD_IF_RECOVERY: &str = "UPDATE users SET kdf_algorithm = ?, kdf_memory_kib = ?, \
-    kdf_iterations = ?, kdf_parallelism = ?, kdf_salt = ?, auth_hash = ?, wrapped_key = ?, updated_at = ? \
+    kdf_iterations = ?, kdf_parallelism = ?, kdf_salt = ?, auth_hash = ?, wrapped_key = ?, \
+    recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ?, updated_at = ? \
     WHERE id = ? AND deleted_at IS NULL AND recovery_hash = ?";
 
 /// The caller, once the password's proof matched, and what takes its failed guesses back
@@ -136,6 +146,9 @@ const SET_PASSWORD_IF_RECOVERY: &str = "UPDATE users SET kdf_algorithm = ?, kdf_
 pub(crate) struct Proven {
     pub caller: Caller,
     pub succeeded: Vec<Stmt>,
+    /// The stored hash the proof matched (hex): a change made on it is guarded on it, so a
+    /// password changed meanwhile wins.
+    pub auth_hash: String,
 }
 
 /// Every row a deleted account left but its tombstone, children before what they refer to (its
@@ -309,9 +322,17 @@ impl<P: Ports> Core<P> {
             .ok_or_else(|| ApiError::not_found("account"))?;
         let keys = Keys::new(&rows::text(row, 0)?, rq.client_ip.as_deref());
         keys.admit(self.ports.sql(), rq.now_ms).await?;
-        let stored = hex::decode(rows::text(row, 1)?).unwrap_or_default();
+        let auth_hash = rows::text(row, 1)?;
+        let stored = hex::decode(&auth_hash).unwrap_or_default();
         let matches: bool = self.auth_hash(&auth_key)?.ct_eq(stored.as_slice()).into();
         if !matches {
+            // The owner's activity shows a guess made through one of its sessions.
+            self.ports
+                .sql()
+                .batch(vec![Entry::new(Kind::SignInFailed)
+                    .with(serde_json::json!({ "method": "session_password" }))
+                    .stmt(rq, &caller.user_id, Actor::from(&caller), If::Always)])
+                .await?;
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong_password",
@@ -319,14 +340,28 @@ impl<P: Ports> Core<P> {
             ));
         }
         let succeeded = keys.succeeded();
-        Ok((Proven { caller, succeeded }, body))
+        Ok((
+            Proven {
+                caller,
+                succeeded,
+                auth_hash,
+            },
+            body,
+        ))
     }
 
     /// `PUT /account/key`: an account made before account keys gets its key wrapped, once (its
     /// key is the password's `enc_key`; the client wraps that). 409 when one is kept already:
     /// a key is never replaced but by a password change.
     pub(crate) async fn keep_wrapped_key(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (Proven { caller, succeeded }, body) = self
+        let (
+            Proven {
+                caller,
+                succeeded,
+                auth_hash,
+            },
+            body,
+        ) = self
             .with_password::<KeyBody>(rq, "nothing was changed")
             .await?;
         let kept_at = succeeded.len();
@@ -338,11 +373,12 @@ impl<P: Ports> Core<P> {
                     .into_iter()
                     .chain([Stmt::new(
                         "UPDATE users SET wrapped_key = ?, updated_at = ? \
-                         WHERE id = ? AND wrapped_key IS NULL AND deleted_at IS NULL",
+                         WHERE id = ? AND wrapped_key IS NULL AND deleted_at IS NULL AND auth_hash = ?",
                         vec![
                             body.wrapped_key.as_str().into(),
                             rq.now_ms.into(),
                             caller.user_id.as_str().into(),
+                            auth_hash.into(),
                         ],
                     )])
                     .collect(),
@@ -362,17 +398,23 @@ impl<P: Ports> Core<P> {
     /// is re-encrypted), and every other session ends (tokens at once, sockets 4001). The
     /// password itself and the unwrapped key never reach the server.
     pub(crate) async fn change_password(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (Proven { caller, succeeded }, body) = self
+        let (
+            Proven {
+                caller,
+                succeeded,
+                auth_hash,
+            },
+            body,
+        ) = self
             .with_password::<PasswordBody>(rq, "nothing was changed")
             .await?;
         let user = caller.user_id.as_str();
-        let old_hash = hex::encode(self.auth_hash(&decode_auth_key(&body.auth_key)?)?);
         let (ended, warning) = self
             .set_password(
                 rq,
                 user,
                 &body.new_password(),
-                Unchanged::Password(old_hash),
+                Unchanged::Password(auth_hash),
                 succeeded,
                 Actor::from(&caller),
             )
@@ -403,6 +445,7 @@ impl<P: Ports> Core<P> {
         let keep = by.session_id;
         let now = rq.now_ms;
         let new_hash = hex::encode(self.auth_hash(&decode_auth_key(new.auth_key)?)?);
+        let (recovery_hash, recovery_wrapped) = self.recovery_values(new.recovery)?;
         let kdf = new.kdf;
         let (reason, kind) = if keep.is_some() {
             ("password_changed", Kind::PasswordChanged)
@@ -430,6 +473,9 @@ impl<P: Ports> Core<P> {
                                 kdf.salt.as_str().into(),
                                 new_hash.as_str().into(),
                                 new.wrapped_key.into(),
+                                recovery_hash.into(),
+                                recovery_wrapped.into(),
+                                now.into(),
                                 now.into(),
                                 user.into(),
                                 only_if.hash().into(),
@@ -446,6 +492,18 @@ impl<P: Ports> Core<P> {
                                 reason.into(),
                                 user.into(),
                                 keep.into(),
+                                user.into(),
+                                now.into(),
+                                new_hash.as_str().into(),
+                            ],
+                        ),
+                        // A sign-in approved and not yet collected must not start a session.
+                        Stmt::new(
+                            "UPDATE pending_logins SET state = 'denied', sealed_key = NULL \
+                             WHERE user_id = ? AND state IN ('pending', 'approved') \
+                             AND EXISTS (SELECT 1 FROM users WHERE id = ? AND updated_at = ? AND auth_hash = ?)",
+                            vec![
+                                user.into(),
                                 user.into(),
                                 now.into(),
                                 new_hash.as_str().into(),
@@ -468,7 +526,14 @@ impl<P: Ports> Core<P> {
     /// log, stored files and rows are erased. 204 when all is gone; 202 with what remains
     /// when the store or the hub failed, which the scheduled run finishes.
     pub(crate) async fn delete_account(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (Proven { caller, succeeded }, _) = self
+        let (
+            Proven {
+                caller,
+                succeeded,
+                auth_hash,
+            },
+            _,
+        ) = self
             .with_password::<DeleteBody>(rq, "nothing was deleted")
             .await?;
         let sql = self.ports.sql();
@@ -483,8 +548,8 @@ impl<P: Ports> Core<P> {
                         Stmt::new(
                             "UPDATE users SET deleted_at = ?, email = 'deleted:' || id, auth_hash = '', wrapped_key = NULL, \
                              recovery_hash = NULL, recovery_wrapped_key = NULL \
-                             WHERE id = ? AND deleted_at IS NULL",
-                            vec![now.into(), user.into()],
+                             WHERE id = ? AND deleted_at IS NULL AND auth_hash = ?",
+                            vec![now.into(), user.into(), auth_hash.into()],
                         ),
                         Stmt::new(
                             "UPDATE sessions SET revoked_at = ?, revoked_reason = 'account_deleted' \

@@ -69,8 +69,8 @@ const INSERT_ALWAYS: &str = "INSERT INTO account_activity (user_id, at, kind, de
 const INSERT_IF_CHANGED: &str = "INSERT INTO account_activity (user_id, at, kind, device_id, \
     session_id, client_ip, client, target_device_id, detail) \
     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0";
-/// A failed sign-in, written the same way whether the email has an account or not (it then
-/// inserts nothing): its cost tells nobody which.
+/// A failed sign-in, by the same statement whether the email has an account or not (it then
+/// inserts nothing): the request does the same work either way.
 const INSERT_FAILED_SIGN_IN: &str = "INSERT INTO account_activity (user_id, at, kind, device_id, \
     session_id, client_ip, client, target_device_id, detail) \
     SELECT id, ?, ?, NULL, NULL, ?, ?, NULL, ? FROM users \
@@ -141,8 +141,9 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// A failed password sign-in for `email` (nothing when it has no account).
-pub(crate) fn failed_sign_in(rq: &Rq<'_>, email: &str) -> Stmt {
+/// A failed sign-in for `email` by `method` (`password`, `recovery_code`); nothing when the
+/// email has no account.
+pub(crate) fn failed_sign_in(rq: &Rq<'_>, email: &str, method: &str) -> Stmt {
     Stmt::new(
         INSERT_FAILED_SIGN_IN,
         vec![
@@ -150,9 +151,7 @@ pub(crate) fn failed_sign_in(rq: &Rq<'_>, email: &str) -> Stmt {
             Kind::SignInFailed.as_str().into(),
             rq.client_ip.clone().into(),
             client_name(rq.headers).into(),
-            serde_json::json!({ "method": "password" })
-                .to_string()
-                .into(),
+            serde_json::json!({ "method": method }).to_string().into(),
             email.into(),
         ],
     )

@@ -223,6 +223,13 @@ impl<P: Ports> Core<P> {
             .map(|k| wrapped_key(k, "wrapped_key"))
             .transpose()?;
         let (recovery_hash, recovery_wrapped) = match &body.recovery {
+            // The code wraps the account key; without a wrapped key the account's key is the
+            // password's enc_key, which a code made apart from it would not match.
+            Some(_) if wrapped.is_none() => {
+                return Err(ApiError::invalid(
+                    "recovery: needs wrapped_key (the account key the code wraps)",
+                ))
+            }
             Some(r) => {
                 let (hash, wrapped) = self.recovery_values(r)?;
                 (Some(hash), Some(wrapped))
@@ -359,7 +366,7 @@ impl<P: Ports> Core<P> {
         };
         let matches: bool = presented.ct_eq(stored.as_slice()).into();
         let Some((user_id, created_at, wrapped)) = user.filter(|_| matches) else {
-            sql.batch(vec![activity::failed_sign_in(rq, &email)])
+            sql.batch(vec![activity::failed_sign_in(rq, &email, "password")])
                 .await?;
             return Err(ApiError::unauthorized(
                 "invalid_credentials",

@@ -228,8 +228,9 @@ impl<'a> Route<'a> {
 
     /// Whether an answer may be kept for replay under an Idempotency-Key: every change but
     /// those whose answer holds a secret (a device's new tokens, a socket ticket, presigned
-    /// URLs), which the server keeps only hashed or not at all, and deleting the account (its
-    /// keys go with it; a retry finds it gone).
+    /// URLs), which the server keeps only hashed or not at all, deleting the account (its
+    /// keys go with it; a retry finds it gone), and what carries the password's proof (a kept
+    /// request hash would be an unpeppered check of it).
     fn replayable(&self, method: &Method) -> bool {
         *method != Method::GET
             && !matches!(
@@ -238,6 +239,9 @@ impl<'a> Route<'a> {
                     | Route::RealtimeTicket
                     | Route::FileParts(_)
                     | Route::Account
+                    | Route::AccountKey
+                    | Route::AccountPassword
+                    | Route::AccountRecovery
             )
     }
 

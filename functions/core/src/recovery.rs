@@ -2,7 +2,8 @@
 //! the account key wrapped by the code's key, never the code. With the code a person who lost
 //! the password takes the wrapped key back (`POST /auth/recovery`), unwraps it on their device
 //! and sets a new password wrapping the same key (`POST /auth/recovery/reset`): every session
-//! ends, the data stays. A wrong code counts as a failed sign-in for the email and the address.
+//! ends, the data stays, and a new code replaces the one used (so does a password change:
+//! whoever knew the old password could have made the last code). A wrong code counts as a failed sign-in for the email and the address.
 //! And the account as its owner sees it (`GET /account`): whether it has a code, since when.
 
 use http::StatusCode;
@@ -11,7 +12,7 @@ use subtle::ConstantTimeEq;
 use udc_client::wire::Recovery;
 
 use crate::account::{NewPassword, Proof, Proven, Unchanged};
-use crate::activity::{Actor, Entry, If, Kind};
+use crate::activity::{failed_sign_in, Actor, Entry, If, Kind};
 use crate::auth::{decode_auth_key, wrapped_key, KdfParams, UserView};
 use crate::crypto::hmac_sha256;
 use crate::error::{ApiError, ApiResult};
@@ -53,6 +54,8 @@ struct ResetBody {
     new_auth_key: String,
     kdf: KdfParams,
     wrapped_key: String,
+    /// A new code: the one used may have been seen by whoever had it.
+    recovery: Recovery,
 }
 
 /// A recovery as a client sends it, checked field by field.
@@ -117,24 +120,35 @@ impl<P: Ports> Core<P> {
     /// `PUT /account/recovery`: a new recovery code for the account (the last one stops
     /// working), with the password's proof.
     pub(crate) async fn set_recovery(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (Proven { caller, succeeded }, body) = self
+        let (
+            Proven {
+                caller,
+                succeeded,
+                auth_hash,
+            },
+            body,
+        ) = self
             .with_password::<SetBody>(rq, "nothing was changed")
             .await?;
         let (hash, wrapped) = self.recovery_values(&body.recovery)?;
-        self.ports
+        let set_at = succeeded.len();
+        let changes = self
+            .ports
             .sql()
             .batch(
                 succeeded
                     .into_iter()
                     .chain([
                         Stmt::new(
+                            // Only under the password proven: one changed meanwhile wins.
                             "UPDATE users SET recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ? \
-                             WHERE id = ? AND deleted_at IS NULL",
+                             WHERE id = ? AND deleted_at IS NULL AND auth_hash = ?",
                             vec![
                                 hash.into(),
                                 wrapped.into(),
                                 rq.now_ms.into(),
                                 caller.user_id.as_str().into(),
+                                auth_hash.into(),
                             ],
                         ),
                         Entry::new(Kind::RecoveryCodeChanged).stmt(
@@ -147,6 +161,12 @@ impl<P: Ports> Core<P> {
                     .collect(),
             )
             .await?;
+        if changes.get(set_at) != Some(&1) {
+            return Err(ApiError::conflict(
+                "password_changed",
+                "the password was changed meanwhile: nothing was changed, sign in again",
+            ));
+        }
         Reply::no_content()
     }
 
@@ -185,7 +205,13 @@ impl<P: Ports> Core<P> {
             Some((id, Some(wrapped))) if matches && !stored.is_empty() => {
                 Ok((id, wrapped, presented, keys.succeeded()))
             }
-            _ => Err(refused()),
+            _ => {
+                // In the owner's activity (nothing written for an unknown email, by the same
+                // statement).
+                sql.batch(vec![failed_sign_in(rq, &email, "recovery_code")])
+                    .await?;
+                Err(refused())
+            }
         }
     }
 
@@ -209,6 +235,7 @@ impl<P: Ports> Core<P> {
             auth_key: &body.new_auth_key,
             kdf: &body.kdf,
             wrapped_key: &body.wrapped_key,
+            recovery: &body.recovery,
         };
         new.check()?;
         let (user, _, hash, succeeded) = self

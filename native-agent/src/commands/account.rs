@@ -67,23 +67,26 @@ pub(crate) async fn recover(cli: &Cli, store: &Store, creds: &Credentials) -> Re
     if !creds.password_stdin && read_password_as("New password again: ", false)? != new {
         bail!("the new passwords differ: nothing was changed");
     }
-    Client::new(&server)
+    let next = Client::new(&server)
         .recover(&creds.email, &code, &new)
-        .await?;
+        .await?
+        .words()?;
     if !cli.json {
         println!("The password is reset; every session of the account was signed out.");
     }
-    sign_in_as(cli, store, creds, false, Some(new)).await
+    sign_in_as(cli, store, creds, false, Some((new, Some(next)))).await
 }
 
-/// Signs in (or creates the account) with `password`, else the one read as `creds` say.
+/// Signs in (or creates the account) with `given` password, else the one read as `creds` say;
+/// a recovery code made on the way (`recover`) is shown with the result.
 async fn sign_in_as(
     cli: &Cli,
     store: &Store,
     creds: &Credentials,
     create: bool,
-    password: Option<String>,
+    given: Option<(String, Option<String>)>,
 ) -> Result<()> {
+    let (password, made) = given.unzip();
     let server = cli
         .server
         .clone()
@@ -129,7 +132,7 @@ async fn sign_in_as(
     };
     session.apply(registered.tokens);
     store.save(&session)?;
-    let words = recovery.map(|r| r.words()).transpose()?;
+    let words = recovery.map(|r| r.words()).transpose()?.or(made.flatten());
     if cli.json {
         let mut out = json!({ "user": signed.user, "device": registered.device });
         if let Some(words) = &words {

@@ -111,17 +111,22 @@ pub(crate) async fn change_password(cli: &Cli, store: &Store, password_stdin: bo
         bail!("the new password is the current one: nothing was changed");
     }
     let token = session.access_token(&client, store).await?;
-    let ended = client
+    let (ended, code) = client
         .change_password(&token, &session.email, (&current, &new), &account_key)
         .await?;
+    let words = code.words()?;
     if cli.json {
-        println!("{}", json!({ "changed": true, "ended": ended }));
+        println!(
+            "{}",
+            json!({ "changed": true, "ended": ended, "recovery_code": words })
+        );
     } else {
         println!(
             "The password of {} is changed; {ended} other session(s) signed out. \
              Sign in again on those devices with the new password.",
             session.email
         );
+        print_recovery_code(&words);
     }
     Ok(())
 }

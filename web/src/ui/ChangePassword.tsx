@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { ApiError } from "../api";
 import { changePassword } from "../session";
 import { explain } from "./action";
+import { RecoveryWords } from "./Recovery";
 
 /**
  * A new password. Everything stays readable (the account key is only wrapped anew); the other
@@ -14,6 +15,8 @@ export function ChangePassword({ onChanged }: { onChanged: () => void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
+  // The new recovery code made with the new password, shown once.
+  const [words, setWords] = useState<string | null>(null);
 
   const mismatch = again !== "" && again !== next;
   const submit = async (e: Event) => {
@@ -23,7 +26,8 @@ export function ChangePassword({ onChanged }: { onChanged: () => void }) {
     setError(null);
     setDone(null);
     try {
-      const ended = await changePassword(current, next);
+      const { ended, words } = await changePassword(current, next);
+      setWords(words);
       setCurrent("");
       setNext("");
       setAgain("");
@@ -56,9 +60,10 @@ export function ChangePassword({ onChanged }: { onChanged: () => void }) {
       )}
       {done && (
         <p class="notice" role="status" id="password-done">
-          {done}
+          {done} Your recovery code changed with it: the old one no longer works.
         </p>
       )}
+      {words && <RecoveryWords titled={false} words={words} onDone={() => setWords(null)} />}
       <form class="password-form" onSubmit={(e) => void submit(e)}>
         <label>
           Current password

@@ -51,12 +51,15 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
         // The account opens once its recovery code has been shown.
         return setWords(await signUp(email, password, deviceName));
       } else {
+        let fresh: string | null = null;
         if (mode === "recover") {
           setBusy("Setting your new password…");
-          await recoverAccount(email, recoveryCode, password);
+          fresh = await recoverAccount(email, recoveryCode, password);
         }
         setBusy("Deriving your keys on this device…");
         await signIn(email, password, deviceName);
+        // The code used is spent: the new one is shown before the account opens.
+        if (fresh) return setWords(fresh);
       }
       onSignedIn();
     } catch (err) {
