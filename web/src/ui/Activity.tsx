@@ -14,7 +14,11 @@ export function describe(e: ActivityEntry): string {
     case "signed_in":
       return e.detail.method === "approval" ? "Signed in, approved by another device" : "Signed in with the password";
     case "sign_in_failed":
-      return "Failed sign-in: wrong password";
+      return e.detail.method === "recovery_code"
+        ? "Failed recovery: wrong recovery code"
+        : e.detail.method === "session_password"
+          ? "Wrong password given on a signed-in device"
+          : "Failed sign-in: wrong password";
     case "device_added":
       return `Device added: ${target}`;
     case "device_removed":
