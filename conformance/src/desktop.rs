@@ -194,6 +194,28 @@ impl DisplayAgent {
         agent
     }
 
+    /// The account key its session keeps (base64; the session file's `enc_key`).
+    pub fn account_key(&self) -> String {
+        let session: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.config.join("session.json")).unwrap(),
+        )
+        .unwrap();
+        session["enc_key"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Asserts its session was ended by the server (a command fails with `session_revoked`).
+    pub fn assert_signed_out(&self) {
+        let out = agent_command(&self.config)
+            .args(["devices"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("session_revoked"),
+            "{err}"
+        );
+    }
+
     /// `udc-agent --json ARGS` once; its JSON answer.
     pub fn run(&self, args: &[&str]) -> Value {
         let out = agent_command(&self.config).args(args).output().unwrap();

@@ -151,16 +151,7 @@ async fn the_page_shows_where_the_account_is_signed_in_and_signs_the_others_out(
     )
     .await;
     b.screenshots("account-signed-out-elsewhere").await;
-    let out = udc_conformance::agent_command(&desk.config)
-        .args(["devices"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("session_revoked"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    desk.assert_signed_out();
     // The page itself is still signed in: after a reload it lists its own session again.
     b.reload().await;
     b.signed_in().await;
@@ -231,14 +222,7 @@ async fn the_page_changes_the_password_and_the_account_key_stays() {
     let b = Browser::start().await;
     b.sign_up(&email, "Web Test").await;
     let desk = DisplayAgent::login_as(&email, "Desk");
-    let key_of = |agent: &DisplayAgent| -> Value {
-        serde_json::from_str::<Value>(
-            &std::fs::read_to_string(agent.config.join("session.json")).unwrap(),
-        )
-        .unwrap()["enc_key"]
-            .clone()
-    };
-    let account_key = key_of(&desk);
+    let account_key = desk.account_key();
     b.click("a[href='#/account']").await;
     let new_password = "the page's new passphrase";
     let change = |current: &'static str| {
@@ -275,17 +259,9 @@ async fn the_page_changes_the_password_and_the_account_key_stays() {
     )
     .await;
     b.screenshots("account-password-changed").await;
-    let out = udc_conformance::agent_command(&desk.config)
-        .args(["devices"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("session_revoked"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    desk.assert_signed_out();
     let again = DisplayAgent::login_with(&email, "Desk again", new_password);
-    assert_eq!(key_of(&again), account_key, "the same account key");
+    assert_eq!(again.account_key(), account_key, "the same account key");
 }
 
 /// The recovery code the page showed at sign-up sets a new password from the sign-in page
@@ -301,14 +277,7 @@ async fn the_page_recovers_a_lost_password_with_its_code_and_makes_a_new_one() {
     b.click("#recovery-done").await;
     b.signed_in().await;
     let desk = DisplayAgent::login_as(&email, "Desk");
-    let key_of = |agent: &DisplayAgent| -> Value {
-        serde_json::from_str::<Value>(
-            &std::fs::read_to_string(agent.config.join("session.json")).unwrap(),
-        )
-        .unwrap()["enc_key"]
-            .clone()
-    };
-    let account_key = key_of(&desk);
+    let account_key = desk.account_key();
 
     b.click("#sign-out").await;
     b.click("#forgot").await;
@@ -335,17 +304,9 @@ async fn the_page_recovers_a_lost_password_with_its_code_and_makes_a_new_one() {
     assert_ne!(renewed, words);
     b.click("#recovery-done").await;
     b.signed_in().await;
-    let out = udc_conformance::agent_command(&desk.config)
-        .args(["devices"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("session_revoked"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    desk.assert_signed_out();
     let again = DisplayAgent::login_with(&email, "Desk again", new_password);
-    assert_eq!(key_of(&again), account_key, "the same account key");
+    assert_eq!(again.account_key(), account_key, "the same account key");
 
     b.click("a[href='#/account']").await;
     b.wait_text("You made your recovery code").await;
@@ -374,7 +335,7 @@ async fn the_page_recovers_a_lost_password_with_its_code_and_makes_a_new_one() {
         recover.wait().unwrap().success(),
         "the agent recovers with the page's new code"
     );
-    assert_eq!(key_of(&recovered), account_key);
+    assert_eq!(recovered.account_key(), account_key);
 }
 
 /// Waits for the page's transfer of `name` to reach `phase`; its data attributes.

@@ -83,6 +83,16 @@ pub(crate) struct Actor<'a> {
     pub device_id: Option<&'a str>,
 }
 
+impl<'a> Actor<'a> {
+    /// A session the request itself starts (a sign-in), with no device yet.
+    pub fn new_session(session_id: &'a str) -> Actor<'a> {
+        Actor {
+            session_id: Some(session_id),
+            device_id: None,
+        }
+    }
+}
+
 impl<'a> From<&'a crate::auth::Caller> for Actor<'a> {
     fn from(c: &'a crate::auth::Caller) -> Actor<'a> {
         Actor {

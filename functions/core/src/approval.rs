@@ -248,10 +248,7 @@ impl<P: Ports> Core<P> {
                             .stmt(
                                 rq,
                                 &user_id,
-                                Actor {
-                                    session_id: Some(&session_id),
-                                    device_id: None,
-                                },
+                                Actor::new_session(&session_id),
                                 If::Changed,
                             ),
                         self.insert_session(&session_id, &user_id, None, rq, Guard::LoginApproved(&session_id)),

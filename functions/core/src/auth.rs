@@ -278,10 +278,7 @@ impl<P: Ports> Core<P> {
                     Entry::new(Kind::AccountCreated).stmt(
                         rq,
                         &user_id,
-                        Actor {
-                            session_id: Some(&session_id),
-                            device_id: None,
-                        },
+                        Actor::new_session(&session_id),
                         If::Changed,
                     ),
                     store_cookie,
@@ -390,15 +387,7 @@ impl<P: Ports> Core<P> {
                     store_cookie,
                     Entry::new(Kind::SignedIn)
                         .with(serde_json::json!({ "method": "password" }))
-                        .stmt(
-                            rq,
-                            &user_id,
-                            Actor {
-                                session_id: Some(&session_id),
-                                device_id: None,
-                            },
-                            If::Always,
-                        ),
+                        .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always),
                 ])
                 .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
                 .collect(),
