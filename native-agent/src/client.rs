@@ -382,6 +382,11 @@ impl Client {
         Ok(p.kdf)
     }
 
+    /// The keys of `password` for the account of `email` (its KDF parameters from prelogin).
+    async fn password_keys(&self, email: &str, password: &str) -> Result<DerivedKeys> {
+        derive_blocking(password, &self.prelogin(email).await?).await
+    }
+
     /// Creates an account with a fresh account key, wrapped by the password; the password and
     /// the key never leave this process.
     pub async fn register(&self, email: &str, password: &str) -> Result<(SignedIn, PasswordKeys)> {
@@ -418,8 +423,7 @@ impl Client {
         password: &str,
         device_cookie: Option<&str>,
     ) -> Result<(SignedIn, PasswordKeys)> {
-        let kdf = self.prelogin(email).await?;
-        let keys = derive_blocking(password, &kdf).await?;
+        let keys = self.password_keys(email, password).await?;
         let mut body = json!({ "email": email, "auth_key": keys.auth_key_b64() });
         if let Some(cookie) = device_cookie {
             body["device_cookie"] = json!(cookie);
@@ -462,7 +466,7 @@ impl Client {
         password: &str,
         account_key: &[u8; 32],
     ) -> Result<RecoveryCode> {
-        let keys = derive_blocking(password, &self.prelogin(email).await?).await?;
+        let keys = self.password_keys(email, password).await?;
         let (code, kept) = new_recovery(account_key)?;
         self.call::<Value>(
             Method::PUT,
@@ -531,7 +535,7 @@ impl Client {
         account_key: &[u8; 32],
     ) -> Result<(u64, RecoveryCode)> {
         let (current, new) = passwords;
-        let old = derive_blocking(current, &self.prelogin(email).await?).await?;
+        let old = self.password_keys(email, current).await?;
         let kdf = KdfParams::new_random().map_err(local)?;
         let keys = derive_blocking(new, &kdf).await?;
         let wrapped = seal::wrap_account_key(&keys.enc_key, account_key).map_err(local)?;
@@ -577,8 +581,7 @@ impl Client {
         email: &str,
         password: &str,
     ) -> Result<Option<String>> {
-        let kdf = self.prelogin(email).await?;
-        let keys = derive_blocking(password, &kdf).await?;
+        let keys = self.password_keys(email, password).await?;
         let answer: Value = self
             .call(
                 Method::DELETE,

@@ -116,11 +116,8 @@ export async function recoverAccount(email: string, typed: string, newPassword: 
 
 /** A new recovery code (the password proves it is the owner); the last one stops working. Its words. */
 export async function newRecoveryCode(password: string): Promise<string> {
-  const s = current();
-  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  const { authKey } = await signedInPassword(password);
   const udc = await wasm();
-  const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
-  const { authKey } = await deriveKeys(password, kdf);
   const code = new udc.RecoveryCode();
   try {
     await api("PUT", "/account/recovery", { auth_key: b64(authKey), recovery: JSON.parse(code.forServer(accountKey())) });
@@ -158,11 +155,8 @@ export async function signIn(email: string, password: string, deviceName: string
  * the new code's words.
  */
 export async function changePassword(currentPassword: string, newPassword: string): Promise<{ ended: number; words: string }> {
-  const s = current();
-  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  const old = await signedInPassword(currentPassword);
   const udc = await wasm();
-  const { kdf: oldKdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
-  const old = await deriveKeys(currentPassword, oldKdf);
   const kdf = JSON.parse(udc.newKdfParams());
   const next = await deriveKeys(newPassword, kdf);
   const code = new udc.RecoveryCode();
@@ -249,10 +243,7 @@ async function checkAccountKey(): Promise<void> {
  * this browser. What the server will still erase, if anything.
  */
 export async function deleteAccount(password: string): Promise<string | null> {
-  const s = current();
-  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
-  const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
-  const { authKey } = await deriveKeys(password, kdf);
+  const { authKey } = await signedInPassword(password);
   const deleted = "Your account was deleted, with everything in it.";
   endingSoon(deleted);
   try {
@@ -262,6 +253,14 @@ export async function deleteAccount(password: string): Promise<string | null> {
   } finally {
     endingSoon(null);
   }
+}
+
+/** The keys of the signed-in account's password as typed again (what account changes prove). */
+async function signedInPassword(password: string): Promise<{ authKey: Uint8Array; encKey: Uint8Array }> {
+  const s = current();
+  if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
+  const { kdf } = await api<{ kdf: unknown }>("POST", "/auth/prelogin", { email: s.email }, { auth: false });
+  return deriveKeys(password, kdf);
 }
 
 export async function signOut(): Promise<void> {

@@ -2,18 +2,18 @@
 //! address and times; ending one, or every other. Ending a session is what logging out does,
 //! from elsewhere: its tokens stop working at once and its sockets close (4001). Ending another
 //! session than one's own needs standing (`devices::standing_stmt`), so a device nobody vouches
-//! for cannot sign the owner out of the devices that could. And deleting the account, with the
-//! password: it ends at once, then everything it left is erased.
+//! for cannot sign the owner out of the devices that could. What takes the password again
+//! (`with_password`): keeping a wrapped account key, changing the password (the same key
+//! wrapped anew, a new recovery code, the other sessions ended), and deleting the account: it
+//! ends at once, then everything it left is erased.
 
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use udc_client::wire::AccountSession;
+use udc_client::wire::{AccountSession, Recovery};
 
 use crate::activity::{Actor, Entry, If, Kind};
-use udc_client::wire::Recovery;
-
 use crate::auth::{decode_auth_key, validate_kdf, wrapped_key, Caller, KdfParams, AUTH_KEY_BYTES};
 use crate::devices::{has_standing, no_standing, standing_stmt};
 use crate::error::{ApiError, ApiResult};
@@ -428,10 +428,12 @@ impl<P: Ports> Core<P> {
         Ok(Reply::ok(serde_json::json!({ "ended": ended }))?.warn(warning))
     }
 
-    /// Gives `user` a new password when `only_if` still holds, in one batch after `first`: the KDF parameters, the proof's hash, the
-    /// wrapped key; and every session but `keep` ends (tokens at once, then sockets). `None`
-    /// when the condition no longer held (nothing changed); else how many sessions ended, and
-    /// a warning if some socket could not be closed.
+    /// Gives `user` a new password when `only_if` still holds, in one batch after `first`: its
+    /// KDF parameters, its proof's hash, the wrapped key and a new recovery code, an activity
+    /// entry by `by`; every session but `by`'s ends (tokens at once, then sockets) and sign-ins
+    /// approved but not collected are denied. `None` when the condition no longer held
+    /// (nothing changed); else how many sessions ended, and a warning if some socket could not
+    /// be closed.
     pub(crate) async fn set_password(
         &self,
         rq: &Rq<'_>,

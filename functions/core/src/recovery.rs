@@ -3,10 +3,10 @@
 //! the password takes the wrapped key back (`POST /auth/recovery`), unwraps it on their device
 //! and sets a new password wrapping the same key (`POST /auth/recovery/reset`): every session
 //! ends, the data stays, and a new code replaces the one used (so does a password change:
-//! whoever knew the old password could have made the last code). A wrong code counts as a failed sign-in for the email and the address.
-//! And the account as its owner sees it (`GET /account`): whether it has a code, since when.
+//! whoever knew the old password could have made the last code). A wrong code counts as a
+//! failed sign-in for the email and the address. And the account as its owner sees it
+//! (`GET /account`): whether it has a code, since when.
 
-use http::StatusCode;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use udc_client::wire::Recovery;
@@ -63,6 +63,17 @@ pub(crate) fn check(recovery: &Recovery) -> ApiResult<()> {
     decode_auth_key(&recovery.auth_key)
         .map_err(|_| ApiError::invalid("recovery.auth_key: must be 32 bytes, base64"))?;
     wrapped_key(&recovery.wrapped_key, "recovery.wrapped_key").map(drop)
+}
+
+/// The account a recovery proof is the code of.
+struct Recovered {
+    user_id: String,
+    /// The account key wrapped by the code's key.
+    wrapped_key: String,
+    /// The proof's hash (hex), for a change guarded on it.
+    hash: String,
+    /// What takes the email's failed attempts back, for the change's batch.
+    succeeded: Vec<Stmt>,
 }
 
 /// The one answer to an unknown email, a wrong code and an account without a code.
@@ -170,14 +181,8 @@ impl<P: Ports> Core<P> {
         Reply::no_content()
     }
 
-    /// The account of `email` whose recovery proof is `proof`, counted like a sign-in: its id,
-    /// its recovery-wrapped key, the proof's hash, and what takes the count back.
-    async fn recovered(
-        &self,
-        rq: &Rq<'_>,
-        email: &str,
-        proof: &str,
-    ) -> ApiResult<(String, String, String, Vec<Stmt>)> {
+    /// The account of `email` whose recovery proof is `proof`, counted like a sign-in.
+    async fn recovered(&self, rq: &Rq<'_>, email: &str, proof: &str) -> ApiResult<Recovered> {
         let email = validate::email(email)?;
         let proof = decode_auth_key(proof)
             .map_err(|_| ApiError::invalid("recovery_auth_key: must be 32 bytes, base64"))?;
@@ -202,9 +207,12 @@ impl<P: Ports> Core<P> {
         };
         let matches: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
         match account {
-            Some((id, Some(wrapped))) if matches && !stored.is_empty() => {
-                Ok((id, wrapped, presented, keys.succeeded()))
-            }
+            Some((user_id, Some(wrapped_key))) if matches && !stored.is_empty() => Ok(Recovered {
+                user_id,
+                wrapped_key,
+                hash: presented,
+                succeeded: keys.succeeded(),
+            }),
             _ => {
                 // In the owner's activity (nothing written for an unknown email, by the same
                 // statement).
@@ -219,16 +227,16 @@ impl<P: Ports> Core<P> {
     /// code's key (the device unwraps it to set a new password).
     pub(crate) async fn recover(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let body: RecoverBody = json_body(rq.headers, rq.body)?;
-        let (_, wrapped, _, succeeded) = self
+        let found = self
             .recovered(rq, &body.email, &body.recovery_auth_key)
             .await?;
-        self.ports.sql().batch(succeeded).await?;
-        Reply::ok(serde_json::json!({ "wrapped_key": wrapped }))
+        self.ports.sql().batch(found.succeeded).await?;
+        Reply::ok(serde_json::json!({ "wrapped_key": found.wrapped_key }))
     }
 
     /// `POST /auth/recovery/reset`: with the recovery code's proof, a new password (its proof,
-    /// KDF parameters and the same account key wrapped by it). Every session ends; the client
-    /// then signs in with the new password. The code stays valid until a new one is made.
+    /// KDF parameters and the same account key wrapped by it) and a new code (the one used is
+    /// spent). Every session ends; the client then signs in with the new password.
     pub(crate) async fn reset_password(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let body: ResetBody = json_body(rq.headers, rq.body)?;
         let new = NewPassword {
@@ -238,22 +246,21 @@ impl<P: Ports> Core<P> {
             recovery: &body.recovery,
         };
         new.check()?;
-        let (user, _, hash, succeeded) = self
+        let found = self
             .recovered(rq, &body.email, &body.recovery_auth_key)
             .await?;
         let (_, warning) = self
             .set_password(
                 rq,
-                &user,
+                &found.user_id,
                 &new,
-                Unchanged::Recovery(hash),
-                succeeded,
+                Unchanged::Recovery(found.hash),
+                found.succeeded,
                 Actor::default(),
             )
             .await?
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
+                ApiError::conflict(
                     "recovery_changed",
                     "the recovery code was changed meanwhile: nothing was changed",
                 )
