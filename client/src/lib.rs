@@ -7,6 +7,8 @@ pub mod phrase;
 pub mod wire;
 
 #[cfg(feature = "crypto")]
+pub mod file_seal;
+#[cfg(feature = "crypto")]
 pub mod kdf;
 #[cfg(feature = "crypto")]
 pub mod recovery;

@@ -199,3 +199,85 @@ impl JsRecoveryCode {
             .map_err(js)
     }
 }
+
+/// Files sealed before they leave the browser (`crate::file_seal`): descriptions and content
+/// ids on the page, parts in the Worker. A description travels between them as JSON text.
+#[wasm_bindgen(js_name = FileSealer)]
+pub struct JsFileSealer(crate::file_seal::FileKeys);
+
+fn description(json: &str) -> Result<crate::file_seal::Description, JsError> {
+    serde_json::from_str(json).map_err(|e| JsError::new(&format!("a file description: {e}")))
+}
+
+#[wasm_bindgen(js_class = FileSealer)]
+impl JsFileSealer {
+    #[wasm_bindgen(constructor)]
+    pub fn new(account_key: &[u8]) -> Result<JsFileSealer, JsError> {
+        crate::file_seal::FileKeys::new(&key(account_key)?)
+            .map(JsFileSealer)
+            .map_err(js)
+    }
+
+    /// A new upload's description (JSON: name, mime, size, sha256, part_size) and what the
+    /// server is told: `{description, sealed, content_id, plan}` as JSON text.
+    pub fn describe(
+        &self,
+        name: &str,
+        mime: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<String, JsError> {
+        let d = crate::file_seal::Description {
+            name: name.to_owned(),
+            mime: mime.to_owned(),
+            size,
+            sha256: sha256.to_owned(),
+            part_size: crate::file_seal::Plan::for_size(size).part_size,
+        };
+        let answer = serde_json::json!({
+            "description": serde_json::to_string(&d).map_err(|e| JsError::new(&e.to_string()))?,
+            "sealed": self.0.seal_description(&d).map_err(js)?,
+            "content_id": self.0.content_id(&d).map_err(js)?,
+            "plan": d.plan(),
+        });
+        Ok(answer.to_string())
+    }
+
+    /// A stored file's description (JSON text) from its `sealed`.
+    #[wasm_bindgen(js_name = openDescription)]
+    pub fn open_description(&self, sealed: &str) -> Result<String, JsError> {
+        let d = self.0.open_description(sealed).map_err(js)?;
+        serde_json::to_string(&d).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The content id of the file `description` (JSON) describes.
+    #[wasm_bindgen(js_name = contentId)]
+    pub fn content_id(&self, description_json: &str) -> Result<String, JsError> {
+        self.0
+            .content_id(&description(description_json)?)
+            .map_err(js)
+    }
+
+    /// Part `n` (from 1) of that file, sealed.
+    #[wasm_bindgen(js_name = sealPart)]
+    pub fn seal_part(
+        &self,
+        description_json: &str,
+        n: u64,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, JsError> {
+        let parts = self.0.parts(&description(description_json)?).map_err(js)?;
+        parts.seal(n, plain).map_err(js)
+    }
+
+    #[wasm_bindgen(js_name = openPart)]
+    pub fn open_part(
+        &self,
+        description_json: &str,
+        n: u64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, JsError> {
+        let parts = self.0.parts(&description(description_json)?).map_err(js)?;
+        parts.open(n, sealed).map_err(js)
+    }
+}

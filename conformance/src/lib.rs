@@ -132,6 +132,13 @@ impl TestDevice {
 }
 
 impl Account {
+    /// The keys the account's devices seal files with.
+    pub fn file_keys(&self) -> std::sync::Arc<udc_agent::file_seal::FileKeys> {
+        std::sync::Arc::new(
+            udc_agent::file_seal::FileKeys::new(&self.account_key).expect("file keys"),
+        )
+    }
+
     pub async fn create() -> Account {
         let api = client();
         let email = unique_email();

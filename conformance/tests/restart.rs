@@ -104,6 +104,7 @@ struct SavedFiles {
     receiver: TokenPair,
     sent_id: String,
     sha256: String,
+    account_key: [u8; 32],
     dir: std::path::PathBuf,
 }
 
@@ -119,13 +120,15 @@ fn file_bytes(len: usize) -> Vec<u8> {
 async fn files_and_unfinished_uploads_survive_a_restart() {
     use udc_agent::transfer::{self, SendOptions};
     let state = format!("{}.files", state_file());
-    let options = |dir: &std::path::Path, to: &str| SendOptions {
+    type Keys = std::sync::Arc<udc_agent::file_seal::FileKeys>;
+    let options = |dir: &std::path::Path, to: &str, keys: Keys| SendOptions {
         target_device_id: Some(to.to_owned()),
         mime: None,
         parallel: 1,
         limit_rate: None,
         part_size: Some(5 * 1024 * 1024),
         state_dir: dir.join("state"),
+        keys,
     };
     match std::env::var("UDC_RESTART_PHASE").as_deref() {
         Ok("before") => {
@@ -141,7 +144,7 @@ async fn files_and_unfinished_uploads_survive_a_restart() {
                 &account.api,
                 &mut a.token().to_owned(),
                 &dir.join("small.txt"),
-                &options(&dir, &b.id),
+                &options(&dir, &b.id, account.file_keys()),
                 &mut |_| {},
             )
             .await
@@ -152,7 +155,7 @@ async fn files_and_unfinished_uploads_survive_a_restart() {
             let (api, mut token, opts) = (
                 account.api.clone(),
                 a.token().to_owned(),
-                options(&dir, &b.id),
+                options(&dir, &b.id, account.file_keys()),
             );
             let send = async move {
                 let mut first = |p: transfer::Progress| {
@@ -174,6 +177,7 @@ async fn files_and_unfinished_uploads_survive_a_restart() {
                 receiver: b.tokens,
                 sent_id: sent.file.id,
                 sha256: sent.file.sha256,
+                account_key: account.account_key,
                 dir,
             };
             std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
@@ -182,9 +186,13 @@ async fn files_and_unfinished_uploads_survive_a_restart() {
             let saved: SavedFiles =
                 serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
             let api = client();
+            let keys: Keys = std::sync::Arc::new(
+                udc_agent::file_seal::FileKeys::new(&saved.account_key).unwrap(),
+            );
             let got = transfer::receive(
                 &api,
                 &mut saved.receiver.access_token.clone(),
+                &keys,
                 &saved.sent_id,
                 &saved.dir.join("in"),
                 &mut |_| {},
@@ -198,7 +206,7 @@ async fn files_and_unfinished_uploads_survive_a_restart() {
                 &api,
                 &mut saved.sender.access_token.clone(),
                 &saved.dir.join("big.bin"),
-                &options(&saved.dir, &b_id),
+                &options(&saved.dir, &b_id, keys.clone()),
                 &mut |_| {},
             )
             .await

@@ -400,6 +400,16 @@ async fn files_go_from_the_page_to_an_agent_and_back_verified() {
         "the page hashed the file"
     );
     b.screenshots("files-sent").await;
+    // Sealed in the page: the server holds a sealed description, the desk opens it.
+    let listed = desk.run(&["files"]);
+    let file = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "from the page.bin")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(file["sealed"].is_string(), "{file}");
+    assert_eq!(file["size"], json!(bytes.len()), "{file}");
     let into = std::env::temp_dir().join(format!("udc-web-in-{}", uuid::Uuid::new_v4().simple()));
     desk.run(&["receive", "--dir", into.to_str().unwrap()]);
     assert_eq!(
@@ -471,8 +481,9 @@ async fn an_upload_cut_by_a_reload_resumes_with_the_parts_not_yet_sent() {
     let done = wait_transfer(&b, "big.bin", "done").await;
     assert!(done.get("failed").is_none(), "{done}");
     let resumed: usize = done["resumedFrom"].as_str().unwrap().parse().unwrap();
+    // Whole sealed parts: 8 MiB and a 16-byte tag each.
     assert!(
-        (8 * MIB..72 * MIB).contains(&resumed) && resumed.is_multiple_of(8 * MIB),
+        (8 * MIB..72 * MIB).contains(&resumed) && resumed.is_multiple_of(8 * MIB + 16),
         "resumed after whole recorded parts, not from scratch: {resumed}"
     );
     let into = std::env::temp_dir().join(format!("udc-web-in-{}", uuid::Uuid::new_v4().simple()));

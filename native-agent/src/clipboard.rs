@@ -26,6 +26,7 @@ use crate::store::{Session, Store};
 use crate::sync::{self, ClipboardItem};
 use crate::transfer::{self, SendOptions, SessionTokens, Tokens};
 use crate::watch::{self, PING_EVERY};
+use udc_client::file_seal::FileKeys;
 
 /// Largest item sent inline (the server's limit); bigger copies travel as an encrypted file.
 pub const INLINE_MAX: usize = 256 * 1024;
@@ -297,7 +298,8 @@ async fn open_item(
         .as_deref()
         .ok_or_else(|| anyhow!("item {} has no content", item.id))?;
     let dir = store.dir().join("clipboard-in");
-    let got = transfer::receive(client, &mut tokens, file_id, &dir, &mut |_| {}).await?;
+    let keys = FileKeys::new(key)?;
+    let got = transfer::receive(client, &mut tokens, &keys, file_id, &dir, &mut |_| {}).await?;
     let sealed = std::fs::read(&got.path);
     let _ = std::fs::remove_file(&got.path);
     let plain = seal::open(key, &seal::clipboard_aad(&item.content_type), &sealed?)?;
@@ -341,6 +343,7 @@ async fn send_copy(
         limit_rate: None,
         part_size: None,
         state_dir: store.dir().to_owned(),
+        keys: std::sync::Arc::new(FileKeys::new(key)?),
     };
     let sent = transfer::send(client, &mut tokens, &path, &opts, &mut |_| {}).await;
     let _ = std::fs::remove_file(&path);

@@ -4,6 +4,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use udc_client::file_seal::{Description, FileKeys};
+
 use crate::client::{Client, Result};
 
 /// A file as the server describes it.
@@ -21,11 +23,45 @@ pub struct FileInfo {
     pub completed_at: Option<String>,
     pub deleted_at: Option<String>,
     pub restorable_until: Option<String>,
+    /// The description sealed on the sending device; None for a file stored in the clear.
+    #[serde(default)]
+    pub sealed: Option<String>,
+}
+
+impl FileInfo {
+    /// The sealed description, opened with the account's keys (None for a clear file).
+    pub fn description(&self, keys: &FileKeys) -> anyhow::Result<Option<Description>> {
+        self.sealed
+            .as_deref()
+            .map(|s| keys.open_description(s))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("file {}: {e:#}", self.id))
+    }
+
+    /// The file as its owner knows it: a sealed file's own name, type, size and SHA-256 in
+    /// place of what the server holds. One this device cannot open keeps the server's view,
+    /// named as such.
+    pub fn opened(mut self, keys: &FileKeys) -> FileInfo {
+        match self.description(keys) {
+            Ok(Some(d)) => {
+                self.name = d.name;
+                self.mime = d.mime;
+                self.size = d.size;
+                self.sha256 = d.sha256;
+            }
+            Ok(None) => {}
+            Err(_) => self.name = "(sealed with a key this device does not have)".to_owned(),
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NewUpload<'a> {
-    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<&'a str>,
     pub size: u64,
     pub sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -23,4 +23,4 @@ pub mod watch;
 pub use client::{Client, Device, DeviceInfo, Error};
 pub use store::{Session, Store};
 /// The sign-in KDF and end-to-end sealing, shared with every other udc client.
-pub use udc_client::{kdf, recovery, seal};
+pub use udc_client::{file_seal, kdf, recovery, seal};

@@ -35,6 +35,14 @@ fn now_secs() -> i64 {
 }
 
 impl Session {
+    /// The keys this account's files are sealed with.
+    pub fn file_keys(&self) -> Result<std::sync::Arc<udc_client::file_seal::FileKeys>> {
+        let key = udc_client::seal::account_key(&self.enc_key)?;
+        Ok(std::sync::Arc::new(udc_client::file_seal::FileKeys::new(
+            &key,
+        )?))
+    }
+
     pub fn apply(&mut self, tokens: TokenPair) {
         self.access_expires_at = now_secs() + tokens.expires_in;
         self.access_token = tokens.access_token;

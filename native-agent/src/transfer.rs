@@ -1,21 +1,26 @@
-//! Moving file bytes straight between this device and object storage through presigned URLs.
+//! Moving file bytes straight between this device and object storage through presigned URLs,
+//! sealed end to end (`udc_client::file_seal`): the server and the store see sizes and times.
 //!
-//! Sending hashes the file, asks the server for an upload, PUTs the parts in parallel and
-//! records each one, so a dropped network or a killed agent resumes with only the missing
-//! parts (the state of unfinished uploads is kept in a small file per upload). Receiving
-//! streams to a `.part` file while hashing, resumes with a `Range` request, and confirms only
-//! when the whole file's SHA-256 matches what the sender declared. Memory stays at
-//! `parallel` parts in flight, whatever the file's size.
+//! Sending hashes the file, asks the server for an upload with its description sealed, seals
+//! and PUTs the parts in parallel and records each one, so a dropped network or a killed agent
+//! resumes with only the missing parts (the state of unfinished uploads is kept in a small file
+//! per upload; a part sealed again is byte-identical). Receiving streams the sealed bytes to a
+//! `.part` file, resumes with a `Range` request, then opens each part and confirms only when
+//! the whole file's SHA-256 matches the sealed description. Files stored in the clear (sent
+//! before sealing) are still received as they were. Memory stays at `parallel` parts in
+//! flight, whatever the file's size.
 
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+use udc_client::file_seal::{Description, FileKeys, PartSealer, Plan, PART_OVERHEAD};
 
 use crate::client::Client;
 use crate::files::{FileInfo, NewUpload, PartUrl};
@@ -96,6 +101,8 @@ pub struct SendOptions {
     pub part_size: Option<u64>,
     /// Where the state of unfinished uploads is kept.
     pub state_dir: PathBuf,
+    /// The account's file keys: every file is sealed with them.
+    pub keys: Arc<FileKeys>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,12 +193,33 @@ pub async fn send(
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow!("{} has no usable file name", path.display()))?
         .to_owned();
+    if name.chars().count() > 255 {
+        bail!("{}: a file name is at most 255 characters", path.display());
+    }
+    let mime = opts
+        .mime
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    if mime.len() > 127 || !mime.contains('/') || mime.chars().any(char::is_whitespace) {
+        bail!("--mime {mime}: a media type is type/subtype");
+    }
     on(Progress::Hashing { size });
-    let sha256 = sha256_file(path).await?;
+    let described = Description {
+        name,
+        mime,
+        size,
+        sha256: sha256_file(path).await?,
+        part_size: opts
+            .part_size
+            .unwrap_or_else(|| Plan::for_size(size).part_size),
+    };
+    let plan = described.plan();
+    let content_id = opts.keys.content_id(&described)?;
+    let sealer = Arc::new(opts.keys.parts(&described)?);
     let state_file = state_path(
         &opts.state_dir,
-        &sha256,
-        size,
+        &content_id,
+        plan.sealed_size,
         opts.target_device_id.as_deref(),
     );
     let mut state: Option<UploadState> = std::fs::read(&state_file)
@@ -215,7 +243,7 @@ pub async fn send(
             let file = client.file(&tokens.token().await?, &status.file_id).await?;
             let _ = std::fs::remove_file(&state_file);
             return Ok(Sent {
-                file,
+                file: file.opened(&opts.keys),
                 deduplicated: false,
                 resumed: true,
                 parts_sent: 0,
@@ -247,12 +275,13 @@ pub async fn send(
                 .initiate_upload(
                     &tokens.token().await?,
                     &NewUpload {
-                        name: &name,
-                        size,
-                        sha256: &sha256,
-                        mime: opts.mime.as_deref(),
+                        name: None,
+                        sealed: Some(&opts.keys.seal_description(&described)?),
+                        size: plan.sealed_size,
+                        sha256: &content_id,
+                        mime: None,
                         target_device_id: opts.target_device_id.as_deref(),
-                        part_size: opts.part_size,
+                        part_size: Some(plan.sealed_part_size),
                     },
                     &st.idempotency_key,
                 )
@@ -263,7 +292,7 @@ pub async fn send(
             else {
                 let _ = std::fs::remove_file(&state_file);
                 return Ok(Sent {
-                    file: initiated.file,
+                    file: initiated.file.opened(&opts.keys),
                     deduplicated: true,
                     resumed: false,
                     parts_sent: 0,
@@ -282,9 +311,18 @@ pub async fn send(
             )
         }
     };
+    // The parts were sealed for this cut: another would not open.
+    if (part_size, part_count) != (plan.sealed_part_size, plan.part_count) {
+        bail!(
+            "the server planned {part_count} parts of {part_size} bytes for file {file_id}; \
+             this device sealed {} of {}",
+            plan.part_count,
+            plan.sealed_part_size
+        );
+    }
     on(Progress::Uploading {
         file_id: file_id.clone(),
-        size,
+        size: plan.sealed_size,
         part_count,
         parts_to_send: missing.len() as u64,
         resumed: was_resumed,
@@ -294,9 +332,8 @@ pub async fn send(
         file_id: &file_id,
         upload_id: &upload_id,
         path,
-        size,
-        part_size,
-        part_count,
+        plan,
+        sealer,
     };
     let parts_sent = job.run(tokens, missing, opts, on).await?;
     let file = client
@@ -308,7 +345,7 @@ pub async fn send(
         .await?;
     let _ = std::fs::remove_file(&state_file);
     Ok(Sent {
-        file,
+        file: file.opened(&opts.keys),
         deduplicated: false,
         resumed: was_resumed,
         parts_sent,
@@ -320,18 +357,14 @@ struct PartsJob<'a> {
     file_id: &'a str,
     upload_id: &'a str,
     path: &'a Path,
-    size: u64,
-    part_size: u64,
-    part_count: u64,
+    plan: Plan,
+    sealer: Arc<PartSealer>,
 }
 
 impl PartsJob<'_> {
+    /// Sealed bytes of part `n`, as the store holds them.
     fn part_len(&self, n: u64) -> u64 {
-        if n == self.part_count {
-            self.size - self.part_size * (self.part_count - 1)
-        } else {
-            self.part_size
-        }
+        self.plan.plain_part(n).1 + PART_OVERHEAD
     }
 
     /// Uploads `missing` parts, `parallel` at a time; each task records its part as soon as
@@ -348,7 +381,8 @@ impl PartsJob<'_> {
         let mut urls: VecDeque<(PartUrl, Instant)> = VecDeque::new();
         let mut in_flight = JoinSet::new();
         let mut bytes_done = self
-            .size
+            .plan
+            .sealed_size
             .saturating_sub(queue.iter().map(|n| self.part_len(*n)).sum::<u64>());
         let started = Instant::now();
         let mut sent_bytes = 0u64;
@@ -376,7 +410,8 @@ impl PartsJob<'_> {
                     token,
                     upload_id: self.upload_id.to_owned(),
                     path: self.path.to_owned(),
-                    offset: (url.part_number - 1) * self.part_size,
+                    plain: self.plan.plain_part(url.part_number),
+                    sealer: self.sealer.clone(),
                     url,
                 };
                 in_flight.spawn(part.send());
@@ -392,7 +427,7 @@ impl PartsJob<'_> {
                 file_id: self.file_id.to_owned(),
                 part_number,
                 bytes_done,
-                size: self.size,
+                size: self.plan.sealed_size,
             });
             if let Some(rate) = opts.limit_rate.filter(|r| *r > 0) {
                 let due = Duration::from_secs_f64(sent_bytes as f64 / rate as f64);
@@ -405,21 +440,41 @@ impl PartsJob<'_> {
     }
 }
 
-/// One part on its way: read, PUT to its presigned URL, recorded with the server.
+/// One part on its way: read, sealed, PUT to its presigned URL, recorded with the server.
 struct Part {
     storage: reqwest::Client,
     client: Client,
     token: String,
     upload_id: String,
     path: PathBuf,
-    offset: u64,
+    /// Where the part's plain bytes are in the file, and how many.
+    plain: (u64, u64),
+    sealer: Arc<PartSealer>,
     url: PartUrl,
 }
 
 impl Part {
     /// Returns (part, bytes) once the server has recorded it.
     async fn send(self) -> Result<(u64, u64)> {
-        let (etag, len) = put_part(self.storage, self.path, &self.url, self.offset).await?;
+        let (path, (offset, len), n) = (self.path, self.plain, self.url.part_number);
+        let sealer = self.sealer;
+        let sealed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            let mut f = std::fs::File::open(&path)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let mut buf = vec![0u8; usize::try_from(len)?];
+            f.read_exact(&mut buf)
+                .context("the file changed while it was being sent")?;
+            sealer.seal(n, &buf)
+        })
+        .await??;
+        if sealed.len() as u64 != self.url.size {
+            bail!(
+                "part {n} sealed is {} bytes; the server expects {}",
+                sealed.len(),
+                self.url.size
+            );
+        }
+        let (etag, len) = put_part(self.storage, sealed, &self.url).await?;
         self.client
             .record_part(&self.token, &self.upload_id, self.url.part_number, &etag)
             .await?;
@@ -430,21 +485,11 @@ impl Part {
 /// PUTs one part, retrying transport failures; returns (ETag, bytes).
 async fn put_part(
     storage: reqwest::Client,
-    path: PathBuf,
+    bytes: Vec<u8>,
     url: &PartUrl,
-    offset: u64,
 ) -> Result<(String, u64)> {
-    let size = usize::try_from(url.size)?;
-    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let mut f = std::fs::File::open(&path)?;
-        f.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; size];
-        f.read_exact(&mut buf)
-            .context("the file changed while it was being sent")?;
-        Ok(buf)
-    });
     // Bytes: a retry resends the same buffer instead of copying 8 MiB.
-    let body = bytes::Bytes::from(bytes.await??);
+    let body = bytes::Bytes::from(bytes);
     let len = body.len() as u64;
     let mut attempt = 0;
     loop {
@@ -495,19 +540,52 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 
 /// The downloaded bytes are not the ones the sender declared (or were damaged on the way).
 #[derive(Debug)]
-pub struct BytesRefused {
-    pub sha256: String,
-    pub expected: String,
-}
+pub struct BytesRefused(String);
 
 impl std::fmt::Display for BytesRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the downloaded bytes do not match what was sent (SHA-256 {}, expected {}); removed them",
-            self.sha256, self.expected
+            "the downloaded bytes are not what was sent ({}); removed them",
+            self.0
         )
     }
+}
+
+fn mismatch(what: &str, got: &str, expected: &str) -> anyhow::Error {
+    BytesRefused(format!("{what} {got}, expected {expected}")).into()
+}
+
+/// Opens a downloaded sealed file part by part into `out`, checking every part and then the
+/// whole file's SHA-256 and size against its description; returns the SHA-256.
+fn open_sealed(sealed: &Path, out: &Path, d: &Description, sealer: &PartSealer) -> Result<()> {
+    let plan = d.plan();
+    let mut input = std::io::BufReader::with_capacity(READ_CHUNK, std::fs::File::open(sealed)?);
+    let mut output = std::io::BufWriter::with_capacity(READ_CHUNK, std::fs::File::create(out)?);
+    let mut hasher = Sha256::new();
+    for n in 1..=plan.part_count {
+        let mut part = vec![0u8; usize::try_from(plan.plain_part(n).1 + PART_OVERHEAD)?];
+        input
+            .read_exact(&mut part)
+            .map_err(|_| BytesRefused(format!("part {n} is cut short")))?;
+        let plain = sealer
+            .open(n, &part)
+            .map_err(|e| BytesRefused(e.to_string()))?;
+        hasher.update(&plain);
+        output.write_all(&plain)?;
+    }
+    if input.read(&mut [0u8; 1])? != 0 {
+        return Err(BytesRefused("there are bytes after the last part".into()).into());
+    }
+    let sha256 = hex(&hasher.finalize());
+    if sha256 != d.sha256 {
+        return Err(mismatch("SHA-256", &sha256, &d.sha256));
+    }
+    output
+        .into_inner()
+        .map_err(|e| anyhow!("writing: {e}"))?
+        .sync_all()?;
+    Ok(())
 }
 
 impl std::error::Error for BytesRefused {}
@@ -582,16 +660,18 @@ pub fn partial_path(dir: &Path, file_id: &str) -> PathBuf {
     dir.join(format!(".udc-{id}.part"))
 }
 
-/// Downloads file `file_id` into `dir`, verifies it, and confirms it to the server.
+/// Downloads file `file_id` into `dir`, opens and verifies it, and confirms it to the server.
 pub async fn receive(
     client: &Client,
     tokens: &mut impl Tokens,
+    keys: &FileKeys,
     file_id: &str,
     dir: &Path,
     on: &mut dyn FnMut(Progress),
 ) -> Result<Received> {
     let download = client.download(&tokens.token().await?, file_id).await?;
     let file = download.file;
+    let described = file.description(keys)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = partial_path(dir, &file.id);
     let have = std::fs::metadata(&partial)
@@ -671,18 +751,41 @@ pub async fn receive(
     }
     drop(tx);
     let sha256 = writer.await??;
-    if sha256 != file.sha256 || done != file.size {
-        let _ = std::fs::remove_file(&partial);
-        return Err(BytesRefused {
-            sha256,
-            expected: file.sha256,
+    let opened = partial.with_extension("open");
+    let checked = match &described {
+        _ if done != file.size => Err(mismatch("size", &done.to_string(), &file.size.to_string())),
+        None if sha256 != file.sha256 => Err(mismatch("SHA-256", &sha256, &file.sha256)),
+        None => Ok(partial.clone()),
+        Some(d) => {
+            // The id the server keeps must be this description's, or the confirmation would
+            // vouch for another file.
+            let id = keys.content_id(d)?;
+            if id != file.sha256 {
+                Err(mismatch("content id", &id, &file.sha256))
+            } else {
+                let (sealed, out, d) = (partial.clone(), opened.clone(), d.clone());
+                let sealer = keys.parts(&d)?;
+                tokio::task::spawn_blocking(move || open_sealed(&sealed, &out, &d, &sealer))
+                    .await?
+                    .map(|()| opened.clone())
+            }
         }
-        .into());
-    }
-    let path = free_name(dir, &local_name(&file.name));
-    std::fs::rename(&partial, &path)?;
+    };
+    let ready = match checked {
+        Ok(ready) => ready,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(&opened);
+            return Err(e);
+        }
+    };
+    let name = described.as_ref().map_or(&file.name, |d| &d.name);
+    let path = free_name(dir, &local_name(name));
+    std::fs::rename(&ready, &path)?;
+    let _ = std::fs::remove_file(&partial);
+    // A sealed file is confirmed with its content id (what the server holds in `sha256`).
     client
-        .confirm_download(&tokens.token().await?, &file.id, &sha256)
+        .confirm_download(&tokens.token().await?, &file.id, &file.sha256)
         .await?;
     on(Progress::Received {
         file_id: file.id.clone(),
@@ -690,7 +793,7 @@ pub async fn receive(
         size: file.size,
     });
     Ok(Received {
-        file,
+        file: file.opened(keys),
         path,
         resumed_at,
     })

@@ -1,12 +1,15 @@
 // Files moving between this browser and the object store. Bytes go straight to the store through
-// presigned URLs (four parts at a time), never through the API; the API only records them. An
-// upload's state is kept in IndexedDB so a reload or a lost network resumes it, re-sending only
-// the parts the server has not recorded. Downloads are hashed as they arrive and offered only
-// when the whole file's SHA-256 matches what the sender hashed.
+// presigned URLs (six parts at a time), never through the API; the API only records them. Every
+// part is sealed in the Worker before it leaves (sealed-files.ts), the same bytes every time, so
+// an upload's state kept in IndexedDB lets a reload or a lost network resume it, re-sending only
+// the parts the server has not recorded. Downloads are opened and hashed in the Worker and
+// offered only when the whole file's SHA-256 matches what the sender hashed.
 import { api, ApiError, onSignedOut } from "./api";
+import { describe, opened, sealedFile } from "./sealed-files";
+import { accountKey } from "./session";
 import { del, list, put } from "./store";
 import type { FileInfo } from "./types";
-import { download, hashFile } from "./worker";
+import { download, hashFile, sealPart } from "./worker";
 
 export type Phase =
   | "hashing"
@@ -45,11 +48,17 @@ type UploadRecord = {
   fileId: string;
   uploadId: string;
   name: string;
+  /** sealed bytes, as the store holds them */
   size: number;
   lastModified: number;
   sha256: string;
+  /** sealed bytes per part (every part but the last) */
   partSize: number;
   partCount: number;
+  /** the file as chosen: its bytes, its bytes per part, its description (JSON) */
+  plainSize: number;
+  plainPartSize: number;
+  description: string;
   target: string | null;
   to?: string;
 };
@@ -136,11 +145,18 @@ export async function send(file: File, target: string | null, to?: string): Prom
   aborts.set(key, abort);
   files.set(key, file);
   try {
+    // The server cannot check a sealed name: this browser does (the agent's limit too).
+    if ([...file.name].length > 255) throw new Error("A file name is at most 255 characters: rename it and send it again.");
     const sha256 = await hashFile(file, (n) => set(key, { done: n }), abort.signal);
-    set(key, { phase: "uploading", done: 0, sha256 });
+    const d = await describe(file.name, MIME.test(file.type) ? file.type.toLowerCase() : "application/octet-stream", file.size, sha256);
+    set(key, { phase: "uploading", done: 0, sha256, size: d.plan.sealed_size });
     const idempotency = crypto.randomUUID();
-    const body: Record<string, unknown> = { name: file.name, size: file.size, sha256 };
-    if (MIME.test(file.type)) body.mime = file.type;
+    const body: Record<string, unknown> = {
+      sealed: d.sealed,
+      size: d.plan.sealed_size,
+      sha256: d.content_id,
+      part_size: d.plan.sealed_part_size,
+    };
     if (target) body.target_device_id = target;
     const r = await api<{ status: string; file: FileInfo; upload?: { upload_id: string; part_size: number; part_count: number } }>(
       "POST",
@@ -150,18 +166,25 @@ export async function send(file: File, target: string | null, to?: string): Prom
     );
     set(key, { fileId: r.file.id });
     if (r.status === "already_present" || !r.upload) {
-      set(key, { phase: "done", done: file.size });
+      set(key, { phase: "done", done: d.plan.sealed_size });
       return r.file.id;
+    }
+    // The parts are sealed for this cut: another would not open.
+    if (r.upload.part_size !== d.plan.sealed_part_size || r.upload.part_count !== d.plan.part_count) {
+      throw new Error("The server planned other parts than this browser sealed: nothing was sent.");
     }
     const rec: UploadRecord = {
       fileId: r.file.id,
       uploadId: r.upload.upload_id,
       name: file.name,
-      size: file.size,
+      size: d.plan.sealed_size,
       lastModified: file.lastModified,
       sha256,
       partSize: r.upload.part_size,
       partCount: r.upload.part_count,
+      plainSize: file.size,
+      plainPartSize: d.plan.part_size,
+      description: d.description,
       target,
       to,
     };
@@ -219,13 +242,14 @@ async function sendParts(key: string, rec: UploadRecord, file: Blob, missing: nu
 
   const worker = async () => {
     for (let n = queue.shift(); n !== undefined && !signal.aborted; n = queue.shift()) {
-      const start = (n - 1) * rec.partSize;
-      const slice = file.slice(start, start + partBytes(rec, n));
+      const start = (n - 1) * rec.plainPartSize;
+      const slice = file.slice(start, start + partBytes(rec, n) - 16);
+      const sealed = new Blob([(await sealPart(accountKey(), rec.description, n, slice, signal)) as BlobPart]);
       for (let attempt = 1; ; attempt++) {
         try {
           const url = await urlFor(n);
           const part = n;
-          const etag = await putPart(url, slice, signal, (loaded) => {
+          const etag = await putPart(url, sealed, signal, (loaded) => {
             inFlight.set(part, loaded);
             report();
           });
@@ -321,14 +345,16 @@ export async function resume(key: string, picked?: File): Promise<void> {
     set(key, { error: "Choose the file again to send it." });
     return;
   }
-  if (!rec) {
-    // Nothing to resume (it failed before the upload began, or it finished): send it anew.
+  if (!rec || !rec.description) {
+    // Nothing to resume (it failed before the upload began, or it finished; or it was started
+    // in the clear by an older version of this page): send it anew, sealed.
+    if (rec) await del(`upload:${rec.fileId}`);
     dismiss(key);
     await send(file, t.target ?? null, t.to);
     return;
   }
-  if (file.name !== rec.name || file.size !== rec.size || file.lastModified !== rec.lastModified) {
-    set(key, { error: `That is not the file being sent: choose "${rec.name}" (${rec.size} bytes) again.` });
+  if (file.name !== rec.name || file.size !== rec.plainSize || file.lastModified !== rec.lastModified) {
+    set(key, { error: `That is not the file being sent: choose "${rec.name}" (${rec.plainSize} bytes) again.` });
     return;
   }
   files.set(key, file);
@@ -358,17 +384,19 @@ export async function resume(key: string, picked?: File): Promise<void> {
  * Downloads a file, checks its SHA-256 and saves it; `confirm`: it was sent to this browser,
  * so tell the sender it arrived (it leaves the inbox).
  */
-export async function receive(file: FileInfo, confirm = true): Promise<boolean> {
+export async function receive(listed: FileInfo, confirm = true): Promise<boolean> {
+  const file = await opened(listed);
   const key = add({ direction: "down", name: file.name, size: file.size, phase: "downloading", fileId: file.id });
   const abort = new AbortController();
   aborts.set(key, abort);
   try {
     const { url } = await api<{ url: string }>("GET", `/files/${file.id}/download`);
-    const got = await download(url, meter(key), abort.signal);
+    const got = await download(url, meter(key), abort.signal, sealedFile(file));
     if (got.bytes !== file.size || got.sha256 !== file.sha256) {
       throw new Error("The downloaded bytes do not match what was sent (SHA-256 differs): nothing was saved.");
     }
-    if (confirm) await api("POST", `/files/${file.id}/confirm-download`, { sha256: got.sha256 });
+    // A sealed file is confirmed with its content id (what the server holds as its sha256).
+    if (confirm) await api("POST", `/files/${file.id}/confirm-download`, { sha256: file.stored?.content_id ?? got.sha256 });
     const saveUrl = URL.createObjectURL(got.blob);
     set(key, { phase: "done", done: file.size, sha256: got.sha256, saveUrl, speed: 0 });
     save(saveUrl, file.name);

@@ -29,6 +29,10 @@ export type FileInfo = {
   completed_at: string | null;
   deleted_at: string | null;
   restorable_until: string | null;
+  /** the description sealed on the sending device; null for a file stored in the clear */
+  sealed: string | null;
+  /** a sealed file opened here (sealed-files.ts): what the server holds, and the description */
+  stored?: { size: number; content_id: string; description: string };
 };
 
 export type ClipItem = {

@@ -1,8 +1,12 @@
 // What the page and its crypto Worker say to each other.
+
+/** A sealed file to open as it downloads: the account key and the file's description (JSON). */
+export type SealedFile = { key: Uint8Array; description: string };
 export type WorkerRequest =
   | { op: "derive"; id: number; password: string; kdf: string }
   | { op: "hash"; id: number; file: Blob }
-  | { op: "download"; id: number; url: string }
+  | { op: "download"; id: number; url: string; sealed?: SealedFile }
+  | { op: "seal"; id: number; key: Uint8Array; description: string; n: number; part: Blob }
   | { op: "cancel"; target: number };
 
 export type WorkerReply = {
@@ -12,5 +16,6 @@ export type WorkerReply = {
   digest?: string;
   bytes?: number;
   blob?: Blob;
+  sealed?: Uint8Array;
   error?: string;
 };

@@ -1,5 +1,5 @@
 // The page's side of the crypto Worker: each call a promise, progress through a callback.
-import type { WorkerReply, WorkerRequest } from "./worker-protocol";
+import type { SealedFile, WorkerReply, WorkerRequest } from "./worker-protocol";
 
 type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void; progress?: (n: number) => void };
 
@@ -35,7 +35,11 @@ function get(): Worker {
   return worker;
 }
 
-type Call = { op: "derive"; password: string; kdf: string } | { op: "hash"; file: Blob } | { op: "download"; url: string };
+type Call =
+  | { op: "derive"; password: string; kdf: string }
+  | { op: "hash"; file: Blob }
+  | { op: "download"; url: string; sealed?: SealedFile }
+  | { op: "seal"; key: Uint8Array; description: string; n: number; part: Blob };
 
 function call(req: Call, progress?: (n: number) => void, signal?: AbortSignal): Promise<WorkerReply> {
   const id = nextId++;
@@ -66,12 +70,21 @@ export async function hashFile(file: Blob, progress?: (n: number) => void, signa
   return (await call({ op: "hash", file }, progress, signal)).digest!;
 }
 
-/** Downloads a presigned URL in the Worker, hashing as it goes. */
+/**
+ * Downloads a presigned URL in the Worker, hashing as it goes; a sealed file is opened there
+ * too, and its plain bytes hashed and returned.
+ */
 export async function download(
   url: string,
   progress?: (n: number) => void,
   signal?: AbortSignal,
+  sealed?: SealedFile,
 ): Promise<{ blob: Blob; sha256: string; bytes: number }> {
-  const r = await call({ op: "download", url }, progress, signal);
+  const r = await call({ op: "download", url, sealed }, progress, signal);
   return { blob: r.blob!, sha256: r.digest!, bytes: r.bytes! };
+}
+
+/** Part `n` of a file sealed in the Worker (the same bytes every time). */
+export async function sealPart(key: Uint8Array, description: string, n: number, part: Blob, signal?: AbortSignal): Promise<Uint8Array> {
+  return (await call({ op: "seal", key, description, n, part }, undefined, signal)).sealed!;
 }

@@ -143,6 +143,7 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
         limit_rate: None,
         part_size: None,
         state_dir: dir.join("state"),
+        keys: account.file_keys(),
     };
     let mut events = Vec::new();
     let sent = transfer::send(
@@ -170,7 +171,9 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
         .iter()
         .find(|e| e["event"] == "file.available" && e["data"]["file"]["id"] == json!(sent.file.id))
         .unwrap_or_else(|| panic!("no file.available for the receiver: {:?}", log.body));
-    assert_eq!(available["data"]["file"]["size"], json!(50 * MIB));
+    // What the server holds is sealed: seven parts, each 16 bytes longer.
+    assert_eq!(available["data"]["file"]["size"], json!(50 * MIB + 7 * 16));
+    assert_eq!(available["data"]["file"]["name"], "");
     let waiting = account.api.shared_files(to.token()).await.unwrap();
     assert_eq!(
         waiting.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
@@ -180,6 +183,7 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
     let received = transfer::receive(
         &account.api,
         &mut to.token().to_owned(),
+        &account.file_keys(),
         &sent.file.id,
         &dir.join("in"),
         &mut |_| {},
@@ -208,6 +212,178 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
         page.body
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A file sent by a udc client is sealed before it leaves the device: the server's answers, the
+/// receiver's events and the stored object hold neither its name, its type, its SHA-256 nor its
+/// bytes. The receiver opens it; keys of another account cannot; a damaged part is refused and
+/// nothing confirmed; the same bytes sent again are deduplicated, and only onto a sealed file.
+#[tokio::test]
+async fn a_sent_file_is_sealed_so_the_server_and_the_store_see_sizes_only() {
+    let account = Account::create().await;
+    let (from, to) = pair(&account).await;
+    let dir = temp_dir("sealed");
+    let text = "Meet at the harbour at nine. ".repeat(400);
+    let path = dir.join("secret-plans.txt");
+    std::fs::write(&path, &text).unwrap();
+    let opts = SendOptions {
+        target_device_id: Some(to.id.clone()),
+        mime: Some("text/plain".into()),
+        parallel: 2,
+        limit_rate: None,
+        part_size: None,
+        state_dir: dir.join("state"),
+        keys: account.file_keys(),
+    };
+    let send = || async {
+        transfer::send(
+            &account.api,
+            &mut from.token().to_owned(),
+            &path,
+            &opts,
+            &mut |_| {},
+        )
+        .await
+        .unwrap()
+    };
+    let sent = send().await;
+    // The sender sees its file as it is.
+    let file = &sent.file;
+    assert_eq!(
+        (file.name.as_str(), file.mime.as_str(), file.size),
+        ("secret-plans.txt", "text/plain", text.len() as u64)
+    );
+    assert_eq!(file.sha256, sha256(text.as_bytes()));
+
+    // The server and the store do not.
+    let id = sent.file.id.clone();
+    let download = get(&account, &to, &format!("/files/{id}/download")).await;
+    assert_eq!(download.status, StatusCode::OK, "{:?}", download.body);
+    let (status, object) = fetch(download.body["url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(object.len(), text.len() + 16, "one part, one tag");
+    assert!(!object.windows(7).any(|w| w == b"harbour"));
+    assert_eq!(download.body["file"]["name"], "");
+    assert_eq!(download.body["file"]["size"], json!(text.len() + 16));
+    assert!(download.body["file"]["sealed"].is_string());
+    let seen = [
+        download.body.to_string(),
+        get(&account, &from, "/files").await.body.to_string(),
+        get(&account, &to, "/files/shared").await.body.to_string(),
+        get(&account, &to, "/events").await.body.to_string(),
+        get(&account, &from, &format!("/files/{id}"))
+            .await
+            .body
+            .to_string(),
+    ];
+    for secret in ["secret-plans", "text/plain", &sha256(text.as_bytes())] {
+        for body in &seen {
+            assert!(!body.contains(secret), "{secret} in {body}");
+        }
+    }
+
+    // Keys of another account open nothing, and nothing is confirmed.
+    let stranger = std::sync::Arc::new(udc_agent::file_seal::FileKeys::new(&[9; 32]).unwrap());
+    let refused = transfer::receive(
+        &account.api,
+        &mut to.token().to_owned(),
+        &stranger,
+        &id,
+        &dir.join("in"),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("another account"),
+        "{refused:#}"
+    );
+    // A damaged byte kept from an earlier attempt is caught by the part's tag.
+    let partial = transfer::partial_path(&dir.join("in"), &id);
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let mut damaged = object.clone();
+    damaged[10] ^= 1;
+    std::fs::write(&partial, &damaged[..100]).unwrap();
+    let receive = || async {
+        transfer::receive(
+            &account.api,
+            &mut to.token().to_owned(),
+            &account.file_keys(),
+            &id,
+            &dir.join("in"),
+            &mut |_| {},
+        )
+        .await
+    };
+    let err = receive().await.unwrap_err();
+    assert!(
+        err.downcast_ref::<transfer::BytesRefused>().is_some(),
+        "{err:#}"
+    );
+    assert!(!partial.exists(), "the damaged bytes are removed");
+    assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
+    let got = receive().await.unwrap();
+    assert_eq!(std::fs::read_to_string(&got.path).unwrap(), text);
+    assert_eq!(got.path.file_name().unwrap(), "secret-plans.txt");
+    assert!(account
+        .api
+        .shared_files(to.token())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Sent again: the server matched the keyed content id, nothing was uploaded.
+    let again = send().await;
+    assert!(again.deduplicated && again.parts_sent == 0);
+    assert_eq!(again.file.name, "secret-plans.txt");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `sealed` replaces `name` and `mime`, and a sealed upload never dedupes onto a file stored in
+/// the clear (whose object holds other bytes), even under the same id and size.
+#[tokio::test]
+async fn a_sealed_description_is_checked_for_form_and_dedupes_only_onto_sealed_files() {
+    let account = Account::create().await;
+    let (from, _) = pair(&account).await;
+    let data = b"plain bytes of a clear file".to_vec();
+    upload_small(&account, &from, &data, None).await;
+    let sealed = "c2VhbGVkIGRlc2NyaXB0aW9uIHdpdGggYSBub25jZSBhbmQgYSB0YWcgMTIzNDU2Nzg=";
+    let base = json!({ "size": data.len(), "sha256": sha256(&data), "sealed": sealed });
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let mut neither = base.clone();
+    neither.as_object_mut().unwrap().remove("sealed");
+    for (bad, why) in [
+        (with(json!({"name": "a.txt"})), "name"),
+        (with(json!({"mime": "text/plain"})), "mime"),
+        (with(json!({"sealed": "not base64!"})), "sealed"),
+        (with(json!({"sealed": "c2hvcnQ="})), "sealed"),
+        (neither, "name"),
+    ] {
+        let r = post(&account, &from, "/files/upload/initiate", Some(&bad)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(why),
+            "{bad}: {:?}",
+            r.body
+        );
+    }
+    let r = post(&account, &from, "/files/upload/initiate", Some(&base)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(
+        r.body["status"], "upload_required",
+        "never the clear file's object"
+    );
+    assert_eq!(r.body["file"]["sealed"], sealed);
+    assert_eq!(r.body["file"]["name"], "");
 }
 
 #[tokio::test]
@@ -819,6 +995,7 @@ async fn a_download_resumes_from_its_partial_file_and_refuses_wrong_bytes() {
         transfer::receive(
             &account.api,
             &mut to.token().to_owned(),
+            &account.file_keys(),
             &file_id,
             &dir,
             &mut |_| {},
@@ -837,7 +1014,7 @@ async fn a_download_resumes_from_its_partial_file_and_refuses_wrong_bytes() {
     damaged[1000] ^= 0xff;
     std::fs::write(&partial, &damaged).unwrap();
     let err = receive().await.unwrap_err();
-    assert!(err.to_string().contains("do not match"), "{err}");
+    assert!(err.to_string().contains("not what was sent"), "{err}");
     assert!(!partial.exists());
     let again = receive().await.unwrap();
     assert_eq!(

@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_activity",
         include_str!("../../../schema/migrations/0014_activity.sql"),
     ),
+    (
+        "0015_sealed_files",
+        include_str!("../../../schema/migrations/0015_sealed_files.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

@@ -65,6 +65,7 @@ pub(crate) async fn send(cli: &Cli, store: &Store, args: &SendArgs) -> Result<()
         limit_rate: args.limit_rate,
         part_size: None,
         state_dir: store.dir().to_owned(),
+        keys: session.file_keys()?,
     };
     let mut tokens = SessionTokens {
         client: &client,
@@ -119,6 +120,7 @@ pub(crate) async fn receive(
         session: &mut session,
         store,
     };
+    let keys = tokens.session.file_keys()?;
     let mut received = Vec::new();
     let mut failed = Vec::new();
     let mut refused = store.refused_files();
@@ -131,7 +133,16 @@ pub(crate) async fn receive(
         }
         // One bad file (refused bytes, a store error) is reported and left on the server; the
         // rest still arrive.
-        match transfer::receive(&client, &mut tokens, &id, dir, &mut reporter(cli.json)).await {
+        match transfer::receive(
+            &client,
+            &mut tokens,
+            &keys,
+            &id,
+            dir,
+            &mut reporter(cli.json),
+        )
+        .await
+        {
             Ok(r) => {
                 if !cli.json {
                     println!(
@@ -182,7 +193,9 @@ pub(crate) async fn receive(
 pub(crate) async fn files(cli: &Cli, store: &Store, command: &Option<FilesCommand>) -> Result<()> {
     let (client, mut session) = signed_in(cli, store)?;
     let token = session.access_token(&client, store).await?;
+    let keys = session.file_keys()?;
     let list = |files: Vec<udc_agent::files::FileInfo>| {
+        let files: Vec<_> = files.into_iter().map(|f| f.opened(&keys)).collect();
         if cli.json {
             println!("{}", json!({ "files": files }));
         } else {

@@ -2,7 +2,8 @@ import { useEffect, useState } from "preact/hooks";
 import { api, onSignedOut } from "../api";
 import { ago, bytes } from "../format";
 import { accountKey } from "../session";
-import type { ClipItem, ClipPrefs } from "../types";
+import { opened, sealedFile } from "../sealed-files";
+import type { ClipItem, ClipPrefs, FileInfo } from "../types";
 import { b64, unb64, wasm } from "../wasm";
 import { download } from "../worker";
 import * as transfers from "../transfers";
@@ -22,8 +23,8 @@ const ITEM_MAX = 64 * 1024 * 1024;
 async function sealed(item: ClipItem): Promise<Uint8Array> {
   if (item.ciphertext) return unb64(item.ciphertext);
   if (item.file_id) {
-    const { url } = await api<{ url: string }>("GET", `/files/${item.file_id}/download`);
-    const got = await download(url);
+    const r = await api<{ url: string; file: FileInfo }>("GET", `/files/${item.file_id}/download`);
+    const got = await download(r.url, undefined, undefined, sealedFile(await opened(r.file)));
     return new Uint8Array(await got.blob.arrayBuffer());
   }
   const { item: full } = await api<{ item: ClipItem }>("GET", `/sync/clipboard/items/${item.id}`);

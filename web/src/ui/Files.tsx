@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
 import { ago, bytes, duration } from "../format";
 import * as transfers from "../transfers";
+import { opened, openedAll } from "../sealed-files";
 import type { FileInfo } from "../types";
 import { useAction } from "./action";
 import type { Account } from "./Home";
@@ -49,7 +50,7 @@ export function Files({ account, update }: Props) {
 
   const restore = (f: FileInfo) =>
     act(async () => {
-      const file = await api<FileInfo>("POST", `/files/${f.id}/restore`);
+      const file = await opened(await api<FileInfo>("POST", `/files/${f.id}/restore`));
       update((a) => ({ ...a, files: [file, ...a.files.filter((x) => x.id !== f.id)] }));
       setDeleted((d) => d?.filter((x) => x.id !== f.id) ?? null);
     });
@@ -57,7 +58,7 @@ export function Files({ account, update }: Props) {
   const showDeleted = () =>
     act(async () => {
       const r = await api<{ files: FileInfo[] }>("GET", "/files?deleted=true&limit=100");
-      setDeleted(r.files.filter((f) => f.deleted_at));
+      setDeleted((await openedAll(r.files)).filter((f) => f.deleted_at));
     });
 
   return (
@@ -104,6 +105,7 @@ export function Files({ account, update }: Props) {
         />
         <span>Drop files here, or <u>choose files</u></span>
       </label>
+      <p class="muted small">Files are encrypted in this browser before they leave it: the server stores their size, never their names or contents.</p>
 
       {moving.length > 0 && (
         <ul class="transfers" aria-label="Transfers">

@@ -3,6 +3,7 @@ import { api, ApiError, forget, type Session } from "../api";
 import { Realtime, type LinkState } from "../realtime";
 import { signOut } from "../session";
 import { restoreUnfinished } from "../transfers";
+import { opened, openedAll } from "../sealed-files";
 import type { ClipItem, ClipPrefs, Device, FileInfo, HubEvent, PendingLogin } from "../types";
 import { explain } from "./action";
 import { Approvals } from "./Approvals";
@@ -65,8 +66,8 @@ export function Home({ session }: { session: Session }) {
     // Each list on its own: one that fails leaves the others shown, and says so.
     const [d, f, sh, c, p, a] = await Promise.allSettled([
       api<{ devices: unknown }>("GET", "/devices").then((r) => list<Device>(r.devices, "devices")),
-      api<{ files: unknown }>("GET", "/files?limit=100").then((r) => list<FileInfo>(r.files, "files")),
-      api<{ files: unknown }>("GET", "/files/shared").then((r) => list<FileInfo>(r.files, "files")),
+      api<{ files: unknown }>("GET", "/files?limit=100").then((r) => openedAll(list<FileInfo>(r.files, "files"))),
+      api<{ files: unknown }>("GET", "/files/shared").then((r) => openedAll(list<FileInfo>(r.files, "files"))),
       api<{ items: unknown }>("GET", "/sync/clipboard/history").then((r) => list<ClipItem>(r.items, "clipboard items")),
       api<ClipPrefs>("GET", "/sync/clipboard/preferences"),
       api<{ requests: unknown }>("GET", "/auth/approval/pending").then((r) => list<PendingLogin>(r.requests, "sign-in requests")),
@@ -115,14 +116,14 @@ export function Home({ session }: { session: Session }) {
         break;
       }
       case "file.available": {
-        const file = data.file as FileInfo | undefined;
-        if (file) update((a) => ({ ...a, inbox: upsert(a.inbox, file), files: upsert(a.files, file, false) }));
+        const sent = data.file as FileInfo | undefined;
+        if (sent) void opened(sent).then((file) => update((a) => ({ ...a, inbox: upsert(a.inbox, file), files: upsert(a.files, file, false) })));
         break;
       }
       case "file.transfer.completed":
       case "file.restored": {
-        const file = data.file as FileInfo | undefined;
-        if (file) update((a) => ({ ...a, files: upsert(a.files, file, false) }));
+        const stored = data.file as FileInfo | undefined;
+        if (stored) void opened(stored).then((file) => update((a) => ({ ...a, files: upsert(a.files, file, false) })));
         break;
       }
       case "file.deleted":

@@ -56,6 +56,8 @@ pub(super) struct FileRecord {
     pub(super) shared_with: Vec<String>,
     /// Whether the sender trusts the calling device.
     pub(super) trusted: bool,
+    /// The description sealed on the device (base64); None for a file stored in the clear.
+    pub(super) sealed: Option<String>,
 }
 
 /// Every column `record` reads, in order; the one parameter is the calling device (for `trusted`).
@@ -65,7 +67,8 @@ macro_rules! select_files {
             "SELECT f.id, f.name, f.mime, f.size, f.sha256, f.state, f.sender_device_id, ",
             "f.part_size, f.part_count, f.created_at, f.completed_at, f.deleted_at, f.object_key, ",
             "f.upload_id, (SELECT group_concat(s.device_id) FROM file_shares s WHERE s.file_id = f.id), ",
-            "EXISTS (SELECT 1 FROM trust_links t WHERE t.device_id = f.sender_device_id AND t.target_device_id = ?) ",
+            "EXISTS (SELECT 1 FROM trust_links t WHERE t.device_id = f.sender_device_id AND t.target_device_id = ?), ",
+            "f.sealed ",
             "FROM files f ",
             $tail
         )
@@ -101,6 +104,7 @@ pub(super) fn record(row: &Row) -> ApiResult<FileRecord> {
         upload_id: rows::opt_text(row, 13)?,
         shared_with,
         trusted: rows::int(row, 15)? != 0,
+        sealed: rows::opt_text(row, 16)?,
     })
 }
 
@@ -118,6 +122,7 @@ pub struct FileView {
     completed_at: Option<String>,
     deleted_at: Option<String>,
     restorable_until: Option<String>,
+    sealed: Option<String>,
 }
 
 impl FileRecord {
@@ -137,6 +142,7 @@ impl FileRecord {
             restorable_until: self
                 .deleted_at
                 .map(|d| rows::timestamp(d + RESTORE_WINDOW_MS)),
+            sealed: self.sealed.clone(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! What a file's description must be: its name, media type, digest and part plan.
 
+use base64::Engine;
+
 use super::{DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE, MIB, MIN_PART_SIZE};
 use crate::error::{ApiError, ApiResult};
 use crate::validate;
@@ -33,8 +35,61 @@ pub(super) fn sha256_hex(field: &str, raw: &str) -> ApiResult<String> {
     }
 }
 
+/// Shortest and longest sealed description, in base64 characters: a nonce and a tag are 40
+/// bytes, and a 255-character name with a media type fits the longest with room to spare.
+const MIN_SEALED: usize = 60;
+const MAX_SEALED: usize = 4096;
+
+/// What a file is called, as the server keeps it.
+pub(super) struct Described {
+    pub(super) name: String,
+    pub(super) mime: String,
+    pub(super) sealed: Option<String>,
+}
+
+/// A file in the clear has a name (and maybe a media type); a sealed file has only `sealed`,
+/// its description sealed on the device, which the server cannot read and so cannot check
+/// beyond its form.
+pub(super) fn description(
+    name: Option<&str>,
+    media: Option<&str>,
+    sealed: Option<&str>,
+) -> ApiResult<Described> {
+    match (name, sealed) {
+        (Some(name), None) => Ok(Described {
+            name: file_name(name)?,
+            mime: mime(media)?,
+            sealed: None,
+        }),
+        (None, Some(_)) if media.is_some() => Err(ApiError::invalid(
+            "mime: a sealed file's media type travels inside `sealed`",
+        )),
+        (None, Some(sealed)) => {
+            let decodes = base64::engine::general_purpose::STANDARD
+                .decode(sealed)
+                .is_ok();
+            if !decodes || !(MIN_SEALED..=MAX_SEALED).contains(&sealed.len()) {
+                return Err(ApiError::invalid(format!(
+                    "sealed: must be a sealed description, {MIN_SEALED} to {MAX_SEALED} base64 characters"
+                )));
+            }
+            Ok(Described {
+                name: String::new(),
+                mime: mime(None)?,
+                sealed: Some(sealed.to_owned()),
+            })
+        }
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "name: a sealed file's name travels inside `sealed`: send one of name and sealed",
+        )),
+        (None, None) => Err(ApiError::invalid(
+            "name: required, or `sealed` (the file's description sealed on the device)",
+        )),
+    }
+}
+
 /// A file name as the receiver will save it: no path, nothing a file system would trip on.
-pub(super) fn file_name(raw: &str) -> ApiResult<String> {
+fn file_name(raw: &str) -> ApiResult<String> {
     let name = validate::label("name", raw, 255)?;
     if name.contains(['/', '\\']) || name == "." || name == ".." {
         return Err(ApiError::invalid(
@@ -44,7 +99,7 @@ pub(super) fn file_name(raw: &str) -> ApiResult<String> {
     Ok(name)
 }
 
-pub(super) fn mime(raw: Option<&str>) -> ApiResult<String> {
+fn mime(raw: Option<&str>) -> ApiResult<String> {
     let Some(raw) = raw.map(str::trim).filter(|m| !m.is_empty()) else {
         return Ok("application/octet-stream".to_owned());
     };

@@ -8,7 +8,7 @@ use udc_hub::NewEvent;
 
 use super::record::{unsigned, FileRecord, FileState};
 use super::retention::delete_file_rows;
-use super::rules::{file_name, mime, part_plan, sha256_hex};
+use super::rules::{description, part_plan, sha256_hex};
 use super::{MAX_PART_URLS, PART_URL_TTL};
 use crate::auth::Caller;
 use crate::blob::BlobStore;
@@ -39,7 +39,8 @@ macro_rules! progress_sql {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InitiateBody {
-    name: String,
+    name: Option<String>,
+    sealed: Option<String>,
     size: u64,
     sha256: String,
     mime: Option<String>,
@@ -86,9 +87,12 @@ fn refused_completion(file_id: &str, code: &str) -> ApiError {
 impl<P: Ports> Core<P> {
     pub(crate) async fn initiate_upload(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let body: InitiateBody = json_body(rq.headers, rq.body)?;
-        let name = file_name(&body.name)?;
+        let described = description(
+            body.name.as_deref(),
+            body.mime.as_deref(),
+            body.sealed.as_deref(),
+        )?;
         let sha256 = sha256_hex("sha256", &body.sha256)?;
-        let mime = mime(body.mime.as_deref())?;
         if body.size > self.config.files_max_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -115,8 +119,8 @@ impl<P: Ports> Core<P> {
         }
         let mut file = FileRecord {
             id: self.new_id()?,
-            name,
-            mime,
+            name: described.name,
+            mime: described.mime,
             size: body.size,
             sha256,
             state: FileState::Uploading,
@@ -130,6 +134,7 @@ impl<P: Ports> Core<P> {
             upload_id: None,
             shared_with: target.into_iter().collect(),
             trusted: false,
+            sealed: described.sealed,
         };
         self.initiate(rq, &caller, &store, &mut file).await
     }
@@ -158,15 +163,17 @@ impl<P: Ports> Core<P> {
                 // declared SHA-256, so a device that lied about its content can only ever serve
                 // that content back to itself, never to an honest device of the account. And the
                 // file's own object: not a copy attached before this rule from another device's.
+                // And of its kind: a sealed file's bytes only for a sealed file.
                 Stmt::new(
                     "SELECT object_key FROM files WHERE user_id = ? AND sender_device_id = ? \
                      AND sha256 = ? AND size = ? AND state = 'available' AND deleted_at IS NULL \
-                     AND object_key = user_id || '/' || id LIMIT 1",
+                     AND object_key = user_id || '/' || id AND (sealed IS NULL) = ? LIMIT 1",
                     vec![
                         user.into(),
                         caller.device_id.as_deref().into(),
                         file.sha256.as_str().into(),
                         (file.size as i64).into(),
+                        i64::from(file.sealed.is_none()).into(),
                     ],
                 ),
             ])
@@ -244,22 +251,23 @@ impl<P: Ports> Core<P> {
             f.created_at.into(),
             f.created_at.into(),
             f.completed_at.into(),
+            f.sealed.as_deref().into(),
         ];
         let mut change = Change::new(vec![if f.state == FileState::Available {
             let mut p = params;
             p.extend([user.into(), f.object_key.as_str().into()]);
             Stmt::new(
                 "INSERT INTO files (id, user_id, sender_device_id, name, mime, size, sha256, object_key, \
-                 upload_id, part_size, part_count, state, created_at, updated_at, completed_at) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM files \
+                 upload_id, part_size, part_count, state, created_at, updated_at, completed_at, sealed) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM files \
                  WHERE user_id = ? AND object_key = ? AND state = 'available' AND deleted_at IS NULL)",
                 p,
             )
         } else {
             Stmt::new(
                 "INSERT INTO files (id, user_id, sender_device_id, name, mime, size, sha256, object_key, \
-                 upload_id, part_size, part_count, state, created_at, updated_at, completed_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 upload_id, part_size, part_count, state, created_at, updated_at, completed_at, sealed) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
         }]);

@@ -1,0 +1,307 @@
+//! Files sealed before they leave the device. The store and the server see sizes and times
+//! only: the name, media type and SHA-256 travel inside `sealed` (the file's description,
+//! sealed with a key from the account key), and every part is sealed on its own.
+//!
+//! Parts are sealed deterministically, so a part sent again (a resumed upload) is byte-identical
+//! to the first: each file gets its own key, derived from the account key and the file's
+//! SHA-256, size and part size, and part `n` uses the nonce `n`. One key never seals two
+//! different texts under one nonce: the key changes whenever the bytes or the way they are cut
+//! into parts do. The associated data names the part and the part count, so parts cannot be
+//! reordered, dropped from the end or moved to another file.
+//!
+//! Dedupe keeps working without telling the operator anything: the server matches uploads on
+//! a content id that only the account's devices can compute (a keyed hash of the SHA-256, size
+//! and part size), never on the plain SHA-256, which would let an operator confirm that an
+//! account holds a known file.
+
+use anyhow::{anyhow, Context, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// What sealing adds to each part (the Poly1305 tag; the nonce is the part's number).
+pub const PART_OVERHEAD: u64 = 16;
+const MIB: u64 = 1024 * 1024;
+/// The plain bytes in every part but the last, unless the file needs more than `MAX_PARTS`.
+pub const DEFAULT_PLAIN_PART: u64 = 8 * MIB;
+/// The store's ceiling on parts per upload.
+const MAX_PARTS: u64 = 10_000;
+const META_AD: &[u8] = b"udc file description v1";
+
+/// How a file is cut: `part_size` plain bytes per part (the last may be shorter), and what the
+/// store holds for it (`sealed_*`: each part `PART_OVERHEAD` bytes longer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub size: u64,
+    pub part_size: u64,
+    pub part_count: u64,
+    pub sealed_size: u64,
+    pub sealed_part_size: u64,
+}
+
+impl Plan {
+    /// The plan for `size` plain bytes: 8 MiB parts, larger (whole MiB) when the file would
+    /// need more than 10,000 of them. An empty file is one empty part.
+    pub fn for_size(size: u64) -> Plan {
+        let mut part_size = DEFAULT_PLAIN_PART;
+        if size.div_ceil(part_size) > MAX_PARTS {
+            part_size = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+        }
+        Plan::with_part_size(size, part_size)
+    }
+
+    /// The plan with `part_size` plain bytes per part (at least 1).
+    pub fn with_part_size(size: u64, part_size: u64) -> Plan {
+        let part_size = part_size.max(1);
+        let part_count = size.div_ceil(part_size).max(1);
+        Plan {
+            size,
+            part_size,
+            part_count,
+            sealed_size: size + part_count * PART_OVERHEAD,
+            sealed_part_size: part_size + PART_OVERHEAD,
+        }
+    }
+
+    /// Where part `n` (from 1) starts in the plain file, and how long it is.
+    pub fn plain_part(&self, n: u64) -> (u64, u64) {
+        let offset = (n - 1) * self.part_size;
+        (offset, self.part_size.min(self.size.saturating_sub(offset)))
+    }
+}
+
+/// What `sealed` holds: everything about the file the server need not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description {
+    pub name: String,
+    pub mime: String,
+    /// Plain bytes.
+    pub size: u64,
+    /// The plain bytes' SHA-256 (hex), checked after decryption.
+    pub sha256: String,
+    /// Plain bytes per part.
+    pub part_size: u64,
+}
+
+impl Description {
+    pub fn plan(&self) -> Plan {
+        Plan::with_part_size(self.size, self.part_size)
+    }
+
+    fn digest(&self) -> Result<[u8; 32]> {
+        let bytes: Vec<u8> = (0..self.sha256.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(self.sha256.get(i..i + 2).unwrap_or("zz"), 16))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| anyhow!("sha256 is not hex"))?;
+        <[u8; 32]>::try_from(bytes).map_err(|_| anyhow!("sha256 is not 32 bytes"))
+    }
+}
+
+/// The keys an account's devices seal files with, all derived from the account key.
+pub struct FileKeys {
+    content_id: [u8; 32],
+    description: [u8; 32],
+    parts: [u8; 32],
+}
+
+/// Never prints the keys themselves.
+impl std::fmt::Debug for FileKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileKeys { .. }")
+    }
+}
+
+impl FileKeys {
+    pub fn new(account_key: &[u8; 32]) -> Result<FileKeys> {
+        let hk = Hkdf::<Sha256>::new(Some(b"udc files v1"), account_key);
+        let mut keys = FileKeys {
+            content_id: [0; 32],
+            description: [0; 32],
+            parts: [0; 32],
+        };
+        hk.expand(b"udc file content id", &mut keys.content_id)
+            .and_then(|_| hk.expand(b"udc file description", &mut keys.description))
+            .and_then(|_| hk.expand(b"udc file parts", &mut keys.parts))
+            .map_err(|e| anyhow!("hkdf: {e}"))?;
+        Ok(keys)
+    }
+
+    /// The id the server dedupes on and a receiver confirms with (64 hex digits, in the API's
+    /// `sha256` field of a sealed file).
+    pub fn content_id(&self, d: &Description) -> Result<String> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.content_id)
+            .map_err(|e| anyhow!("hmac: {e}"))?;
+        mac.update(&d.digest()?);
+        mac.update(&d.size.to_be_bytes());
+        mac.update(&d.part_size.to_be_bytes());
+        Ok(hex(&mac.finalize().into_bytes()))
+    }
+
+    /// The description sealed (a random nonce: it is sent once per upload), base64.
+    pub fn seal_description(&self, d: &Description) -> Result<String> {
+        let sealed = crate::seal::seal(&self.description, META_AD, &serde_json::to_vec(d)?)?;
+        Ok(B64.encode(sealed))
+    }
+
+    pub fn open_description(&self, sealed_b64: &str) -> Result<Description> {
+        let sealed = B64
+            .decode(sealed_b64)
+            .map_err(|_| anyhow!("a sealed file description is base64"))?;
+        let plain = crate::seal::open(&self.description, META_AD, &sealed)
+            .context("this file was sealed with another account's key, or damaged")?;
+        serde_json::from_slice(&plain).map_err(|e| anyhow!("a sealed file description: {e}"))
+    }
+
+    /// The key for the parts of the file `d` describes.
+    pub fn parts(&self, d: &Description) -> Result<PartSealer> {
+        let mut key = [0u8; 32];
+        let mut info = b"udc file part key v1".to_vec();
+        info.extend(d.digest()?);
+        info.extend(d.size.to_be_bytes());
+        info.extend(d.part_size.to_be_bytes());
+        Hkdf::<Sha256>::new(Some(&self.parts), &[])
+            .expand(&info, &mut key)
+            .map_err(|e| anyhow!("hkdf: {e}"))?;
+        Ok(PartSealer {
+            cipher: XChaCha20Poly1305::new((&key).into()),
+            part_count: d.plan().part_count,
+        })
+    }
+}
+
+/// Seals and opens one file's parts.
+pub struct PartSealer {
+    cipher: XChaCha20Poly1305,
+    part_count: u64,
+}
+
+impl PartSealer {
+    fn nonce_and_ad(&self, n: u64) -> ([u8; 24], Vec<u8>) {
+        let mut nonce = [0u8; 24];
+        nonce[..8].copy_from_slice(&n.to_be_bytes());
+        let mut ad = b"udc file part v1".to_vec();
+        ad.extend(n.to_be_bytes());
+        ad.extend(self.part_count.to_be_bytes());
+        (nonce, ad)
+    }
+
+    /// Part `n` (from 1) sealed: the same bytes every time.
+    pub fn seal(&self, n: u64, plain: &[u8]) -> Result<Vec<u8>> {
+        let (nonce, aad) = self.nonce_and_ad(n);
+        self.cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| anyhow!("sealing part {n} failed"))
+    }
+
+    pub fn open(&self, n: u64, sealed: &[u8]) -> Result<Vec<u8>> {
+        let (nonce, aad) = self.nonce_and_ad(n);
+        self.cipher
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| anyhow!("part {n} of the file is damaged or not this file's"))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(bytes: &[u8], part_size: u64) -> Description {
+        use sha2::Digest;
+        Description {
+            name: "notes.txt".into(),
+            mime: "text/plain".into(),
+            size: bytes.len() as u64,
+            sha256: hex(&Sha256::digest(bytes)),
+            part_size,
+        }
+    }
+
+    #[test]
+    fn plans_match_the_servers_part_rules() {
+        let p = Plan::for_size(0);
+        assert_eq!((p.part_count, p.sealed_size), (1, 16));
+        let p = Plan::for_size(20 * MIB + 1);
+        assert_eq!((p.part_size, p.part_count), (8 * MIB, 3));
+        assert_eq!(p.sealed_size, 20 * MIB + 1 + 48);
+        assert_eq!(p.plain_part(3), (16 * MIB, 4 * MIB + 1));
+        // 100 GiB needs bigger parts to stay within 10,000.
+        let p = Plan::for_size(100 * 1024 * MIB);
+        assert!(
+            p.part_count <= MAX_PARTS && p.part_size.is_multiple_of(MIB),
+            "{p:?}"
+        );
+        // Each sealed part but the last is sealed_part_size, the last the rest.
+        let p = Plan::with_part_size(10, 4);
+        let sealed: u64 = (1..=p.part_count).map(|n| p.plain_part(n).1 + 16).sum();
+        assert_eq!(sealed, p.sealed_size);
+    }
+
+    #[test]
+    fn parts_seal_the_same_every_time_and_open_only_in_place() {
+        let keys = FileKeys::new(&[7; 32]).unwrap();
+        let bytes = b"0123456789";
+        let d = described(bytes, 4);
+        let parts = keys.parts(&d).unwrap();
+        let one = parts.seal(1, &bytes[..4]).unwrap();
+        assert_eq!(one, keys.parts(&d).unwrap().seal(1, &bytes[..4]).unwrap());
+        assert_eq!(one.len(), 4 + PART_OVERHEAD as usize);
+        assert_eq!(parts.open(1, &one).unwrap(), &bytes[..4]);
+        // Another place, another file, another account: refused.
+        assert!(parts.open(2, &one).is_err());
+        assert!(keys
+            .parts(&described(b"another file", 4))
+            .unwrap()
+            .open(1, &one)
+            .is_err());
+        let other = FileKeys::new(&[8; 32]).unwrap();
+        assert!(other.parts(&d).unwrap().open(1, &one).is_err());
+        // Cut differently, the same bytes get another key (no nonce is reused).
+        assert_ne!(
+            keys.parts(&described(bytes, 5))
+                .unwrap()
+                .seal(1, &bytes[..4])
+                .unwrap(),
+            one
+        );
+    }
+
+    #[test]
+    fn the_content_id_is_keyed_and_the_description_opens_only_for_the_account() {
+        let keys = FileKeys::new(&[7; 32]).unwrap();
+        let d = described(b"hello", 8 * MIB);
+        let id = keys.content_id(&d).unwrap();
+        assert_eq!(id.len(), 64);
+        assert_ne!(id, d.sha256, "never the plain SHA-256");
+        assert_eq!(id, keys.content_id(&d.clone()).unwrap());
+        assert_ne!(id, FileKeys::new(&[8; 32]).unwrap().content_id(&d).unwrap());
+        let sealed = keys.seal_description(&d).unwrap();
+        assert!(!sealed.contains("notes"));
+        assert_eq!(keys.open_description(&sealed).unwrap(), d);
+        assert!(FileKeys::new(&[8; 32])
+            .unwrap()
+            .open_description(&sealed)
+            .is_err());
+    }
+}
