@@ -1,18 +1,23 @@
 //! Files sealed before they leave the device. The store and the server see sizes and times
 //! only: the name, media type and SHA-256 travel inside `sealed` (the file's description,
-//! sealed with a key from the account key), and every part is sealed on its own.
+//! padded to a multiple of 256 bytes and sealed with a key from the account key), and every
+//! part is sealed on its own.
 //!
 //! Parts are sealed deterministically, so a part sent again (a resumed upload) is byte-identical
 //! to the first: each file gets its own key, derived from the account key and the file's
-//! SHA-256, size and part size, and part `n` uses the nonce `n`. One key never seals two
-//! different texts under one nonce: the key changes whenever the bytes or the way they are cut
-//! into parts do. The associated data names the part and the part count, so parts cannot be
-//! reordered, dropped from the end or moved to another file.
+//! SHA-256, size and part size, and each part's nonce is a keyed hash of its number and its
+//! bytes (a synthetic nonce, sent in front of the part). So one key never seals two different
+//! texts under one nonce, even when a file changes between its hashing and its sending. The
+//! associated data names the part and the part count, so parts cannot be reordered, dropped
+//! from the end or moved to another file.
 //!
 //! Dedupe keeps working without telling the operator anything: the server matches uploads on
 //! a content id that only the account's devices can compute (a keyed hash of the SHA-256, size
 //! and part size), never on the plain SHA-256, which would let an operator confirm that an
-//! account holds a known file.
+//! account holds a known file. What sealing cannot hide: sizes, times, which device sent what
+//! to whom, and that two uploads of one device hold the same bytes (the content id). A server
+//! could also hand a device another file of the same account under a file's id, or a file in
+//! the clear (sent before sealing): the receivers show which files were not sealed.
 
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,15 +27,17 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
-/// What sealing adds to each part (the Poly1305 tag; the nonce is the part's number).
-pub const PART_OVERHEAD: u64 = 16;
+const NONCE: usize = 24;
+/// What sealing adds to each part: its 24-byte nonce and 16-byte Poly1305 tag.
+pub const PART_OVERHEAD: u64 = 40;
+/// A description is padded to a multiple of this before it is sealed, so its length says
+/// little about the name's.
+const DESCRIPTION_BLOCK: usize = 256;
 const MIB: u64 = 1024 * 1024;
 /// The plain bytes in every part but the last, unless the file needs more than `MAX_PARTS`.
 pub const DEFAULT_PLAIN_PART: u64 = 8 * MIB;
-/// The store's ceiling on parts per upload.
-const MAX_PARTS: u64 = 10_000;
 const META_AD: &[u8] = b"udc file description v1";
 
 /// How a file is cut: `part_size` plain bytes per part (the last may be shorter), and what the
@@ -45,12 +52,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The store's ceiling on parts per upload.
+    pub const MAX_PARTS: u64 = 10_000;
+
     /// The plan for `size` plain bytes: 8 MiB parts, larger (whole MiB) when the file would
     /// need more than 10,000 of them. An empty file is one empty part.
     pub fn for_size(size: u64) -> Plan {
         let mut part_size = DEFAULT_PLAIN_PART;
-        if size.div_ceil(part_size) > MAX_PARTS {
-            part_size = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+        if size.div_ceil(part_size) > Plan::MAX_PARTS {
+            part_size = size.div_ceil(Plan::MAX_PARTS).div_ceil(MIB) * MIB;
         }
         Plan::with_part_size(size, part_size)
     }
@@ -145,7 +155,13 @@ impl FileKeys {
 
     /// The description sealed (a random nonce: it is sent once per upload), base64.
     pub fn seal_description(&self, d: &Description) -> Result<String> {
-        let sealed = crate::seal::seal(&self.description, META_AD, &serde_json::to_vec(d)?)?;
+        let mut plain = serde_json::to_vec(d)?;
+        // JSON ends where the padding's spaces begin.
+        plain.resize(
+            plain.len().div_ceil(DESCRIPTION_BLOCK) * DESCRIPTION_BLOCK,
+            b' ',
+        );
+        let sealed = crate::seal::seal(&self.description, META_AD, &plain)?;
         Ok(B64.encode(sealed))
     }
 
@@ -170,6 +186,10 @@ impl FileKeys {
             .map_err(|e| anyhow!("hkdf: {e}"))?;
         Ok(PartSealer {
             cipher: XChaCha20Poly1305::new((&key).into()),
+            nonce_key: Sha256::new_with_prefix(b"udc file part nonce key v1")
+                .chain_update(key)
+                .finalize()
+                .into(),
             part_count: d.plan().part_count,
         })
     }
@@ -178,44 +198,70 @@ impl FileKeys {
 /// Seals and opens one file's parts.
 pub struct PartSealer {
     cipher: XChaCha20Poly1305,
+    /// Keys the synthetic nonces.
+    nonce_key: [u8; 32],
     part_count: u64,
 }
 
 impl PartSealer {
-    fn nonce_and_ad(&self, n: u64) -> ([u8; 24], Vec<u8>) {
-        let mut nonce = [0u8; 24];
-        nonce[..8].copy_from_slice(&n.to_be_bytes());
+    fn ad(&self, n: u64) -> Vec<u8> {
         let mut ad = b"udc file part v1".to_vec();
         ad.extend(n.to_be_bytes());
         ad.extend(self.part_count.to_be_bytes());
-        (nonce, ad)
+        ad
     }
 
-    /// Part `n` (from 1) sealed: the same bytes every time.
+    /// The part's nonce, from its number and its bytes (a synthetic nonce): the same part sealed
+    /// again is byte-identical, and different bytes never share a nonce under this key, even
+    /// when the file changed after it was hashed.
+    fn nonce(&self, n: u64, plain: &[u8]) -> Result<[u8; NONCE]> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.nonce_key)
+            .map_err(|e| anyhow!("hmac: {e}"))?;
+        mac.update(&n.to_be_bytes());
+        mac.update(plain);
+        let tag = mac.finalize().into_bytes();
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&tag[..NONCE]);
+        Ok(nonce)
+    }
+
+    /// Part `n` (from 1) sealed: nonce ‖ ciphertext ‖ tag, the same bytes every time.
     pub fn seal(&self, n: u64, plain: &[u8]) -> Result<Vec<u8>> {
-        let (nonce, aad) = self.nonce_and_ad(n);
-        self.cipher
+        let nonce = self.nonce(n, plain)?;
+        let sealed = self
+            .cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
                     msg: plain,
-                    aad: &aad,
+                    aad: &self.ad(n),
                 },
             )
-            .map_err(|_| anyhow!("sealing part {n} failed"))
+            .map_err(|_| anyhow!("sealing part {n} failed"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
     }
 
     pub fn open(&self, n: u64, sealed: &[u8]) -> Result<Vec<u8>> {
-        let (nonce, aad) = self.nonce_and_ad(n);
-        self.cipher
+        let damaged = || anyhow!("part {n} of the file is damaged or not this file's");
+        if sealed.len() < PART_OVERHEAD as usize {
+            return Err(damaged());
+        }
+        let (nonce, body) = sealed.split_at(NONCE);
+        let plain = self
+            .cipher
             .decrypt(
-                XNonce::from_slice(&nonce),
+                XNonce::from_slice(nonce),
                 Payload {
-                    msg: sealed,
-                    aad: &aad,
+                    msg: body,
+                    aad: &self.ad(n),
                 },
             )
-            .map_err(|_| anyhow!("part {n} of the file is damaged or not this file's"))
+            .map_err(|_| damaged())?;
+        // Only this sealer's nonce for these bytes: a part is exactly what `seal` makes.
+        if self.nonce(n, &plain)? != nonce {
+            return Err(damaged());
+        }
+        Ok(plain)
     }
 }
 
@@ -241,20 +287,22 @@ mod tests {
     #[test]
     fn plans_match_the_servers_part_rules() {
         let p = Plan::for_size(0);
-        assert_eq!((p.part_count, p.sealed_size), (1, 16));
+        assert_eq!((p.part_count, p.sealed_size), (1, PART_OVERHEAD));
         let p = Plan::for_size(20 * MIB + 1);
         assert_eq!((p.part_size, p.part_count), (8 * MIB, 3));
-        assert_eq!(p.sealed_size, 20 * MIB + 1 + 48);
+        assert_eq!(p.sealed_size, 20 * MIB + 1 + 3 * PART_OVERHEAD);
         assert_eq!(p.plain_part(3), (16 * MIB, 4 * MIB + 1));
         // 100 GiB needs bigger parts to stay within 10,000.
         let p = Plan::for_size(100 * 1024 * MIB);
         assert!(
-            p.part_count <= MAX_PARTS && p.part_size.is_multiple_of(MIB),
+            p.part_count <= Plan::MAX_PARTS && p.part_size.is_multiple_of(MIB),
             "{p:?}"
         );
         // Each sealed part but the last is sealed_part_size, the last the rest.
         let p = Plan::with_part_size(10, 4);
-        let sealed: u64 = (1..=p.part_count).map(|n| p.plain_part(n).1 + 16).sum();
+        let sealed: u64 = (1..=p.part_count)
+            .map(|n| p.plain_part(n).1 + PART_OVERHEAD)
+            .sum();
         assert_eq!(sealed, p.sealed_size);
     }
 
@@ -267,6 +315,9 @@ mod tests {
         let one = parts.seal(1, &bytes[..4]).unwrap();
         assert_eq!(one, keys.parts(&d).unwrap().seal(1, &bytes[..4]).unwrap());
         assert_eq!(one.len(), 4 + PART_OVERHEAD as usize);
+        // Changed bytes under the same key get another nonce.
+        let changed = parts.seal(1, b"0124").unwrap();
+        assert_ne!(changed[..24], one[..24]);
         assert_eq!(parts.open(1, &one).unwrap(), &bytes[..4]);
         // Another place, another file, another account: refused.
         assert!(parts.open(2, &one).is_err());
@@ -298,6 +349,12 @@ mod tests {
         assert_ne!(id, FileKeys::new(&[8; 32]).unwrap().content_id(&d).unwrap());
         let sealed = keys.seal_description(&d).unwrap();
         assert!(!sealed.contains("notes"));
+        // Padded: a longer name in the same block seals to the same length.
+        let longer = Description {
+            name: "a much longer name for the same notes.txt".into(),
+            ..d.clone()
+        };
+        assert_eq!(keys.seal_description(&longer).unwrap().len(), sealed.len());
         assert_eq!(keys.open_description(&sealed).unwrap(), d);
         assert!(FileKeys::new(&[8; 32])
             .unwrap()

@@ -481,9 +481,9 @@ async fn an_upload_cut_by_a_reload_resumes_with_the_parts_not_yet_sent() {
     let done = wait_transfer(&b, "big.bin", "done").await;
     assert!(done.get("failed").is_none(), "{done}");
     let resumed: usize = done["resumedFrom"].as_str().unwrap().parse().unwrap();
-    // Whole sealed parts: 8 MiB and a 16-byte tag each.
+    // Whole sealed parts: 8 MiB with its nonce and tag (40 bytes) each.
     assert!(
-        (8 * MIB..72 * MIB).contains(&resumed) && resumed.is_multiple_of(8 * MIB + 16),
+        (8 * MIB..72 * MIB).contains(&resumed) && resumed.is_multiple_of(8 * MIB + 40),
         "resumed after whole recorded parts, not from scratch: {resumed}"
     );
     let into = std::env::temp_dir().join(format!("udc-web-in-{}", uuid::Uuid::new_v4().simple()));

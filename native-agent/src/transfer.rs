@@ -214,6 +214,15 @@ pub async fn send(
             .unwrap_or_else(|| Plan::for_size(size).part_size),
     };
     let plan = described.plan();
+    if plan.part_count > Plan::MAX_PARTS {
+        bail!(
+            "{} would need {} parts of {} bytes; at most {} are allowed",
+            path.display(),
+            plan.part_count,
+            plan.part_size,
+            Plan::MAX_PARTS
+        );
+    }
     let content_id = opts.keys.content_id(&described)?;
     let sealer = Arc::new(opts.keys.parts(&described)?);
     let state_file = state_path(
@@ -672,8 +681,19 @@ pub async fn receive(
     let download = client.download(&tokens.token().await?, file_id).await?;
     let file = download.file;
     let described = file.description(keys)?;
+    // The id the server keeps must be this description's, or the confirmation would vouch
+    // for another file: checked before a byte is fetched.
+    if let Some(d) = &described {
+        let id = keys.content_id(d)?;
+        if id != file.sha256 {
+            return Err(mismatch("content id", &id, &file.sha256));
+        }
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = partial_path(dir, &file.id);
+    // Plain bytes left by an agent that died while opening: never kept.
+    let opened = partial.with_extension("open");
+    let _ = std::fs::remove_file(&opened);
     let have = std::fs::metadata(&partial)
         .map(|m| m.len())
         .unwrap_or(0)
@@ -751,24 +771,16 @@ pub async fn receive(
     }
     drop(tx);
     let sha256 = writer.await??;
-    let opened = partial.with_extension("open");
     let checked = match &described {
         _ if done != file.size => Err(mismatch("size", &done.to_string(), &file.size.to_string())),
         None if sha256 != file.sha256 => Err(mismatch("SHA-256", &sha256, &file.sha256)),
         None => Ok(partial.clone()),
         Some(d) => {
-            // The id the server keeps must be this description's, or the confirmation would
-            // vouch for another file.
-            let id = keys.content_id(d)?;
-            if id != file.sha256 {
-                Err(mismatch("content id", &id, &file.sha256))
-            } else {
-                let (sealed, out, d) = (partial.clone(), opened.clone(), d.clone());
-                let sealer = keys.parts(&d)?;
-                tokio::task::spawn_blocking(move || open_sealed(&sealed, &out, &d, &sealer))
-                    .await?
-                    .map(|()| opened.clone())
-            }
+            let (sealed, out, d) = (partial.clone(), opened.clone(), d.clone());
+            let sealer = keys.parts(&d)?;
+            tokio::task::spawn_blocking(move || open_sealed(&sealed, &out, &d, &sealer))
+                .await?
+                .map(|()| opened.clone())
         }
     };
     let ready = match checked {

@@ -29,6 +29,19 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(BACKOFF_MIN_MS.min(cap) / 2 + random % cap.max(1))
 }
 
+/// A file event as its owner reads it: the sealed description opened in place.
+fn opened_file(data: &mut serde_json::Value, keys: &udc_client::file_seal::FileKeys) {
+    let Some(file) = data
+        .get("file")
+        .and_then(|f| serde_json::from_value::<crate::files::FileInfo>(f.clone()).ok())
+    else {
+        return;
+    };
+    if let Ok(view) = serde_json::to_value(file.opened(keys)) {
+        data["file"] = view;
+    }
+}
+
 pub async fn watch(cx: Context<'_>) -> Result<()> {
     let Context {
         client,
@@ -39,6 +52,7 @@ pub async fn watch(cx: Context<'_>) -> Result<()> {
     let Some(device_id) = session.device_id.clone() else {
         bail!("this session has no device: sign in again");
     };
+    let keys = session.file_keys()?;
     let mut attempt = 0u32;
     loop {
         let cursor = store.cursor(&device_id);
@@ -53,7 +67,8 @@ pub async fn watch(cx: Context<'_>) -> Result<()> {
                     }
                 }
                 incoming = socket.next() => match incoming {
-                    Incoming::Frame(HubFrame::Event(event)) => {
+                    Incoming::Frame(HubFrame::Event(mut event)) => {
+                        opened_file(&mut event.data, &keys);
                         if json {
                             println!("{}", serde_json::to_string(&event)?);
                         } else {

@@ -1,7 +1,7 @@
 // Work that would freeze the page: Argon2id (about 19 MiB, two passes), hashing whole files a
 // chunk at a time, and downloading a file while hashing it. One request at a time per id.
 import init, { deriveKeys, FileSealer, Sha256 } from "./pkg/udc_client.js";
-import type { SealedFile, WorkerRequest, WorkerReply } from "./worker-protocol";
+import { PART_OVERHEAD, type SealedFile, type WorkerRequest, type WorkerReply } from "./worker-protocol";
 
 const ready = init();
 const cancelled = new Set<number>();
@@ -69,33 +69,50 @@ async function hashFile(id: number, file: Blob): Promise<string> {
 }
 
 /**
- * Opens a downloaded sealed file part by part (each part's tag checked, in its place), hashing
- * the plain bytes; a part cut short or left over is refused.
+ * Downloads a sealed file and opens each part as soon as its bytes are in (its tag checked, in
+ * its place), hashing the plain bytes: memory holds the plain file and one sealed part. A file
+ * cut short, or with bytes after its last part, is refused.
  */
-function openSealed(chunks: Uint8Array[], file: SealedFile): { digest: string; bytes: number; plain: Uint8Array[] } {
+async function openStream(id: number, stream: ReadableStream<Uint8Array>, file: SealedFile): Promise<{ digest: string; bytes: number; plain: Uint8Array[] }> {
   const sealer = new FileSealer(file.key);
+  const reader = stream.getReader();
   try {
     const d = JSON.parse(file.description) as { size: number; part_size: number };
-    const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      all.set(c, at);
-      at += c.length;
-    }
     const count = Math.max(1, Math.ceil(d.size / d.part_size));
-    if (all.length !== d.size + 16 * count) throw new Error("The downloaded file is not the size it was sealed at: nothing was saved.");
+    const partLen = (n: number) => Math.min(d.part_size, d.size - (n - 1) * d.part_size) + PART_OVERHEAD;
     const hasher = new Sha256();
+    const progress = reporter(id);
     const plain: Uint8Array[] = [];
-    let offset = 0;
-    for (let n = 1; n <= count; n++) {
-      const len = Math.min(d.part_size, d.size - (n - 1) * d.part_size) + 16;
-      const part = sealer.openPart(file.description, BigInt(n), all.subarray(offset, offset + len));
-      offset += len;
-      hasher.update(part);
-      plain.push(part);
+    let n = 1;
+    let part = new Uint8Array(partLen(1));
+    let filled = 0;
+    let received = 0;
+    for (;;) {
+      if (cancelled.has(id)) throw new Error("cancelled");
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+      for (let at = 0; at < value.length; ) {
+        if (n > count) throw new Error("The download has bytes after the file's last part: nothing was saved.");
+        const take = Math.min(part.length - filled, value.length - at);
+        part.set(value.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled === part.length) {
+          const opened = sealer.openPart(file.description, BigInt(n), part);
+          hasher.update(opened);
+          plain.push(opened);
+          n += 1;
+          if (n <= count) part = new Uint8Array(partLen(n));
+          filled = 0;
+        }
+      }
+      progress(received);
     }
+    if (n <= count) throw new Error("The download was cut short: nothing was saved.");
     return { digest: hasher.hexDigest(), bytes: d.size, plain };
   } finally {
+    await reader.cancel().catch(() => undefined);
     sealer.free();
   }
 }
@@ -117,8 +134,9 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
       const resp = await fetch(m.url, { cache: "no-store", referrerPolicy: "no-referrer" });
       if (!resp.ok || !resp.body) throw new Error(`the store answered ${resp.status}`);
       const chunks: Uint8Array[] = [];
-      const got = await hashStream(m.id, resp.body, chunks);
-      const { digest, bytes, plain } = m.sealed ? openSealed(chunks, m.sealed) : { ...got, plain: chunks };
+      const { digest, bytes, plain } = m.sealed
+        ? await openStream(m.id, resp.body, m.sealed)
+        : { ...(await hashStream(m.id, resp.body, chunks)), plain: chunks };
       // Never the sender's type: a Blob of text/html or SVG on this origin could be opened as a page.
       const blob = new Blob(plain as BlobPart[], { type: "application/octet-stream" });
       reply({ id: m.id, digest, bytes, blob });

@@ -31,9 +31,10 @@ export async function describe(name: string, mime: string, size: number, sha256:
 /** The file as its owner knows it; one this browser cannot open keeps the server's view, named so. */
 export async function opened(file: FileInfo): Promise<FileInfo> {
   if (!file.sealed || file.stored) return file;
-  const udc = await wasm();
-  const sealer = new udc.FileSealer(accountKey());
+  let sealer: { free(): void; openDescription(s: string): string; contentId(d: string): string } | null = null;
   try {
+    const udc = await wasm();
+    sealer = new udc.FileSealer(accountKey());
     const description = sealer.openDescription(file.sealed);
     // The id the server keeps must be this description's, or a download would be confirmed
     // (and checked) as another file.
@@ -50,12 +51,13 @@ export async function opened(file: FileInfo): Promise<FileInfo> {
   } catch {
     return { ...file, name: "(sealed with a key this browser does not have)" };
   } finally {
-    sealer.free();
+    sealer?.free();
   }
 }
 
 /** What the Worker needs to open `file` as it downloads (nothing for a file in the clear). */
 export function sealedFile(file: FileInfo): SealedFile | undefined {
+  if (file.sealed && !file.stored) throw new Error(`${file.name}: this browser cannot open it.`);
   return file.stored ? { key: accountKey(), description: file.stored.description } : undefined;
 }
 

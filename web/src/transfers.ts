@@ -10,6 +10,7 @@ import { accountKey } from "./session";
 import { del, list, put } from "./store";
 import type { FileInfo } from "./types";
 import { download, hashFile, sealPart } from "./worker";
+import { PART_OVERHEAD } from "./worker-protocol";
 
 export type Phase =
   | "hashing"
@@ -243,7 +244,7 @@ async function sendParts(key: string, rec: UploadRecord, file: Blob, missing: nu
   const worker = async () => {
     for (let n = queue.shift(); n !== undefined && !signal.aborted; n = queue.shift()) {
       const start = (n - 1) * rec.plainPartSize;
-      const slice = file.slice(start, start + partBytes(rec, n) - 16);
+      const slice = file.slice(start, start + partBytes(rec, n) - PART_OVERHEAD);
       const sealed = new Blob([(await sealPart(accountKey(), rec.description, n, slice, signal)) as BlobPart]);
       for (let attempt = 1; ; attempt++) {
         try {
@@ -348,7 +349,11 @@ export async function resume(key: string, picked?: File): Promise<void> {
   if (!rec || !rec.description) {
     // Nothing to resume (it failed before the upload began, or it finished; or it was started
     // in the clear by an older version of this page): send it anew, sealed.
-    if (rec) await del(`upload:${rec.fileId}`);
+    if (rec) {
+      // Its record said where it was; the old upload (its name in the clear) goes too.
+      await api("DELETE", `/files/${rec.fileId}`).catch(() => undefined);
+      await del(`upload:${rec.fileId}`);
+    }
     dismiss(key);
     await send(file, t.target ?? null, t.to);
     return;

@@ -1,5 +1,8 @@
 // What the page and its crypto Worker say to each other.
 
+/** What sealing adds to each part of a file: a 24-byte nonce and a 16-byte tag (udc-client's file_seal::PART_OVERHEAD). */
+export const PART_OVERHEAD = 40;
+
 /** A sealed file to open as it downloads: the account key and the file's description (JSON). */
 export type SealedFile = { key: Uint8Array; description: string };
 export type WorkerRequest =

@@ -171,8 +171,8 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
         .iter()
         .find(|e| e["event"] == "file.available" && e["data"]["file"]["id"] == json!(sent.file.id))
         .unwrap_or_else(|| panic!("no file.available for the receiver: {:?}", log.body));
-    // What the server holds is sealed: seven parts, each 16 bytes longer.
-    assert_eq!(available["data"]["file"]["size"], json!(50 * MIB + 7 * 16));
+    // What the server holds is sealed: seven parts, each 40 bytes longer (nonce and tag).
+    assert_eq!(available["data"]["file"]["size"], json!(50 * MIB + 7 * 40));
     assert_eq!(available["data"]["file"]["name"], "");
     let waiting = account.api.shared_files(to.token()).await.unwrap();
     assert_eq!(
@@ -261,10 +261,10 @@ async fn a_sent_file_is_sealed_so_the_server_and_the_store_see_sizes_only() {
     assert_eq!(download.status, StatusCode::OK, "{:?}", download.body);
     let (status, object) = fetch(download.body["url"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(object.len(), text.len() + 16, "one part, one tag");
+    assert_eq!(object.len(), text.len() + 40, "one part: its nonce and tag");
     assert!(!object.windows(7).any(|w| w == b"harbour"));
     assert_eq!(download.body["file"]["name"], "");
-    assert_eq!(download.body["file"]["size"], json!(text.len() + 16));
+    assert_eq!(download.body["file"]["size"], json!(text.len() + 40));
     assert!(download.body["file"]["sealed"].is_string());
     let seen = [
         download.body.to_string(),

@@ -145,8 +145,13 @@ pub(crate) async fn receive(
         {
             Ok(r) => {
                 if !cli.json {
+                    let clear = if r.file.sealed.is_none() {
+                        "; it was stored unencrypted (sent before udc sealed files)"
+                    } else {
+                        ""
+                    };
                     println!(
-                        "Received {} ({} bytes, SHA-256 verified)",
+                        "Received {} ({} bytes, SHA-256 verified{clear})",
                         r.path.display(),
                         r.file.size
                     );
@@ -200,7 +205,15 @@ pub(crate) async fn files(cli: &Cli, store: &Store, command: &Option<FilesComman
             println!("{}", json!({ "files": files }));
         } else {
             for f in files {
-                println!("{:<36}  {:>12}  {:<9}  {}", f.id, f.size, f.state, f.name);
+                let clear = if f.sealed.is_none() {
+                    "  (not encrypted)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<36}  {:>12}  {:<9}  {}{clear}",
+                    f.id, f.size, f.state, f.name
+                );
             }
         }
     };

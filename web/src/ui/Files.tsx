@@ -124,6 +124,7 @@ export function Files({ account, update }: Props) {
             <li class="file" data-file-id={f.id}>
               <div>
                 <span class="file-name">{f.name}</span>
+                {f.sealed === null && <span class="plain-file" title="Sent before udc encrypted files: the server can read it."> not encrypted</span>}
                 <div class="muted small">
                   {bytes(f.size)} · from {nameOf(f.sender_device_id)} · {ago(f.completed_at ?? f.created_at)}
                 </div>
@@ -145,6 +146,7 @@ export function Files({ account, update }: Props) {
             <li class="file" data-file-id={f.id}>
               <div>
                 <span class="file-name">{f.name}</span>
+                {f.sealed === null && <span class="plain-file" title="Sent before udc encrypted files: the server can read it."> not encrypted</span>}
                 <div class="muted small">
                   {bytes(f.size)} · {f.state === "available" ? "" : "uploading · "}from {f.sender_device_id === me ? "this browser" : nameOf(f.sender_device_id)} ·{" "}
                   {ago(f.completed_at ?? f.created_at)}
@@ -176,6 +178,7 @@ export function Files({ account, update }: Props) {
               <li class="file">
                 <div>
                   <span class="file-name">{f.name}</span>
+                {f.sealed === null && <span class="plain-file" title="Sent before udc encrypted files: the server can read it."> not encrypted</span>}
                   <div class="muted small">
                     {bytes(f.size)} · restorable until {f.restorable_until ? new Date(f.restorable_until).toLocaleDateString() : "—"}
                   </div>
