@@ -95,6 +95,25 @@ pub fn unwrap_account_key(enc_key: &[u8; 32], wrapped: Option<&str>) -> Result<[
     <[u8; 32]>::try_from(key).map_err(|_| anyhow!("the wrapped account key is not 32 bytes"))
 }
 
+/// The input every udc passkey's PRF is evaluated at (WebAuthn `prf.eval.first`): the output
+/// still differs per passkey, and only its authenticator can make it.
+pub fn passkey_prf_salt() -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b"udc passkey prf salt v1").into()
+}
+
+/// The key a passkey's PRF output wraps the account key with (`wrap_account_key`).
+pub fn passkey_wrap_key(prf_output: &[u8]) -> Result<[u8; 32]> {
+    if prf_output.len() < 32 {
+        return Err(anyhow!("a PRF output is 32 bytes"));
+    }
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"udc passkey v1"), prf_output)
+        .expand(b"udc passkey wrap key", &mut key)
+        .map_err(|e| anyhow!("hkdf: {e}"))?;
+    Ok(key)
+}
+
 /// A new device's one-time key pair for a sign-in approval.
 pub struct DeviceKeyPair(crypto_box::SecretKey);
 
@@ -157,6 +176,20 @@ mod tests {
         let mut altered = sealed.clone();
         altered[30] ^= 1;
         assert!(open(&key, &clipboard_aad("text/plain"), &altered).is_err());
+    }
+
+    #[test]
+    fn a_passkeys_prf_output_wraps_the_account_key_for_that_passkey_alone() {
+        let account_key = [4u8; 32];
+        let wrapped =
+            wrap_account_key(&passkey_wrap_key(&[1u8; 32]).unwrap(), &account_key).unwrap();
+        let back = unwrap_account_key(&passkey_wrap_key(&[1u8; 32]).unwrap(), Some(&wrapped));
+        assert_eq!(back.unwrap(), account_key);
+        assert!(
+            unwrap_account_key(&passkey_wrap_key(&[2u8; 32]).unwrap(), Some(&wrapped)).is_err()
+        );
+        assert!(passkey_wrap_key(&[1u8; 16]).is_err());
+        assert_ne!(passkey_prf_salt(), [0u8; 32]);
     }
 
     #[test]

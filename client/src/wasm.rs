@@ -44,6 +44,20 @@ pub fn open_clipboard(
     crate::seal::open(&key(account_key)?, &aad, sealed).map_err(js)
 }
 
+/// What a passkey's PRF is evaluated at.
+#[wasm_bindgen(js_name = passkeyPrfSalt)]
+pub fn passkey_prf_salt() -> Vec<u8> {
+    crate::seal::passkey_prf_salt().to_vec()
+}
+
+/// The key a passkey's PRF output wraps the account key with.
+#[wasm_bindgen(js_name = passkeyWrapKey)]
+pub fn passkey_wrap_key(prf_output: &[u8]) -> Result<Vec<u8>, JsError> {
+    crate::seal::passkey_wrap_key(prf_output)
+        .map(Vec::from)
+        .map_err(js)
+}
+
 /// A fresh random account key (a new account's).
 #[wasm_bindgen(js_name = newAccountKey)]
 pub fn new_account_key() -> Result<Vec<u8>, JsError> {

@@ -21,6 +21,8 @@ pub struct Browser {
     base: String,
     pub downloads: PathBuf,
     profile: PathBuf,
+    /// Where the pages are opened: the host under test.
+    origin: String,
 }
 
 impl Browser {
@@ -81,6 +83,7 @@ impl Browser {
             base,
             downloads,
             profile,
+            origin: crate::base_url(),
         };
         // Every browser is its own client address (test mode), as the API tests are: sign-up
         // and sign-in limits count per address.
@@ -132,9 +135,16 @@ impl Browser {
             .await
     }
 
+    /// Pages opened from now on are at `http://localhost:PORT` rather than an IP address:
+    /// passkeys belong to a site named by a host name (and http is allowed for localhost only).
+    pub fn on_localhost(mut self) -> Browser {
+        self.origin = self.origin.replacen("://127.0.0.1:", "://localhost:", 1);
+        self
+    }
+
     /// Opens `path` on the udc host under test.
     pub async fn open(&self, path: &str) {
-        let url = format!("{}{path}", crate::base_url());
+        let url = format!("{}{path}", self.origin);
         self.post("/url", json!({ "url": url })).await;
     }
 

@@ -712,3 +712,109 @@ async fn the_app_installs_works_by_keyboard_and_caches_only_its_shell() {
         );
     }
 }
+
+/// A virtual authenticator in this browser (Chromium's, through DevTools): CTAP2, discoverable
+/// credentials, a fingerprint that always matches, with or without the PRF extension.
+async fn authenticator(b: &Browser, prf: bool) -> String {
+    b.cdp("WebAuthn.enable", json!({ "enableUI": false })).await;
+    let added = b
+        .cdp(
+            "WebAuthn.addVirtualAuthenticator",
+            json!({ "options": {
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                "hasUserVerification": true, "isUserVerified": true, "hasPrf": prf,
+                "automaticPresenceSimulation": true,
+            }}),
+        )
+        .await;
+    added["authenticatorId"].as_str().unwrap().to_owned()
+}
+
+async fn add_passkey(b: &Browser, name: &str) {
+    b.click("a[href='#/account']").await;
+    b.fill("#passkey-name", name).await;
+    b.fill("#passkey-password", udc_conformance::PASSWORD).await;
+    click_when_enabled(b, "#passkey-add").await;
+    b.until(
+        "the passkey added",
+        "return document.querySelector('#passkey-added')?.textContent.includes(arguments[0])",
+        json!([name]),
+    )
+    .await;
+}
+
+async fn sign_out_and_use_passkey(b: &Browser, screenshots: Option<&str>) {
+    b.click("#sign-out").await;
+    b.find("#passkey-signin").await;
+    if let Some(name) = screenshots {
+        b.screenshots(name).await;
+    }
+    b.click("#passkey-signin").await;
+}
+
+/// Passkeys in the page, with Chromium's virtual authenticator: one added on the Account page
+/// (with the password) signs in with nothing typed and opens what another device sealed (its
+/// PRF unwraps the account key); one without PRF signs in only as far as approval, the email
+/// filled in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passkey_signs_the_page_in_without_the_password_and_opens_the_data() {
+    let email = unique_email();
+    let b = Browser::start().await.on_localhost();
+    b.sign_up(&email, "Passkey Browser").await;
+    // Something sealed on another device: only the account key opens it.
+    let api = udc_conformance::client();
+    let (signed, keys) = api.login(&email, udc_conformance::PASSWORD).await.unwrap();
+    let desk = api
+        .register_device(
+            &signed.tokens.access_token,
+            &udc_conformance::device_info("Desk"),
+        )
+        .await
+        .unwrap();
+    let text = format!("sealed on the desk {}", uuid::Uuid::new_v4().simple());
+    api.post_clipboard(
+        &desk.tokens.access_token,
+        &keys.account_key,
+        "text/plain",
+        text.as_bytes(),
+    )
+    .await
+    .unwrap();
+
+    let with_prf = authenticator(&b, true).await;
+    add_passkey(&b, "Fingerprint").await;
+    b.until(
+        "a passkey that unlocks",
+        "return document.querySelector('#passkey-added').textContent.includes('unlocks your data') \
+           && document.querySelector('.passkey')?.dataset.unlocks === 'true'",
+        json!([]),
+    )
+    .await;
+    b.screenshots("passkey-added").await;
+    sign_out_and_use_passkey(&b, Some("passkey-sign-in")).await;
+    b.signed_in().await;
+    b.click("a[href='#/clipboard']").await;
+    b.wait_text(&text).await;
+    b.click("a[href='#/account']").await;
+    b.wait_text("Signed in with a passkey").await;
+
+    // An authenticator without PRF: its passkey signs in, and another device approves.
+    b.cdp(
+        "WebAuthn.removeVirtualAuthenticator",
+        json!({ "authenticatorId": with_prf }),
+    )
+    .await;
+    authenticator(&b, false).await;
+    add_passkey(&b, "Security key").await;
+    b.wait_text("cannot unlock your data").await;
+    sign_out_and_use_passkey(&b, None).await;
+    b.until(
+        "approval asked for, the passkey's account filled in",
+        "return document.querySelector('#signin-notice')?.textContent.includes('cannot unlock your data here') \
+           && document.querySelector('#email')?.value === arguments[0] \
+           && document.querySelector('#tab-approval')?.getAttribute('aria-selected') === 'true'",
+        json!([email]),
+    )
+    .await;
+    b.screenshots("passkey-needs-approval").await;
+}

@@ -275,3 +275,118 @@ export function accountKey(): Uint8Array {
   if (!s) throw new ApiError(401, "unauthorized", "Sign in first.");
   return unb64(s.encKey);
 }
+
+/** base64url without padding, WebAuthn's encoding, both ways. */
+function toB64url(bytes: ArrayBuffer | Uint8Array): string {
+  return b64(new Uint8Array(bytes as ArrayBuffer)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromB64url(text: string): Uint8Array<ArrayBuffer> {
+  const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
+  return unb64(padded) as Uint8Array<ArrayBuffer>;
+}
+
+export type Passkey = { id: string; name: string; unlocks: boolean; created_at: string; last_used_at: string | null };
+
+type PrfResults = { prf?: { enabled?: boolean; results?: { first?: ArrayBuffer } } };
+
+/** Whether this browser can make and use passkeys at all. */
+export function passkeysSupported(): boolean {
+  return typeof PublicKeyCredential !== "undefined" && !!navigator.credentials;
+}
+
+/**
+ * Adds a passkey for the account, proving the password (a passkey signs in without it). Where
+ * the authenticator has the PRF extension, the account key is wrapped by a key from its output
+ * (made here; the server keeps only the wrapped key): a sign-in with it then unlocks the data.
+ */
+export async function addPasskey(name: string, password: string): Promise<Passkey> {
+  const { authKey } = await signedInPassword(password);
+  const o = await api<{ challenge: string; user: { id: string; name: string }; exclude_credentials: string[]; timeout_ms: number }>(
+    "POST",
+    "/auth/webauthn/register/options",
+    {},
+  );
+  const udc = await wasm();
+  const prf = { eval: { first: udc.passkeyPrfSalt() as Uint8Array<ArrayBuffer> } };
+  const made = (await navigator.credentials.create({
+    publicKey: {
+      challenge: fromB64url(o.challenge),
+      rp: { name: "udc" },
+      user: { id: fromB64url(o.user.id), name: o.user.name, displayName: o.user.name },
+      pubKeyCredParams: [
+        { type: "public-key", alg: -7 },
+        { type: "public-key", alg: -8 },
+      ],
+      authenticatorSelection: { residentKey: "required", userVerification: "required" },
+      attestation: "none",
+      timeout: o.timeout_ms,
+      excludeCredentials: o.exclude_credentials.map((id) => ({ type: "public-key", id: fromB64url(id) })),
+      extensions: { prf } as AuthenticationExtensionsClientInputs,
+    },
+  })) as PublicKeyCredential | null;
+  if (!made) throw new Error("No passkey was made.");
+  const response = made.response as AuthenticatorAttestationResponse;
+  const ext = made.getClientExtensionResults() as PrfResults;
+  let output = ext.prf?.results?.first;
+  if (!output && ext.prf?.enabled) {
+    // Most authenticators give the PRF's output only when the passkey is used: once now.
+    const used = (await navigator.credentials.get({
+      publicKey: {
+        challenge: crypto.getRandomValues(new Uint8Array(32)),
+        allowCredentials: [{ type: "public-key", id: made.rawId }],
+        userVerification: "required",
+        extensions: { prf } as AuthenticationExtensionsClientInputs,
+      },
+    })) as PublicKeyCredential | null;
+    output = (used?.getClientExtensionResults() as PrfResults | undefined)?.prf?.results?.first;
+  }
+  const wrapped_key = output ? udc.wrapAccountKey(udc.passkeyWrapKey(new Uint8Array(output)), accountKey()) : null;
+  return api<Passkey>("POST", "/auth/webauthn/register", {
+    auth_key: b64(authKey),
+    name: name.trim(),
+    client_data_json: toB64url(response.clientDataJSON),
+    attestation_object: toB64url(response.attestationObject),
+    wrapped_key,
+  });
+}
+
+/**
+ * Signs in with a passkey the browser finds (no email typed). One whose PRF wraps the account
+ * key opens the account here at once; one without PRF cannot unlock the data, so its session is
+ * ended and the caller asks another device to approve this browser (the email it returns).
+ */
+export async function signInWithPasskey(deviceName: string): Promise<{ unlocked: true } | { unlocked: false; email: string }> {
+  const o = await api<{ challenge: string; timeout_ms: number }>("POST", "/auth/webauthn/login/options", {}, { auth: false });
+  const udc = await wasm();
+  const used = (await navigator.credentials.get({
+    publicKey: {
+      challenge: fromB64url(o.challenge),
+      userVerification: "required",
+      timeout: o.timeout_ms,
+      extensions: { prf: { eval: { first: udc.passkeyPrfSalt() as Uint8Array<ArrayBuffer> } } } as AuthenticationExtensionsClientInputs,
+    },
+  })) as PublicKeyCredential | null;
+  if (!used) throw new Error("No passkey was chosen.");
+  const response = used.response as AuthenticatorAssertionResponse;
+  const r = await api<{ user: { email: string }; tokens: TokenPair; wrapped_key: string | null }>(
+    "POST",
+    "/auth/webauthn/login",
+    {
+      credential_id: toB64url(used.rawId),
+      client_data_json: toB64url(response.clientDataJSON),
+      authenticator_data: toB64url(response.authenticatorData),
+      signature: toB64url(response.signature),
+      user_handle: response.userHandle ? toB64url(response.userHandle) : null,
+    },
+    { auth: false },
+  );
+  const output = (used.getClientExtensionResults() as PrfResults).prf?.results?.first;
+  if (r.wrapped_key && output) {
+    const key = udc.unwrapAccountKey(udc.passkeyWrapKey(new Uint8Array(output)), r.wrapped_key);
+    await registerDevice(r.user.email, r.tokens, key, deviceName);
+    return { unlocked: true };
+  }
+  await api("POST", "/auth/logout", undefined, { token: r.tokens.access_token }).catch(() => undefined);
+  return { unlocked: false, email: r.user.email };
+}

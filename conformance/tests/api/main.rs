@@ -9,6 +9,7 @@ mod devices;
 mod files;
 mod handoff;
 mod input;
+mod passkeys;
 mod realtime;
 mod remote;
 mod settings;

@@ -153,7 +153,7 @@ pub(crate) struct Proven {
 
 /// Every row a deleted account left but its tombstone, children before what they refer to (its
 /// files' rows go with their objects, `erase_files`); the parameter of each is the account's id.
-const ERASE_ROWS: [&str; 23] = [
+const ERASE_ROWS: [&str; 24] = [
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)",
     "DELETE FROM clipboard_items WHERE user_id = ?",
     "DELETE FROM clipboard_prefs WHERE user_id = ?",
@@ -169,6 +169,7 @@ const ERASE_ROWS: [&str; 23] = [
     "DELETE FROM remote_sessions WHERE user_id = ?",
     "DELETE FROM idempotency_keys WHERE user_id = ?",
     "DELETE FROM login_cookies WHERE user_id = ?",
+    "DELETE FROM passkeys WHERE user_id = ?",
     "DELETE FROM trust_links WHERE user_id = ?",
     "DELETE FROM sessions WHERE user_id = ?",
     "DELETE FROM devices WHERE user_id = ?",

@@ -33,6 +33,8 @@ pub(crate) enum Kind {
     PasswordReset,
     RecoveryCodeChanged,
     RemoteSession,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl Kind {
@@ -51,6 +53,8 @@ impl Kind {
             Kind::PasswordReset => "password_reset",
             Kind::RecoveryCodeChanged => "recovery_code_changed",
             Kind::RemoteSession => "remote_session",
+            Kind::PasskeyAdded => "passkey_added",
+            Kind::PasskeyRemoved => "passkey_removed",
         }
     }
 }

@@ -613,7 +613,7 @@ impl<P: Ports> Core<P> {
 
     /// A session without a device and its first refresh token, for a user that exists (or is
     /// inserted earlier in the batch).
-    fn password_session(
+    pub(crate) fn password_session(
         &self,
         user_id: &str,
         session_id: &str,

@@ -19,6 +19,7 @@ pub mod handoff;
 pub mod idempotency;
 pub mod maintenance;
 pub mod migrations;
+pub mod passkeys;
 pub mod ports;
 pub mod realtime;
 pub mod recovery;
@@ -29,6 +30,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod validate;
 pub mod web;
+pub mod webauthn;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 
@@ -81,6 +83,12 @@ enum Route<'a> {
     AccountActivity,
     Recover,
     RecoverReset,
+    PasskeyRegisterOptions,
+    PasskeyRegister,
+    PasskeySignInOptions,
+    PasskeySignIn,
+    Passkeys,
+    Passkey(&'a str),
     AccountSessions,
     AccountSession(&'a str),
     DeviceRegister,
@@ -146,6 +154,12 @@ impl<'a> Route<'a> {
             ["auth", "logout"] => Route::Logout,
             ["auth", "recovery"] => Route::Recover,
             ["auth", "recovery", "reset"] => Route::RecoverReset,
+            ["auth", "webauthn", "register", "options"] => Route::PasskeyRegisterOptions,
+            ["auth", "webauthn", "register"] => Route::PasskeyRegister,
+            ["auth", "webauthn", "login", "options"] => Route::PasskeySignInOptions,
+            ["auth", "webauthn", "login"] => Route::PasskeySignIn,
+            ["account", "passkeys"] => Route::Passkeys,
+            ["account", "passkeys", id] => Route::Passkey(id),
             ["account"] => Route::Account,
             ["account", "key"] => Route::AccountKey,
             ["account", "password"] => Route::AccountPassword,
@@ -219,6 +233,8 @@ impl<'a> Route<'a> {
                 | Route::Refresh
                 | Route::Recover
                 | Route::RecoverReset
+                | Route::PasskeySignInOptions
+                | Route::PasskeySignIn
                 | Route::ApprovalRequest
                 | Route::Approval(_)
                 | Route::Realtime
@@ -242,6 +258,7 @@ impl<'a> Route<'a> {
                     | Route::AccountKey
                     | Route::AccountPassword
                     | Route::AccountRecovery
+                    | Route::PasskeyRegister
             )
     }
 
@@ -265,7 +282,9 @@ impl<'a> Route<'a> {
             | Route::Handoffs
             | Route::RemoteSessions
             | Route::AccountActivity
+            | Route::Passkeys
             | Route::IceServers => &[Method::GET],
+            Route::Passkey(_) => &[Method::DELETE],
             Route::RemoteSession(_) | Route::AccountSessions => &[Method::GET, Method::DELETE],
             Route::AccountSession(_) => &[Method::DELETE],
             Route::Account => &[Method::GET, Method::DELETE],
@@ -382,6 +401,12 @@ impl<P: Ports> Core<P> {
             Route::AccountRecovery => self.set_recovery(rq).await,
             Route::AccountActivity => self.list_activity(rq).await,
             Route::Recover => self.recover(rq).await,
+            Route::PasskeyRegisterOptions => self.passkey_register_options(rq).await,
+            Route::PasskeyRegister => self.passkey_register(rq).await,
+            Route::PasskeySignInOptions => self.passkey_sign_in_options(rq).await,
+            Route::PasskeySignIn => self.passkey_sign_in(rq).await,
+            Route::Passkeys => self.passkeys(rq).await,
+            Route::Passkey(id) => self.remove_passkey(rq, id).await,
             Route::RecoverReset => self.reset_password(rq).await,
             Route::DeviceRegister => self.register_device(rq).await,
             Route::Devices => self.list_devices(rq).await,

@@ -101,6 +101,10 @@ impl<P: Ports> Core<P> {
                     vec![crate::handoff::KEEP_MS.into(), now_ms.into()],
                 ),
                 crate::activity::sweep(now_ms),
+                Stmt::new(
+                    "DELETE FROM passkey_challenges_used WHERE expires_at <= ?",
+                    vec![now_ms.into()],
+                ),
             ])
             .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;

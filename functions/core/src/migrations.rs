@@ -64,6 +64,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_sealed_files",
         include_str!("../../../schema/migrations/0015_sealed_files.sql"),
     ),
+    (
+        "0016_passkeys",
+        include_str!("../../../schema/migrations/0016_passkeys.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

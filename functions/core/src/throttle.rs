@@ -66,6 +66,16 @@ impl Keys {
         }
     }
 
+    /// A sign-in whose account is not known (a passkey not registered here): its address only.
+    pub fn address(client_ip: Option<&str>) -> Keys {
+        Keys {
+            keys: client_ip
+                .map(|ip| vec![(format!("ip:{}", address(ip)), ADDRESS_LIMIT)])
+                .unwrap_or_default(),
+            what: "failed sign-ins",
+        }
+    }
+
     /// Sign-ups from one address, every attempt counted.
     pub fn register(client_ip: Option<&str>) -> Keys {
         Keys {

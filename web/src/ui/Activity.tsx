@@ -12,13 +12,19 @@ export function describe(e: ActivityEntry): string {
     case "account_created":
       return "Account created";
     case "signed_in":
-      return e.detail.method === "approval" ? "Signed in, approved by another device" : "Signed in with the password";
+      return e.detail.method === "approval"
+        ? "Signed in, approved by another device"
+        : e.detail.method === "passkey"
+          ? "Signed in with a passkey"
+          : "Signed in with the password";
     case "sign_in_failed":
       return e.detail.method === "recovery_code"
         ? "Failed recovery: wrong recovery code"
         : e.detail.method === "session_password"
           ? "Wrong password given on a signed-in device"
-          : "Failed sign-in: wrong password";
+          : e.detail.method === "passkey"
+            ? "Failed sign-in: a passkey was refused"
+            : "Failed sign-in: wrong password";
     case "device_added":
       return `Device added: ${target}`;
     case "device_removed":
@@ -37,6 +43,10 @@ export function describe(e: ActivityEntry): string {
       return "Password reset with the recovery code";
     case "recovery_code_changed":
       return "New recovery code made";
+    case "passkey_added":
+      return `Passkey added: “${e.detail.name ?? "a passkey"}”`;
+    case "passkey_removed":
+      return `Passkey removed: “${e.detail.name ?? "a passkey"}”`;
     case "remote_session":
       return `${target} was let in to ${e.detail.mode === "view_only" ? "see" : "see and control"} this screen`;
     default:

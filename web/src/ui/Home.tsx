@@ -11,6 +11,7 @@ import { Clipboard } from "./Clipboard";
 import { Activity } from "./Activity";
 import { ChangePassword } from "./ChangePassword";
 import { DeleteAccount } from "./DeleteAccount";
+import { PasskeysCard } from "./Passkeys";
 import { RecoveryCard } from "./Recovery";
 import { Devices } from "./Devices";
 import { Files } from "./Files";
@@ -58,7 +59,7 @@ export function Home({ session }: { session: Session }) {
   const [problem, setProblem] = useState<string | null>(null);
   const [loaded, setLoaded] = useState(false);
   // Bumped by a password change: the list of sessions reloads without the ones it ended.
-  const [passwordChanges, setPasswordChanges] = useState(0);
+  const [accountChanges, setAccountChanges] = useState(0);
   const [state, setState] = useState<Account>({ session, devices: [], files: [], inbox: [], clip: [], prefs: null, approvals: [] });
   const update = (f: (a: Account) => Account) => setState((a) => f(a));
 
@@ -213,9 +214,10 @@ export function Home({ session }: { session: Session }) {
           <Clipboard account={state} update={update} />
         ) : (
           <>
-            <Sessions key={passwordChanges} />
-            <Activity key={passwordChanges} />
-            <ChangePassword onChanged={() => setPasswordChanges((n) => n + 1)} />
+            <Sessions key={accountChanges} />
+            <Activity key={accountChanges} />
+            <ChangePassword onChanged={() => setAccountChanges((n) => n + 1)} />
+            <PasskeysCard onChanged={() => setAccountChanges((n) => n + 1)} />
             <RecoveryCard />
             <DeleteAccount email={session.email} />
           </>

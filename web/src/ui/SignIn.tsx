@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ApiError } from "../api";
-import { defaultDeviceName, recoverAccount, requestApproval, signIn, signUp, type Approval } from "../session";
+import { defaultDeviceName, passkeysSupported, recoverAccount, requestApproval, signIn, signInWithPasskey, signUp, type Approval } from "../session";
 import { RecoveryWords } from "./Recovery";
 
 type Mode = "signin" | "signup" | "approval" | "recover";
@@ -13,9 +13,11 @@ function explain(e: unknown): string {
     if (e.code === "approval_denied") return "The sign-in was denied on your other device.";
     if (e.code === "approval_expired") return "Nobody approved in time. Try again.";
     if (e.code === "invalid_recovery_code") return "That email and recovery code do not match an account's. Check the words, or use your password.";
+    if (e.code === "passkey_refused") return `That passkey did not sign you in: ${e.message}.`;
     return e.message;
   }
   if (e instanceof DOMException && e.name === "AbortError") return "Cancelled.";
+  if (e instanceof DOMException && e.name === "NotAllowedError") return "No passkey was used: it was cancelled, or it timed out.";
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -31,6 +33,7 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
   const [recoveryCode, setRecoveryCode] = useState("");
   // A new account's recovery code, shown before the account opens.
   const [words, setWords] = useState<string | null>(null);
+  const [passkeyNotice, setNotice] = useState<string | null>(null);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -65,6 +68,24 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
     } catch (err) {
       setError(explain(err));
       setApproval(null);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  /** A passkey that unlocks opens the account at once; one that cannot leads to approval, its email filled in. */
+  const withPasskey = async () => {
+    setError(null);
+    setBusy("Waiting for your passkey…");
+    try {
+      const r = await signInWithPasskey(deviceName);
+      if (r.unlocked) return onSignedIn();
+      setEmail(r.email);
+      setMode("approval");
+      setError(null);
+      setNotice(`Your passkey signed you in as ${r.email}, but it cannot unlock your data here. Ask one of your devices to approve this browser.`);
+    } catch (err) {
+      setError(explain(err));
     } finally {
       setBusy(null);
     }
@@ -106,9 +127,9 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
           <img src="/icon.svg" alt="" width={32} height={32} /> udc
         </h1>
         <p class="muted">Your devices, one clipboard, files between them.</p>
-        {notice && (
-          <p class="notice" role="status">
-            {notice}
+        {(passkeyNotice ?? notice) && (
+          <p class="notice" role="status" id="signin-notice">
+            {passkeyNotice ?? notice}
           </p>
         )}
         <div role="tablist" class="tabs">
@@ -183,6 +204,11 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
         ) : (
           <button type="submit" class="primary" id="submit" disabled={busy !== null}>
             {busy ?? (mode === "signup" ? "Create account" : mode === "signin" ? "Sign in" : mode === "recover" ? "Set the new password" : "Ask to sign in")}
+          </button>
+        )}
+        {mode === "signin" && passkeysSupported() && (
+          <button type="button" id="passkey-signin" disabled={busy !== null} onClick={() => void withPasskey()}>
+            Sign in with a passkey
           </button>
         )}
         {mode === "signin" && (
