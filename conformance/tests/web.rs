@@ -796,7 +796,8 @@ async fn a_passkey_signs_the_page_in_without_the_password_and_opens_the_data() {
     b.click("a[href='#/clipboard']").await;
     b.wait_text(&text).await;
     b.click("a[href='#/account']").await;
-    b.wait_text("Signed in with a passkey").await;
+    b.wait_text("Signed in with the passkey “Fingerprint”")
+        .await;
 
     // An authenticator without PRF: its passkey signs in, and another device approves.
     b.cdp(

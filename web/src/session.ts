@@ -154,21 +154,21 @@ export async function signIn(email: string, password: string, deviceName: string
  * have made the last one). Nothing sealed changes; every other session ends. How many did, and
  * the new code's words.
  */
-export async function changePassword(currentPassword: string, newPassword: string): Promise<{ ended: number; words: string }> {
+export async function changePassword(currentPassword: string, newPassword: string): Promise<{ ended: number; passkeysRemoved: number; words: string }> {
   const old = await signedInPassword(currentPassword);
   const udc = await wasm();
   const kdf = JSON.parse(udc.newKdfParams());
   const next = await deriveKeys(newPassword, kdf);
   const code = new udc.RecoveryCode();
   try {
-    const r = await api<{ ended: number }>("POST", "/account/password", {
+    const r = await api<{ ended: number; passkeys_removed: number }>("POST", "/account/password", {
       auth_key: b64(old.authKey),
       new_auth_key: b64(next.authKey),
       kdf,
       wrapped_key: udc.wrapAccountKey(next.encKey, accountKey()),
       recovery: JSON.parse(code.forServer(accountKey())),
     });
-    return { ended: r.ended, words: code.words };
+    return { ended: r.ended, passkeysRemoved: r.passkeys_removed, words: code.words };
   } finally {
     code.free();
   }
@@ -353,8 +353,9 @@ export async function addPasskey(name: string, password: string): Promise<Passke
 
 /**
  * Signs in with a passkey the browser finds (no email typed). One whose PRF wraps the account
- * key opens the account here at once; one without PRF cannot unlock the data, so its session is
- * ended and the caller asks another device to approve this browser (the email it returns).
+ * key opens the account here at once; one without PRF cannot unlock the data (the server gives
+ * it no session), so the caller asks another device to approve this browser (the email it
+ * returns).
  */
 export async function signInWithPasskey(deviceName: string): Promise<{ unlocked: true } | { unlocked: false; email: string }> {
   const o = await api<{ challenge: string; timeout_ms: number }>("POST", "/auth/webauthn/login/options", {}, { auth: false });
@@ -369,7 +370,7 @@ export async function signInWithPasskey(deviceName: string): Promise<{ unlocked:
   })) as PublicKeyCredential | null;
   if (!used) throw new Error("No passkey was chosen.");
   const response = used.response as AuthenticatorAssertionResponse;
-  const r = await api<{ user: { email: string }; tokens: TokenPair; wrapped_key: string | null }>(
+  const r = await api<{ user: { email: string }; tokens: TokenPair | null; wrapped_key: string | null }>(
     "POST",
     "/auth/webauthn/login",
     {
@@ -382,11 +383,16 @@ export async function signInWithPasskey(deviceName: string): Promise<{ unlocked:
     { auth: false },
   );
   const output = (used.getClientExtensionResults() as PrfResults).prf?.results?.first;
-  if (r.wrapped_key && output) {
-    const key = udc.unwrapAccountKey(udc.passkeyWrapKey(new Uint8Array(output)), r.wrapped_key);
-    await registerDevice(r.user.email, r.tokens, key, deviceName);
-    return { unlocked: true };
+  if (r.tokens && r.wrapped_key && output) {
+    try {
+      const key = udc.unwrapAccountKey(udc.passkeyWrapKey(new Uint8Array(output)), r.wrapped_key);
+      await registerDevice(r.user.email, r.tokens, key, deviceName);
+      return { unlocked: true };
+    } catch {
+      // A wrapped key this passkey's PRF does not open (not the one it wrapped): approval instead.
+    }
   }
-  await api("POST", "/auth/logout", undefined, { token: r.tokens.access_token }).catch(() => undefined);
+  // A session this browser cannot use without the key ends here.
+  if (r.tokens) await api("POST", "/auth/logout", undefined, { token: r.tokens.access_token }).catch(() => undefined);
   return { unlocked: false, email: r.user.email };
 }

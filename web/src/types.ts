@@ -88,5 +88,5 @@ export type ActivityEntry = {
   client: string | null;
   target_device_id: string | null;
   target_device_name: string | null;
-  detail: { method?: string; device_name?: string; mode?: string; name?: string };
+  detail: { method?: string; device_name?: string; mode?: string; name?: string; passkey?: string };
 };

@@ -215,15 +215,19 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
 }
 
 /// A file sent by a udc client is sealed before it leaves the device: the server's answers, the
-/// receiver's events and the stored object hold neither its name, its type, its SHA-256 nor its
-/// bytes. The receiver opens it; keys of another account cannot; a damaged part is refused and
+/// receiver's events, the stored object and everything on the host's disk hold neither its
+/// name, its type, its SHA-256 nor its bytes. The receiver opens it; keys of another account cannot; a damaged part is refused and
 /// nothing confirmed; the same bytes sent again are deduplicated, and only onto a sealed file.
 #[tokio::test]
 async fn a_sent_file_is_sealed_so_the_server_and_the_store_see_sizes_only() {
     let account = Account::create().await;
     let (from, to) = pair(&account).await;
     let dir = temp_dir("sealed");
-    let text = "Meet at the harbour at nine. ".repeat(400);
+    let secret = format!(
+        "Meet at the harbour at nine, {}.",
+        uuid::Uuid::new_v4().simple()
+    );
+    let text = format!("{secret} ").repeat(300);
     let path = dir.join("secret-plans.txt");
     std::fs::write(&path, &text).unwrap();
     let opts = SendOptions {
@@ -279,6 +283,21 @@ async fn a_sent_file_is_sealed_so_the_server_and_the_store_see_sizes_only() {
     for secret in ["secret-plans", "text/plain", &sha256(text.as_bytes())] {
         for body in &seen {
             assert!(!body.contains(secret), "{secret} in {body}");
+        }
+    }
+
+    // On the host's disk (database, store, logs of either): no run of the text, no name, no
+    // plain SHA-256; the scan does find what the server holds (the content id).
+    if let Some(hits) =
+        stored_files_containing(download.body["file"]["sha256"].as_str().unwrap().as_bytes())
+    {
+        assert!(
+            !hits.is_empty(),
+            "the scan found not even the content id: wrong directory?"
+        );
+        for needle in [secret.as_str(), "secret-plans", &sha256(text.as_bytes())] {
+            let found = stored_files_containing(needle.as_bytes()).unwrap();
+            assert!(found.is_empty(), "{needle} stored in {found:?}");
         }
     }
 

@@ -169,6 +169,42 @@ async fn a_passkey_added_with_the_password_signs_in_and_hands_back_the_key_it_wr
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{gone}");
+
+    // A new password removes every passkey: one made by whoever knew the old password would
+    // still unwrap the same account key.
+    let second = SoftPasskey::new();
+    let (status, _) = add(
+        &account,
+        &token,
+        &second,
+        &password_proof(&account).await,
+        Some(&wrapped),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    account
+        .api
+        .change_password(
+            &token,
+            &account.email,
+            (PASSWORD, "a new passphrase, long"),
+            &account.account_key,
+        )
+        .await
+        .unwrap();
+    let listed = account
+        .raw(Method::GET, "/account/passkeys", Some(&token), None)
+        .await;
+    assert_eq!(listed.body["passkeys"], json!([]), "{}", listed.body);
+    let challenge = sign_in_challenge(&account).await;
+    let (status, gone) = post(
+        &account,
+        "/auth/webauthn/login",
+        None,
+        &second.assert(&challenge, &account.user_id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{gone}");
 }
 
 /// A sign-in the server refuses (401 `passkey_refused`): its message.
@@ -321,8 +357,8 @@ async fn passkey_ceremonies_that_do_not_hold_are_refused() {
     .await;
     assert_eq!(status, StatusCode::OK, "{ok}");
     assert!(
-        ok["wrapped_key"].is_null(),
-        "this passkey unlocks nothing: {ok}"
+        ok["wrapped_key"].is_null() && ok["tokens"].is_null(),
+        "this passkey unlocks nothing, so it starts no session: {ok}"
     );
     key.sign_count = 4;
     let why = refused(
@@ -331,6 +367,39 @@ async fn passkey_ceremonies_that_do_not_hold_are_refused() {
     )
     .await;
     assert!(why.contains("counter"), "{why}");
+
+    // Guesses at the password do not lock the owner out of the passkey.
+    key.sign_count = 6;
+    for _ in 0..6 {
+        let guess = account
+            .api
+            .raw(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(&json!({
+                    "email": account.email,
+                    "auth_key": "d3JvbmctYXV0aC1rZXktdGhhdC1pcy0zMi1ieXRlcyE=",
+                })),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_ne!(guess.status, StatusCode::OK);
+    }
+    let challenge = sign_in_challenge(&account).await;
+    let (status, body) = post(
+        &account,
+        "/auth/webauthn/login",
+        None,
+        &key.assert(&challenge, &account.user_id),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a passkey is no password to guess: {body}"
+    );
 
     // Another account cannot see or remove it.
     let other = Account::create().await;

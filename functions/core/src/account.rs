@@ -22,6 +22,13 @@ use crate::throttle::Keys;
 use crate::web::{json_body, Reply};
 use crate::{rows, validate, Core, Rq};
 
+/// What a new password ended: the other sessions, every passkey.
+pub(crate) struct PasswordSet {
+    pub ended: u64,
+    pub passkeys_removed: u64,
+    pub warning: Option<String>,
+}
+
 /// A request that proves the password again (`Core::with_password`).
 pub(crate) trait Proof: DeserializeOwned {
     /// The password's proof, as at sign-in.
@@ -410,7 +417,7 @@ impl<P: Ports> Core<P> {
             .with_password::<PasswordBody>(rq, "nothing was changed")
             .await?;
         let user = caller.user_id.as_str();
-        let (ended, warning) = self
+        let set = self
             .set_password(
                 rq,
                 user,
@@ -426,7 +433,11 @@ impl<P: Ports> Core<P> {
                     "the password was changed meanwhile: nothing was changed, sign in again",
                 )
             })?;
-        Ok(Reply::ok(serde_json::json!({ "ended": ended }))?.warn(warning))
+        Ok(Reply::ok(serde_json::json!({
+            "ended": set.ended,
+            "passkeys_removed": set.passkeys_removed,
+        }))?
+        .warn(set.warning))
     }
 
     /// Gives `user` a new password when `only_if` still holds, in one batch after `first`: its
@@ -443,7 +454,7 @@ impl<P: Ports> Core<P> {
         only_if: Unchanged,
         first: Vec<Stmt>,
         by: Actor<'_>,
-    ) -> ApiResult<Option<(u64, Option<String>)>> {
+    ) -> ApiResult<Option<PasswordSet>> {
         // A change keeps the session that made it; a reset (no session) keeps none.
         let keep = by.session_id;
         let now = rq.now_ms;
@@ -512,6 +523,18 @@ impl<P: Ports> Core<P> {
                                 new_hash.as_str().into(),
                             ],
                         ),
+                        // Passkeys go too: one added by whoever knew the old password would
+                        // still unwrap the same account key.
+                        Stmt::new(
+                            "DELETE FROM passkeys WHERE user_id = ? \
+                             AND EXISTS (SELECT 1 FROM users WHERE id = ? AND updated_at = ? AND auth_hash = ?)",
+                            vec![
+                                user.into(),
+                                user.into(),
+                                now.into(),
+                                new_hash.as_str().into(),
+                            ],
+                        ),
                     ])
                     .collect(),
             )
@@ -520,8 +543,11 @@ impl<P: Ports> Core<P> {
             return Ok(None);
         }
         let warning = self.close_ended(user, now, reason).await?;
-        let ended = changes.get(changed_at + 2).copied().unwrap_or(0);
-        Ok(Some((ended, warning)))
+        Ok(Some(PasswordSet {
+            ended: changes.get(changed_at + 2).copied().unwrap_or(0),
+            passkeys_removed: changes.get(changed_at + 4).copied().unwrap_or(0),
+            warning,
+        }))
     }
 
     /// `DELETE /account`: with the password's proof, the account ends at once — every session

@@ -151,7 +151,8 @@ fn view(row: &Row) -> ApiResult<PasskeyView> {
 #[derive(Serialize)]
 struct PasskeySignedIn {
     user: UserView,
-    tokens: TokenPair,
+    /// None for a passkey that cannot unlock the data.
+    tokens: Option<TokenPair>,
     passkey: PasskeyView,
     /// The account key wrapped by the passkey's PRF key; null when it has none (the device
     /// then finishes by approval from another device).
@@ -316,21 +317,15 @@ impl<P: Ports> Core<P> {
         ) = self
             .with_password::<RegisterBody>(rq, "no passkey was added")
             .await?;
-        // The password was right: a ceremony that fails after it is no failed sign-in.
-        let ceremony = self.new_credential(rq, &caller.user_id, &body);
+        // The password was right: whatever fails after it is no failed sign-in.
+        self.ports.sql().batch(succeeded).await?;
         let NewCredential {
             challenge,
             rp_id,
             id: credential,
             public_key,
             sign_count,
-        } = match ceremony {
-            Ok(c) => c,
-            Err(e) => {
-                self.ports.sql().batch(succeeded).await?;
-                return Err(e);
-            }
-        };
+        } = self.new_credential(rq, &caller.user_id, &body)?;
         self.spend_challenge(&challenge, rq.now_ms).await?;
         let id = self.new_id()?;
         let name = validate::label("name", &body.name, 64)?;
@@ -338,39 +333,34 @@ impl<P: Ports> Core<P> {
         let changes = self
             .ports
             .sql()
-            .batch(
-                succeeded
-                    .into_iter()
-                    .chain([
-                        Stmt::new(
-                            "INSERT INTO passkeys (id, user_id, credential_id, alg, public_key, rp_id, \
+            .batch(vec![
+                Stmt::new(
+                    "INSERT INTO passkeys (id, user_id, credential_id, alg, public_key, rp_id, \
                              sign_count, name, wrapped_key, created_at) \
                              SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
                              WHERE (SELECT COUNT(*) FROM passkeys WHERE user_id = ?) < ? \
                              ON CONFLICT (credential_id) DO NOTHING",
-                            vec![
-                                id.as_str().into(),
-                                user.into(),
-                                B64URL.encode(&credential).into(),
-                                public_key.alg().into(),
-                                public_key.to_b64().into(),
-                                rp_id.as_str().into(),
-                                i64::from(sign_count).into(),
-                                name.as_str().into(),
-                                body.wrapped_key.as_deref().into(),
-                                rq.now_ms.into(),
-                                user.into(),
-                                MAX_PASSKEYS.into(),
-                            ],
-                        ),
-                        Entry::new(Kind::PasskeyAdded)
-                            .with(serde_json::json!({ "name": name }))
-                            .stmt(rq, user, Actor::from(&caller), If::Changed),
-                    ])
-                    .collect(),
-            )
+                    vec![
+                        id.as_str().into(),
+                        user.into(),
+                        B64URL.encode(&credential).into(),
+                        public_key.alg().into(),
+                        public_key.to_b64().into(),
+                        rp_id.as_str().into(),
+                        i64::from(sign_count).into(),
+                        name.as_str().into(),
+                        body.wrapped_key.as_deref().into(),
+                        rq.now_ms.into(),
+                        user.into(),
+                        MAX_PASSKEYS.into(),
+                    ],
+                ),
+                Entry::new(Kind::PasskeyAdded)
+                    .with(serde_json::json!({ "name": name }))
+                    .stmt(rq, user, Actor::from(&caller), If::Changed),
+            ])
             .await?;
-        if changes.iter().rev().nth(1) != Some(&1) {
+        if changes.first() != Some(&1) {
             return Err(ApiError::conflict(
                 "passkey_not_added",
                 format!(
@@ -463,8 +453,11 @@ impl<P: Ports> Core<P> {
         }))
     }
 
-    /// `POST /auth/webauthn/login`: a signed challenge from a registered passkey starts a
-    /// session, counted against sign-in throttles like a password.
+    /// `POST /auth/webauthn/login`: a signed challenge from a registered passkey. One whose
+    /// PRF wraps the account key starts a session; one without can only name its account (the
+    /// device then finishes by approval from another): it gets no session, which would have
+    /// standing without the key. Failures count per passkey and per address, never per email,
+    /// so password guesses cannot lock its owner out of passkeys.
     pub(crate) async fn passkey_sign_in(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let body: SignInBody = json_body(rq.headers, rq.body)?;
         let credential = credential_id(&body.credential_id)?;
@@ -490,10 +483,10 @@ impl<P: Ports> Core<P> {
                 vec![B64URL.encode(&credential).into()],
             ))
             .await?;
+        let passkey_key = found.first().map(|row| rows::text(row, 0)).transpose()?;
+        let keys = Keys::passkey(passkey_key.as_deref(), rq.client_ip.as_deref());
+        keys.admit(sql, rq.now_ms).await?;
         let Some(row) = found.first() else {
-            Keys::address(rq.client_ip.as_deref())
-                .admit(sql, rq.now_ms)
-                .await?;
             return Err(ApiError::unauthorized(
                 "passkey_refused",
                 "this passkey is not registered with an account here",
@@ -504,84 +497,114 @@ impl<P: Ports> Core<P> {
             rows::text(row, 5)?,
             rows::text(row, 10)?,
         );
-        let keys = Keys::new(&email, rq.client_ip.as_deref());
-        keys.admit(sql, rq.now_ms).await?;
         let stored_count = u32::try_from(rows::int(row, 9)?).unwrap_or(u32::MAX);
         let public_key = PublicKey::from_stored(rows::int(row, 6)?, &rows::text(row, 7)?)?;
-        let checked = webauthn::check(
-            &client,
-            &auth,
-            &Expected {
-                kind: Ceremony::SignIn.kind(),
-                challenge: &challenge,
-                rp_id: &rows::text(row, 8)?,
-            },
-        )
-        .and_then(|()| {
-            if handle.is_some_and(|h| h != user_id.as_bytes()) {
-                return Err(ApiError::unauthorized(
-                    "passkey_refused",
-                    "the passkey is for another account",
-                ));
-            }
-            if !public_key.verifies(&webauthn::signed_message(&auth_bytes, &client_json), &signature) {
-                return Err(ApiError::unauthorized(
-                    "passkey_refused",
-                    "the passkey's signature does not verify",
-                ));
-            }
-            if !webauthn::counter_ok(stored_count, auth.sign_count) {
-                return Err(ApiError::unauthorized(
-                    "passkey_refused",
-                    "the passkey's counter went back: a copy of it may exist; remove it and add it again",
-                ));
-            }
-            Ok(())
-        });
+        let refused = |why: &str| ApiError::unauthorized("passkey_refused", why.to_owned());
+        // The signature first: nothing about the passkey is told to whoever cannot sign.
+        let checked = if !public_key.verifies(
+            &webauthn::signed_message(&auth_bytes, &client_json),
+            &signature,
+        ) {
+            Err(refused("the passkey's signature does not verify"))
+        } else {
+            webauthn::check(
+                &client,
+                &auth,
+                &Expected {
+                    kind: Ceremony::SignIn.kind(),
+                    challenge: &challenge,
+                    rp_id: &rows::text(row, 8)?,
+                },
+            )
+            .and_then(|()| match handle {
+                Some(h) if h != user_id.as_bytes() => {
+                    Err(refused("the passkey is for another account"))
+                }
+                _ => Ok(()),
+            })
+            .and_then(|()| {
+                if webauthn::counter_ok(stored_count, auth.sign_count) {
+                    Ok(())
+                } else {
+                    Err(refused(
+                        "the passkey's counter went back: a copy of it may exist; remove it and add it again",
+                    ))
+                }
+            })
+        };
         if let Err(e) = checked {
             sql.batch(vec![activity::failed_sign_in(rq, &email, "passkey")])
                 .await?;
             return Err(e);
         }
-        self.spend_challenge(&challenge, rq.now_ms).await?;
-
+        let now = rq.now_ms;
+        // The challenge spent and the counter moved on, together: two answers signed at once
+        // (a copied key) cannot both pass.
+        let count = i64::from(auth.sign_count);
+        let moved = sql
+            .batch(vec![
+                Stmt::new(
+                    "INSERT INTO passkey_challenges_used (challenge_hash, expires_at) VALUES (?, ?) \
+                     ON CONFLICT (challenge_hash) DO NOTHING",
+                    vec![
+                        sha256_hex(&challenge).into(),
+                        (now + CHALLENGE_TTL_SECS * 1000).into(),
+                    ],
+                ),
+                Stmt::new(
+                    "UPDATE passkeys SET sign_count = ?, last_used_at = ? \
+                     WHERE id = ? AND changes() = 1 AND (sign_count < ? OR (sign_count = 0 AND ? = 0))",
+                    vec![
+                        count.into(),
+                        now.into(),
+                        passkey_id.as_str().into(),
+                        count.into(),
+                        count.into(),
+                    ],
+                ),
+            ])
+            .await?;
+        if moved.first() != Some(&1) || moved.get(1) != Some(&1) {
+            return Err(refused(
+                "this passkey answer was used already, or another came first: try again",
+            ));
+        }
+        let wrapped_key = rows::opt_text(row, 2)?;
+        let passkey = PasskeyView {
+            last_used_at: Some(rows::timestamp(now)),
+            ..view(row)?
+        };
+        let user = UserView {
+            id: user_id.clone(),
+            email,
+            created_at: rows::timestamp(rows::int(row, 11)?),
+        };
+        if wrapped_key.is_none() {
+            sql.batch(keys.succeeded()).await?;
+            return Reply::ok(PasskeySignedIn {
+                user,
+                tokens: None,
+                passkey,
+                wrapped_key: None,
+            });
+        }
         let session_id = self.new_id()?;
         let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
-        let now = rq.now_ms;
         sql.batch(
             keys.succeeded()
                 .into_iter()
-                .chain([
-                    Stmt::new(
-                        "UPDATE passkeys SET sign_count = ?, last_used_at = ? WHERE id = ?",
-                        vec![
-                            i64::from(auth.sign_count).into(),
-                            now.into(),
-                            passkey_id.as_str().into(),
-                        ],
-                    ),
-                    Entry::new(Kind::SignedIn)
-                        .with(serde_json::json!({ "method": "passkey" }))
-                        .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always),
-                ])
+                .chain([Entry::new(Kind::SignedIn)
+                    .with(serde_json::json!({ "method": "passkey", "passkey": passkey.name }))
+                    .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always)])
                 .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
                 .collect(),
         )
         .await?;
-        let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;
-        let passkey = view(row)?;
         Reply::ok(PasskeySignedIn {
-            user: UserView {
-                id: user_id,
-                email,
-                created_at: rows::timestamp(rows::int(row, 11)?),
-            },
-            tokens,
-            passkey: PasskeyView {
-                last_used_at: Some(rows::timestamp(now)),
-                ..passkey
-            },
-            wrapped_key: rows::opt_text(row, 2)?,
+            user,
+            tokens: Some(self.token_pair(&user_id, &session_id, None, refresh, now)?),
+            passkey,
+            wrapped_key,
         })
     }
 }

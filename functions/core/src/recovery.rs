@@ -249,7 +249,7 @@ impl<P: Ports> Core<P> {
         let found = self
             .recovered(rq, &body.email, &body.recovery_auth_key)
             .await?;
-        let (_, warning) = self
+        let set = self
             .set_password(
                 rq,
                 &found.user_id,
@@ -265,6 +265,6 @@ impl<P: Ports> Core<P> {
                     "the recovery code was changed meanwhile: nothing was changed",
                 )
             })?;
-        Ok(Reply::no_content()?.warn(warning))
+        Ok(Reply::no_content()?.warn(set.warning))
     }
 }

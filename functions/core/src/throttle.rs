@@ -66,12 +66,19 @@ impl Keys {
         }
     }
 
-    /// A sign-in whose account is not known (a passkey not registered here): its address only.
-    pub fn address(client_ip: Option<&str>) -> Keys {
+    /// A passkey sign-in: counted for the passkey (when it is registered here) and the client
+    /// address, never for the email — password guesses must not lock its owner out of a
+    /// credential nobody can guess.
+    pub fn passkey(passkey_id: Option<&str>, client_ip: Option<&str>) -> Keys {
+        let mut keys: Vec<(String, i64)> = passkey_id
+            .map(|id| (format!("passkey:{id}"), EMAIL_LIMIT))
+            .into_iter()
+            .collect();
+        if let Some(ip) = client_ip {
+            keys.push((format!("ip:{}", address(ip)), ADDRESS_LIMIT));
+        }
         Keys {
-            keys: client_ip
-                .map(|ip| vec![(format!("ip:{}", address(ip)), ADDRESS_LIMIT)])
-                .unwrap_or_default(),
+            keys,
             what: "failed sign-ins",
         }
     }

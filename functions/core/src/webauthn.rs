@@ -37,6 +37,9 @@ pub struct ClientData {
     pub kind: String,
     pub challenge: String,
     pub origin: String,
+    /// Set when the page that asked was framed by another site's.
+    #[serde(default, rename = "crossOrigin")]
+    pub cross_origin: bool,
 }
 
 impl ClientData {
@@ -49,10 +52,19 @@ impl ClientData {
     pub fn rp_id(&self) -> ApiResult<String> {
         let url = url::Url::parse(&self.origin)
             .map_err(|_| malformed("client_data_json: origin is not a URL"))?;
+        // An origin is scheme, host and port, as browsers write it: nothing else rides along.
+        if url.origin().ascii_serialization() != self.origin {
+            return Err(refused("client data: the origin is not a bare origin"));
+        }
+        if self.cross_origin {
+            return Err(refused(
+                "a page framed by another site cannot use a passkey here",
+            ));
+        }
         let secure = url.scheme() == "https"
             || (url.scheme() == "http" && url.host_str() == Some("localhost"));
         match url.host_str() {
-            Some(host) if secure && url.path() == "/" => Ok(host.to_owned()),
+            Some(host) if secure => Ok(host.to_owned()),
             _ => Err(refused(
                 "passkeys work on an https page (or http://localhost)",
             )),
@@ -103,7 +115,7 @@ impl PublicKey {
                 .and_then(|x| <[u8; 32]>::try_from(x).ok())
                 .map(PublicKey::Ed25519)
                 .ok_or_else(|| malformed("the credential's Ed25519 key is not 32 bytes")),
-            _ => Err(ApiError::unprocessable(
+            _ => Err(malformed(
                 "this authenticator's key type is not supported: udc takes ES256 and EdDSA passkeys",
             )),
         }
@@ -253,6 +265,7 @@ pub fn check(client: &ClientData, auth: &AuthData, expected: &Expected<'_>) -> A
             client.kind, expected.kind
         )));
     }
+    // Compared here too, so this check stands alone whoever read the challenge before.
     let challenge = B64URL
         .decode(client.challenge.trim_end_matches('='))
         .unwrap_or_default();
@@ -413,6 +426,16 @@ mod tests {
                 cd("webauthn.get", b"c", "http://udc.example"),
                 ok.clone(),
                 "https",
+            ),
+            (
+                cd("webauthn.get", b"c", "https://udc.example/x"),
+                ok.clone(),
+                "bare origin",
+            ),
+            (
+                cd("webauthn.get", b"c", "https://u@udc.example"),
+                ok.clone(),
+                "bare origin",
             ),
             (
                 cd("webauthn.get", b"c", "https://udc.example"),

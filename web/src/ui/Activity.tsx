@@ -15,7 +15,7 @@ export function describe(e: ActivityEntry): string {
       return e.detail.method === "approval"
         ? "Signed in, approved by another device"
         : e.detail.method === "passkey"
-          ? "Signed in with a passkey"
+          ? `Signed in with the passkey “${e.detail.passkey ?? "a passkey"}”`
           : "Signed in with the password";
     case "sign_in_failed":
       return e.detail.method === "recovery_code"

@@ -26,15 +26,18 @@ export function ChangePassword({ onChanged }: { onChanged: () => void }) {
     setError(null);
     setDone(null);
     try {
-      const { ended, words } = await changePassword(current, next);
+      const { ended, passkeysRemoved, words } = await changePassword(current, next);
       setWords(words);
       setCurrent("");
       setNext("");
       setAgain("");
+      const passkeys =
+        passkeysRemoved === 0 ? "" : ` Your ${passkeysRemoved === 1 ? "passkey was" : `${passkeysRemoved} passkeys were`} removed with the old password: add again the ones you use.`;
       setDone(
-        ended === 0
+        (ended === 0
           ? "Your password is changed."
-          : `Your password is changed. ${ended} other ${ended === 1 ? "session was" : "sessions were"} signed out: sign in there with the new password.`,
+          : `Your password is changed. ${ended} other ${ended === 1 ? "session was" : "sessions were"} signed out: sign in there with the new password.`) +
+          passkeys,
       );
       onChanged();
     } catch (err) {
