@@ -4,9 +4,9 @@
 //! Sending hashes the file, asks the server for an upload with its description sealed, seals
 //! and PUTs the parts in parallel and records each one, so a dropped network or a killed agent
 //! resumes with only the missing parts (the state of unfinished uploads is kept in a small file
-//! per upload; a part sealed again is byte-identical). Receiving streams the sealed bytes to a
-//! `.part` file, resumes with a `Range` request, then opens each part and confirms only when
-//! the whole file's SHA-256 matches the sealed description. Files stored in the clear (sent
+//! per upload; a part sealed again is byte-identical). Receiving opens each part as it arrives,
+//! keeps the sealed bytes in a `.part` file to resume with a `Range` request, and confirms only
+//! when the whole file's SHA-256 matches the sealed description. Files stored in the clear (sent
 //! before sealing) are still received as they were. Memory stays at `parallel` parts in
 //! flight, whatever the file's size.
 
@@ -565,36 +565,76 @@ fn mismatch(what: &str, got: &str, expected: &str) -> anyhow::Error {
     BytesRefused(format!("{what} {got}, expected {expected}")).into()
 }
 
-/// Opens a downloaded sealed file part by part into `out`, checking every part and then the
-/// whole file's SHA-256 and size against its description; returns the SHA-256.
-fn open_sealed(sealed: &Path, out: &Path, d: &Description, sealer: &PartSealer) -> Result<()> {
-    let plan = d.plan();
-    let mut input = std::io::BufReader::with_capacity(READ_CHUNK, std::fs::File::open(sealed)?);
-    let mut output = std::io::BufWriter::with_capacity(READ_CHUNK, std::fs::File::create(out)?);
-    let mut hasher = Sha256::new();
-    for n in 1..=plan.part_count {
-        let mut part = vec![0u8; usize::try_from(plan.plain_part(n).1 + PART_OVERHEAD)?];
-        input
-            .read_exact(&mut part)
-            .map_err(|_| BytesRefused(format!("part {n} is cut short")))?;
-        let plain = sealer
-            .open(n, &part)
-            .map_err(|e| BytesRefused(e.to_string()))?;
-        hasher.update(&plain);
-        output.write_all(&plain)?;
+/// Opens a sealed file as its bytes arrive, part by part, into `out`: each part's tag checked
+/// in its place, the plain bytes hashed, then the whole file's SHA-256 and size checked against
+/// its description. Fed the kept bytes of an earlier attempt first, then the network's.
+struct Opener {
+    sealer: PartSealer,
+    plan: Plan,
+    /// The part being filled (its number) and its bytes so far.
+    n: u64,
+    part: Vec<u8>,
+    hasher: Sha256,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl Opener {
+    fn new(out: &Path, d: &Description, sealer: PartSealer) -> Result<Opener> {
+        let plan = d.plan();
+        let mut opener = Opener {
+            sealer,
+            plan,
+            n: 1,
+            part: Vec::new(),
+            hasher: Sha256::new(),
+            out: std::io::BufWriter::with_capacity(READ_CHUNK, std::fs::File::create(out)?),
+        };
+        opener.part.reserve(opener.part_len()?);
+        Ok(opener)
     }
-    if input.read(&mut [0u8; 1])? != 0 {
-        return Err(BytesRefused("there are bytes after the last part".into()).into());
+
+    fn part_len(&self) -> Result<usize> {
+        Ok(usize::try_from(
+            self.plan.plain_part(self.n).1 + PART_OVERHEAD,
+        )?)
     }
-    let sha256 = hex(&hasher.finalize());
-    if sha256 != d.sha256 {
-        return Err(mismatch("SHA-256", &sha256, &d.sha256));
+
+    fn feed(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            if self.n > self.plan.part_count {
+                return Err(BytesRefused("there are bytes after the last part".into()).into());
+            }
+            let take = (self.part_len()? - self.part.len()).min(bytes.len());
+            self.part.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.part.len() == self.part_len()? {
+                let plain = self
+                    .sealer
+                    .open(self.n, &self.part)
+                    .map_err(|e| BytesRefused(e.to_string()))?;
+                self.hasher.update(&plain);
+                self.out.write_all(&plain)?;
+                self.part.clear();
+                self.n += 1;
+            }
+        }
+        Ok(())
     }
-    output
-        .into_inner()
-        .map_err(|e| anyhow!("writing: {e}"))?
-        .sync_all()?;
-    Ok(())
+
+    fn finish(self, sha256: &str) -> Result<()> {
+        if self.n <= self.plan.part_count {
+            return Err(BytesRefused(format!("part {} is cut short", self.n)).into());
+        }
+        let got = hex(&self.hasher.finalize());
+        if got != sha256 {
+            return Err(mismatch("SHA-256", &got, sha256));
+        }
+        self.out
+            .into_inner()
+            .map_err(|e| anyhow!("writing: {e}"))?
+            .sync_all()?;
+        Ok(())
+    }
 }
 
 impl std::error::Error for BytesRefused {}
@@ -716,9 +756,16 @@ pub async fn receive(
         resumed_at,
     });
 
-    // Writing and hashing run on their own thread, so the network never waits for them.
+    // Writing and hashing (or opening) run on their own thread, so the network never waits for
+    // them. A sealed download is opened as it arrives; its sealed `.part` is kept for a resume
+    // only (kept bytes are opened again, not trusted).
+    let mut opener = described
+        .as_ref()
+        .map(|d| Opener::new(&opened, d, keys.parts(d)?))
+        .transpose()?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
     let writer_path = partial.clone();
+    let expected = described.as_ref().map(|d| d.sha256.clone());
     let writer = tokio::task::spawn_blocking(move || -> Result<String> {
         let mut hasher = Sha256::new();
         let mut f = std::fs::OpenOptions::new()
@@ -728,7 +775,7 @@ pub async fn receive(
             .truncate(false)
             .open(&writer_path)?;
         if resumed_at > 0 {
-            // Bytes kept from the last attempt are hashed again, not trusted.
+            // Bytes kept from the last attempt are hashed (or opened) again, not trusted.
             let mut buf = vec![0u8; READ_CHUNK];
             let mut left = resumed_at;
             while left > 0 {
@@ -736,7 +783,10 @@ pub async fn receive(
                 if n == 0 {
                     bail!("the partial download shrank");
                 }
-                hasher.update(&buf[..n]);
+                match opener.as_mut() {
+                    Some(o) => o.feed(&buf[..n])?,
+                    None => hasher.update(&buf[..n]),
+                }
                 left -= n as u64;
             }
         }
@@ -744,10 +794,16 @@ pub async fn receive(
         f.seek(SeekFrom::Start(resumed_at))?;
         let mut out = std::io::BufWriter::with_capacity(READ_CHUNK, f);
         for chunk in rx {
-            hasher.update(&chunk);
+            match opener.as_mut() {
+                Some(o) => o.feed(&chunk)?,
+                None => hasher.update(&chunk),
+            }
             out.write_all(&chunk)?;
         }
         let f = out.into_inner().map_err(|e| anyhow!("writing: {e}"))?;
+        if let (Some(o), Some(sha256)) = (opener, expected) {
+            return o.finish(&sha256).map(|()| sha256);
+        }
         f.sync_all()?;
         Ok(hex(&hasher.finalize()))
     });
@@ -770,18 +826,15 @@ pub async fn receive(
         }
     }
     drop(tx);
-    let sha256 = writer.await??;
-    let checked = match &described {
+    let written = writer.await?;
+    let checked = match (&described, written) {
+        (_, Err(e)) => Err(e),
         _ if done != file.size => Err(mismatch("size", &done.to_string(), &file.size.to_string())),
-        None if sha256 != file.sha256 => Err(mismatch("SHA-256", &sha256, &file.sha256)),
-        None => Ok(partial.clone()),
-        Some(d) => {
-            let (sealed, out, d) = (partial.clone(), opened.clone(), d.clone());
-            let sealer = keys.parts(&d)?;
-            tokio::task::spawn_blocking(move || open_sealed(&sealed, &out, &d, &sealer))
-                .await?
-                .map(|()| opened.clone())
+        (None, Ok(sha256)) if sha256 != file.sha256 => {
+            Err(mismatch("SHA-256", &sha256, &file.sha256))
         }
+        (None, Ok(_)) => Ok(partial.clone()),
+        (Some(_), Ok(_)) => Ok(opened.clone()),
     };
     let ready = match checked {
         Ok(ready) => ready,

@@ -338,6 +338,28 @@ async fn a_password_change_keeps_what_was_sealed_and_ends_the_other_sessions() {
         .post_clipboard(phone.token(), &account.account_key, "text/plain", b"kept")
         .await
         .unwrap();
+    // A file sealed before the change.
+    let dir = std::env::temp_dir().join(format!("udc-pw-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("before.txt"), b"sealed before the change").unwrap();
+    let opts = udc_agent::transfer::SendOptions {
+        target_device_id: None,
+        mime: None,
+        parallel: 1,
+        limit_rate: None,
+        part_size: None,
+        state_dir: dir.join("state"),
+        keys: account.file_keys(),
+    };
+    let sent = udc_agent::transfer::send(
+        &account.api,
+        &mut laptop.token().to_owned(),
+        &dir.join("before.txt"),
+        &opts,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     let new_password = "a new and longer passphrase";
     let new_kdf = udc_agent::kdf::KdfParams::new_random().unwrap();
     let new_keys = udc_agent::kdf::derive(new_password, &new_kdf).unwrap();
@@ -437,6 +459,25 @@ async fn a_password_change_keeps_what_was_sealed_and_ends_the_other_sessions() {
             .unwrap(),
         b"kept"
     );
+    // The file opens with the key the new password unwraps.
+    let keys =
+        udc_agent::file_seal::FileKeys::new(&account_key_by(&account, new_password).await.unwrap())
+            .unwrap();
+    let got = udc_agent::transfer::receive(
+        &account.api,
+        &mut laptop.token().to_owned(),
+        &keys,
+        &sent.file.id,
+        &dir.join("in"),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&got.path).unwrap(),
+        b"sealed before the change"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
     // The recovery code changed with the password: the one made at registration is spent.
     let old_code = account.recovery.as_ref().unwrap();
     let spent = account.api.recover(&account.email, old_code, "x y z").await;
