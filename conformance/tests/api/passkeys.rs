@@ -54,6 +54,29 @@ async fn add(
     .await
 }
 
+/// A sign-in with `key`, over a fresh challenge, for the account's own user handle.
+async fn sign_in(account: &Account, key: &SoftPasskey) -> (StatusCode, Value) {
+    let challenge = sign_in_challenge(account).await;
+    post(
+        account,
+        "/auth/webauthn/login",
+        None,
+        &key.assert(&challenge, &account.user_id),
+    )
+    .await
+}
+
+async fn remove(account: &Account, token: &str, id: &str) -> udc_agent::client::RawResponse {
+    account
+        .raw(
+            Method::DELETE,
+            &format!("/account/passkeys/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+}
+
 async fn sign_in_challenge(account: &Account) -> String {
     let (status, options) = post(account, "/auth/webauthn/login/options", None, &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{options}");
@@ -92,13 +115,8 @@ async fn a_passkey_added_with_the_password_signs_in_and_hands_back_the_key_it_wr
 
     // Signing in takes no password and no email: the passkey names the account.
     let challenge = sign_in_challenge(&account).await;
-    let (status, signed) = post(
-        &account,
-        "/auth/webauthn/login",
-        None,
-        &key.assert(&challenge, &account.user_id),
-    )
-    .await;
+    let answer = key.assert(&challenge, &account.user_id);
+    let (status, signed) = post(&account, "/auth/webauthn/login", None, &answer).await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     assert_eq!(signed["user"]["email"], json!(account.email));
     assert_eq!(signed["passkey"]["id"], added["id"]);
@@ -119,13 +137,7 @@ async fn a_passkey_added_with_the_password_signs_in_and_hands_back_the_key_it_wr
     );
 
     // The same answer again: its challenge is spent.
-    let (status, again) = post(
-        &account,
-        "/auth/webauthn/login",
-        None,
-        &key.assert(&challenge, &account.user_id),
-    )
-    .await;
+    let (status, again) = post(&account, "/auth/webauthn/login", None, &answer).await;
     assert_eq!(
         (status, code_of(&again)),
         (StatusCode::UNAUTHORIZED, "passkey_refused"),
@@ -151,23 +163,9 @@ async fn a_passkey_added_with_the_password_signs_in_and_hands_back_the_key_it_wr
 
     // Removed, it signs in no more.
     let id = added["id"].as_str().unwrap();
-    let removed = account
-        .raw(
-            Method::DELETE,
-            &format!("/account/passkeys/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let removed = remove(&account, &token, id).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
-    let challenge = sign_in_challenge(&account).await;
-    let (status, gone) = post(
-        &account,
-        "/auth/webauthn/login",
-        None,
-        &key.assert(&challenge, &account.user_id),
-    )
-    .await;
+    let (status, gone) = sign_in(&account, &key).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{gone}");
 
     // A new password removes every passkey: one made by whoever knew the old password would
@@ -196,14 +194,7 @@ async fn a_passkey_added_with_the_password_signs_in_and_hands_back_the_key_it_wr
         .raw(Method::GET, "/account/passkeys", Some(&token), None)
         .await;
     assert_eq!(listed.body["passkeys"], json!([]), "{}", listed.body);
-    let challenge = sign_in_challenge(&account).await;
-    let (status, gone) = post(
-        &account,
-        "/auth/webauthn/login",
-        None,
-        &second.assert(&challenge, &account.user_id),
-    )
-    .await;
+    let (status, gone) = sign_in(&account, &second).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{gone}");
 }
 
@@ -387,14 +378,7 @@ async fn passkey_ceremonies_that_do_not_hold_are_refused() {
             .unwrap();
         assert_ne!(guess.status, StatusCode::OK);
     }
-    let challenge = sign_in_challenge(&account).await;
-    let (status, body) = post(
-        &account,
-        "/auth/webauthn/login",
-        None,
-        &key.assert(&challenge, &account.user_id),
-    )
-    .await;
+    let (status, body) = sign_in(&account, &key).await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -405,14 +389,7 @@ async fn passkey_ceremonies_that_do_not_hold_are_refused() {
     let other = Account::create().await;
     let other_token = other.login().await.tokens.access_token;
     let id = added["id"].as_str().unwrap();
-    let removed = other
-        .raw(
-            Method::DELETE,
-            &format!("/account/passkeys/{id}"),
-            Some(&other_token),
-            None,
-        )
-        .await;
+    let removed = remove(&other, &other_token, id).await;
     assert_eq!(removed.status, StatusCode::NOT_FOUND, "{}", removed.body);
     let listed = other
         .raw(Method::GET, "/account/passkeys", Some(&other_token), None)

@@ -58,6 +58,18 @@ impl Ceremony {
     }
 }
 
+/// Records a challenge as used until it would have expired; changes nothing if it was.
+fn spend_stmt(challenge: &[u8], now_ms: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO passkey_challenges_used (challenge_hash, expires_at) VALUES (?, ?) \
+         ON CONFLICT (challenge_hash) DO NOTHING",
+        vec![
+            sha256_hex(challenge).into(),
+            (now_ms + CHALLENGE_TTL_SECS * 1000).into(),
+        ],
+    )
+}
+
 fn b64url(field: &str, raw: &str) -> ApiResult<Vec<u8>> {
     if raw.len() > MAX_PART {
         return Err(ApiError::invalid(format!(
@@ -207,14 +219,7 @@ impl<P: Ports> Core<P> {
         let changes = self
             .ports
             .sql()
-            .batch(vec![Stmt::new(
-                "INSERT INTO passkey_challenges_used (challenge_hash, expires_at) VALUES (?, ?) \
-                 ON CONFLICT (challenge_hash) DO NOTHING",
-                vec![
-                    sha256_hex(challenge).into(),
-                    (now_ms + CHALLENGE_TTL_SECS * 1000).into(),
-                ],
-            )])
+            .batch(vec![spend_stmt(challenge, now_ms)])
             .await?;
         if changes.first() != Some(&1) {
             return Err(ApiError::unauthorized(
@@ -543,14 +548,7 @@ impl<P: Ports> Core<P> {
         let count = i64::from(auth.sign_count);
         let moved = sql
             .batch(vec![
-                Stmt::new(
-                    "INSERT INTO passkey_challenges_used (challenge_hash, expires_at) VALUES (?, ?) \
-                     ON CONFLICT (challenge_hash) DO NOTHING",
-                    vec![
-                        sha256_hex(&challenge).into(),
-                        (now + CHALLENGE_TTL_SECS * 1000).into(),
-                    ],
-                ),
+                spend_stmt(&challenge, now),
                 Stmt::new(
                     "UPDATE passkeys SET sign_count = ?, last_used_at = ? \
                      WHERE id = ? AND changes() = 1 AND (sign_count < ? OR (sign_count = 0 AND ? = 0))",
