@@ -78,8 +78,12 @@ impl Plan {
         }
     }
 
-    /// Where part `n` (from 1) starts in the plain file, and how long it is.
+    /// Where part `n` (from 1) starts in the plain file, and how long it is; a number that is
+    /// no part of the file (0, or past the end) is an empty range.
     pub fn plain_part(&self, n: u64) -> (u64, u64) {
+        if n == 0 || n > self.part_count {
+            return (self.size, 0);
+        }
         let offset = (n - 1) * self.part_size;
         (offset, self.part_size.min(self.size.saturating_sub(offset)))
     }
@@ -298,6 +302,9 @@ mod tests {
         );
         // Each sealed part but the last is sealed_part_size, the last the rest.
         let p = Plan::with_part_size(10, 4);
+        // A part number that is no part (a server's answer, untrusted): an empty range, no panic.
+        assert_eq!(p.plain_part(0).1, 0);
+        assert_eq!(p.plain_part(u64::MAX).1, 0);
         let sealed: u64 = (1..=p.part_count)
             .map(|n| p.plain_part(n).1 + PART_OVERHEAD)
             .sum();

@@ -224,6 +224,9 @@ async fn the_page_changes_the_password_and_the_account_key_stays() {
     let desk = DisplayAgent::login_as(&email, "Desk");
     let account_key = desk.account_key();
     b.click("a[href='#/account']").await;
+    // Opened at an IP address, the page says where passkeys work rather than offering to fail.
+    b.wait_text("Passkeys need this page opened by a name")
+        .await;
     let new_password = "the page's new passphrase";
     let change = |current: &'static str| {
         let b = &b;

@@ -408,6 +408,12 @@ impl PartsJob<'_> {
                 if urls.is_empty() && !queue.is_empty() {
                     let batch: Vec<u64> = queue.drain(..queue.len().min(URL_BATCH)).collect();
                     let signed = self.client.part_urls(&token, self.file_id, &batch).await?;
+                    if let Some(u) = signed.iter().find(|u| !batch.contains(&u.part_number)) {
+                        bail!(
+                            "the server signed part {}, which was not asked for",
+                            u.part_number
+                        );
+                    }
                     urls.extend(signed.into_iter().map(|u| (u, Instant::now())));
                 }
                 let Some((url, _)) = urls.pop_front() else {

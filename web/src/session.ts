@@ -290,9 +290,18 @@ export type Passkey = { id: string; name: string; unlocks: boolean; created_at: 
 
 type PrfResults = { prf?: { enabled?: boolean; results?: { first?: ArrayBuffer } } };
 
-/** Whether this browser can make and use passkeys at all. */
+/** Why passkeys cannot be used on this page, or null when they can. */
+export function passkeyProblem(): string | null {
+  if (typeof PublicKeyCredential === "undefined" || !navigator.credentials) return "This browser cannot make passkeys.";
+  // A passkey belongs to a site named by a host name: never an IP address.
+  if (/^[\d.]+$|^\[/.test(location.hostname)) {
+    return `Passkeys need this page opened by a name, not an address: use http://localhost:${location.port || "80"}/ on this computer, or the server's host name.`;
+  }
+  return null;
+}
+
 export function passkeysSupported(): boolean {
-  return typeof PublicKeyCredential !== "undefined" && !!navigator.credentials;
+  return passkeyProblem() === null;
 }
 
 /**

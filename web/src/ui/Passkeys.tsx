@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError } from "../api";
 import { ago } from "../format";
-import { addPasskey, passkeysSupported, type Passkey } from "../session";
+import { addPasskey, passkeyProblem, type Passkey } from "../session";
 import { explain } from "./action";
 
 /** What a failed passkey step means to a person. */
@@ -99,7 +99,7 @@ export function PasskeysCard({ onChanged }: { onChanged: () => void }) {
           {error}
         </p>
       )}
-      {passkeysSupported() ? (
+      {passkeyProblem() === null ? (
         <form class="password-form" onSubmit={(e) => void submit(e)}>
           <label>
             Name it
@@ -116,7 +116,9 @@ export function PasskeysCard({ onChanged }: { onChanged: () => void }) {
           </div>
         </form>
       ) : (
-        <p class="muted">This browser cannot make passkeys.</p>
+        <p class="muted" id="passkey-problem">
+          {passkeyProblem()}
+        </p>
       )}
     </section>
   );
