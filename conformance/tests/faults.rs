@@ -58,6 +58,8 @@ async fn wait_until(what: &str, url: &str, ok: impl Fn(StatusCode) -> bool) {
 }
 
 async fn start_store(dir: &Path, port: u16) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("weed.log");
     let child = Command::new("weed")
         .args([
             "mini",
@@ -75,18 +77,95 @@ async fn start_store(dir: &Path, port: u16) -> Proc {
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("weed (SeaweedFS; scripts/setup.sh installs it)");
     let proc = Proc(child);
-    // Anonymous requests are refused (403) once it is up.
+    // Anonymous requests are refused (403) once its S3 gateway is up.
     wait_until(
         "SeaweedFS",
         &format!("http://127.0.0.1:{port}/udc-files"),
         |s| s == StatusCode::FORBIDDEN,
     )
     .await;
-    proc
+    // The gateway answers before the filer and volume server behind it can keep bytes: wait
+    // until a part is actually stored, as the test's own uploads will be.
+    let started = Instant::now();
+    loop {
+        match store_takes_a_part(port).await {
+            Ok(()) => return proc,
+            Err(e) if started.elapsed() > Duration::from_secs(90) => panic!(
+                "SeaweedFS takes no part after {:?}: {e}; its log ends:\n{}",
+                started.elapsed(),
+                tail(&log)
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Starts a multipart upload in the store and PUTs one part to it, as udc-server and a device do.
+async fn store_takes_a_part(port: u16) -> Result<(), String> {
+    let store = udc_core::blob::BlobStore::new(&udc_core::config::Storage {
+        endpoint: format!("http://127.0.0.1:{port}").parse().unwrap(),
+        region: "auto".into(),
+        bucket: "udc-files".into(),
+        access_key_id: ACCESS_KEY.into(),
+        secret_access_key: SECRET_KEY.into(),
+    })
+    .map_err(|e| e.message)?;
+    let now = now_ms();
+    let ttl = Duration::from_secs(60);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let create = store
+        .create_multipart("ready-probe", now)
+        .map_err(|e| e.message)?;
+    let resp = http
+        .post(create.uri().to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+    let created = http::Response::builder().status(status).body(body).unwrap();
+    let upload_id = udc_core::blob::BlobStore::created_upload_id(&created)
+        .map_err(|e| format!("{status}: {}", e.internal.unwrap_or(e.message)))?;
+    let url = store
+        .presign_upload_part("ready-probe", &upload_id, 1, 5, now, ttl)
+        .map_err(|e| e.message)?;
+    let put = http
+        .put(url.as_str())
+        .body(b"ready".to_vec())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match put.status() {
+        s if s.is_success() => Ok(()),
+        s => Err(format!(
+            "part PUT: {s} {}",
+            put.text().await.unwrap_or_default()
+        )),
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// The last lines of a log, for a failure message.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// udc-server in test mode on `data`, with SeaweedFS on `store_port` as its object store, or
@@ -201,7 +280,14 @@ async fn a_complete_cut_by_a_kill_finishes_when_retried_after_its_lease() {
         .send()
         .await
         .unwrap();
-    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let status = put.status();
+    let etag = put.headers().get("etag").cloned();
+    assert!(
+        status.is_success() && etag.is_some(),
+        "the store took the part: {status} {}",
+        put.text().await.unwrap_or_default()
+    );
+    let etag = etag.unwrap().to_str().unwrap().to_owned();
     let recorded = account
         .raw(
             Method::POST,
