@@ -22,14 +22,15 @@
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 const NONCE: usize = 24;
+const TAG: usize = 16;
 /// What sealing adds to each part: its 24-byte nonce and 16-byte Poly1305 tag.
 pub const PART_OVERHEAD: u64 = 40;
 /// A description is padded to a multiple of this before it is sealed, so its length says
@@ -86,6 +87,56 @@ impl Plan {
         }
         let offset = (n - 1) * self.part_size;
         (offset, self.part_size.min(self.size.saturating_sub(offset)))
+    }
+
+    /// Where a download resumes when the first `kept` plain bytes are on disk: only whole parts
+    /// are kept (each was opened, so checked, when it arrived), and the rest is fetched from
+    /// the next part's start in the sealed object.
+    pub fn resume(&self, kept: u64) -> Resume {
+        let parts = match kept {
+            0 => 0,
+            k if k >= self.size => self.part_count,
+            k => k / self.part_size,
+        };
+        if parts >= self.part_count {
+            return Resume {
+                parts: self.part_count,
+                plain: self.size,
+                sealed: self.sealed_size,
+            };
+        }
+        Resume {
+            parts,
+            plain: parts * self.part_size,
+            sealed: parts * self.sealed_part_size,
+        }
+    }
+}
+
+/// A download's restart point: `parts` whole parts kept, which are the first `plain` bytes of
+/// the file and the first `sealed` bytes of the stored object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub parts: u64,
+    pub plain: u64,
+    pub sealed: u64,
+}
+
+impl Resume {
+    /// Nothing kept: the whole object is fetched.
+    pub const START: Resume = Resume {
+        parts: 0,
+        plain: 0,
+        sealed: 0,
+    };
+
+    /// A file stored in the clear: the object's bytes are the file's, kept byte for byte.
+    pub fn clear(kept: u64) -> Resume {
+        Resume {
+            parts: 0,
+            plain: kept,
+            sealed: kept,
+        }
     }
 }
 
@@ -217,53 +268,66 @@ impl PartSealer {
 
     /// The part's nonce, from its number and its bytes (a synthetic nonce): the same part sealed
     /// again is byte-identical, and different bytes never share a nonce under this key, even
-    /// when the file changed after it was hashed.
-    fn nonce(&self, n: u64, plain: &[u8]) -> Result<[u8; NONCE]> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.nonce_key)
-            .map_err(|e| anyhow!("hmac: {e}"))?;
-        mac.update(&n.to_be_bytes());
-        mac.update(plain);
-        let tag = mac.finalize().into_bytes();
+    /// when the file changed after it was hashed. BLAKE3 in keyed mode is the PRF: the sender
+    /// hashes every byte for it, and BLAKE3 does that several times faster than HMAC-SHA-256.
+    /// A receiver never recomputes it (the tag binds it), so how it is made is the sender's
+    /// business: parts sealed by an earlier version open the same.
+    fn nonce(&self, n: u64, plain: &[u8]) -> [u8; NONCE] {
+        let mut hash = blake3::Hasher::new_keyed(&self.nonce_key);
+        hash.update(&n.to_be_bytes());
+        hash.update(plain);
         let mut nonce = [0u8; NONCE];
-        nonce.copy_from_slice(&tag[..NONCE]);
-        Ok(nonce)
+        hash.finalize_xof().fill(&mut nonce);
+        nonce
     }
 
-    /// Part `n` (from 1) sealed: nonce ‖ ciphertext ‖ tag, the same bytes every time.
+    /// Part `n` (from 1) sealed: nonce ‖ ciphertext ‖ tag, the same bytes every time. One
+    /// buffer, sealed in place: parts are megabytes, and every fresh buffer is memory the
+    /// system must hand over page by page.
     pub fn seal(&self, n: u64, plain: &[u8]) -> Result<Vec<u8>> {
-        let nonce = self.nonce(n, plain)?;
-        let sealed = self
+        let nonce = self.nonce(n, plain);
+        let mut sealed = Vec::with_capacity(plain.len() + PART_OVERHEAD as usize);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(plain);
+        let tag = self
             .cipher
-            .encrypt(
+            .encrypt_in_place_detached(
                 XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &self.ad(n),
-                },
+                &self.ad(n),
+                &mut sealed[NONCE..],
             )
             .map_err(|_| anyhow!("sealing part {n} failed"))?;
-        Ok([nonce.as_slice(), &sealed].concat())
+        sealed.extend_from_slice(&tag);
+        Ok(sealed)
+    }
+
+    /// Part `n` opened in place: `part` holds the sealed part; on success the returned range of
+    /// it holds the plain bytes (no copy: parts are megabytes). The tag authenticates nonce,
+    /// part and place under this file's own key, so the nonce is not recomputed (that would
+    /// hash every byte once more for nothing).
+    pub fn open_in_place(&self, n: u64, part: &mut [u8]) -> Result<std::ops::Range<usize>> {
+        let damaged = || anyhow!("part {n} of the file is damaged or not this file's");
+        if part.len() < PART_OVERHEAD as usize {
+            return Err(damaged());
+        }
+        let body_end = part.len() - TAG;
+        let (head, tag) = part.split_at_mut(body_end);
+        let (nonce, body) = head.split_at_mut(NONCE);
+        self.cipher
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                &self.ad(n),
+                body,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| damaged())?;
+        Ok(NONCE..body_end)
     }
 
     pub fn open(&self, n: u64, sealed: &[u8]) -> Result<Vec<u8>> {
-        let damaged = || anyhow!("part {n} of the file is damaged or not this file's");
-        if sealed.len() < PART_OVERHEAD as usize {
-            return Err(damaged());
-        }
-        let (nonce, body) = sealed.split_at(NONCE);
-        let plain = self
-            .cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: &self.ad(n),
-                },
-            )
-            .map_err(|_| damaged())?;
-        // The tag authenticates nonce, part and place under this file's own key: recomputing
-        // the nonce would hash every byte once more for nothing.
-        Ok(plain)
+        let mut part = sealed.to_vec();
+        let plain = self.open_in_place(n, &mut part)?;
+        Ok(part[plain].to_vec())
     }
 }
 
@@ -309,6 +373,26 @@ mod tests {
             .map(|n| p.plain_part(n).1 + PART_OVERHEAD)
             .sum();
         assert_eq!(sealed, p.sealed_size);
+    }
+
+    #[test]
+    fn a_download_resumes_after_the_whole_parts_it_kept() {
+        let p = Plan::with_part_size(10, 4);
+        let at = |parts, plain, sealed| Resume {
+            parts,
+            plain,
+            sealed,
+        };
+        assert_eq!(p.resume(0), at(0, 0, 0));
+        assert_eq!(p.resume(3), at(0, 0, 0));
+        assert_eq!(p.resume(4), at(1, 4, 4 + PART_OVERHEAD));
+        assert_eq!(p.resume(9), at(2, 8, 8 + 2 * PART_OVERHEAD));
+        // The short last part: the whole file is kept, nothing is left to fetch.
+        assert_eq!(p.resume(10), at(3, 10, p.sealed_size));
+        assert_eq!(p.resume(u64::MAX), at(3, 10, p.sealed_size));
+        // An empty file is one empty part, fetched (and checked) unless it was kept.
+        let empty = Plan::with_part_size(0, 4);
+        assert_eq!(empty.resume(0), at(0, 0, 0));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
-use udc_client::file_seal::{Description, FileKeys, PartSealer, Plan, PART_OVERHEAD};
+use udc_client::file_seal::{Description, FileKeys, PartSealer, Plan, Resume, PART_OVERHEAD};
 
 use crate::client::Client;
 use crate::files::{FileInfo, NewUpload, PartUrl};
@@ -571,29 +571,26 @@ fn mismatch(what: &str, got: &str, expected: &str) -> anyhow::Error {
     BytesRefused(format!("{what} {got}, expected {expected}")).into()
 }
 
-/// Opens a sealed file as its bytes arrive, part by part, into `out`: each part's tag checked
-/// in its place, the plain bytes hashed, then the whole file's SHA-256 and size checked against
-/// its description. Fed the kept bytes of an earlier attempt first, then the network's.
+/// Opens a sealed file as its bytes arrive, part by part: each part's tag checked in its place,
+/// the plain bytes handed to a `Lander`, then the whole file's SHA-256 and size checked against
+/// its description. Starts at the part after those a resumed download kept.
 struct Opener {
     sealer: PartSealer,
     plan: Plan,
     /// The part being filled (its number) and its bytes so far.
     n: u64,
     part: Vec<u8>,
-    hasher: Sha256,
-    out: std::io::BufWriter<std::fs::File>,
+    lander: Lander,
 }
 
 impl Opener {
-    fn new(out: &Path, d: &Description, sealer: PartSealer) -> Result<Opener> {
-        let plan = d.plan();
+    fn new(d: &Description, sealer: PartSealer, resume: Resume, lander: Lander) -> Result<Opener> {
         let mut opener = Opener {
             sealer,
-            plan,
-            n: 1,
+            plan: d.plan(),
+            n: resume.parts + 1,
             part: Vec::new(),
-            hasher: Sha256::new(),
-            out: std::io::BufWriter::with_capacity(READ_CHUNK, std::fs::File::create(out)?),
+            lander,
         };
         opener.part.reserve(opener.part_len()?);
         Ok(opener)
@@ -616,12 +613,12 @@ impl Opener {
             if self.part.len() == self.part_len()? {
                 let plain = self
                     .sealer
-                    .open(self.n, &self.part)
+                    .open_in_place(self.n, &mut self.part)
                     .map_err(|e| BytesRefused(e.to_string()))?;
-                self.hasher.update(&plain);
-                self.out.write_all(&plain)?;
-                self.part.clear();
                 self.n += 1;
+                let next = Vec::with_capacity(self.part_len()?);
+                self.lander
+                    .land(std::mem::replace(&mut self.part, next), plain)?;
             }
         }
         Ok(())
@@ -631,15 +628,90 @@ impl Opener {
         if self.n <= self.plan.part_count {
             return Err(BytesRefused(format!("part {} is cut short", self.n)).into());
         }
-        let got = hex(&self.hasher.finalize());
+        let (hasher, file) = self.lander.finish()?;
+        let got = hex(&hasher.finalize());
         if got != sha256 {
             return Err(mismatch("SHA-256", &got, sha256));
         }
-        self.out
-            .into_inner()
-            .map_err(|e| anyhow!("writing: {e}"))?
-            .sync_all()?;
+        file.sync_all()?;
         Ok(())
+    }
+}
+
+/// Hashes and writes opened parts on threads of their own (one hashes, one writes), so opening
+/// the next part overlaps with hashing and writing the ones before: a sealed download is
+/// otherwise bound by one core.
+struct Lander {
+    tx: Option<std::sync::mpsc::SyncSender<Opened>>,
+    thread: Option<std::thread::JoinHandle<Result<(Sha256, std::fs::File)>>>,
+}
+
+/// An opened part: its buffer, and the range of it that holds the plain bytes.
+type Opened = (Vec<u8>, std::ops::Range<usize>);
+
+impl Lander {
+    fn start(mut hasher: Sha256, mut out: std::io::BufWriter<std::fs::File>) -> Lander {
+        // Two parts waiting at each step at most: the memory stays a few parts' worth.
+        let (tx, to_hash) = std::sync::mpsc::sync_channel::<Opened>(2);
+        let (hashed, to_write) = std::sync::mpsc::sync_channel::<Opened>(2);
+        let writer = std::thread::spawn(move || -> Result<std::fs::File> {
+            for (part, plain) in to_write {
+                for piece in part[plain].chunks(READ_CHUNK) {
+                    out.write_all(piece)?;
+                }
+            }
+            out.into_inner().map_err(|e| anyhow!("writing: {e}"))
+        });
+        let thread = std::thread::spawn(move || {
+            for (part, plain) in to_hash {
+                hasher.update(&part[plain.clone()]);
+                if hashed.send((part, plain)).is_err() {
+                    break;
+                }
+            }
+            drop(hashed);
+            let file = writer
+                .join()
+                .map_err(|_| anyhow!("writing the file stopped"))??;
+            Ok((hasher, file))
+        });
+        Lander {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Hands over `part`, whose `plain` range holds the opened bytes.
+    fn land(&mut self, part: Vec<u8>, plain: std::ops::Range<usize>) -> Result<()> {
+        match &self.tx {
+            Some(tx) if tx.send((part, plain)).is_ok() => Ok(()),
+            // The thread stopped on an error: that error is the one to report.
+            _ => self.join().map(|_| ()),
+        }
+    }
+
+    fn finish(mut self) -> Result<(Sha256, std::fs::File)> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(Sha256, std::fs::File)> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| anyhow!("writing the file stopped"))?,
+            None => bail!("writing the file stopped"),
+        }
+    }
+}
+
+/// A download that fails half-way waits for what was handed over, so no thread writes into a
+/// file the caller is about to remove.
+impl Drop for Lander {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.join();
+        }
     }
 }
 
@@ -736,14 +808,16 @@ pub async fn receive(
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The partial file holds the plain bytes received so far: the file as it will be.
     let partial = partial_path(dir, &file.id);
-    // Plain bytes left by an agent that died while opening: never kept.
-    let opened = partial.with_extension("open");
-    let _ = std::fs::remove_file(&opened);
-    let have = std::fs::metadata(&partial)
-        .map(|m| m.len())
-        .unwrap_or(0)
-        .min(file.size);
+    let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    // Where to go on, in plain bytes kept and in the stored object's bytes: of a sealed file
+    // only whole parts are kept.
+    let resume = match &described {
+        Some(d) => d.plan().resume(kept),
+        None => Resume::clear(kept.min(file.size)),
+    };
+    let have = resume.sealed;
 
     let mut req = reqwest::Client::new().get(&download.url);
     if have > 0 {
@@ -756,6 +830,12 @@ pub async fn receive(
         416 if have == file.size => have,
         status => bail!("the store answered {status} for the download"),
     };
+    // A store that ignored the range sends everything: nothing is kept then.
+    let resume = if resumed_at == 0 {
+        Resume::START
+    } else {
+        resume
+    };
     on(Progress::Downloading {
         file_id: file.id.clone(),
         size: file.size,
@@ -763,15 +843,11 @@ pub async fn receive(
     });
 
     // Writing and hashing (or opening) run on their own thread, so the network never waits for
-    // them. A sealed download is opened as it arrives; its sealed `.part` is kept for a resume
-    // only (kept bytes are opened again, not trusted).
-    let mut opener = described
-        .as_ref()
-        .map(|d| Opener::new(&opened, d, keys.parts(d)?))
-        .transpose()?;
+    // them. A sealed download is opened as it arrives, so only plain bytes reach the disk.
     let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
     let writer_path = partial.clone();
-    let expected = described.as_ref().map(|d| d.sha256.clone());
+    let sealer = described.as_ref().map(|d| keys.parts(d)).transpose()?;
+    let landing = described.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<String> {
         let mut hasher = Sha256::new();
         let mut f = std::fs::OpenOptions::new()
@@ -780,36 +856,32 @@ pub async fn receive(
             .write(true)
             .truncate(false)
             .open(&writer_path)?;
-        if resumed_at > 0 {
-            // Bytes kept from the last attempt are hashed (or opened) again, not trusted.
-            let mut buf = vec![0u8; READ_CHUNK];
-            let mut left = resumed_at;
-            while left > 0 {
-                let n = f.read(&mut buf[..READ_CHUNK.min(left as usize)])?;
-                if n == 0 {
-                    bail!("the partial download shrank");
-                }
-                match opener.as_mut() {
-                    Some(o) => o.feed(&buf[..n])?,
-                    None => hasher.update(&buf[..n]),
-                }
-                left -= n as u64;
+        // Bytes kept from the last attempt are hashed again, not trusted.
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut left = resume.plain;
+        while left > 0 {
+            let n = f.read(&mut buf[..READ_CHUNK.min(left as usize)])?;
+            if n == 0 {
+                bail!("the partial download shrank");
             }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
         }
-        f.set_len(resumed_at)?;
-        f.seek(SeekFrom::Start(resumed_at))?;
+        f.set_len(resume.plain)?;
+        f.seek(SeekFrom::Start(resume.plain))?;
         let mut out = std::io::BufWriter::with_capacity(READ_CHUNK, f);
-        for chunk in rx {
-            match opener.as_mut() {
-                Some(o) => o.feed(&chunk)?,
-                None => hasher.update(&chunk),
+        if let (Some(d), Some(sealer)) = (landing, sealer) {
+            let mut opener = Opener::new(&d, sealer, resume, Lander::start(hasher, out))?;
+            for chunk in rx {
+                opener.feed(&chunk)?;
             }
+            return opener.finish(&d.sha256).map(|()| d.sha256);
+        }
+        for chunk in rx {
+            hasher.update(&chunk);
             out.write_all(&chunk)?;
         }
         let f = out.into_inner().map_err(|e| anyhow!("writing: {e}"))?;
-        if let (Some(o), Some(sha256)) = (opener, expected) {
-            return o.finish(&sha256).map(|()| sha256);
-        }
         f.sync_all()?;
         Ok(hex(&hasher.finalize()))
     });
@@ -839,21 +911,15 @@ pub async fn receive(
         (None, Ok(sha256)) if sha256 != file.sha256 => {
             Err(mismatch("SHA-256", &sha256, &file.sha256))
         }
-        (None, Ok(_)) => Ok(partial.clone()),
-        (Some(_), Ok(_)) => Ok(opened.clone()),
+        (_, Ok(_)) => Ok(()),
     };
-    let ready = match checked {
-        Ok(ready) => ready,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            let _ = std::fs::remove_file(&opened);
-            return Err(e);
-        }
-    };
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
     let name = described.as_ref().map_or(&file.name, |d| &d.name);
     let path = free_name(dir, &local_name(name));
-    std::fs::rename(&ready, &path)?;
-    let _ = std::fs::remove_file(&partial);
+    std::fs::rename(&partial, &path)?;
     // A sealed file is confirmed with its content id (what the server holds in `sha256`).
     client
         .confirm_download(&tokens.token().await?, &file.id, &file.sha256)

@@ -317,31 +317,17 @@ async fn a_sent_file_is_sealed_so_the_server_and_the_store_see_sizes_only() {
         format!("{refused:#}").contains("another account"),
         "{refused:#}"
     );
-    // A damaged byte kept from an earlier attempt is caught by the part's tag.
-    let partial = transfer::partial_path(&dir.join("in"), &id);
-    std::fs::create_dir_all(dir.join("in")).unwrap();
-    let mut damaged = object.clone();
-    damaged[10] ^= 1;
-    std::fs::write(&partial, &damaged[..100]).unwrap();
-    let receive = || async {
-        transfer::receive(
-            &account.api,
-            &mut to.token().to_owned(),
-            &account.file_keys(),
-            &id,
-            &dir.join("in"),
-            &mut |_| {},
-        )
-        .await
-    };
-    let err = receive().await.unwrap_err();
-    assert!(
-        err.downcast_ref::<transfer::BytesRefused>().is_some(),
-        "{err:#}"
-    );
-    assert!(!partial.exists(), "the damaged bytes are removed");
     assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
-    let got = receive().await.unwrap();
+    let got = transfer::receive(
+        &account.api,
+        &mut to.token().to_owned(),
+        &account.file_keys(),
+        &id,
+        &dir.join("in"),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(std::fs::read_to_string(&got.path).unwrap(), text);
     assert_eq!(got.path.file_name().unwrap(), "secret-plans.txt");
     assert!(account
@@ -1000,6 +986,85 @@ async fn bad_file_requests_get_clear_errors() {
     assert_eq!(status.status, StatusCode::NOT_FOUND);
     let page = get(&account, &device, "/files?limit=0").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
+}
+
+/// A sealed download keeps the plain bytes of the parts it opened: a restart keeps the whole
+/// parts (each was checked by its tag when it arrived), fetches from the next part's start in
+/// the sealed object, and hashes the kept bytes again, so damaged ones are caught.
+#[tokio::test]
+async fn a_sealed_download_resumes_after_the_whole_parts_it_kept() {
+    let account = Account::create().await;
+    let (from, to) = pair(&account).await;
+    let dir = temp_dir("sealed-resume");
+    let data = bytes(10 * MIB + 1000, 21);
+    let path = dir.join("film.bin");
+    std::fs::write(&path, &data).unwrap();
+    let part = 5 * MIB;
+    let opts = SendOptions {
+        target_device_id: Some(to.id.clone()),
+        mime: None,
+        parallel: 2,
+        limit_rate: None,
+        part_size: Some(part as u64),
+        state_dir: dir.join("state"),
+        keys: account.file_keys(),
+    };
+    let sent = transfer::send(
+        &account.api,
+        &mut from.token().to_owned(),
+        &path,
+        &opts,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let id = sent.file.id;
+    let inbox = dir.join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let partial = transfer::partial_path(&inbox, &id);
+    let receive = || async {
+        transfer::receive(
+            &account.api,
+            &mut to.token().to_owned(),
+            &account.file_keys(),
+            &id,
+            &inbox,
+            &mut |_| {},
+        )
+        .await
+    };
+    let sealed_part = part as u64 + udc_agent::file_seal::PART_OVERHEAD;
+
+    // A kept part with a damaged byte: the whole file's SHA-256 catches it, nothing is kept
+    // and nothing confirmed.
+    let mut damaged = data[..part].to_vec();
+    damaged[4321] ^= 0x10;
+    std::fs::write(&partial, &damaged).unwrap();
+    let err = receive().await.unwrap_err();
+    assert!(
+        err.downcast_ref::<transfer::BytesRefused>().is_some(),
+        "{err:#}"
+    );
+    assert!(!partial.exists(), "the damaged bytes are removed");
+    assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
+
+    // One part and a half kept: the half is dropped, the fetch starts at part 2.
+    std::fs::write(&partial, &data[..part + part / 2]).unwrap();
+    let got = receive().await.unwrap();
+    assert_eq!(got.resumed_at, sealed_part);
+    assert!(std::fs::read(&got.path).unwrap() == data);
+    assert!(!partial.exists());
+
+    // All of it kept (the agent died before it renamed the file): nothing left to fetch.
+    std::fs::write(&partial, &data).unwrap();
+    let got = receive().await.unwrap();
+    assert_eq!(
+        got.resumed_at,
+        data.len() as u64 + 3 * udc_agent::file_seal::PART_OVERHEAD
+    );
+    assert!(std::fs::read(&got.path).unwrap() == data);
+    assert_eq!(got.path.file_name().unwrap(), "film (1).bin");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
