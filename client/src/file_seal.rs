@@ -95,7 +95,9 @@ impl Plan {
     pub fn resume(&self, kept: u64) -> Resume {
         let parts = match kept {
             0 => 0,
-            k if k >= self.size => self.part_count,
+            // More than the file: not what this download wrote. Start over.
+            k if k > self.size => return Resume::START,
+            k if k == self.size => self.part_count,
             k => k / self.part_size,
         };
         if parts >= self.part_count {
@@ -327,7 +329,9 @@ impl PartSealer {
     pub fn open(&self, n: u64, sealed: &[u8]) -> Result<Vec<u8>> {
         let mut part = sealed.to_vec();
         let plain = self.open_in_place(n, &mut part)?;
-        Ok(part[plain].to_vec())
+        part.truncate(plain.end);
+        part.drain(..plain.start);
+        Ok(part)
     }
 }
 
@@ -389,10 +393,35 @@ mod tests {
         assert_eq!(p.resume(9), at(2, 8, 8 + 2 * PART_OVERHEAD));
         // The short last part: the whole file is kept, nothing is left to fetch.
         assert_eq!(p.resume(10), at(3, 10, p.sealed_size));
-        assert_eq!(p.resume(u64::MAX), at(3, 10, p.sealed_size));
-        // An empty file is one empty part, fetched (and checked) unless it was kept.
+        // More than the file is not what a download wrote: start over.
+        assert_eq!(p.resume(11), Resume::START);
+        assert_eq!(p.resume(u64::MAX), Resume::START);
+        // An empty file is one empty part: nothing kept, it is fetched and its tag checked.
         let empty = Plan::with_part_size(0, 4);
         assert_eq!(empty.resume(0), at(0, 0, 0));
+    }
+
+    /// Receivers never recompute the nonce (the tag binds it): parts sealed before the nonce
+    /// was keyed BLAKE3 (it was HMAC-SHA-256) open the same.
+    #[test]
+    fn a_part_opens_whatever_nonce_its_sender_chose() {
+        let keys = FileKeys::new(&[7; 32]).unwrap();
+        let plain = b"0123456789";
+        let parts = keys.parts(&described(plain, 16)).unwrap();
+        let nonce = [0x42u8; NONCE];
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(plain);
+        let tag = parts
+            .cipher
+            .encrypt_in_place_detached(
+                XNonce::from_slice(&nonce),
+                &parts.ad(1),
+                &mut sealed[NONCE..],
+            )
+            .unwrap();
+        sealed.extend_from_slice(&tag);
+        assert_eq!(parts.open(1, &sealed).unwrap(), plain);
+        assert_ne!(parts.seal(1, plain).unwrap()[..NONCE], nonce);
     }
 
     #[test]

@@ -114,7 +114,7 @@ async fn store_takes_a_part(port: u16) -> Result<(), String> {
         secret_access_key: SECRET_KEY.into(),
     })
     .map_err(|e| e.message)?;
-    let now = now_ms();
+    let now = udc_core::ports::Clock::now_ms(&udc_core::ports::SystemClock);
     let ttl = Duration::from_secs(60);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -142,23 +142,14 @@ async fn store_takes_a_part(port: u16) -> Result<(), String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
+    // What the test's own upload needs back: success with the part's ETag.
     match put.status() {
-        s if s.is_success() => Ok(()),
+        s if s.is_success() && put.headers().contains_key("etag") => Ok(()),
         s => Err(format!(
             "part PUT: {s} {}",
             put.text().await.unwrap_or_default()
         )),
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// The last lines of a log, for a failure message.

@@ -572,8 +572,8 @@ fn mismatch(what: &str, got: &str, expected: &str) -> anyhow::Error {
 }
 
 /// Opens a sealed file as its bytes arrive, part by part: each part's tag checked in its place,
-/// the plain bytes handed to a `Lander`, then the whole file's SHA-256 and size checked against
-/// its description. Starts at the part after those a resumed download kept.
+/// the plain bytes handed to a `Lander`, then every part's arrival and the whole file's SHA-256
+/// checked against its description. Starts at the part after those a resumed download kept.
 struct Opener {
     sealer: PartSealer,
     plan: Plan,
@@ -651,9 +651,10 @@ type Opened = (Vec<u8>, std::ops::Range<usize>);
 
 impl Lander {
     fn start(mut hasher: Sha256, mut out: std::io::BufWriter<std::fs::File>) -> Lander {
-        // Two parts waiting at each step at most: the memory stays a few parts' worth.
-        let (tx, to_hash) = std::sync::mpsc::sync_channel::<Opened>(2);
-        let (hashed, to_write) = std::sync::mpsc::sync_channel::<Opened>(2);
+        // One part waiting at each step: five parts in memory at most (filling, waiting,
+        // hashing, waiting, writing), since parts grow with the file (100 MiB at 1 TB).
+        let (tx, to_hash) = std::sync::mpsc::sync_channel::<Opened>(1);
+        let (hashed, to_write) = std::sync::mpsc::sync_channel::<Opened>(1);
         let writer = std::thread::spawn(move || -> Result<std::fs::File> {
             for (part, plain) in to_write {
                 for piece in part[plain].chunks(READ_CHUNK) {
@@ -842,8 +843,9 @@ pub async fn receive(
         resumed_at,
     });
 
-    // Writing and hashing (or opening) run on their own thread, so the network never waits for
-    // them. A sealed download is opened as it arrives, so only plain bytes reach the disk.
+    // Writing and hashing (and opening, with a hashing and a writing thread of its own) run off
+    // the network's task, so it never waits for them. A sealed download is opened as it
+    // arrives, so only plain bytes reach the disk.
     let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
     let writer_path = partial.clone();
     let sealer = described.as_ref().map(|d| keys.parts(d)).transpose()?;
@@ -860,7 +862,7 @@ pub async fn receive(
         let mut buf = vec![0u8; READ_CHUNK];
         let mut left = resume.plain;
         while left > 0 {
-            let n = f.read(&mut buf[..READ_CHUNK.min(left as usize)])?;
+            let n = f.read(&mut buf[..left.min(READ_CHUNK as u64) as usize])?;
             if n == 0 {
                 bail!("the partial download shrank");
             }
@@ -887,8 +889,17 @@ pub async fn receive(
     });
     let mut done = resumed_at;
     let mut reported = done;
+    let mut fetched = Ok(());
     if resumed_at < file.size || resp.status().as_u16() == 200 {
-        while let Some(chunk) = resp.chunk().await.context("downloading")? {
+        loop {
+            let chunk = match resp.chunk().await.context("downloading") {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    fetched = Err(e);
+                    break;
+                }
+            };
             done += chunk.len() as u64;
             if tx.send(chunk).is_err() {
                 break;
@@ -905,6 +916,10 @@ pub async fn receive(
     }
     drop(tx);
     let written = writer.await?;
+    // A cut connection keeps what arrived for the next attempt: the writer has finished with
+    // the partial file (so a retry at once never meets it still writing), and its verdict on a
+    // file cut short means nothing.
+    fetched?;
     let checked = match (&described, written) {
         (_, Err(e)) => Err(e),
         _ if done != file.size => Err(mismatch("size", &done.to_string(), &file.size.to_string())),

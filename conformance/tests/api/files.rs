@@ -988,6 +988,98 @@ async fn bad_file_requests_get_clear_errors() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
 }
 
+/// An HTTP forward proxy on loopback that cuts every download from the store that is not a
+/// resume (a presigned GET without `Range`) after `cut` bytes; everything else goes through
+/// whole. Requests keep their `Host`, so presigned signatures still match.
+fn cutting_proxy(cut: usize) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client);
+                let mut head = Vec::new();
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    head.push(std::mem::take(&mut line));
+                }
+                let Some(first) = head.first().cloned() else {
+                    return;
+                };
+                let mut words = first.split(' ');
+                let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let Ok(target) = reqwest::Url::parse(target) else {
+                    return;
+                };
+                let header = |name: &str| {
+                    head.iter().find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix(name)
+                            .map(|v| v.trim().to_owned())
+                    })
+                };
+                let length: usize = header("content-length:")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let limit = (method == "GET"
+                    && target
+                        .query()
+                        .is_some_and(|q| q.contains("X-Amz-Signature"))
+                    && header("range:").is_none())
+                .then_some(cut);
+                let Ok(mut upstream) = std::net::TcpStream::connect(format!(
+                    "{}:{}",
+                    target.host_str().unwrap_or_default(),
+                    target.port_or_known_default().unwrap_or(80)
+                )) else {
+                    return;
+                };
+                let path = match target.query() {
+                    Some(q) => format!("{}?{q}", target.path()),
+                    None => target.path().to_owned(),
+                };
+                let mut request = format!("{method} {path} HTTP/1.1\r\n");
+                for l in &head[1..] {
+                    let lower = l.to_ascii_lowercase();
+                    if !lower.starts_with("proxy-") && !lower.starts_with("connection:") {
+                        request.push_str(l);
+                    }
+                }
+                request.push_str("connection: close\r\n\r\n");
+                if upstream.write_all(request.as_bytes()).is_err()
+                    || upstream.write_all(&body).is_err()
+                {
+                    return;
+                }
+                let mut client = reader.into_inner();
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut sent = 0usize;
+                loop {
+                    let n = match upstream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let n = limit.map_or(n, |cut| n.min(cut - sent));
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if limit.is_some_and(|cut| sent >= cut) {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    url
+}
+
 /// A sealed download keeps the plain bytes of the parts it opened: a restart keeps the whole
 /// parts (each was checked by its tag when it arrived), fetches from the next part's start in
 /// the sealed object, and hashes the kept bytes again, so damaged ones are caught.
@@ -1047,6 +1139,21 @@ async fn a_sealed_download_resumes_after_the_whole_parts_it_kept() {
     );
     assert!(!partial.exists(), "the damaged bytes are removed");
     assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
+
+    // The connection is cut half-way through part 2: the receive fails, keeps part 1 (opened,
+    // so checked) and the opened half of nothing else; a retry at once resumes at part 2.
+    std::env::set_var("HTTP_PROXY", cutting_proxy(part + part / 2));
+    let cut = receive().await.unwrap_err();
+    std::env::remove_var("HTTP_PROXY");
+    assert!(
+        cut.downcast_ref::<transfer::BytesRefused>().is_none(),
+        "a cut is not refused bytes: {cut:#}"
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), &data[..part]);
+    let got = receive().await.unwrap();
+    assert_eq!(got.resumed_at, sealed_part);
+    assert!(std::fs::read(&got.path).unwrap() == data);
+    std::fs::remove_file(&got.path).unwrap();
 
     // One part and a half kept: the half is dropped, the fetch starts at part 2.
     std::fs::write(&partial, &data[..part + part / 2]).unwrap();
