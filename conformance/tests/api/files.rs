@@ -47,6 +47,24 @@ async fn pair(account: &Account) -> (TestDevice, TestDevice) {
     (from, to)
 }
 
+/// `to` receives file `id` into `dir` with the account's keys, as its agent would.
+async fn receive(
+    account: &Account,
+    to: &TestDevice,
+    id: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<transfer::Received> {
+    transfer::receive(
+        &account.api,
+        &mut to.token().to_owned(),
+        &account.file_keys(),
+        id,
+        dir,
+        &mut |_| {},
+    )
+    .await
+}
+
 async fn get(account: &Account, device: &TestDevice, path: &str) -> RawResponse {
     account
         .raw(Method::GET, path, Some(device.token()), None)
@@ -180,16 +198,9 @@ async fn a_50_mib_file_travels_end_to_end_with_its_sha256() {
         vec![sent.file.id.as_str()]
     );
 
-    let received = transfer::receive(
-        &account.api,
-        &mut to.token().to_owned(),
-        &account.file_keys(),
-        &sent.file.id,
-        &dir.join("in"),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let received = receive(&account, &to, &sent.file.id, &dir.join("in"))
+        .await
+        .unwrap();
     let got = std::fs::read(&received.path).unwrap();
     assert_eq!(got.len(), data.len());
     assert_eq!(sha256(&got), sha256(&data));
@@ -318,16 +329,7 @@ async fn a_sent_file_is_sealed_so_the_server_and_the_store_see_sizes_only() {
         "{refused:#}"
     );
     assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
-    let got = transfer::receive(
-        &account.api,
-        &mut to.token().to_owned(),
-        &account.file_keys(),
-        &id,
-        &dir.join("in"),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let got = receive(&account, &to, &id, &dir.join("in")).await.unwrap();
     assert_eq!(std::fs::read_to_string(&got.path).unwrap(), text);
     assert_eq!(got.path.file_name().unwrap(), "secret-plans.txt");
     assert!(account
@@ -1114,17 +1116,7 @@ async fn a_sealed_download_resumes_after_the_whole_parts_it_kept() {
     let inbox = dir.join("in");
     std::fs::create_dir_all(&inbox).unwrap();
     let partial = transfer::partial_path(&inbox, &id);
-    let receive = || async {
-        transfer::receive(
-            &account.api,
-            &mut to.token().to_owned(),
-            &account.file_keys(),
-            &id,
-            &inbox,
-            &mut |_| {},
-        )
-        .await
-    };
+    let receive = || receive(&account, &to, &id, &inbox);
     let sealed_part = part as u64 + udc_agent::file_seal::PART_OVERHEAD;
 
     // A kept part with a damaged byte: the whole file's SHA-256 catches it, nothing is kept
@@ -1182,17 +1174,7 @@ async fn a_download_resumes_from_its_partial_file_and_refuses_wrong_bytes() {
     let file_id = upload_small(&account, &from, &data, Some(&to.id)).await;
     let dir = temp_dir("resume");
     let partial = transfer::partial_path(&dir, &file_id);
-    let receive = || async {
-        transfer::receive(
-            &account.api,
-            &mut to.token().to_owned(),
-            &account.file_keys(),
-            &file_id,
-            &dir,
-            &mut |_| {},
-        )
-        .await
-    };
+    let receive = || receive(&account, &to, &file_id, &dir);
 
     // A third arrived before the connection dropped: only the rest is fetched (Range).
     std::fs::write(&partial, &data[..MIB]).unwrap();
