@@ -88,8 +88,8 @@ async fn start_store(dir: &Path, port: u16) -> Proc {
         |s| s == StatusCode::FORBIDDEN,
     )
     .await;
-    // The gateway answers before the filer and volume server behind it can keep bytes: wait
-    // until a part is actually stored, as the test's own uploads will be.
+    // A 403 says the gateway is up, not that the store keeps bytes yet (on CI this test's first
+    // part PUT once failed right after it): wait until a part is actually stored.
     let started = Instant::now();
     loop {
         match store_takes_a_part(port).await {
