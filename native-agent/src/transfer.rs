@@ -848,8 +848,10 @@ pub async fn receive(
     // arrives, so only plain bytes reach the disk.
     let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
     let writer_path = partial.clone();
-    let sealer = described.as_ref().map(|d| keys.parts(d)).transpose()?;
-    let landing = described.clone();
+    let sealed = described
+        .as_ref()
+        .map(|d| keys.parts(d).map(|sealer| (d.clone(), sealer)))
+        .transpose()?;
     let writer = tokio::task::spawn_blocking(move || -> Result<String> {
         let mut hasher = Sha256::new();
         let mut f = std::fs::OpenOptions::new()
@@ -872,7 +874,7 @@ pub async fn receive(
         f.set_len(resume.plain)?;
         f.seek(SeekFrom::Start(resume.plain))?;
         let mut out = std::io::BufWriter::with_capacity(READ_CHUNK, f);
-        if let (Some(d), Some(sealer)) = (landing, sealer) {
+        if let Some((d, sealer)) = sealed {
             let mut opener = Opener::new(&d, sealer, resume, Lander::start(hasher, out))?;
             for chunk in rx {
                 opener.feed(&chunk)?;

@@ -990,10 +990,19 @@ async fn bad_file_requests_get_clear_errors() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
 }
 
-/// An HTTP forward proxy on loopback that cuts every download from the store that is not a
-/// resume (a presigned GET without `Range`) after `cut` bytes; everything else goes through
-/// whole. Requests keep their `Host`, so presigned signatures still match.
-fn cutting_proxy(cut: usize) -> String {
+/// What `faulty_proxy` does to a download from the store.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// The connection is closed after this many bytes.
+    CutAt(usize),
+    /// The byte at this offset arrives changed.
+    FlipAt(usize),
+}
+
+/// An HTTP forward proxy on loopback that does `fault` to every download from the store that is
+/// not a resume (a presigned GET without `Range`); everything else goes through as it is.
+/// Requests keep their `Host`, so presigned signatures still match.
+fn faulty_proxy(fault: Fault) -> String {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -1033,7 +1042,7 @@ fn cutting_proxy(cut: usize) -> String {
                         .query()
                         .is_some_and(|q| q.contains("X-Amz-Signature"))
                     && header("range:").is_none())
-                .then_some(cut);
+                .then_some(fault);
                 let Ok(mut upstream) = std::net::TcpStream::connect(format!(
                     "{}:{}",
                     target.host_str().unwrap_or_default(),
@@ -1066,12 +1075,19 @@ fn cutting_proxy(cut: usize) -> String {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    let n = limit.map_or(n, |cut| n.min(cut - sent));
+                    let n = match limit {
+                        Some(Fault::CutAt(cut)) => n.min(cut - sent),
+                        Some(Fault::FlipAt(at)) if (sent..sent + n).contains(&at) => {
+                            buf[at - sent] ^= 0x01;
+                            n
+                        }
+                        _ => n,
+                    };
                     if client.write_all(&buf[..n]).is_err() {
                         break;
                     }
                     sent += n;
-                    if limit.is_some_and(|cut| sent >= cut) {
+                    if matches!(limit, Some(Fault::CutAt(cut)) if sent >= cut) {
                         break;
                     }
                 }
@@ -1132,9 +1148,22 @@ async fn a_sealed_download_resumes_after_the_whole_parts_it_kept() {
     assert!(!partial.exists(), "the damaged bytes are removed");
     assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
 
+    // A byte of part 1 changed on its way from the store: the part's tag refuses it, nothing
+    // is kept and nothing confirmed.
+    std::env::set_var("HTTP_PROXY", faulty_proxy(Fault::FlipAt(part / 2)));
+    let err = receive().await.unwrap_err();
+    std::env::remove_var("HTTP_PROXY");
+    assert!(
+        err.downcast_ref::<transfer::BytesRefused>().is_some()
+            && format!("{err:#}").contains("part 1 of the file is damaged"),
+        "{err:#}"
+    );
+    assert!(!partial.exists(), "nothing of a refused download is kept");
+    assert_eq!(account.api.shared_files(to.token()).await.unwrap().len(), 1);
+
     // The connection is cut half-way through part 2: the receive fails, keeps part 1 (opened,
-    // so checked) and the opened half of nothing else; a retry at once resumes at part 2.
-    std::env::set_var("HTTP_PROXY", cutting_proxy(part + part / 2));
+    // so checked) and none of part 2; a retry at once resumes at part 2.
+    std::env::set_var("HTTP_PROXY", faulty_proxy(Fault::CutAt(part + part / 2)));
     let cut = receive().await.unwrap_err();
     std::env::remove_var("HTTP_PROXY");
     assert!(
