@@ -457,9 +457,31 @@ mod tests {
     }
 
     #[test]
+    fn an_error_without_its_request_id_fails() {
+        let sent = sent(&Method::GET, "/devices", None);
+        let error = |e: Value| json!({ "error": e });
+        check_exchange(
+            &sent,
+            401,
+            &error(json!({ "code": "x", "message": "y", "request_id": "a-1" })),
+        );
+        assert!(fails(|| check_exchange(
+            &sent,
+            401,
+            &error(json!({ "code": "x", "message": "y" }))
+        )));
+        assert!(fails(|| check_exchange(
+            &sent,
+            401,
+            &error(json!({ "code": "x", "message": "y", "request_id": "a b" }))
+        )));
+    }
+
+    #[test]
     fn the_contract_and_the_server_must_agree_on_a_request() {
         let post = Method::POST;
-        let refused = json!({ "error": { "code": "invalid_field", "message": "no" } });
+        let refused =
+            json!({ "error": { "code": "invalid_field", "message": "no", "request_id": "r1" } });
         // The schema states the rule (no '/' in a file name): a 400 agrees, a 201 does not.
         let bad = json!({ "name": "a/b", "size": 1, "sha256": "0".repeat(64) });
         let path = "/files/upload/initiate";

@@ -12,5 +12,6 @@ mod input;
 mod passkeys;
 mod realtime;
 mod remote;
+mod request_ids;
 mod settings;
 mod web_app;

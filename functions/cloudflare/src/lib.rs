@@ -10,7 +10,8 @@ mod hub;
 pub use udc_hub::durable_object::UserHub;
 
 use udc_core::{
-    error_response, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports, RequestContext,
+    error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
+    RequestContext, RequestId,
 };
 use worker::{
     event, Context, Env, Headers, Request, Response, Result, ScheduleContext, ScheduledEvent,
@@ -77,10 +78,10 @@ async fn to_http(mut req: Request) -> Result<http::Request<Vec<u8>>> {
         .map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-fn from_http(resp: http::Response<Vec<u8>>) -> Result<Response> {
-    let (parts, body) = resp.into_parts();
+fn from_http(resp: http::Response<Vec<u8>>, id: &RequestId) -> Result<Response> {
+    let (parts, body) = request_id::stamp(resp, id).into_parts();
     if let Some(InternalDetail(detail)) = parts.extensions.get::<InternalDetail>() {
-        worker::console_error!("udc internal error: {detail}");
+        worker::console_error!("udc internal error (request {id}): {detail}");
     }
     let headers = Headers::new();
     for (name, value) in &parts.headers {
@@ -145,6 +146,26 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let header = |name| req.headers().get(name).ok().flatten();
+    let id = RequestId::pick(
+        header(request_id::HEADER).as_deref(),
+        header("cf-ray").as_deref(),
+    );
+    match serve(req, env, &id).await {
+        Ok(resp) => Ok(resp),
+        // What failed on the way (reading the request, a binding) still answers in the API's
+        // error shape, not workerd's bare 500.
+        Err(e) => {
+            worker::console_error!("udc request {id} failed: {e}");
+            from_http(
+                error_response(&ApiError::internal("the request failed")),
+                &id,
+            )
+        }
+    }
+}
+
+async fn serve(req: Request, env: Env, id: &RequestId) -> Result<Response> {
     let ctx = RequestContext {
         client_ip: req.headers().get("cf-connecting-ip")?,
     };
@@ -152,11 +173,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(c) => c,
         Err(missing) => {
             worker::console_error!("udc is misconfigured: {missing}");
-            return from_http(error_response(&ApiError::internal(missing)));
+            return from_http(error_response(&ApiError::internal(missing)), id);
         }
     };
     if udc_core::app_shell::is_app_request(&http_method(&req), &req.path()) {
-        return web_app(&env, &config, req).await;
+        return web_app(&env, &config, req, id).await;
     }
     let core = core(&env, config)?;
     let upgrade = req
@@ -166,9 +187,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let is_realtime = req.path() == "/realtime";
     let req = to_http(req).await?;
     if is_realtime && upgrade {
-        return realtime(&core, req, ctx).await;
+        return realtime(&core, req, ctx, id).await;
     }
-    from_http(core.handle(req, ctx).await)
+    from_http(core.handle(req, ctx).await, id)
 }
 
 fn http_method(req: &Request) -> http::Method {
@@ -183,7 +204,7 @@ fn raw_method(req: &Request) -> String {
 
 /// The web app, from Workers Static Assets (`[assets]` in wrangler.toml: unknown paths get the
 /// app's page), with the deployment's security headers and cache rule from core.
-async fn web_app(env: &Env, config: &Config, req: Request) -> Result<Response> {
+async fn web_app(env: &Env, config: &Config, req: Request, id: &RequestId) -> Result<Response> {
     let path = req.path();
     // A deployment without the assets binding (or a failing fetch) answers in the API's error
     // shape, not workerd's bare 500.
@@ -195,9 +216,10 @@ async fn web_app(env: &Env, config: &Config, req: Request) -> Result<Response> {
         Ok(resp) => resp,
         Err(e) => {
             worker::console_error!("udc web app assets: {e}");
-            return from_http(error_response(&ApiError::internal(
-                "the web app's files are unavailable",
-            )));
+            return from_http(
+                error_response(&ApiError::internal("the web app's files are unavailable")),
+                id,
+            );
         }
     };
     let is_page = resp
@@ -207,7 +229,7 @@ async fn web_app(env: &Env, config: &Config, req: Request) -> Result<Response> {
     if path.starts_with("/assets/") && is_page {
         // A stale page asking for an old build's script gets a 404, not the app's HTML (as
         // udc-server and Spin answer).
-        return from_http(error_response(&ApiError::not_found("asset")));
+        return from_http(error_response(&ApiError::not_found("asset")), id);
     }
     let headers = Headers::new();
     for (name, value) in resp.headers().entries() {
@@ -217,6 +239,7 @@ async fn web_app(env: &Env, config: &Config, req: Request) -> Result<Response> {
         headers.set(name, &value)?;
     }
     headers.set("cache-control", udc_core::app_shell::cache_control(&path))?;
+    headers.set(request_id::HEADER, id.as_str())?;
     Ok(resp.with_headers(headers))
 }
 
@@ -225,10 +248,11 @@ async fn realtime(
     core: &Core<WorkerPorts>,
     req: http::Request<Vec<u8>>,
     ctx: RequestContext,
+    id: &RequestId,
 ) -> Result<Response> {
     let grant = match core.authorize_realtime(&req, ctx).await {
         Ok(g) => g,
-        Err(err) => return from_http(error_response(&err)),
+        Err(err) => return from_http(error_response(&err), id),
     };
     let mut url = format!(
         "https://hub/connect?device={}&session={}",

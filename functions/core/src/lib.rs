@@ -24,6 +24,7 @@ pub mod ports;
 pub mod realtime;
 pub mod recovery;
 pub mod remote;
+pub mod request_id;
 pub mod rows;
 pub mod settings;
 pub mod throttle;
@@ -41,6 +42,7 @@ pub use ports::{
     SystemClock, Value,
 };
 pub use realtime::RealtimeGrant;
+pub use request_id::RequestId;
 pub use web::{error_response, InternalDetail};
 
 /// What the host knows about the request beyond HTTP itself.

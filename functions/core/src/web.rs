@@ -143,7 +143,8 @@ pub fn render(result: ApiResult<Reply>) -> Response<Vec<u8>> {
     }
 }
 
-/// The one error shape: `{"error":{"code","message"}}`.
+/// The one error shape: `{"error":{"code","message"}}` (each host adds `request_id` on its way
+/// out: `request_id::stamp`).
 pub fn error_response(err: &ApiError) -> Response<Vec<u8>> {
     let body = serde_json::json!({"error": {"code": err.code, "message": err.message}});
     let mut resp = respond(

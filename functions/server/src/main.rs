@@ -23,7 +23,8 @@ use axum::Router;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use udc_core::{
-    error_response, ApiError, Clock, Core, InternalDetail, RequestContext, SystemClock,
+    error_response, request_id, ApiError, Clock, Core, InternalDetail, RequestContext, RequestId,
+    SystemClock,
 };
 
 use crate::blobs::EmbeddedStore;
@@ -106,6 +107,30 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
+    let id = RequestId::of(req.headers(), None);
+    let resp = answer(server, peer, req).await;
+    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
+        eprintln!("udc-server: internal error (request {id}): {detail}");
+    }
+    stamped(resp, &id).await
+}
+
+/// The request's id on its answer. An error is one of core's small JSON bodies, whole in
+/// memory: reading it back costs nothing.
+async fn stamped(mut resp: Response<Body>, id: &RequestId) -> Response<Body> {
+    if !request_id::is_json_error(resp.status(), resp.headers()) {
+        request_id::stamp_header(resp.headers_mut(), id);
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, READ_LIMIT)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    request_id::stamp(Response::from_parts(parts, body), id).map(Body::from)
+}
+
+async fn answer(server: Server, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
     // The stand-in for a request head hyper would have refused with an empty answer.
     if let Some(refused) = protocol_errors::refusal(req.headers()) {
         return closing(error_response(&refused).map(Body::from));
@@ -162,12 +187,9 @@ async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response
         }
     };
     let req = Request::from_parts(parts, bytes);
-    let resp = run_inline(core.handle(req, ctx))
-        .unwrap_or_else(|| error_response(&ApiError::internal("handler failed")));
-    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
-        eprintln!("udc-server: internal error: {detail}");
-    }
-    resp.map(Body::from)
+    run_inline(core.handle(req, ctx))
+        .unwrap_or_else(|| error_response(&ApiError::internal("handler failed")))
+        .map(Body::from)
 }
 
 /// `GET /realtime`: core decides who may connect; the socket then belongs to the hub.

@@ -8,8 +8,8 @@ mod spin_hub;
 mod spin_sqlite;
 
 use udc_core::{
-    error_response, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports, RequestContext,
-    SystemClock,
+    error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
+    RequestContext, RequestId, SystemClock,
 };
 
 use crate::spin_http::SpinHttp;
@@ -44,13 +44,6 @@ impl Ports for SpinPorts {
     }
 }
 
-fn respond_error(err: ApiError) -> http::Response<Vec<u8>> {
-    if let Some(detail) = &err.internal {
-        eprintln!("udc internal error: {detail}");
-    }
-    error_response(&err)
-}
-
 /// The component's entry point. `#[http_component]` generates the export the component model
 /// calls, which must be an unsafe `extern` function: the only unsafe code of this crate.
 #[allow(unsafe_code)]
@@ -62,23 +55,33 @@ mod entry {
 }
 
 async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Vec<u8>>> {
+    let id = RequestId::of(req.headers(), None);
+    let resp = answer(req).await;
+    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
+        eprintln!("udc internal error (request {id}): {detail}");
+    }
+    Ok(request_id::stamp(resp, &id))
+}
+
+/// The answer, before the request's id is put on it.
+async fn answer(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
     // Spin variable names are lowercase.
     let config =
         match Config::from_lookup(|name| spin_sdk::variables::get(&name.to_lowercase()).ok()) {
             Ok(c) => c,
-            Err(missing) => return Ok(respond_error(ApiError::internal(missing))),
+            Err(missing) => return error_response(&ApiError::internal(missing)),
         };
     if udc_core::app_shell::is_app_request(req.method(), req.uri().path()) {
         let security = udc_core::app_shell::app_headers(&config);
         let cache = udc_core::app_shell::cache_control(req.uri().path());
-        return Ok(udc_web_assets::respond(&req, &security, cache));
+        return udc_web_assets::respond(&req, &security, cache);
     }
     let sql = match SpinSql::open() {
         Ok(sql) => sql,
-        Err(e) => return Ok(respond_error(e.into())),
+        Err(e) => return error_response(&e.into()),
     };
     if let Err(e) = udc_core::migrations::ensure(&sql, SystemClock.now_ms()).await {
-        return Ok(respond_error(e.into()));
+        return error_response(&e.into());
     }
     let client_ip = req
         .headers()
@@ -90,9 +93,5 @@ async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Ve
         });
     let hub = SpinHub::on(sql.0.clone());
     let core = Core::new(SpinPorts { sql, hub }, config);
-    let resp = core.handle(req, RequestContext { client_ip }).await;
-    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
-        eprintln!("udc internal error: {detail}");
-    }
-    Ok(resp)
+    core.handle(req, RequestContext { client_ip }).await
 }
