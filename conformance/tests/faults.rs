@@ -1,5 +1,5 @@
 //! Faults a host must survive: udc-server killed (SIGKILL) in the middle of a request, and a
-//! disk that fills. Each test runs its own udc-server (`UDC_SERVER_BIN`): the kill test with
+//! disk that fills, and a store it cannot reach. Each test runs its own udc-server (`UDC_SERVER_BIN`): the kill test with
 //! SeaweedFS (`weed`) as its object store, so it can hold a request inside a store call (SIGSTOP
 //! on the store) and kill the server there; the disk test on a small tmpfs of its own (root, as
 //! CI runs). scripts/test.sh runs this binary once.
@@ -159,8 +159,8 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// udc-server in test mode on `data`, with SeaweedFS on `store_port` as its object store, or
-/// (None) its embedded one.
+/// udc-server in test mode on `data` (its log beside it, `data.log`), with the S3 store on
+/// `store_port` as its object store, or (None) its embedded one.
 async fn start_server(data: &Path, port: u16, store_port: Option<u16>) -> Proc {
     let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
     let mut command = Command::new(bin);
@@ -170,7 +170,7 @@ async fn start_server(data: &Path, port: u16, store_port: Option<u16>) -> Proc {
         .arg(data)
         .env("UDC_TEST_MODE", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(data.with_extension("log")).unwrap());
     if let Some(store_port) = store_port {
         command
             .env("UDC_S3_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
@@ -673,4 +673,44 @@ async fn a_full_disk_answers_507_changes_nothing_and_reads_go_on() {
     drop(server);
     drop(disk);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A store that cannot be reached makes the server not ready (503, naming the store) while it
+/// stays alive (`/health`); why goes only to its log, under the request's id.
+#[tokio::test]
+async fn a_server_whose_store_cannot_be_reached_is_alive_but_not_ready() {
+    let dir = temp_dir();
+    let port = free_port();
+    // Nothing listens there: every store request is refused.
+    let nowhere = free_port();
+    let data_dir = dir.join("server");
+    let _server = start_server(&data_dir, port, Some(nowhere)).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .header("x-request-id", "ready-check-1")
+            .send()
+    };
+
+    let ready = get("/ready").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_ready", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the object store"), "{message}");
+    assert!(!message.contains("the database"), "{message}");
+    assert!(
+        !message.contains(&nowhere.to_string()),
+        "an address reached the caller: {message}"
+    );
+    assert_eq!(get("/health").await.unwrap().status(), StatusCode::OK);
+
+    let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("ready-check-1"))
+        .unwrap_or_else(|| panic!("no log line names the request:\n{log}"));
+    assert!(line.contains("object store"), "{line}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

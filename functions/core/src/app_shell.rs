@@ -9,8 +9,9 @@ use crate::Config;
 
 /// The first path segments the API owns. Anything else a browser GETs is the app's; an unknown
 /// path under one of these is the API's JSON 404, never the app's page.
-pub const API_SEGMENTS: [&str; 10] = [
-    "health", "auth", "account", "devices", "events", "realtime", "files", "sync", "remote", "test",
+pub const API_SEGMENTS: [&str; 11] = [
+    "health", "ready", "auth", "account", "devices", "events", "realtime", "files", "sync",
+    "remote", "test",
 ];
 
 /// Whether the web app answers this request rather than the API.

@@ -21,6 +21,7 @@ pub mod maintenance;
 pub mod migrations;
 pub mod passkeys;
 pub mod ports;
+pub mod ready;
 pub mod realtime;
 pub mod recovery;
 pub mod remote;
@@ -73,6 +74,7 @@ pub struct Core<P: Ports> {
 /// Where a request goes, before its method is checked.
 enum Route<'a> {
     Health,
+    Ready,
     Prelogin,
     Register,
     Login,
@@ -149,6 +151,7 @@ impl<'a> Route<'a> {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         Some(match segments.as_slice() {
             ["health"] => Route::Health,
+            ["ready"] => Route::Ready,
             ["auth", "prelogin"] => Route::Prelogin,
             ["auth", "register"] => Route::Register,
             ["auth", "login"] => Route::Login,
@@ -229,6 +232,7 @@ impl<'a> Route<'a> {
         matches!(
             self,
             Route::Health
+                | Route::Ready
                 | Route::Prelogin
                 | Route::Register
                 | Route::Login
@@ -267,6 +271,7 @@ impl<'a> Route<'a> {
     fn methods(&self) -> &'static [Method] {
         match self {
             Route::Health
+            | Route::Ready
             | Route::Devices
             | Route::Events
             | Route::Realtime
@@ -384,6 +389,7 @@ impl<P: Ports> Core<P> {
                 "status": "ok",
                 "version": env!("CARGO_PKG_VERSION"),
             })),
+            Route::Ready => self.ready().await,
             Route::Prelogin => self.prelogin(rq).await,
             Route::Register => self.register(rq).await,
             Route::Login => self.login(rq).await,

@@ -1,6 +1,7 @@
-//! Every answer names its request in `X-Request-Id`, and every error says it in its body
-//! (`error.request_id`), so what a user reports can be found in the host's logs. The contract
-//! check (`schema/openapi.yaml`) asks every error body of the suite for the id as well.
+//! What an operator relies on. Every answer names its request in `X-Request-Id`, and every
+//! error says it in its body (`error.request_id`), so what a user reports can be found in the
+//! host's logs (the contract check asks every error body of the suite for it as well).
+//! `/ready` says whether the host can serve (tests/faults.rs takes its store away).
 
 use reqwest::Method;
 use udc_agent::client::RawResponse;
@@ -89,4 +90,14 @@ async fn a_request_without_a_sane_id_gets_a_new_one_of_its_own() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 4, "each request has its own id: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_host_with_its_database_and_store_is_ready() {
+    let ready = get("/ready", &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+    // Every host the suite runs has an object store: files are tested on each.
+    assert_eq!(ready.body["checks"]["database"], "ok");
+    assert_eq!(ready.body["checks"]["store"], "ok");
 }
