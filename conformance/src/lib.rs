@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod desktop;
 pub mod openapi;
+pub mod own_server;
 pub mod passkey;
 
 use std::sync::Arc;

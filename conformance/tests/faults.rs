@@ -1,61 +1,18 @@
-//! Faults a host must survive: udc-server killed (SIGKILL) in the middle of a request, and a
-//! disk that fills, and a store it cannot reach. Each test runs its own udc-server (`UDC_SERVER_BIN`): the kill test with
+//! Faults a host must survive: udc-server killed (SIGKILL) in the middle of a request, a disk
+//! that fills, and a store it cannot reach. Each test runs its own udc-server
+//! (`udc_conformance::own_server`): the kill test with
 //! SeaweedFS (`weed`) as its object store, so it can hold a request inside a store call (SIGSTOP
 //! on the store) and kill the server there; the disk test on a small tmpfs of its own (root, as
 //! CI runs). scripts/test.sh runs this binary once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use udc_conformance::own_server::*;
 use udc_conformance::*;
-
-const ACCESS_KEY: &str = "udc-faults";
-const SECRET_KEY: &str = "faults-secret-0123456789abcdef";
-
-/// A child process killed (with its process group) when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.0.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_until(what: &str, url: &str, ok: impl Fn(StatusCode) -> bool) {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(url).await {
-            if ok(r.status()) {
-                return;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{what} did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn start_store(dir: &Path, port: u16) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
@@ -157,41 +114,6 @@ fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// udc-server in test mode on `data` (its log beside it, `data.log`), with the S3 store on
-/// `store_port` as its object store, or (None) its embedded one.
-async fn start_server(data: &Path, port: u16, store_port: Option<u16>) -> Proc {
-    let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
-    let mut command = Command::new(bin);
-    command
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
-        .env("UDC_TEST_MODE", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(data.with_extension("log")).unwrap());
-    if let Some(store_port) = store_port {
-        command
-            .env("UDC_S3_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
-            .env("UDC_S3_BUCKET", "udc-files")
-            .env("UDC_S3_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("UDC_S3_SECRET_ACCESS_KEY", SECRET_KEY);
-    }
-    let proc = Proc(command.spawn().unwrap());
-    wait_until(
-        "udc-server",
-        &format!("http://127.0.0.1:{port}/health"),
-        |s| s.is_success(),
-    )
-    .await;
-    proc
-}
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("udc-faults-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// `POST path` as `token`, with an Idempotency-Key and the clock moved `later_ms` ahead.

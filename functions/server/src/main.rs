@@ -1,6 +1,7 @@
 //! udc-server: udc on one machine. `cargo run -p udc-server` and it listens on 127.0.0.1:8080
 //! with its SQLite database under the user's data directory.
 
+mod backup;
 mod blobs;
 mod http_client;
 mod hub;
@@ -64,6 +65,18 @@ struct Args {
 enum Command {
     /// Print a fresh set of secrets as KEY=VALUE lines and exit.
     GenSecrets,
+    /// Copy the data directory's database, stored objects and secrets into a new directory,
+    /// consistently, while a server runs on it and takes writes.
+    Backup {
+        /// A new (or empty) directory for the backup; it holds secrets: keep it private.
+        to: PathBuf,
+    },
+    /// Put a backup back into the data directory, which must hold no database and have no
+    /// server running on it.
+    Restore {
+        /// A directory `udc-server backup` made.
+        from: PathBuf,
+    },
 }
 
 type App = Arc<Core<ServerPorts>>;
@@ -262,8 +275,37 @@ async fn main() -> Result<()> {
         return settings::print_new_secrets();
     }
     let data_dir = args.data_dir.unwrap_or_else(settings::default_data_dir);
+    match &args.command {
+        Some(Command::Backup { to }) => {
+            let copied = backup::backup(&data_dir, to)?;
+            println!(
+                "backed up {} into {}: database {} bytes, {} stored files ({} bytes)",
+                data_dir.display(),
+                to.display(),
+                copied.database_bytes,
+                copied.objects,
+                copied.object_bytes
+            );
+            return Ok(());
+        }
+        Some(Command::Restore { from }) => {
+            let copied = backup::restore(from, &data_dir)?;
+            println!(
+                "restored {} into {}: database {} bytes, {} stored files ({} bytes)",
+                from.display(),
+                data_dir.display(),
+                copied.database_bytes,
+                copied.objects,
+                copied.object_bytes
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    // Held while the server runs: no second server, and no restore, on this directory.
+    let _lock = backup::DataLock::take(&data_dir)?;
     // Bound first, so a port of 0 is settled before presigned URLs name it.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -283,13 +325,13 @@ async fn main() -> Result<()> {
     } = settings::load(&data_dir, args.config.as_deref(), &public_url)?;
     let store = match embedded_store {
         Some(keys) => Some(EmbeddedStore::open(
-            &data_dir.join("blobs"),
+            &data_dir.join(backup::BLOBS),
             &keys.access_key_id,
             &keys.secret_access_key,
         )?),
         None => None,
     };
-    let db_path = data_dir.join("udc.sqlite3");
+    let db_path = data_dir.join(backup::DATABASE);
     let sql = SqliteSql::open(&db_path)
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", db_path.display()))?;
     let applied = udc_core::migrations::apply(&sql, SystemClock.now_ms())

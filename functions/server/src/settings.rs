@@ -77,9 +77,10 @@ pub fn load(data_dir: &Path, config_file: Option<&Path>, public_url: &str) -> Re
     };
     let file_has_secrets = SECRETS.iter().all(|k| file_values.contains_key(*k));
     if !env_has_secrets && !file_has_secrets {
-        values.extend(ensure_generated(&data_dir.join("secrets.env"), || {
-            Config::generate_secrets(&OsRandom).map_err(anyhow::Error::msg)
-        })?);
+        values.extend(ensure_generated(
+            &data_dir.join(crate::backup::SECRETS),
+            || Config::generate_secrets(&OsRandom).map_err(anyhow::Error::msg),
+        )?);
     }
     values.extend(file_values);
     values.extend(std::env::vars().filter(|(k, _)| k.starts_with("UDC_")));
