@@ -65,7 +65,7 @@ conformance_on udc-server start_server "$BIN/debug/udc-server"
 # Faults and backups: each test runs its own udc-server (killed mid-request, on a disk that
 # fills, with a store it cannot reach, backed up and restored).
 step "faults and backups: udc-server killed mid-request, on a full disk, without its store; backed up under writes and restored"
-UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults --test backup
+UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults --test backup --test stopping
 
 # Requests generated from the contract (valid and invalid, deterministic, so every run sends the
 # same ones) as a signed-in device: no answer may be a 5xx or outside the schema, and no request

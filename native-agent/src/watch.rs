@@ -120,8 +120,14 @@ pub async fn connect(
 
 /// After the socket closed: stop when the device's access was revoked, else wait to reconnect.
 pub async fn after_close(closed: Option<(Option<u16>, String)>, attempt: &mut u32) -> Result<()> {
-    if let Some((Some(close::REVOKED), reason)) = &closed {
-        bail!("this device's access was revoked ({reason})");
+    match &closed {
+        Some((Some(close::REVOKED), reason)) => {
+            bail!("this device's access was revoked ({reason})")
+        }
+        // A server restarting says so: the next one is expected at once, whatever came before
+        // (the first wait is still jittered, so its devices do not all arrive together).
+        Some((Some(close::RESTARTING), _)) => *attempt = 0,
+        _ => {}
     }
     let wait = backoff(*attempt);
     eprintln!(

@@ -262,4 +262,6 @@ pub mod close {
     pub const REVOKED: u16 = 4001;
     /// No heartbeat within the window: reconnect.
     pub const HEARTBEAT_TIMEOUT: u16 = 4008;
+    /// The server is restarting (WebSocket's "service restart"): reconnect at once, resuming.
+    pub const RESTARTING: u16 = 1012;
 }

@@ -9,6 +9,7 @@ mod ports;
 mod protocol_errors;
 mod settings;
 mod sqlite;
+mod stopping;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use crate::http_client::ServerHttp;
 use crate::hub::{Outgoing, ServerHub};
 use crate::ports::ServerPorts;
 use crate::sqlite::SqliteSql;
+use crate::stopping::Stopping;
 
 /// Bodies larger than this are cut off here; core answers 413 for anything over its own limit.
 const READ_LIMIT: usize = 1024 * 1024;
@@ -86,6 +88,9 @@ struct Server {
     core: App,
     /// The embedded object store, unless an external one is configured.
     store: Option<EmbeddedStore>,
+    /// Stopping: every socket closes with 1012, so its device reconnects (to the next server)
+    /// at once and resumes where it was.
+    stopping: Stopping,
 }
 
 /// Runs core on a blocking thread: core's futures are not Send (they are single-threaded on the
@@ -185,7 +190,8 @@ async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response
     };
     if parts.uri.path() == "/realtime" {
         if let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &core).await {
-            return realtime(core, ws, Request::from_parts(parts, Vec::new()), ctx).await;
+            let req = Request::from_parts(parts, Vec::new());
+            return realtime(core, ws, req, ctx, server.stopping).await;
         }
     }
     let bytes = match axum::body::to_bytes(body, READ_LIMIT).await {
@@ -211,6 +217,7 @@ async fn realtime(
     ws: WebSocketUpgrade,
     req: Request<Vec<u8>>,
     ctx: RequestContext,
+    stopping: Stopping,
 ) -> Response<Body> {
     let grant = run_inline(core.authorize_realtime(&req, ctx));
     let grant = match grant {
@@ -224,10 +231,15 @@ async fn realtime(
     ws.max_message_size(udc_hub::protocol::MAX_FRAME_BYTES * 2)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| serve_socket(hub, socket, grant))
+        .on_upgrade(move |socket| serve_socket(hub, socket, grant, stopping))
 }
 
-async fn serve_socket(hub: Arc<ServerHub>, socket: WebSocket, grant: udc_core::RealtimeGrant) {
+async fn serve_socket(
+    hub: Arc<ServerHub>,
+    socket: WebSocket,
+    grant: udc_core::RealtimeGrant,
+    mut stopping: Stopping,
+) {
     let (mut sink, mut stream) = socket.split();
     let (conn, mut outbox) = match hub.connect(&grant) {
         Ok(c) => c,
@@ -238,6 +250,11 @@ async fn serve_socket(hub: Arc<ServerHub>, socket: WebSocket, grant: udc_core::R
     };
     loop {
         tokio::select! {
+            _ = stopping.stopped() => {
+                let bye = CloseFrame { code: udc_hub::protocol::close::RESTARTING, reason: "udc-server is restarting".into() };
+                let _ = sink.send(Message::Close(Some(bye))).await;
+                break;
+            }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     if let Err(e) = hub.frame(conn, text.as_str()) {
@@ -374,23 +391,33 @@ async fn main() -> Result<()> {
             }
         }
     });
-    let app = Router::new()
-        .fallback(handle)
-        .with_state(Server { core, store });
+    let (stopper, stopping) = stopping::on_signal();
+    let app = Router::new().fallback(handle).with_state(Server {
+        core,
+        store,
+        stopping,
+    });
     println!(
         "udc-server listening on http://{addr} (data in {})",
         data_dir.display()
     );
     // `tap_io` changes nothing: it is how axum hands a wrapped listener's peer address to
     // `ConnectInfo`.
-    axum::serve(
+    let serving = axum::serve(
         protocol_errors::GuardedListener(listener).tap_io(|_| {}),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    .with_graceful_shutdown(stopper.stopped());
+    let grace = async {
+        stopper.stopped().await;
+        tokio::time::sleep(stopping::GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = grace => eprintln!("udc-server: requests still running after {:?}; stopping anyway", stopping::GRACE),
+    }
+    stopper.sockets_closed().await;
+    eprintln!("udc-server: stopped");
     Ok(())
 }
 
