@@ -28,6 +28,8 @@ command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 # scripts/bench.sh: requests per second under load.
 command -v wrk >/dev/null || apt_missing+=(wrk)
+# deploy/udc-server.service is checked by systemd's own verifier.
+command -v systemd-analyze >/dev/null || apt_missing+=(systemd)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "apt-get install ${apt_missing[*]}"
