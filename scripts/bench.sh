@@ -11,7 +11,7 @@
 # bytes, time to interactive, sign-in (KDF in wasm) against the native KDF, and a file (1 GiB)
 # sent from the page against the agent, with the browser's peak memory (udc-web-bench); on
 # udc-server, requests per second under load (wrk -c32: /health against an authenticated
-# GET /devices) and clipboard storms (udc-storm-bench: one account of 501 devices with open
+# GET /devices; GET /devices with JSON logs and metrics on against off) and clipboard storms (udc-storm-bench: one account of 501 devices with open
 # sockets, 20 posts/s for 60 s; 200 accounts of 2 devices, each device posting once a second:
 # answer and delivery times, deliveries lost, sockets closed).
 # Usage: scripts/bench.sh [--rounds N]
@@ -48,6 +48,34 @@ for path in /health /devices; do
   echo "wrk -c32 10 s GET $path: $(wrk -t2 -c32 -d10s --latency -H "Authorization: Bearer $token" "$UDC_BASE_URL$path" \
     | awk '/Requests\/sec/ { rps = $2 } / 99%/ { p99 = $2 } END { print rps " req/s, p99 " p99 }')"
 done
+stop_hosts
+
+# What operating it costs: authenticated GET /devices with JSON request logs (to a file, as in
+# production) and metrics on, against both off; same binary, alternating rounds.
+devices_under_load() { # VAR=value settings for udc-server; prints "req/s p50_ms"
+  (
+    export "$@"
+    start_server "$BIN/release/udc-server" >/dev/null
+    token=$("$BIN/release/udc-fuzz-token")
+    wrk -t2 -c32 -d10s --latency -H "Authorization: Bearer $token" "$UDC_BASE_URL/devices" \
+      | awk '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2; sub(/ms/, "", p50); if ($2 ~ /us$/) { sub(/us/, "", p50); p50 /= 1000 } } END { print rps, p50 }'
+    stop_hosts
+  )
+}
+# Ten-second runs here vary by 15 % between runs of one setting: five rounds, and the medians.
+ratios=()
+for round in 1 2 3 4 5; do
+  read -r off_rps off_p50 <<<"$(devices_under_load UDC_LOG=off)"
+  read -r on_rps on_p50 <<<"$(devices_under_load UDC_LOG=info UDC_LOG_FORMAT=json "UDC_METRICS_LISTEN=127.0.0.1:$(free_port)")"
+  ratios+=("$(awk -v a="$off_rps" -v b="$on_rps" -v c="$off_p50" -v d="$on_p50" 'BEGIN { print b / a, d / c }')")
+  echo "GET /devices, round $round: logs+metrics off $off_rps req/s p50 $off_p50 ms; on $on_rps req/s p50 $on_p50 ms"
+done
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "GET /devices with JSON logs and metrics on / off, medians of ${#ratios[@]} rounds:" \
+  "$(printf '%s\n' "${ratios[@]}" | cut -d' ' -f1 | median) req/s," \
+  "$(printf '%s\n' "${ratios[@]}" | cut -d' ' -f2 | median) p50"
+
+start_server "$BIN/release/udc-server"
 "$BIN/release/udc-storm-bench" --devices 501 --posts-per-sec 20 --seconds 60
 "$BIN/release/udc-storm-bench" --accounts 200 --devices 2 --posts-per-sec 2 --seconds 60
 "$BIN/release/udc-remote-bench"

@@ -49,7 +49,7 @@ start_server() { # binary
   local bin=$1 port log
   port=$(free_port)
   log="$UDC_RUN_DIR/udc-server.log"
-  UDC_TEST_MODE=1 setsid "$bin" --listen "127.0.0.1:$port" --data-dir "$UDC_RUN_DIR/server-data" >"$log" 2>&1 &
+  UDC_TEST_MODE=1 setsid "$bin" --listen "127.0.0.1:$port" --data-dir "$UDC_RUN_DIR/server-data" >>"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
   export UDC_BASE_URL="http://127.0.0.1:$port" UDC_TEST_STATE_DIR="$UDC_RUN_DIR/server-data"
   wait_healthy "$UDC_BASE_URL" "$log"

@@ -42,6 +42,20 @@ wasm-bindgen --target nodejs --out-dir "$UDC_RUN_DIR/udc-client-node" \
 UDC_CLIENT_WASM_PKG="$UDC_RUN_DIR/udc-client-node" cargo nextest run -p udc-client --run-ignored only
 
 export UDC_AGENT_BIN="$BIN/debug/udc-agent"
+# Every token, ticket and key the suite's clients send or receive (conformance/src/secrets_seen.rs).
+export UDC_SECRETS_SEEN="$UDC_RUN_DIR/secrets-seen.txt"
+
+# No log a host wrote may hold one of them.
+no_secrets_in_logs() {
+  if [ ! -s "$UDC_SECRETS_SEEN" ]; then
+    echo "no secret was recorded: the log check would pass for nothing"; exit 1
+  fi
+  sort -u -o "$UDC_SECRETS_SEEN" "$UDC_SECRETS_SEEN"
+  if grep -F -l -f "$UDC_SECRETS_SEEN" "$UDC_RUN_DIR"/*.log; then
+    echo "a token or key the suite used is in the logs above"; exit 1
+  fi
+  echo "no log holds any of the $(wc -l < "$UDC_SECRETS_SEEN") secrets the suite used"
+}
 
 # A host: the suite, then the restart check (a new process on the same storage).
 # SUITE_FILTER (a nextest filter expression) leaves out what a host cannot do.
@@ -59,13 +73,36 @@ conformance_on() { # name, then the command that starts the host
   "$@"
   UDC_RESTART_PHASE=after cargo nextest run -p udc-conformance --test restart "${filter[@]}"
   stop_hosts
+  requests_logged "$name"
+  no_secrets_in_logs
+}
+
+# The host wrote a JSON line per request (core's access_log), its route a template.
+requests_logged() { # host name
+  local logs
+  case $1 in
+    udc-server) logs=("$UDC_RUN_DIR/udc-server.log") ;;
+    wrangler-dev) logs=("$UDC_RUN_DIR"/wrangler-*.log) ;;
+    spin) logs=("$UDC_RUN_DIR"/spin-*.log) ;;
+  esac
+  if ! grep -q '"route":"/devices/{id}"' "${logs[@]}"; then
+    echo "$1 logged no request line (in ${logs[*]})"; exit 1
+  fi
+  echo "$1 logged its requests: $(grep -c '"request_id":' "${logs[@]}" | awk -F: '{ n += $NF } END { print n }') lines"
 }
 
 conformance_on udc-server start_server "$BIN/debug/udc-server"
 # Faults and backups: each test runs its own udc-server (killed mid-request, on a disk that
 # fills, with a store it cannot reach, backed up and restored).
 step "faults and backups: udc-server killed mid-request, on a full disk, without its store; backed up under writes and restored"
-UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults --test backup --test stopping
+UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults --test operations
+
+step "deploy: deploy/udc-server.service passes systemd's verifier (no warning either)"
+mkdir -p "$UDC_RUN_DIR/unit"
+sed "s|^ExecStart=/usr/local/bin/udc-server|ExecStart=$BIN/debug/udc-server|" \
+  deploy/udc-server.service > "$UDC_RUN_DIR/unit/udc-server.service"
+unit_said=$(systemd-analyze verify "$UDC_RUN_DIR/unit/udc-server.service" 2>&1) || true
+if [ -n "$unit_said" ]; then echo "$unit_said"; exit 1; fi
 
 # Requests generated from the contract (valid and invalid, deterministic, so every run sends the
 # same ones) as a signed-in device: no answer may be a 5xx or outside the schema, and no request

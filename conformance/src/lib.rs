@@ -8,6 +8,7 @@ pub mod desktop;
 pub mod openapi;
 pub mod own_server;
 pub mod passkey;
+pub mod secrets_seen;
 
 use std::sync::Arc;
 
@@ -104,6 +105,9 @@ pub fn client() -> Client {
         .with_header(IP_HEADER, &unique_ip())
         .with_observer(Arc::new(|sent: &Sent, resp: &RawResponse| {
             // Not udc's answer; `Account::raw` sends such a request again.
+            let mut seen = vec![&resp.body];
+            seen.extend(sent.body);
+            secrets_seen::record(&seen);
             if !dropped_by_dev_proxy(resp) {
                 openapi::check_exchange(sent, resp.status.as_u16(), &resp.body)
             }

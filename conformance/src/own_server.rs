@@ -56,8 +56,19 @@ pub async fn wait_until(what: &str, url: &str, ok: impl Fn(StatusCode) -> bool) 
 /// udc-server in test mode on `data` (its log beside it, `data.log`), with the S3 store on
 /// `store_port` as its object store, or (None) its embedded one.
 pub async fn start_server(data: &Path, port: u16, store_port: Option<u16>) -> Proc {
+    start_server_with(data, port, store_port, &[]).await
+}
+
+/// `start_server` with settings of its own (`UDC_*` variables).
+pub async fn start_server_with(
+    data: &Path,
+    port: u16,
+    store_port: Option<u16>,
+    settings: &[(&str, &str)],
+) -> Proc {
     let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
     let mut command = Command::new(bin);
+    command.envs(settings.iter().copied());
     command
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -86,4 +97,21 @@ pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("udc-own-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The first line of the server's log (`data.log`) that holds `needle`, waited for: the server
+/// writes its log on a thread of its own, a moment after it answered.
+pub async fn log_line_with(data: &Path, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+            return line.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no line of the log holds {needle}:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -628,11 +628,7 @@ async fn a_server_whose_store_cannot_be_reached_is_alive_but_not_ready() {
     );
     assert_eq!(get("/health").await.unwrap().status(), StatusCode::OK);
 
-    let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.contains("ready-check-1"))
-        .unwrap_or_else(|| panic!("no log line names the request:\n{log}"));
+    let line = log_line_with(&data_dir, "ready-check-1").await;
     assert!(line.contains("object store"), "{line}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -9,12 +9,14 @@ mod hub;
 /// The account hub's Durable Object class, exported from this Worker (see wrangler.toml).
 pub use udc_hub::durable_object::UserHub;
 
+use udc_core::access_log::RequestLine;
 use udc_core::{
     error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
     RequestContext, RequestId,
 };
 use worker::{
-    event, Context, Env, Headers, Request, Response, Result, ScheduleContext, ScheduledEvent,
+    event, AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Context, Env, Headers, Request,
+    Response, Result, ScheduleContext, ScheduledEvent,
 };
 
 use crate::d1::D1Sql;
@@ -78,9 +80,74 @@ async fn to_http(mut req: Request) -> Result<http::Request<Vec<u8>>> {
         .map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-fn from_http(resp: http::Response<Vec<u8>>, id: &RequestId) -> Result<Response> {
-    let (parts, body) = request_id::stamp(resp, id).into_parts();
+/// What a request's log line needs, taken as it arrives.
+struct Started {
+    id: RequestId,
+    method: http::Method,
+    path: String,
+    at_ms: i64,
+    bytes_in: u64,
+    /// The Analytics Engine dataset (`METRICS` in wrangler.toml), when bound.
+    metrics: Option<AnalyticsEngineDataset>,
+}
+
+impl Started {
+    /// The request's line on the console, as JSON: Workers Logs indexes it by field.
+    fn log<B>(&self, resp: &http::Response<B>, bytes_out: u64) {
+        let now = WorkerClock.now_ms();
+        let took = (now - self.at_ms) as f64;
+        let line = RequestLine::new(
+            now,
+            &self.id,
+            &self.method,
+            &self.path,
+            resp,
+            took,
+            self.bytes_in,
+            bytes_out,
+        );
+        worker::console_log!("{}", line.to_json());
+        if let Some(dataset) = &self.metrics {
+            // One point per request: blobs route, method, status, error; doubles duration (ms),
+            // bytes in, bytes out, status; indexed (sampled) by route.
+            let status = line.status.to_string();
+            let written = AnalyticsEngineDataPointBuilder::new()
+                .indexes([line.route.as_str()])
+                .blobs([
+                    line.route.as_str(),
+                    line.method,
+                    status.as_str(),
+                    line.error.unwrap_or(""),
+                ])
+                .doubles([
+                    line.duration_ms,
+                    line.bytes_in as f64,
+                    line.bytes_out as f64,
+                    f64::from(line.status),
+                ])
+                .write_to(dataset);
+            if let Err(e) = written {
+                worker::console_error!("udc metrics point not written: {e}");
+            }
+        }
+    }
+
+    /// The line of an answer that is not core's (the web app's files, an opened socket).
+    fn log_status(&self, status: u16) {
+        let resp = http::Response::builder()
+            .status(status)
+            .body(())
+            .unwrap_or_default();
+        self.log(&resp, 0);
+    }
+}
+
+fn from_http(resp: http::Response<Vec<u8>>, at: &Started) -> Result<Response> {
+    let resp = request_id::stamp(resp, &at.id);
+    at.log(&resp, resp.body().len() as u64);
+    let (parts, body) = resp.into_parts();
     if let Some(InternalDetail(detail)) = parts.extensions.get::<InternalDetail>() {
+        let id = &at.id;
         worker::console_error!("udc internal error (request {id}): {detail}");
     }
     let headers = Headers::new();
@@ -147,25 +214,35 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let header = |name| req.headers().get(name).ok().flatten();
-    let id = RequestId::pick(
-        header(request_id::HEADER).as_deref(),
-        header("cf-ray").as_deref(),
-    );
-    match serve(req, env, &id).await {
+    let at = Started {
+        id: RequestId::pick(
+            header(request_id::HEADER).as_deref(),
+            header("cf-ray").as_deref(),
+        ),
+        method: http_method(&req),
+        path: req.path(),
+        at_ms: WorkerClock.now_ms(),
+        bytes_in: header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        metrics: env.analytics_engine("METRICS").ok(),
+    };
+    match serve(req, env, &at).await {
         Ok(resp) => Ok(resp),
         // What failed on the way (reading the request, a binding) still answers in the API's
         // error shape, not workerd's bare 500.
         Err(e) => {
+            let id = &at.id;
             worker::console_error!("udc request {id} failed: {e}");
             from_http(
                 error_response(&ApiError::internal("the request failed")),
-                &id,
+                &at,
             )
         }
     }
 }
 
-async fn serve(req: Request, env: Env, id: &RequestId) -> Result<Response> {
+async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
     let ctx = RequestContext {
         client_ip: req.headers().get("cf-connecting-ip")?,
     };
@@ -173,11 +250,11 @@ async fn serve(req: Request, env: Env, id: &RequestId) -> Result<Response> {
         Ok(c) => c,
         Err(missing) => {
             worker::console_error!("udc is misconfigured: {missing}");
-            return from_http(error_response(&ApiError::internal(missing)), id);
+            return from_http(error_response(&ApiError::internal(missing)), at);
         }
     };
     if udc_core::app_shell::is_app_request(&http_method(&req), &req.path()) {
-        return web_app(&env, &config, req, id).await;
+        return web_app(&env, &config, req, at).await;
     }
     let core = core(&env, config)?;
     let upgrade = req
@@ -187,9 +264,9 @@ async fn serve(req: Request, env: Env, id: &RequestId) -> Result<Response> {
     let is_realtime = req.path() == "/realtime";
     let req = to_http(req).await?;
     if is_realtime && upgrade {
-        return realtime(&core, req, ctx, id).await;
+        return realtime(&core, req, ctx, at).await;
     }
-    from_http(core.handle(req, ctx).await, id)
+    from_http(core.handle(req, ctx).await, at)
 }
 
 fn http_method(req: &Request) -> http::Method {
@@ -204,7 +281,7 @@ fn raw_method(req: &Request) -> String {
 
 /// The web app, from Workers Static Assets (`[assets]` in wrangler.toml: unknown paths get the
 /// app's page), with the deployment's security headers and cache rule from core.
-async fn web_app(env: &Env, config: &Config, req: Request, id: &RequestId) -> Result<Response> {
+async fn web_app(env: &Env, config: &Config, req: Request, at: &Started) -> Result<Response> {
     let path = req.path();
     // A deployment without the assets binding (or a failing fetch) answers in the API's error
     // shape, not workerd's bare 500.
@@ -218,7 +295,7 @@ async fn web_app(env: &Env, config: &Config, req: Request, id: &RequestId) -> Re
             worker::console_error!("udc web app assets: {e}");
             return from_http(
                 error_response(&ApiError::internal("the web app's files are unavailable")),
-                id,
+                at,
             );
         }
     };
@@ -229,7 +306,7 @@ async fn web_app(env: &Env, config: &Config, req: Request, id: &RequestId) -> Re
     if path.starts_with("/assets/") && is_page {
         // A stale page asking for an old build's script gets a 404, not the app's HTML (as
         // udc-server and Spin answer).
-        return from_http(error_response(&ApiError::not_found("asset")), id);
+        return from_http(error_response(&ApiError::not_found("asset")), at);
     }
     let headers = Headers::new();
     for (name, value) in resp.headers().entries() {
@@ -239,7 +316,8 @@ async fn web_app(env: &Env, config: &Config, req: Request, id: &RequestId) -> Re
         headers.set(name, &value)?;
     }
     headers.set("cache-control", udc_core::app_shell::cache_control(&path))?;
-    headers.set(request_id::HEADER, id.as_str())?;
+    headers.set(request_id::HEADER, at.id.as_str())?;
+    at.log_status(resp.status_code());
     Ok(resp.with_headers(headers))
 }
 
@@ -248,11 +326,11 @@ async fn realtime(
     core: &Core<WorkerPorts>,
     req: http::Request<Vec<u8>>,
     ctx: RequestContext,
-    id: &RequestId,
+    at: &Started,
 ) -> Result<Response> {
     let grant = match core.authorize_realtime(&req, ctx).await {
         Ok(g) => g,
-        Err(err) => return from_http(error_response(&err), id),
+        Err(err) => return from_http(error_response(&err), at),
     };
     let mut url = format!(
         "https://hub/connect?device={}&session={}",
@@ -266,9 +344,12 @@ async fn realtime(
     let mut init = worker::RequestInit::new();
     init.with_headers(headers);
     let forwarded = Request::new_with_init(&url, &init)?;
-    core.ports
+    let resp = core
+        .ports
         .hub
         .stub(&grant.user_id)?
         .fetch_with_request(forwarded)
-        .await
+        .await?;
+    at.log_status(resp.status_code());
+    Ok(resp)
 }

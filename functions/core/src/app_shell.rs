@@ -62,19 +62,26 @@ pub fn app_headers(config: &Config) -> [(&'static str, String); 5] {
     security_headers(origin.as_deref())
 }
 
+/// The paths `schema/openapi.yaml` lists, without their leading `/`, for tests that check
+/// every route.
+#[cfg(test)]
+pub(crate) fn contract_paths() -> Vec<&'static str> {
+    let paths: Vec<&str> = include_str!("../../../schema/openapi.yaml")
+        .lines()
+        .filter_map(|l| l.strip_prefix("  /"))
+        .filter_map(|l| l.strip_suffix(':'))
+        .collect();
+    assert!(paths.len() > 40, "read the contract's paths");
+    paths
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_api_path_of_the_contract_stays_the_apis() {
-        let contract = include_str!("../../../schema/openapi.yaml");
-        let paths: Vec<&str> = contract
-            .lines()
-            .filter_map(|l| l.strip_prefix("  /"))
-            .filter_map(|l| l.strip_suffix(':'))
-            .collect();
-        assert!(paths.len() > 40, "read the contract's paths");
+        let paths = contract_paths();
         for path in paths {
             let concrete = format!("/{}", path.replace('{', "x").replace('}', ""));
             assert!(

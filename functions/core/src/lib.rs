@@ -1,6 +1,7 @@
 //! udc-core: all of udc's HTTP API logic, pure. A host converts its request into an
 //! `http::Request<Vec<u8>>`, supplies the ports, and sends back the `http::Response<Vec<u8>>`.
 
+pub mod access_log;
 pub mod account;
 pub mod activity;
 pub mod app_shell;
@@ -365,17 +366,34 @@ impl<P: Ports> Core<P> {
             Ok(c) => c,
             Err(e) => return error_response(&e),
         };
+        let caller = access_log::Caller {
+            account_id: claims.sub.clone(),
+            device_id: claims.did.clone(),
+        };
+        let mut resp = self.handle_as(route, &rq, &claims, path).await;
+        resp.extensions_mut().insert(caller);
+        resp
+    }
+
+    /// A request whose access token was checked.
+    async fn handle_as(
+        &self,
+        route: Route<'_>,
+        rq: &Rq<'_>,
+        claims: &tokens::AccessClaims,
+        path: &str,
+    ) -> Response<Vec<u8>> {
         if !route.replayable(rq.method) {
-            return web::render(self.dispatch(route, &rq).await);
+            return web::render(self.dispatch(route, rq).await);
         }
         // Every change takes an Idempotency-Key: a retry with the key gets the first answer
         // and changes nothing twice. Per account and per method and path (one key on two
         // devices' paths is two requests).
         let operation = format!("{} {path}", rq.method);
-        let result = match self.claim(&rq, &claims.sub, &operation).await {
+        let result = match self.claim(rq, &claims.sub, &operation).await {
             Ok(idempotency::Claimed::Replay(reply)) => Ok(reply),
             Ok(idempotency::Claimed::Run(claim)) => {
-                let result = self.dispatch(route, &rq).await;
+                let result = self.dispatch(route, rq).await;
                 self.settle(claim, result).await
             }
             Err(e) => Err(e),

@@ -159,6 +159,8 @@ pub fn error_response(err: &ApiError) -> Response<Vec<u8>> {
     if let Some(detail) = &err.internal {
         resp.extensions_mut().insert(InternalDetail(detail.clone()));
     }
+    resp.extensions_mut()
+        .insert(crate::access_log::ErrorCode(err.code));
     resp
 }
 

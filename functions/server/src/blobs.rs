@@ -305,7 +305,7 @@ impl EmbeddedStore {
         let resp = match self.service.call(req).await {
             Ok(resp) => resp.map(Body::new),
             Err(e) => {
-                eprintln!("udc-server: store: {e:?}");
+                tracing::error!(error = ?e, "embedded store failed");
                 let mut resp = Response::new(Body::empty());
                 *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 resp

@@ -13,6 +13,8 @@ use udc_hub::{
 };
 use udc_sql::{Row, SqlError, Value};
 
+use crate::metrics::{HubCounts, METRICS};
+
 /// What a socket task is told to do.
 #[derive(Debug)]
 pub enum Outgoing {
@@ -135,6 +137,7 @@ impl ServerHub {
                     if let Some(s) = state.sockets.get(&conn) {
                         // A socket whose task has ended is cleaned up by its own close.
                         let _ = s.outbox.send(Outgoing::Text(text));
+                        METRICS.frame_sent();
                     }
                 }
                 Output::Close(conn, code, reason) => {
@@ -155,6 +158,15 @@ impl ServerHub {
             state.alarms.remove(user_id);
         }
         Ok(value)
+    }
+
+    /// Open sockets, and accounts whose machine is in memory (those with sockets).
+    pub fn counts(&self) -> HubCounts {
+        let state = self.state();
+        HubCounts {
+            sockets: state.sockets.len(),
+            hubs: state.hubs.len(),
+        }
     }
 
     pub fn connect(
@@ -222,7 +234,7 @@ impl ServerHub {
             .collect();
         for user in due {
             if let Err(e) = self.with_hub(&user, |hub| Ok(((), hub.alarm(now)?))) {
-                eprintln!("udc-server: hub alarm for {user}: {e}");
+                tracing::error!(account_id = user.as_str(), error = %e, "hub alarm failed");
             }
         }
     }
@@ -237,8 +249,12 @@ impl udc_core::Hub for ServerHub {
     async fn logged(&self, user_id: &str, count: usize) -> Result<(), HubError> {
         let now = SystemClock.now_ms();
         if self.state().hubs.contains_key(user_id) {
-            return self.with_hub(user_id, |hub| Ok(((), hub.logged(count as u64, now)?)));
+            let started = std::time::Instant::now();
+            let done = self.with_hub(user_id, |hub| Ok(((), hub.logged(count as u64, now)?)));
+            METRICS.events_logged(count, started.elapsed());
+            return done;
         }
+        METRICS.events_logged(count, std::time::Duration::ZERO);
         // No machine, no sockets to send to (its devices replay); the log may need pruning.
         self.machine(user_id)
             .retain(count as u64, now)

@@ -5,6 +5,8 @@ mod backup;
 mod blobs;
 mod http_client;
 mod hub;
+mod logging;
+mod metrics;
 mod ports;
 mod protocol_errors;
 mod settings;
@@ -35,6 +37,7 @@ use crate::hub::{Outgoing, ServerHub};
 use crate::ports::ServerPorts;
 use crate::sqlite::SqliteSql;
 use crate::stopping::Stopping;
+use udc_core::access_log::RequestLine;
 
 /// Bodies larger than this are cut off here; core answers 413 for anything over its own limit.
 const READ_LIMIT: usize = 1024 * 1024;
@@ -59,6 +62,14 @@ struct Args {
     /// URLs of the embedded store are signed for this host.
     #[arg(long, env = "UDC_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a listener of their own, never the
+    /// public port; off unless given). Keep it on a private address.
+    #[arg(long, env = "UDC_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as JSON objects or for a person to read (default: JSON unless stderr is a
+    /// terminal). `UDC_LOG` filters them like RUST_LOG (default `info`).
+    #[arg(long, env = "UDC_LOG_FORMAT", value_enum)]
+    log_format: Option<logging::Format>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -125,12 +136,78 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
+    let started = std::time::Instant::now();
     let id = RequestId::of(req.headers(), None);
-    let resp = answer(server, peer, req).await;
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let bytes_in = content_length(req.headers()).unwrap_or(0);
+    let resp = answer(server, peer, req, &id).await;
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
-        eprintln!("udc-server: internal error (request {id}): {detail}");
+        tracing::error!(
+            request_id = id.as_str(),
+            detail = detail.as_str(),
+            "internal error"
+        );
     }
-    stamped(resp, &id).await
+    let resp = stamped(resp, &id).await;
+    let bytes_out = content_length(resp.headers())
+        .or_else(|| axum::body::HttpBody::size_hint(resp.body()).exact())
+        .unwrap_or(0);
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    let mut line = RequestLine::new(
+        SystemClock.now_ms(),
+        &id,
+        &method,
+        &path,
+        &resp,
+        took,
+        bytes_in,
+        bytes_out,
+    );
+    if EmbeddedStore::serves(&path) {
+        line.route = "store".to_owned();
+    }
+    logging::request(&line);
+    metrics::METRICS.request(&line);
+    resp
+}
+
+/// The metrics listener: `GET /metrics` and nothing else.
+async fn serve_metrics(addr: SocketAddr, hub: Arc<ServerHub>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics listener {addr}"))?;
+    metrics::METRICS.turn_on();
+    tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
+    let app = Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let hub = hub.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics::METRICS.render(hub.counts()),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The request's id on its answer. An error is one of core's small JSON bodies, whole in
@@ -148,7 +225,12 @@ async fn stamped(mut resp: Response<Body>, id: &RequestId) -> Response<Body> {
     request_id::stamp(Response::from_parts(parts, body), id).map(Body::from)
 }
 
-async fn answer(server: Server, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
+async fn answer(
+    server: Server,
+    peer: SocketAddr,
+    req: Request<Body>,
+    id: &RequestId,
+) -> Response<Body> {
     // The stand-in for a request head hyper would have refused with an empty answer.
     if let Some(refused) = protocol_errors::refusal(req.headers()) {
         return closing(error_response(&refused).map(Body::from));
@@ -157,7 +239,7 @@ async fn answer(server: Server, peer: SocketAddr, req: Request<Body>) -> Respons
     // one that is not upgraded after all must not carry another request.
     let upgrade =
         req.headers().contains_key(http::header::UPGRADE) || req.method() == http::Method::CONNECT;
-    let resp = route(server, peer, req).await;
+    let resp = route(server, peer, req, id).await;
     if upgrade && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         return closing(resp);
     }
@@ -172,7 +254,12 @@ fn closing(mut resp: Response<Body>) -> Response<Body> {
     resp
 }
 
-async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
+async fn route(
+    server: Server,
+    peer: SocketAddr,
+    req: Request<Body>,
+    id: &RequestId,
+) -> Response<Body> {
     if let Some(store) = &server.store {
         if EmbeddedStore::serves(req.uri().path()) {
             return store.handle(req).await;
@@ -191,7 +278,7 @@ async fn route(server: Server, peer: SocketAddr, req: Request<Body>) -> Response
     if parts.uri.path() == "/realtime" {
         if let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &core).await {
             let req = Request::from_parts(parts, Vec::new());
-            return realtime(core, ws, req, ctx, server.stopping).await;
+            return realtime(core, ws, req, ctx, (id.clone(), server.stopping)).await;
         }
     }
     let bytes = match axum::body::to_bytes(body, READ_LIMIT).await {
@@ -217,7 +304,7 @@ async fn realtime(
     ws: WebSocketUpgrade,
     req: Request<Vec<u8>>,
     ctx: RequestContext,
-    stopping: Stopping,
+    (id, stopping): (RequestId, Stopping),
 ) -> Response<Body> {
     let grant = run_inline(core.authorize_realtime(&req, ctx));
     let grant = match grant {
@@ -231,63 +318,79 @@ async fn realtime(
     ws.max_message_size(udc_hub::protocol::MAX_FRAME_BYTES * 2)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| serve_socket(hub, socket, grant, stopping))
+        .on_upgrade(move |socket| serve_socket(hub, socket, grant, id, stopping))
 }
+
+/// The close code logged for a socket that ended without a close frame (WebSocket's 1006).
+const GONE: u16 = 1006;
 
 async fn serve_socket(
     hub: Arc<ServerHub>,
     socket: WebSocket,
     grant: udc_core::RealtimeGrant,
+    id: RequestId,
     mut stopping: Stopping,
 ) {
     let (mut sink, mut stream) = socket.split();
     let (conn, mut outbox) = match hub.connect(&grant) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("udc-server: hub connect: {e}");
+            tracing::error!(request_id = id.as_str(), account_id = grant.user_id.as_str(), error = %e, "socket refused by the hub");
             return;
         }
     };
-    loop {
+    let (account_id, device_id) = (grant.user_id.as_str(), grant.device_id.as_str());
+    let request_id = id.as_str();
+    tracing::info!(request_id, account_id, device_id, "socket open");
+    let closed: u16 = loop {
         tokio::select! {
             _ = stopping.stopped() => {
                 let bye = CloseFrame { code: udc_hub::protocol::close::RESTARTING, reason: "udc-server is restarting".into() };
                 let _ = sink.send(Message::Close(Some(bye))).await;
-                break;
+                break udc_hub::protocol::close::RESTARTING;
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     if let Err(e) = hub.frame(conn, text.as_str()) {
-                        eprintln!("udc-server: hub frame: {e}");
+                        tracing::error!(request_id, account_id, error = %e, "hub frame failed");
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let err = udc_hub::HubFrame::error("malformed_frame", "frames are JSON text").to_text();
-                    if sink.send(Message::Text(err.into())).await.is_err() { break; }
+                    if sink.send(Message::Text(err.into())).await.is_err() { break GONE; }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(frame))) => break frame.map_or(GONE, |f| f.code),
+                Some(Err(_)) | None => break GONE,
             },
             out = outbox.recv() => match out {
                 Some(Outgoing::Text(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() { break; }
+                    if sink.send(Message::Text(text.into())).await.is_err() { break GONE; }
                 }
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
+                    break code;
                 }
-                None => break,
+                None => break GONE,
             },
         }
-    }
+    };
+    tracing::info!(
+        request_id,
+        account_id,
+        device_id,
+        code = closed,
+        "socket closed"
+    );
     if let Err(e) = hub.closed(conn, &grant.user_id) {
-        eprintln!("udc-server: hub close: {e}");
+        tracing::error!(request_id, account_id, error = %e, "hub close failed");
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    let _log = logging::init(args.log_format);
     if let Some(Command::GenSecrets) = args.command {
         return settings::print_new_secrets();
     }
@@ -330,7 +433,7 @@ async fn main() -> Result<()> {
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| {
         if addr.ip().is_unspecified() {
-            eprintln!("udc-server: listening on every address; pass --public-url with the address devices use, or file URLs will name 127.0.0.1");
+            tracing::warn!("listening on every address; pass --public-url with the address devices use, or file URLs will name 127.0.0.1");
             format!("http://127.0.0.1:{}", addr.port())
         } else {
             format!("http://{addr}")
@@ -355,12 +458,10 @@ async fn main() -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("migrating {}: {e}", db_path.display()))?;
     if !applied.is_empty() {
-        eprintln!("udc-server: applied migrations {}", applied.join(", "));
+        tracing::info!(migrations = applied.join(", "), "applied migrations");
     }
     if config.test_mode {
-        eprintln!(
-            "udc-server: TEST MODE: clients may move the clock; never use this in production"
-        );
+        tracing::warn!("TEST MODE: clients may move the clock; never use this in production");
     }
     let hub =
         Arc::new(ServerHub::open(&db_path).map_err(|e| anyhow::anyhow!("opening the hub: {e}"))?);
@@ -383,14 +484,22 @@ async fn main() -> Result<()> {
                 pollster::block_on(c.maintenance(SystemClock.now_ms()))
             })
             .await;
-            if let Some(Err(e)) = swept {
-                eprintln!(
-                    "udc-server: maintenance: {}",
-                    e.internal.unwrap_or(e.message)
-                );
+            match swept {
+                Some(Ok(swept)) => {
+                    tracing::info!(job = "maintenance", swept = ?swept, "scheduled job done")
+                }
+                Some(Err(e)) => tracing::error!(
+                    job = "maintenance",
+                    error = e.internal.unwrap_or(e.message),
+                    "scheduled job failed"
+                ),
+                None => tracing::error!(job = "maintenance", "scheduled job panicked"),
             }
         }
     });
+    if let Some(addr) = args.metrics_listen {
+        serve_metrics(addr, core.ports.hub.clone()).await?;
+    }
     let (stopper, stopping) = stopping::on_signal();
     let app = Router::new().fallback(handle).with_state(Server {
         core,
@@ -414,10 +523,10 @@ async fn main() -> Result<()> {
     };
     tokio::select! {
         served = serving => served?,
-        () = grace => eprintln!("udc-server: requests still running after {:?}; stopping anyway", stopping::GRACE),
+        () = grace => tracing::warn!("requests still running after {:?}; stopping anyway", stopping::GRACE),
     }
     stopper.sockets_closed().await;
-    eprintln!("udc-server: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -48,7 +48,7 @@ fn ensure_generated(
             .open(path)
             .with_context(|| format!("creating {}", path.display()))?;
         file.write_all(text.as_bytes())?;
-        eprintln!("udc-server: generated {}", path.display());
+        tracing::info!(path = %path.display(), "generated local secrets");
     }
     Ok(parse_kv(&fs::read_to_string(path)?))
 }

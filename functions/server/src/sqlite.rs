@@ -3,10 +3,13 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 use udc_core::{Row, Sql, SqlError, Stmt};
 use udc_sql::rusqlite as rusqlite_exec;
+
+use crate::metrics::METRICS;
 
 pub struct SqliteSql {
     /// Every change goes through this one connection: SQLite takes one writer at a time anyway.
@@ -80,16 +83,29 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 
 impl Sql for SqliteSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        let started = Instant::now();
         // A query that writes (an upsert with RETURNING) goes to the writer; SQLite says which.
         let reader = self.reader();
-        if rusqlite_exec::reads_only(&reader, stmt.sql)? {
-            return rusqlite_exec::rows(&reader, stmt.sql, &stmt.params);
-        }
-        drop(reader);
-        self.with(|conn| rusqlite_exec::rows(conn, stmt.sql, &stmt.params))
+        let rows = if rusqlite_exec::reads_only(&reader, stmt.sql)? {
+            rusqlite_exec::rows(&reader, stmt.sql, &stmt.params)
+        } else {
+            drop(reader);
+            self.with(|conn| rusqlite_exec::rows(conn, stmt.sql, &stmt.params))
+        };
+        METRICS.database(started.elapsed());
+        rows
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        let started = Instant::now();
+        let done = self.batch_now(stmts);
+        METRICS.database(started.elapsed());
+        done
+    }
+}
+
+impl SqliteSql {
+    fn batch_now(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(err)?;
             let mut changes = Vec::with_capacity(stmts.len());

@@ -39,8 +39,8 @@ pub fn on_signal() -> (Stopper, Stopping) {
     let (open_tx, open) = mpsc::channel(1);
     tokio::spawn(async move {
         let name = signalled().await;
-        eprintln!(
-            "udc-server: {name}: stopping (requests in flight have {GRACE:?}; sockets close with 1012)"
+        tracing::info!(
+            "{name}: stopping (requests in flight have {GRACE:?}; sockets close with 1012)"
         );
         tx.send_replace(true);
         // Kept until the process ends: a receiver sees the stop, never a dropped sender.
@@ -73,7 +73,7 @@ impl Stopper {
             .await
             .is_err()
         {
-            eprintln!("udc-server: sockets still closing after {CLOSING:?}; exiting");
+            tracing::warn!("sockets still closing after {CLOSING:?}; exiting");
         }
     }
 }

@@ -7,6 +7,9 @@ mod spin_http;
 mod spin_hub;
 mod spin_sqlite;
 
+use std::io::Write;
+
+use udc_core::access_log::RequestLine;
 use udc_core::{
     error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
     RequestContext, RequestId, SystemClock,
@@ -55,12 +58,38 @@ mod entry {
 }
 
 async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Vec<u8>>> {
+    let started = std::time::Instant::now();
     let id = RequestId::of(req.headers(), None);
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let bytes_in = req.body().len() as u64;
     let resp = answer(req).await;
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
-        eprintln!("udc internal error (request {id}): {detail}");
+        let line = serde_json::json!({
+            "time": udc_core::rows::timestamp(SystemClock.now_ms()),
+            "level": "error",
+            "request_id": id.as_str(),
+            "message": "internal error",
+            "detail": detail,
+        });
+        // Never println!/eprintln!: they panic when the write fails.
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
-    Ok(request_id::stamp(resp, &id))
+    let resp = request_id::stamp(resp, &id);
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    let bytes_out = resp.body().len() as u64;
+    let line = RequestLine::new(
+        SystemClock.now_ms(),
+        &id,
+        &method,
+        &path,
+        &resp,
+        took,
+        bytes_in,
+        bytes_out,
+    );
+    // Spin keeps a component's stdout as its log.
+    let _ = writeln!(std::io::stdout(), "{}", line.to_json());
+    Ok(resp)
 }
 
 /// The answer, before the request's id is put on it.

@@ -114,7 +114,8 @@ impl Server {
             self.pre.engine(),
             State {
                 table: ResourceTable::new(),
-                wasi: WasiCtx::builder().inherit_stderr().build(),
+                // As Spin does, the component's stdout and stderr are the host's log.
+                wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
                 http: WasiHttpCtx::new(),
                 outbound: Outbound::new(self.manifest.clone()),
                 spin: SpinHost::new(self.manifest.clone(), self.data_dir.clone()),
