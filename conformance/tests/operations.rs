@@ -83,14 +83,15 @@ async fn each_request_is_one_json_line_with_its_route_template_and_no_secret() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `udc-server backup|restore DIR --data-dir DATA`: whether it worked, and what it said.
+/// `udc-server backup|restore DIR --data-dir DATA` (as the README writes it): whether it
+/// worked, and what it said.
 fn run(verb: &str, dir: &Path, data: &Path) -> (bool, String) {
     let bin = std::env::var("UDC_SERVER_BIN").expect("UDC_SERVER_BIN names the udc-server binary");
     let out = Command::new(bin)
-        .arg("--data-dir")
-        .arg(data)
         .arg(verb)
         .arg(dir)
+        .arg("--data-dir")
+        .arg(data)
         .output()
         .expect("run udc-server");
     let said = format!(

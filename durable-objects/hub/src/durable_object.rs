@@ -31,6 +31,15 @@ struct Attachment {
     conn: ConnId,
     device_id: String,
     session_id: String,
+    /// The id of the request that opened the socket, for its log lines (sockets opened before
+    /// it was kept have none).
+    #[serde(default)]
+    request_id: String,
+}
+
+/// A line of the Worker's log, JSON like its request lines (Workers Logs indexes the fields).
+fn log(fields: serde_json::Value) {
+    worker::console_log!("{fields}");
 }
 
 pub struct DoSql(SqlStorage);
@@ -182,6 +191,7 @@ impl UserHub {
             return Response::error("device and session required", 400);
         };
         let resume_after = param("resume_after").and_then(|v| v.parse::<u64>().ok());
+        let request_id = param("request_id").unwrap_or_default();
         let pair = WebSocketPair::new()?;
         let conn = self.new_conn();
         self.state
@@ -190,6 +200,7 @@ impl UserHub {
             conn,
             device_id: device_id.clone(),
             session_id: session_id.clone(),
+            request_id: request_id.clone(),
         })?;
         self.with_hub(|_| Ok(((), Vec::new())))?;
         self.sockets.borrow_mut().insert(conn, pair.server);
@@ -200,6 +211,10 @@ impl UserHub {
             ))
         })?;
         self.dispatch(out).await?;
+        log(serde_json::json!({
+            "level": "info", "message": "socket open",
+            "request_id": request_id, "device_id": device_id,
+        }));
         Response::from_websocket(pair.client)
     }
 
@@ -319,7 +334,7 @@ impl DurableObject for UserHub {
     async fn websocket_close(
         &self,
         ws: WebSocket,
-        _code: usize,
+        code: usize,
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
@@ -329,6 +344,12 @@ impl DurableObject for UserHub {
         let Some(conn) = Self::conn_of(&ws) else {
             return Ok(());
         };
+        if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+            log(serde_json::json!({
+                "level": "info", "message": "socket closed",
+                "request_id": a.request_id, "device_id": a.device_id, "code": code,
+            }));
+        }
         self.sockets.borrow_mut().remove(&conn);
         let _ = ws.close(Some(1000), Some("closed"));
         let ((), out) = self.with_hub(|hub| Ok(((), hub.closed(conn, now_ms())?)))?;

@@ -9,6 +9,7 @@ mod hub;
 /// The account hub's Durable Object class, exported from this Worker (see wrangler.toml).
 pub use udc_hub::durable_object::UserHub;
 
+use serde_json::json;
 use udc_core::access_log::RequestLine;
 use udc_core::{
     error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
@@ -127,7 +128,11 @@ impl Started {
                 ])
                 .write_to(dataset);
             if let Err(e) = written {
-                worker::console_error!("udc metrics point not written: {e}");
+                log_event(
+                    true,
+                    "metrics point not written",
+                    json!({ "error": e.to_string() }),
+                );
             }
         }
     }
@@ -142,13 +147,24 @@ impl Started {
     }
 }
 
+/// A line of the log that is no request's: JSON like those, so Workers Logs indexes it.
+fn log_event(error: bool, message: &str, mut fields: serde_json::Value) {
+    fields["level"] = if error { "error" } else { "info" }.into();
+    fields["message"] = message.into();
+    if error {
+        worker::console_error!("{fields}");
+    } else {
+        worker::console_log!("{fields}");
+    }
+}
+
 fn from_http(resp: http::Response<Vec<u8>>, at: &Started) -> Result<Response> {
     let resp = request_id::stamp(resp, &at.id);
     at.log(&resp, resp.body().len() as u64);
     let (parts, body) = resp.into_parts();
     if let Some(InternalDetail(detail)) = parts.extensions.get::<InternalDetail>() {
-        let id = &at.id;
-        worker::console_error!("udc internal error (request {id}): {detail}");
+        let fields = json!({ "request_id": at.id.as_str(), "detail": detail });
+        log_event(true, "internal error", fields);
     }
     let headers = Headers::new();
     for (name, value) in &parts.headers {
@@ -206,8 +222,16 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Err(e) => Err(e),
     };
     match result {
-        Ok(swept) => worker::console_log!("udc maintenance: {swept}"),
-        Err(e) => worker::console_error!("udc maintenance failed: {e}"),
+        Ok(swept) => log_event(
+            false,
+            "scheduled job done",
+            json!({ "job": "maintenance", "swept": swept }),
+        ),
+        Err(e) => log_event(
+            true,
+            "scheduled job failed",
+            json!({ "job": "maintenance", "error": e }),
+        ),
     }
 }
 
@@ -232,8 +256,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         // What failed on the way (reading the request, a binding) still answers in the API's
         // error shape, not workerd's bare 500.
         Err(e) => {
-            let id = &at.id;
-            worker::console_error!("udc request {id} failed: {e}");
+            let fields = json!({ "request_id": at.id.as_str(), "error": e.to_string() });
+            log_event(true, "request failed", fields);
             from_http(
                 error_response(&ApiError::internal("the request failed")),
                 &at,
@@ -249,7 +273,7 @@ async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
     let config = match config(&env) {
         Ok(c) => c,
         Err(missing) => {
-            worker::console_error!("udc is misconfigured: {missing}");
+            log_event(true, "misconfigured", json!({ "error": missing }));
             return from_http(error_response(&ApiError::internal(missing)), at);
         }
     };
@@ -292,7 +316,11 @@ async fn web_app(env: &Env, config: &Config, req: Request, at: &Started) -> Resu
     let resp = match fetched {
         Ok(resp) => resp,
         Err(e) => {
-            worker::console_error!("udc web app assets: {e}");
+            log_event(
+                true,
+                "web app assets unavailable",
+                json!({ "error": e.to_string() }),
+            );
             return from_http(
                 error_response(&ApiError::internal("the web app's files are unavailable")),
                 at,
@@ -333,8 +361,8 @@ async fn realtime(
         Err(err) => return from_http(error_response(&err), at),
     };
     let mut url = format!(
-        "https://hub/connect?device={}&session={}",
-        grant.device_id, grant.session_id
+        "https://hub/connect?device={}&session={}&request_id={}",
+        grant.device_id, grant.session_id, at.id
     );
     if let Some(after) = grant.resume_after {
         url.push_str(&format!("&resume_after={after}"));

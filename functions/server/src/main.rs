@@ -52,8 +52,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "UDC_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where the SQLite database and generated local secrets live.
-    #[arg(long, env = "UDC_DATA_DIR")]
+    /// Where the SQLite database and generated local secrets live (also after `backup` or
+    /// `restore`).
+    #[arg(long, env = "UDC_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// A file of KEY=VALUE settings (same names as the UDC_* environment variables).
     #[arg(long, env = "UDC_CONFIG")]
