@@ -68,12 +68,33 @@ start_seaweed() { # data_dir; sets UDC_S3_PORT
     setsid weed mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket=udc-files -webdav=false \
     -admin.ui=false -s3.port="$UDC_S3_PORT" -s3.port.iceberg=0 -s3.port.lance=0 >"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
+  local up=false vol id
   for _ in $(seq 1 120); do
     # Anonymous requests are refused (403) once it is up.
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$UDC_S3_PORT/udc-files")" = 403 ] && return 0
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$UDC_S3_PORT/udc-files")" = 403 ]; then
+      up=true
+      break
+    fi
     sleep 0.5
   done
-  echo "hosts: SeaweedFS did not start; its log:" >&2
+  # Started again on its data, its volume server tells the master (weed mini's, on 9333) about
+  # the volumes it holds a moment after the gateway answers; a read before that fails with 500
+  # ("volume id 1 not found"). Wait until each volume on disk can be found.
+  for vol in "$dir"/*.dat; do
+    [ -e "$vol" ] && $up || continue
+    id=$(basename "$vol" .dat)
+    id=${id##*_}   # collection_id.dat, or id.dat
+    up=false
+    for _ in $(seq 1 120); do
+      if curl -fs "http://127.0.0.1:9333/dir/lookup?volumeId=$id" | grep -q '"locations"'; then
+        up=true
+        break
+      fi
+      sleep 0.25
+    done
+  done
+  $up && return 0
+  echo "hosts: SeaweedFS did not start (or does not find its volumes); its log:" >&2
   cat "$log" >&2
   return 1
 }
