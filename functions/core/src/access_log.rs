@@ -22,7 +22,7 @@ pub struct ErrorCode(pub &'static str);
 pub struct RequestLine<'a> {
     pub time: String,
     pub request_id: &'a str,
-    pub method: &'a str,
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
     pub duration_ms: f64,
@@ -53,7 +53,7 @@ impl<'a> RequestLine<'a> {
         RequestLine {
             time: crate::rows::timestamp(now_ms),
             request_id: id.as_str(),
-            method: method.as_str(),
+            method: method_name(method),
             route: route_template(method, path),
             status: resp.status().as_u16(),
             duration_ms: (duration_ms * 1000.0).round() / 1000.0,
@@ -71,76 +71,10 @@ impl<'a> RequestLine<'a> {
     }
 }
 
-/// The words of the API's paths; any other segment of a known route is one of its parameters.
-const LITERALS: [&str; 64] = [
-    "health",
-    "ready",
-    "auth",
-    "prelogin",
-    "register",
-    "login",
-    "token",
-    "refresh",
-    "logout",
-    "recovery",
-    "reset",
-    "webauthn",
-    "options",
-    "account",
-    "passkeys",
-    "key",
-    "password",
-    "activity",
-    "sessions",
-    "devices",
-    "trust",
-    "events",
-    "realtime",
-    "ticket",
-    "files",
-    "upload",
-    "initiate",
-    "part",
-    "complete",
-    "shared",
-    "metadata",
-    "parts",
-    "download",
-    "confirm-download",
-    "share",
-    "restore",
-    "approval",
-    "request",
-    "pending",
-    "biometric",
-    "respond",
-    "sync",
-    "clipboard",
-    "latest",
-    "history",
-    "preferences",
-    "items",
-    "settings",
-    "policies",
-    "conflicts",
-    "resolve",
-    "resolutions",
-    "batch",
-    "handoff",
-    "take",
-    "remote",
-    "session",
-    "approve",
-    "deny",
-    "heartbeat",
-    "input",
-    "ice-servers",
-    "test",
-    "purge-files",
-];
-
 /// The route a path took, as a template: `/devices/{id}/trust`; `app` for the web app's pages
-/// and files, `unknown` for a path no route has (its text may be anything a caller sent).
+/// and files, `unknown` for a path no route has (its text may be anything a caller sent). A
+/// segment is a parameter when any other value there leads to the same route, so a route has
+/// one template whatever its parameters hold.
 pub fn route_template(method: &Method, path: &str) -> String {
     if crate::Route::find(path).is_none() {
         return if crate::app_shell::is_app_request(method, path) {
@@ -149,16 +83,44 @@ pub fn route_template(method: &Method, path: &str) -> String {
             "unknown".to_owned()
         };
     }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let mut template = String::new();
-    for segment in path.trim_end_matches('/').split('/').skip(1) {
+    for (i, segment) in segments.iter().enumerate() {
+        let mut other = segments.clone();
+        // No word of the API's paths has a space.
+        other[i] = "a b";
+        let probe = format!("/{}", other.join("/"));
+        let same = same_route(path, &probe);
         template.push('/');
-        template.push_str(if LITERALS.contains(&segment) {
-            segment
-        } else {
-            "{id}"
-        });
+        template.push_str(if same { "{id}" } else { segment });
     }
     template
+}
+
+/// Whether two paths take the same route (whatever its parameters).
+fn same_route(a: &str, b: &str) -> bool {
+    match (crate::Route::find(a), crate::Route::find(b)) {
+        (Some(a), Some(b)) => std::mem::discriminant(&a) == std::mem::discriminant(&b),
+        _ => false,
+    }
+}
+
+/// The method as logged and counted: one of HTTP's own, or `OTHER` (a caller may send any
+/// token there, of any length).
+pub fn method_name(method: &Method) -> &'static str {
+    const KNOWN: [Method; 7] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+    ];
+    KNOWN
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", |m| m.as_str())
 }
 
 #[cfg(test)]
@@ -178,6 +140,16 @@ mod tests {
             assert_eq!(route_template(&Method::POST, &filled), template);
         }
         assert_eq!(route_template(&Method::POST, "/no/such/thing"), "unknown");
+        // Parameters that happen to be words of other paths are still parameters.
+        assert_eq!(
+            route_template(&Method::DELETE, "/devices/trust/trust/files"),
+            "/devices/{id}/trust/{id}"
+        );
+        assert_eq!(
+            route_template(&Method::POST, "/devices/trust/trust"),
+            "/devices/{id}/trust"
+        );
+        assert_eq!(method_name(&Method::from_bytes(b"FOO").unwrap()), "OTHER");
         assert_eq!(route_template(&Method::GET, "/assets/index.js"), "app");
     }
 }

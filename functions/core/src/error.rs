@@ -122,7 +122,9 @@ impl From<crate::ports::HubError> for ApiError {
 impl From<crate::ports::HttpError> for ApiError {
     fn from(e: crate::ports::HttpError) -> Self {
         ApiError {
-            internal: Some(e.to_string()),
+            // The detail is logged: a client's error text may name the presigned URL it sent,
+            // whose query is a signature good for anyone until it expires.
+            internal: Some(without_queries(&e.to_string())),
             ..Self::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",
@@ -133,3 +135,38 @@ impl From<crate::ports::HttpError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `text` with the query of every URL in it cut (`?…` up to a space, quote or bracket).
+fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_query = false;
+    for c in text.chars() {
+        if c == '?' {
+            in_query = true;
+            out.push_str("?…");
+        } else if in_query && (c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ']')) {
+            in_query = false;
+        }
+        if !in_query {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_error_logs_no_signed_query() {
+        let failed = crate::ports::HttpError(
+            "error sending request for url (http://127.0.0.1:9/udc-files/k?X-Amz-Credential=a%2Fb&X-Amz-Signature=0f3c) (connection refused)".into(),
+        );
+        let detail = ApiError::from(failed).internal.unwrap();
+        assert_eq!(
+            detail,
+            "outbound http: error sending request for url (http://127.0.0.1:9/udc-files/k?…) (connection refused)"
+        );
+    }
+}

@@ -19,7 +19,13 @@ pub struct RequestId(String);
 impl RequestId {
     /// The id of the request with these `headers`; `platform` is the host's own id for it.
     pub fn of(headers: &HeaderMap, platform: Option<&str>) -> RequestId {
-        Self::pick(headers.get(HEADER).and_then(|v| v.to_str().ok()), platform)
+        // Two ids are none (the Worker sees them joined by ", ", which no id may hold).
+        let mut sent = headers.get_all(HEADER).iter();
+        let caller = match (sent.next(), sent.next()) {
+            (Some(one), None) => one.to_str().ok(),
+            _ => None,
+        };
+        Self::pick(caller, platform)
     }
 
     /// The caller's id if sane, else the platform's if sane, else a new one.
@@ -131,6 +137,10 @@ mod tests {
             "8f1c2d3e4f5a6b7c-LHR"
         );
         assert_ne!(RequestId::fresh(), RequestId::fresh());
+        let mut two = headers("a");
+        two.append(HEADER, HeaderValue::from_static("b"));
+        let id = RequestId::of(&two, None);
+        assert!(id.as_str() != "a" && id.as_str() != "b");
     }
 
     #[test]

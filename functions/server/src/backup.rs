@@ -20,6 +20,8 @@ use serde_json::json;
 pub const DATABASE: &str = "udc.sqlite3";
 pub const BLOBS: &str = "blobs";
 pub const SECRETS: &str = "secrets.env";
+/// The embedded store's own keys (`settings.rs`).
+pub const STORE_KEYS: &str = "store.env";
 const MANIFEST: &str = "udc-backup.json";
 const LOCK: &str = "udc.lock";
 
@@ -77,24 +79,21 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<Copied> {
     copy_objects(&blobs, &to.join(BLOBS), &mut copied)?;
 
     let partial = to.join(format!("{DATABASE}.partial"));
-    let source =
-        Connection::open(&database).with_context(|| format!("opening {}", database.display()))?;
-    // The server's writer holds the lock for a moment at a time: wait for it, as it would.
-    source.busy_timeout(std::time::Duration::from_secs(30))?;
-    let target = partial
-        .to_str()
-        .context("the backup directory's path is not UTF-8")?;
-    source
-        .execute("VACUUM INTO ?1", [target])
-        .context("copying the database")?;
-    check(&partial)?;
+    let copied_db = copy_database(&database, &partial).and_then(|()| check(&partial));
+    if let Err(e) = copied_db {
+        let _ = fs::remove_file(&partial);
+        return Err(e);
+    }
+    private_file(&partial)?;
     fs::rename(&partial, to.join(DATABASE))?;
     copied.database_bytes = fs::metadata(to.join(DATABASE))?.len();
 
     copy_objects(&blobs, &to.join(BLOBS), &mut copied)?;
     let secrets = data_dir.join(SECRETS);
-    if secrets.is_file() {
-        copy_file(&secrets, &to.join(SECRETS))?;
+    for name in [SECRETS, STORE_KEYS] {
+        if data_dir.join(name).is_file() {
+            copy_file(&data_dir.join(name), &to.join(name))?;
+        }
     }
     let manifest = json!({
         "udc_server": env!("CARGO_PKG_VERSION"),
@@ -105,7 +104,23 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<Copied> {
         "secrets": secrets.is_file(),
     });
     fs::write(to.join(MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
+    private_file(&to.join(MANIFEST))?;
     Ok(copied)
+}
+
+/// One consistent copy of the live database (`VACUUM INTO`: a single read transaction).
+fn copy_database(database: &Path, to: &Path) -> Result<()> {
+    let source =
+        Connection::open(database).with_context(|| format!("opening {}", database.display()))?;
+    // The server's writer holds the lock for a moment at a time: wait for it, as it would.
+    source.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = to
+        .to_str()
+        .context("the backup directory's path is not UTF-8")?;
+    source
+        .execute("VACUUM INTO ?1", [target])
+        .context("copying the database")?;
+    Ok(())
 }
 
 pub fn restore(from: &Path, data_dir: &Path) -> Result<Copied> {
@@ -118,16 +133,20 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Copied> {
     check(&from.join(DATABASE))?;
     private_dir(data_dir)?;
     let _lock = DataLock::take(data_dir)?;
-    if data_dir.join(DATABASE).exists() {
+    // A database's journal left from a crash would be replayed onto the restored file.
+    let journals = ["", "-wal", "-shm", "-journal"].map(|end| format!("{DATABASE}{end}"));
+    if let Some(found) = journals.iter().find(|name| data_dir.join(name).exists()) {
         bail!(
-            "{} already holds a database: restore into an empty data directory (or move its {DATABASE} away first)",
+            "{} already holds a database ({found}): restore into an empty data directory",
             data_dir.display()
         );
     }
     let mut copied = Copied::default();
     copy_objects(&from.join(BLOBS), &data_dir.join(BLOBS), &mut copied)?;
-    if from.join(SECRETS).is_file() {
-        copy_file(&from.join(SECRETS), &data_dir.join(SECRETS))?;
+    for name in [SECRETS, STORE_KEYS] {
+        if from.join(name).is_file() {
+            copy_file(&from.join(name), &data_dir.join(name))?;
+        }
     }
     // The database last: a restore cut short leaves none, so it can simply be run again.
     copy_file(&from.join(DATABASE), &data_dir.join(DATABASE))?;
@@ -156,10 +175,22 @@ fn private_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Files the store writes on the way to an object: a part of an unfinished upload, or an
-/// object being joined from its parts.
+/// Files the store writes on the way to an object: a part of an unfinished upload, an object
+/// being joined from its parts, or one being written (s3s-fs's `.tmp.N.internal.part`).
 fn is_unfinished(name: &str) -> bool {
-    name.starts_with(".joining.") || name.starts_with(".upload-") || name.starts_with(".upload_id-")
+    [".joining.", ".upload-", ".upload_id-", ".tmp."]
+        .iter()
+        .any(|start| name.starts_with(start))
+}
+
+/// A file only its owner can read: a backup holds the account's data and the server's secrets.
+fn private_file(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// Copies the store's finished objects and their metadata under `from` to `to`, skipping what
@@ -210,6 +241,7 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     let mut tmp = PathBuf::from(to);
     tmp.as_mut_os_string().push(".copying");
     fs::copy(from, &tmp)?;
+    private_file(&tmp)?;
     fs::File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, to)?;
     Ok(())
@@ -224,6 +256,7 @@ mod tests {
         assert!(is_unfinished(".joining.1f2e"));
         assert!(is_unfinished(".upload-0a1b.json"));
         assert!(is_unfinished(".upload_id-0a1b.part-3"));
+        assert!(is_unfinished(".tmp.7.internal.part"));
         assert!(!is_unfinished(".bucket-udc-files.object-abc.metadata.json"));
         assert!(!is_unfinished("0d9c3e0e-41d2-4c4f-9a0b-5b8f3c1d2e4f"));
     }

@@ -44,7 +44,8 @@ impl Http for ServerHttp {
         match task.await {
             Ok(Ok(Ok(resp))) => Ok(resp),
             Ok(Ok(Err(e))) => Err(HttpError(e.to_string())),
-            Ok(Err(e)) => Err(HttpError(e.to_string())),
+            // Its URL may be presigned: never part of an error's text.
+            Ok(Err(e)) => Err(HttpError(e.without_url().to_string())),
             Err(e) => Err(HttpError(e.to_string())),
         }
     }

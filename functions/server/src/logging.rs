@@ -1,6 +1,6 @@
 //! udc-server's log: `tracing`, one JSON object per line (`--log-format json`, the default when
 //! stderr is not a terminal) or readable lines for a person (`pretty`, the default at a
-//! terminal), filtered like RUST_LOG by `UDC_LOG` (default `info`). One line per request
+//! terminal), filtered like RUST_LOG by `UDC_LOG` (default `info,s3s=off`). One line per request
 //! (`udc::request`, from core's `access_log`), lines for sockets opening and closing, scheduled
 //! jobs and internal errors. Never a token, key, password or request body.
 
@@ -19,7 +19,10 @@ pub enum Format {
 pub type Guard = tracing_appender::non_blocking::WorkerGuard;
 
 pub fn init(format: Option<Format>) -> Guard {
-    let filter = EnvFilter::try_from_env("UDC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The embedded store's library logs each refused request as an error, and at debug the
+    // signatures it compared: udc's own request lines cover the store (route `store`).
+    let filter =
+        EnvFilter::try_from_env("UDC_LOG").unwrap_or_else(|_| EnvFilter::new("info,s3s=off"));
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         Format::Pretty
     } else {

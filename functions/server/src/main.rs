@@ -13,6 +13,7 @@ mod settings;
 mod sqlite;
 mod stopping;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -399,7 +400,9 @@ async fn main() -> Result<()> {
     match &args.command {
         Some(Command::Backup { to }) => {
             let copied = backup::backup(&data_dir, to)?;
-            println!(
+            // Not println!: a closed stdout must not turn a finished backup into a failure.
+            let _ = writeln!(
+                std::io::stdout(),
                 "backed up {} into {}: database {} bytes, {} stored files ({} bytes)",
                 data_dir.display(),
                 to.display(),
@@ -411,7 +414,8 @@ async fn main() -> Result<()> {
         }
         Some(Command::Restore { from }) => {
             let copied = backup::restore(from, &data_dir)?;
-            println!(
+            let _ = writeln!(
+                std::io::stdout(),
                 "restored {} into {}: database {} bytes, {} stored files ({} bytes)",
                 from.display(),
                 data_dir.display(),

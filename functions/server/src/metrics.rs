@@ -63,7 +63,7 @@ impl Histogram {
 #[derive(Default)]
 struct RouteStats {
     /// (method, status) → answered; a route sees a handful.
-    answered: Vec<(String, u16, u64)>,
+    answered: Vec<(&'static str, u16, u64)>,
     latency: Histogram,
 }
 
@@ -112,12 +112,10 @@ impl Metrics {
                 match stats
                     .answered
                     .iter_mut()
-                    .find(|(m, s, _)| m == line.method && *s == line.status)
+                    .find(|(m, s, _)| *m == line.method && *s == line.status)
                 {
                     Some((_, _, n)) => *n += 1,
-                    None => stats
-                        .answered
-                        .push((line.method.to_owned(), line.status, 1)),
+                    None => stats.answered.push((line.method, line.status, 1)),
                 }
                 stats.latency.observe(line.duration_ms / 1000.0);
             }
@@ -128,7 +126,8 @@ impl Metrics {
         if line.status == 429 {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
-        if line.route == "store" {
+        // What the store took or served; a refused request's Content-Length is only a claim.
+        if line.route == "store" && (200..300).contains(&line.status) {
             self.store_bytes_in
                 .fetch_add(line.bytes_in, Ordering::Relaxed);
             self.store_bytes_out

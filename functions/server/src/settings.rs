@@ -86,7 +86,7 @@ pub fn load(data_dir: &Path, config_file: Option<&Path>, public_url: &str) -> Re
     values.extend(std::env::vars().filter(|(k, _)| k.starts_with("UDC_")));
     let mut embedded_store = None;
     if !values.contains_key(config::S3_ENDPOINT) {
-        let keys = ensure_generated(&data_dir.join("store.env"), || {
+        let keys = ensure_generated(&data_dir.join(crate::backup::STORE_KEYS), || {
             let mut secret = [0u8; 32];
             OsRandom.fill(&mut secret).map_err(anyhow::Error::msg)?;
             Ok(vec![
