@@ -14,17 +14,36 @@ use crate::recovery::RecoveryCode;
 use crate::seal;
 pub use udc_client::wire::{AccountSession, ActivityEntry};
 
-/// `{"error":{"code","message"}}` from the server, with its status.
+/// `{"error":{"code","message","request_id"}}` from the server, with its status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// What the owner quotes to whoever runs the server: its logs name the request by it.
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    /// The error an answer with `status` and JSON `body` carries (`fallback` if it says none).
+    pub fn from_answer(status: u16, body: &Value, fallback: &str) -> ApiError {
+        let error = &body["error"];
+        ApiError {
+            status,
+            code: error["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: error["message"].as_str().unwrap_or(fallback).to_owned(),
+            request_id: error["request_id"].as_str().map(str::to_owned),
+        }
+    }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, HTTP {})", self.message, self.code, self.status)
+        write!(f, "{} ({}, HTTP {}", self.message, self.code, self.status)?;
+        match &self.request_id {
+            Some(id) => write!(f, ", request {id})"),
+            None => write!(f, ")"),
+        }
     }
 }
 
@@ -345,17 +364,11 @@ impl Client {
         }
         let resp = self.raw(method, path, token, body, &headers).await?;
         if !resp.status.is_success() {
-            return Err(Error::Api(ApiError {
-                status: resp.status.as_u16(),
-                code: resp.body["error"]["code"]
-                    .as_str()
-                    .unwrap_or("unknown")
-                    .to_owned(),
-                message: resp.body["error"]["message"]
-                    .as_str()
-                    .unwrap_or("the server answered without an error message")
-                    .to_owned(),
-            }));
+            return Err(Error::Api(ApiError::from_answer(
+                resp.status.as_u16(),
+                &resp.body,
+                "the server answered without an error message",
+            )));
         }
         let body = if resp.body.is_null() {
             json!(null)
@@ -787,4 +800,24 @@ pub(crate) fn fresh_key() -> Option<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).ok()?;
     Some(crate::transfer::hex(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_the_request_the_servers_log_knows_it_by() {
+        let body = json!({ "error": {
+            "code": "not_found", "message": "device not found", "request_id": "ab12"
+        }});
+        assert_eq!(
+            ApiError::from_answer(404, &body, "refused").to_string(),
+            "device not found (not_found, HTTP 404, request ab12)"
+        );
+        assert_eq!(
+            ApiError::from_answer(502, &Value::Null, "refused").to_string(),
+            "refused (unknown, HTTP 502)"
+        );
+    }
 }

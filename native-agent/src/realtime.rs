@@ -63,17 +63,11 @@ impl Socket {
                     .as_deref()
                     .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or_default();
-                Err(Error::Api(ApiError {
-                    status: resp.status().as_u16(),
-                    code: body["error"]["code"]
-                        .as_str()
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                    message: body["error"]["message"]
-                        .as_str()
-                        .unwrap_or("refused")
-                        .to_owned(),
-                }))
+                Err(Error::Api(ApiError::from_answer(
+                    resp.status().as_u16(),
+                    &body,
+                    "refused",
+                )))
             }
             Err(e) => Err(Error::Transport(e.to_string())),
         }
