@@ -7,7 +7,9 @@
 # of the Worker's wasm and the Spin component; GET /devices against /health on the Spin component
 # in udc-spin-host; clipboard latency between two agents on two Xvfb displays, through wrangler
 # dev and through udc-server (udc-clip-bench); remote control's capture frames/s and input latency
-# on udc-server (udc-remote-bench); the web app in headless Chromium on udc-server: first-load
+# on udc-server (udc-remote-bench); a remote session in the web app: click to first frame, glass
+# to glass and the page's input to XTEST, and the bit rate a busy screen settles at on loopback and
+# on a link with 2 % loss held to 2 Mbit/s (udc-page-remote-bench, scripts/bench-link.sh); the web app in headless Chromium on udc-server: first-load
 # bytes, time to interactive, sign-in (KDF in wasm) against the native KDF, and a file (1 GiB)
 # sent from the page against the agent, with the browser's peak memory (udc-web-bench); on
 # udc-server, requests per second under load (wrk -c32: /health against an authenticated
@@ -26,7 +28,7 @@ trap 'stop_hosts; rm -rf "$UDC_RUN_DIR"' EXIT
 ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 scripts/build-web.sh >/dev/null
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
-  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-web-bench \
+  --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-page-remote-bench --bin udc-web-bench \
   --bin udc-storm-bench --bin udc-fuzz-token
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
@@ -79,6 +81,9 @@ start_server "$BIN/release/udc-server"
 "$BIN/release/udc-storm-bench" --devices 501 --posts-per-sec 20 --seconds 60
 "$BIN/release/udc-storm-bench" --accounts 200 --devices 2 --posts-per-sec 2 --seconds 60
 "$BIN/release/udc-remote-bench"
+"$BIN/release/udc-page-remote-bench"
+echo "link: the same busy screen on loopback as it is:"
+"$BIN/release/udc-page-remote-bench" --link 40
 "$BIN/release/udc-files-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 "$BIN/release/udc-web-bench" --mib "${UDC_BENCH_FILE_MIB:-1024}"
 stop_hosts
@@ -87,6 +92,9 @@ stop_hosts
 start_spin "$UDC_RUN_DIR/spin-state"
 "$BIN/release/udc-bench" "$@"
 stop_hosts
+
+# Remote control over a poor link (its own network namespace).
+scripts/bench-link.sh 40
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }
 echo "Worker wasm      $(size functions/cloudflare/build/index_bg.wasm)   (target <= 600 KB gzip)"

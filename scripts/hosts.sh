@@ -45,8 +45,31 @@ dev_config() {
   echo "$UDC_ROOT/.wrangler-dev.toml"
 }
 
+# A TURN relay (Debian's coturn) on loopback, for remote control's relay path: udc-server hands
+# devices short-lived credentials for it made with the secret they share (UDC_TURN_URLS and
+# UDC_TURN_SECRET, exported for the host started next). Relaying between loopback addresses is
+# what coturn refuses by default and what a one-machine test needs.
+start_turn() {
+  local port log
+  port=$(free_port)
+  log="$UDC_RUN_DIR/turn-$port.log"
+  UDC_TURN_SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+  export UDC_TURN_URLS="turn:127.0.0.1:$port?transport=udp" UDC_TURN_SECRET
+  setsid turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$port" \
+    --use-auth-secret --static-auth-secret="$UDC_TURN_SECRET" --realm=udc.test \
+    --no-tls --no-dtls --no-cli --allow-loopback-peers --no-software-attribute \
+    --pidfile="$UDC_RUN_DIR/turn-$port.pid" --log-file=stdout --simple-log --verbose >"$log" 2>&1 &
+  UDC_HOST_PIDS+=($!)
+  for _ in $(seq 1 100); do
+    grep -q "Total General servers" "$log" && return 0
+    sleep 0.1
+  done
+  echo "hosts: the TURN relay did not start; its log ($log):"; tail -20 "$log"; return 1
+}
+
 start_server() { # binary
   local bin=$1 port log
+  start_turn
   port=$(free_port)
   log="$UDC_RUN_DIR/udc-server.log"
   UDC_TEST_MODE=1 setsid "$bin" --listen "127.0.0.1:$port" --data-dir "$UDC_RUN_DIR/server-data" >>"$log" 2>&1 &

@@ -201,6 +201,67 @@ impl Browser {
             .await;
     }
 
+    /// A person's click (WebDriver actions: real pointer events) at `x`, `y` CSS pixels from the
+    /// top left corner of the element `css`.
+    pub async fn click_at(&self, css: &str, x: f64, y: f64) {
+        let el = self.find(css).await;
+        let rect = self
+            .js(
+                "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]",
+                json!([{ ELEMENT: el }]),
+            )
+            .await;
+        let (w, h) = (rect[0].as_f64().unwrap(), rect[1].as_f64().unwrap());
+        // Actions place the pointer relative to the element's centre, in whole pixels.
+        let (dx, dy) = ((x - w / 2.0).round(), (y - h / 2.0).round());
+        self.post(
+            "/actions",
+            json!({ "actions": [{ "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+                "actions": [
+                    { "type": "pointerMove", "origin": { ELEMENT: el }, "x": dx as i64, "y": dy as i64 },
+                    { "type": "pointerDown", "button": 0 },
+                    { "type": "pointerUp", "button": 0 },
+                ] }] }),
+        )
+        .await;
+        self.call(reqwest::Method::DELETE, "/actions", None).await;
+    }
+
+    /// A person's key presses into whatever has the focus: each of `keys` is a WebDriver key
+    /// action (`"a"`, `"\u{E008}"` is Shift) pressed down, and all let go in reverse order
+    /// after the last, so `["\u{E008}", "a"]` is Shift+A.
+    pub async fn press_keys(&self, keys: &[&str]) {
+        let mut actions: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "type": "keyDown", "value": k }))
+            .collect();
+        actions.extend(
+            keys.iter()
+                .rev()
+                .map(|k| json!({ "type": "keyUp", "value": k })),
+        );
+        self.post(
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
+        )
+        .await;
+        self.call(reqwest::Method::DELETE, "/actions", None).await;
+    }
+
+    /// Key actions as given: each `(true, key)` presses `key`, `(false, key)` lets it go, in
+    /// this order (a person letting go of Shift before the letter, or holding a key on).
+    pub async fn key_steps(&self, steps: &[(bool, &str)]) {
+        let actions: Vec<Value> = steps
+            .iter()
+            .map(|(down, k)| json!({ "type": if *down { "keyDown" } else { "keyUp" }, "value": k }))
+            .collect();
+        self.post(
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
+        )
+        .await;
+    }
+
     /// Chooses `path` in the file input `css`.
     pub async fn choose_file(&self, css: &str, path: &Path) {
         let el = self.find(css).await;

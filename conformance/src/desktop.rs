@@ -122,6 +122,60 @@ impl Display {
     }
 }
 
+impl Display {
+    /// Saves the whole screen as PNG at `path` (what a person at this display sees).
+    pub fn screenshot(&self, path: &std::path::Path) {
+        let frame = udc_agent::screen::X11Capture::open(Some(&self.name()))
+            .and_then(|mut c| c.capture())
+            .unwrap();
+        let rgba: Vec<u8> = frame
+            .bgrx
+            .chunks_exact(4)
+            .flat_map(|p| [p[2], p[1], p[0], 255])
+            .collect();
+        let png = udc_agent::clipboard::png_encode(frame.width, frame.height, &rgba).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// Copies a screenshot to the run's screenshots (`$UDC_RUN_DIR/screenshots/NAME.png`), for a
+    /// person to look at.
+    pub fn keep_screenshot(&self, shot: &std::path::Path, name: &str) {
+        let dir = std::env::var_os("UDC_SCREENSHOT_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("UDC_RUN_DIR").map(|d| PathBuf::from(d).join("screenshots"))
+            })
+            .unwrap_or_else(|| std::env::temp_dir().join("screenshots"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(shot, dir.join(format!("{name}.png"))).unwrap();
+    }
+
+    /// Asks every top-level window to close, as a window manager does when a person clicks its
+    /// close button (`WM_DELETE_WINDOW`).
+    pub fn close_windows(&self) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+        use x11rb::wrapper::ConnectionExt as _;
+        let (conn, screen) = x11rb::connect(Some(&self.name())).unwrap();
+        let root = conn.setup().roots[screen].root;
+        let atom = |name: &str| {
+            conn.intern_atom(false, name.as_bytes())
+                .unwrap()
+                .reply()
+                .unwrap()
+                .atom
+        };
+        let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
+        for window in conn.query_tree(root).unwrap().reply().unwrap().children {
+            let event = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+            conn.send_event(false, window, EventMask::NO_EVENT, event)
+                .unwrap();
+        }
+        conn.flush().unwrap();
+        conn.sync().unwrap();
+    }
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
         // SIGTERM, so Xvfb removes its socket and lock file.
@@ -142,6 +196,8 @@ pub struct DisplayAgent {
     kind: &'static str,
     /// The line `start` waited for.
     pub first: Value,
+    /// Set in the daemon's environment (`with_env`).
+    env: Vec<(&'static str, String)>,
 }
 
 impl DisplayAgent {
@@ -160,6 +216,7 @@ impl DisplayAgent {
             lines: None,
             kind: "",
             first: Value::Null,
+            env: Vec::new(),
         }
     }
 
@@ -227,6 +284,12 @@ impl DisplayAgent {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
+    /// The daemons started from now on get `key=value` in their environment.
+    pub fn with_env(mut self, key: &'static str, value: &str) -> DisplayAgent {
+        self.env.push((key, value.to_owned()));
+        self
+    }
+
     /// Starts `udc-agent ARGS` on `display` and waits for its `ready` line.
     pub fn spawn(self, display: &Display, args: &[&str], kind: &'static str) -> DisplayAgent {
         self.start(display, args, kind, "ready")
@@ -265,6 +328,7 @@ impl DisplayAgent {
         if let Some(display) = display {
             command.env("DISPLAY", display.name());
         }
+        command.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
         let mut child = command
             .args(args)
             .stdin(Stdio::piped())
@@ -351,6 +415,19 @@ impl DisplayAgent {
             }
         }
         found.into_iter().flatten().collect()
+    }
+
+    /// Every line the daemon says for `how_long`.
+    pub fn lines_for(&self, how_long: Duration) -> Vec<Value> {
+        let until = Instant::now() + how_long;
+        let mut all = Vec::new();
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.lines().recv_timeout(left) {
+                Ok(v) => all.push(v),
+                Err(_) => break,
+            }
+        }
+        all
     }
 
     /// Every line that arrives within `quiet`.
@@ -528,5 +605,29 @@ impl Recorder {
 
     pub fn keysym(&self, keycode: u8) -> u32 {
         self.keysyms.get(&keycode).copied().unwrap_or(0)
+    }
+
+    /// The keycodes held down on this display now.
+    pub fn keys_down(&self) -> Vec<u8> {
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let map = self.conn.query_keymap().unwrap().reply().unwrap().keys;
+        (0..=255u8)
+            .filter(|k| map[usize::from(*k) / 8] & (1 << (k % 8)) != 0)
+            .collect()
+    }
+
+    /// The keysym `keycode` types now (a key the controlled side mapped after this recorder
+    /// started, for a character its keyboard map had no key for).
+    pub fn keysym_now(&self, keycode: u8) -> u32 {
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        self.conn
+            .get_keyboard_mapping(keycode, 1)
+            .unwrap()
+            .reply()
+            .unwrap()
+            .keysyms
+            .first()
+            .copied()
+            .unwrap_or(0)
     }
 }

@@ -314,19 +314,7 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
 
     // Control, with the first picture saved: the screen as the target shows it.
     let first = dir.join("first.png");
-    let mut viewer = laptop.start(
-        &viewing,
-        &[
-            "remote",
-            "view",
-            "Desk",
-            "--control",
-            "--snapshot",
-            first.to_str().unwrap(),
-        ],
-        "remote",
-        "requested",
-    );
+    let mut viewer = controlling_desk(laptop, &viewing, &first);
     let id = desk.expect("controlled")["session_id"]
         .as_str()
         .unwrap()
@@ -365,11 +353,22 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A keyframe asked for (an RTCP PLI, as a viewer sends when a packet was lost) is sent at
+    // once, not at the next periodic one, though the screen is still.
+    viewer.send(&json!({ "keyframe": true }));
+    viewer.expect("keyframe_asked");
+    let keyframe = desk.expect("keyframe");
+    assert_eq!(keyframe["requested"], true, "{keyframe}");
+
     // The target's owner ends it: capture stops, and the viewer's side closes and exits.
     let ended = desk.run(&["remote", "end", &id]);
     assert_eq!(ended["end_reason"], "target_ended");
     let stopped = desk.expect("stream_stopped");
     assert!(stopped["frames"].as_u64().unwrap() > 0 && stopped["bytes"].as_u64().unwrap() > 0);
+    assert!(
+        stopped["keyframe_requests"].as_u64().unwrap() >= 1,
+        "{stopped}"
+    );
     assert!(
         viewer.finish(),
         "the viewer exits cleanly when the target ends"
@@ -377,7 +376,12 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
 
     // View only: the viewer's input is dropped on the target; the viewer ends it by closing.
     let pointer = recorder.pointer();
-    let mut watcher = tablet.start(&viewing, &["remote", "view", "Desk"], "remote", "requested");
+    let mut watcher = tablet.start(
+        &viewing,
+        &["remote", "view", "Desk", "--no-window"],
+        "remote",
+        "requested",
+    );
     watcher.expect("connected");
     desk.expect("streaming");
     watcher.send(&json!([{ "type": "pointer_move", "x": 0.9, "y": 0.9 }]));
@@ -388,7 +392,12 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
     assert_eq!(desk.expect("ended")["reason"], "requester_ended");
 
     // Nobody at the desk answers the phone: denied, and nothing is captured.
-    let mut refused = phone.start(&viewing, &["remote", "view", "Desk"], "remote", "requested");
+    let mut refused = phone.start(
+        &viewing,
+        &["remote", "view", "Desk", "--no-window"],
+        "remote",
+        "requested",
+    );
     refused.expect("denied");
     assert!(!refused.finish(), "a denied viewer fails");
     let after: Vec<Value> = desk.drain(Duration::from_millis(500));
@@ -432,7 +441,8 @@ async fn keys_sent_from_the_viewer_type_into_an_xterm_on_the_target() {
     // An xterm at the top left whose shell copies what is typed into a file, line by line.
     let typed = std::env::temp_dir().join(format!("udc-typed-{}", uuid::Uuid::new_v4().simple()));
     let mut xterm = Command::new("xterm")
-        .args(["-geometry", "80x24+0+0", "-e", "sh", "-c"])
+        .args(["-u8", "-geometry", "80x24+0+0", "-e", "sh", "-c"])
+        .env("LC_ALL", "C.UTF-8")
         .arg(format!("cat > {}", typed.display()))
         .env("DISPLAY", target.name())
         .spawn()
@@ -445,7 +455,7 @@ async fn keys_sent_from_the_viewer_type_into_an_xterm_on_the_target() {
     let desk = desk.spawn(&target, &["remote", "serve"], "remote");
     let mut viewer = laptop.start(
         &viewing,
-        &["remote", "view", "Desk", "--control"],
+        &["remote", "view", "Desk", "--control", "--no-window"],
         "remote",
         "requested",
     );
@@ -466,11 +476,15 @@ async fn keys_sent_from_the_viewer_type_into_an_xterm_on_the_target() {
         send(key(k, &[]));
     }
     send(key("1", &["shift"]));
+    // Characters the target's (US) keyboard map has no key for: typed all the same.
+    for k in ["é", "€"] {
+        send(key(k, &[]));
+    }
     send(key("Enter", &[]));
     let started = Instant::now();
     loop {
         let text = std::fs::read_to_string(&typed).unwrap_or_default();
-        if text == "udc!\n" {
+        if text == "udc!é€\n" {
             break;
         }
         assert!(started.elapsed() < PATIENCE, "the xterm got {text:?}");
@@ -481,4 +495,146 @@ async fn keys_sent_from_the_viewer_type_into_an_xterm_on_the_target() {
     let _ = xterm.kill();
     let _ = xterm.wait();
     let _ = std::fs::remove_file(&typed);
+}
+
+/// A new account's "Desk" serving remote sessions on `target` (painted in `colours`), letting
+/// its "Laptop" control it without asking; both relay-only with `relay_only`. The desk's daemon,
+/// the laptop (not started), and the target's recorder.
+/// `viewer` asks to control "Desk" from `display`, saving the first picture it shows to
+/// `snapshot`; started once the request is made.
+fn controlling_desk(
+    viewer: DisplayAgent,
+    display: &Display,
+    snapshot: &std::path::Path,
+) -> DisplayAgent {
+    let args = ["remote", "view", "Desk", "--control", "--snapshot"];
+    let snapshot = snapshot.to_str().unwrap();
+    viewer.start(
+        display,
+        &[&args[..], &[snapshot]].concat(),
+        "remote",
+        "requested",
+    )
+}
+
+async fn desk_serving_laptop(
+    target: &Display,
+    colours: [u32; 4],
+    relay_only: bool,
+) -> (DisplayAgent, DisplayAgent, Recorder) {
+    let account = Account::create().await;
+    let mut desk = DisplayAgent::login(&account, "Desk");
+    let mut laptop = DisplayAgent::login(&account, "Laptop");
+    if relay_only {
+        desk = desk.with_env("UDC_RTC_RELAY_ONLY", "1");
+        laptop = laptop.with_env("UDC_RTC_RELAY_ONLY", "1");
+    }
+    trusting(&account, "Desk", &["Laptop"]).await;
+    desk.run(&["remote", "allow", "Laptop", "--mode", "view_and_control"]);
+    let recorder = Recorder::start(target);
+    recorder.paint(colours);
+    let desk = desk.spawn(target, &["remote", "serve"], "remote");
+    (desk, laptop, recorder)
+}
+
+/// The relay path alone: both devices offer only candidates on the TURN relay (coturn on
+/// loopback, started with the host by scripts/hosts.sh, with credentials from the host's shared
+/// secret), so the picture and the input can only have gone through it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_viewer_reaches_the_target_through_a_turn_relay_alone() {
+    const COLOURS: [u32; 4] = [0x1428d2, 0xdc1e1e, 0xfafafa, 0x1ec828];
+    let (target, viewing) = (Display::start(), Display::start());
+    let (desk, laptop, recorder) = desk_serving_laptop(&target, COLOURS, true).await;
+    let dir = std::env::temp_dir().join(format!("udc-relay-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("relayed.png");
+    let mut viewer = controlling_desk(laptop, &viewing, &shot);
+    let lines = viewer.expect_all(&["connected", "snapshot"]);
+    let connected = lines.iter().find(|l| l["remote"] == "connected").unwrap();
+    let kinds = connected["candidates"].as_array().unwrap();
+    assert!(
+        !kinds.is_empty() && kinds.iter().all(|k| k == "relay"),
+        "only relay candidates were offered: {connected}"
+    );
+    quadrants_match(&shot, COLOURS).unwrap();
+    let sender = std::sync::Mutex::new(&mut viewer);
+    input_lands(&recorder, |events| {
+        let mut v = sender.lock().unwrap();
+        v.send(&events);
+        assert_eq!(v.expect("sent")["via"], "webrtc");
+        async {}
+    })
+    .await;
+    assert!(viewer.finish());
+    desk.expect("stream_stopped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `remote view` on a desktop: a window shows the target's screen, a click and keys in it reach
+/// the target, and closing it ends the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_viewers_window_shows_the_target_and_drives_it_until_closed() {
+    use udc_agent::input::X11Injector;
+    const COLOURS: [u32; 4] = [0x1ec828, 0xfafafa, 0xdc1e1e, 0x1428d2];
+    let (target, viewing) = (Display::start(), Display::start());
+    let (desk, laptop, recorder) = desk_serving_laptop(&target, COLOURS, false).await;
+    let mut viewer = laptop.start(
+        &viewing,
+        &["remote", "view", "Desk", "--control"],
+        "remote",
+        "requested",
+    );
+    viewer.expect("window");
+    // The window (no window manager: at the top left, the picture's size) shows the screen.
+    let shot =
+        std::env::temp_dir().join(format!("udc-window-{}.png", uuid::Uuid::new_v4().simple()));
+    let started = Instant::now();
+    loop {
+        viewing.screenshot(&shot);
+        match quadrants_match(&shot, COLOURS) {
+            Ok(()) => break,
+            Err(e) => assert!(
+                started.elapsed() < PATIENCE,
+                "the window never showed the screen: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    viewing.keep_screenshot(&shot, "agent-window");
+
+    // A person's click and keys on the viewing display, in the window.
+    let person = X11Injector::open(Some(&viewing.name())).unwrap();
+    let act = |e: Value| person.inject(&serde_json::from_value(e).unwrap()).unwrap();
+    act(json!({ "type": "pointer_move", "x": 0.25, "y": 0.5 }));
+    recorder.wait_pointer((320, 360));
+    // Held as long as a person holds a click: the window reads its buttons once a frame.
+    act(json!({ "type": "pointer_button", "button": "left", "down": true }));
+    std::thread::sleep(Duration::from_millis(100));
+    act(json!({ "type": "pointer_button", "button": "left", "down": false }));
+    recorder.wait_event("a left click", |e| matches!(e, Event::ButtonPress(b) if b.detail == 1 && (b.root_x, b.root_y) == (320, 360)));
+    for k in ["A", "b"] {
+        act(json!({ "type": "key", "key": k, "down": true }));
+        act(json!({ "type": "key", "key": k, "down": false }));
+    }
+    let a = recorder.wait_event(
+        "A",
+        |e| matches!(e, Event::KeyPress(k) if recorder.keysym(k.detail) == u32::from(b'a')),
+    );
+    let b = recorder.wait_event(
+        "b",
+        |e| matches!(e, Event::KeyPress(k) if recorder.keysym(k.detail) == u32::from(b'b')),
+    );
+    let (Event::KeyPress(a), Event::KeyPress(b)) = (a, b) else {
+        unreachable!()
+    };
+    assert!(a.state.contains(KeyButMask::SHIFT) && !b.state.contains(KeyButMask::SHIFT));
+
+    // Closing the window (as a window manager asks a window to close) ends the session.
+    viewing.close_windows();
+    assert!(
+        viewer.finish(),
+        "the viewer exits when its window is closed"
+    );
+    assert_eq!(desk.expect("ended")["reason"], "requester_ended");
+    let _ = std::fs::remove_file(&shot);
 }

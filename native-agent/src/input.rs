@@ -39,6 +39,7 @@ pub fn keysym(name: &str) -> Option<u32> {
         "tab" => 0xff09,
         "escape" | "esc" => 0xff1b,
         "delete" => 0xffff,
+        "insert" => 0xff63,
         "home" => 0xff50,
         "end" => 0xff57,
         "pageup" | "prior" => 0xff55,
@@ -68,8 +69,16 @@ pub struct X11Injector {
     root: u32,
     width: u16,
     height: u16,
-    /// keysym -> (keycode, whether Shift is needed), from the server's keyboard mapping.
-    keys: std::collections::HashMap<u32, (u8, bool)>,
+    /// keysym -> (keycode, whether Shift is needed), from the server's keyboard mapping, and
+    /// the characters this injector mapped onto spare keycodes.
+    keys: std::cell::RefCell<std::collections::HashMap<u32, (u8, bool)>>,
+    /// Keycodes the keyboard map leaves empty, oldest use first: a character no key types
+    /// ("é" on a US map) is given one for as long as it is needed.
+    spare: std::cell::RefCell<std::collections::VecDeque<(u8, Option<u32>)>>,
+    keysyms_per_keycode: u8,
+    /// Keys and buttons pressed and not yet released, as (event kind, detail): what the session's
+    /// end lets go of, so nothing stays held on this device after it.
+    held: std::cell::RefCell<std::collections::HashSet<(u8, u8)>>,
 }
 
 #[cfg(target_os = "linux")]
@@ -89,8 +98,12 @@ impl X11Injector {
         let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
         let per = usize::from(map.keysyms_per_keycode.max(1));
         let mut keys = std::collections::HashMap::new();
+        let mut spare = std::collections::VecDeque::new();
         for (i, syms) in map.keysyms.chunks(per).enumerate() {
             let code = min + i as u8;
+            if syms.iter().all(|s| *s == 0) {
+                spare.push_back((code, None));
+            }
             // Column 0 is the plain key, column 1 the shifted one; the first keycode found wins.
             for (col, sym) in syms.iter().take(2).enumerate() {
                 if *sym != 0 {
@@ -103,14 +116,92 @@ impl X11Injector {
             root,
             width,
             height,
-            keys,
+            keys: std::cell::RefCell::new(keys),
+            spare: std::cell::RefCell::new(spare),
+            keysyms_per_keycode: map.keysyms_per_keycode.max(1),
+            held: std::cell::RefCell::default(),
         })
     }
 
+    /// Lets go of every key and button still held, and gives the spare keycodes back to the
+    /// keyboard map as it was: the session is over.
+    pub fn release_all(&self) -> Result<()> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{
+            ConnectionExt as _, BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT,
+            KEY_RELEASE_EVENT,
+        };
+        let held: Vec<(u8, u8)> = self.held.borrow_mut().drain().collect();
+        for (kind, detail) in held {
+            let release = match kind {
+                KEY_PRESS_EVENT => KEY_RELEASE_EVENT,
+                BUTTON_PRESS_EVENT => BUTTON_RELEASE_EVENT,
+                _ => continue,
+            };
+            self.fake(release, detail, 0, 0)?;
+        }
+        let mut keys = self.keys.borrow_mut();
+        for (code, sym) in self.spare.borrow_mut().iter_mut() {
+            if let Some(sym) = sym.take() {
+                keys.remove(&sym);
+                let none = vec![0u32; usize::from(self.keysyms_per_keycode)];
+                self.conn
+                    .change_keyboard_mapping(1, *code, self.keysyms_per_keycode, &none)?;
+            }
+        }
+        self.conn.flush()?;
+        Ok(())
+    }
+
+    /// Maps `sym` onto a spare keycode (the one used longest ago, if all are taken), as every
+    /// column, so it types `sym` whatever modifiers are held.
+    fn map_spare(&self, sym: u32) -> Result<u8> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        use x11rb::protocol::xproto::KEY_PRESS_EVENT;
+        let mut spare = self.spare.borrow_mut();
+        // Never a key still held down: its release must find the character it pressed.
+        let free = spare
+            .iter()
+            .position(|(code, _)| !self.held.borrow().contains(&(KEY_PRESS_EVENT, *code)))
+            .ok_or_else(|| anyhow!("the keyboard map has no free key for {sym:#x}"))?;
+        let (code, old) = spare
+            .remove(free)
+            .ok_or_else(|| anyhow!("the keyboard map has no free key for {sym:#x}"))?;
+        let mut keys = self.keys.borrow_mut();
+        if let Some(old) = old {
+            keys.remove(&old);
+        }
+        let syms = vec![sym; usize::from(self.keysyms_per_keycode)];
+        self.conn
+            .change_keyboard_mapping(1, code, self.keysyms_per_keycode, &syms)?;
+        // Applied before the key press that follows: clients see the MappingNotify first.
+        self.conn.flush()?;
+        spare.push_back((code, Some(sym)));
+        keys.insert(sym, (code, false));
+        Ok(code)
+    }
+
     fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<()> {
+        use x11rb::protocol::xproto::{
+            BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT,
+        };
         use x11rb::protocol::xtest::ConnectionExt as _;
         self.conn
             .xtest_fake_input(kind, detail, 0, self.root, x, y, 0)?;
+        let mut held = self.held.borrow_mut();
+        match kind {
+            KEY_PRESS_EVENT | BUTTON_PRESS_EVENT => {
+                held.insert((kind, detail));
+            }
+            KEY_RELEASE_EVENT => {
+                held.remove(&(KEY_PRESS_EVENT, detail));
+            }
+            BUTTON_RELEASE_EVENT => {
+                held.remove(&(BUTTON_PRESS_EVENT, detail));
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -120,13 +211,17 @@ impl X11Injector {
         let lower = char::from_u32(sym)
             .filter(|c| c.is_ascii_uppercase())
             .map(|c| u32::from(c.to_ascii_lowercase()));
-        if let Some(found) = self.keys.get(&sym) {
+        if let Some(found) = self.keys.borrow().get(&sym) {
             return Ok(*found);
         }
-        match lower.and_then(|l| self.keys.get(&l)) {
-            Some((code, _)) => Ok((*code, true)),
-            None => bail!("no key on this keyboard types {name:?}"),
+        if let Some((code, _)) = lower.and_then(|l| self.keys.borrow().get(&l).copied()) {
+            return Ok((code, true));
         }
+        // A character the keyboard map has no key for (the viewer's layout is not this one's).
+        if name.chars().count() == 1 {
+            return Ok((self.map_spare(sym)?, false));
+        }
+        bail!("no key on this keyboard types {name:?}")
     }
 
     /// Replays one event and flushes, so it lands before the next arrives.
@@ -178,8 +273,11 @@ impl X11Injector {
                     .iter()
                     .map(|m| self.key_code(m).map(|(c, _)| c))
                     .collect::<Result<_>>()?;
-                if shifted && *down {
-                    mods.push(self.key_code("Shift")?.0);
+                // The character needs Shift on this keyboard ("A", "!"): held around the key,
+                // and let go with it, as the modifiers are.
+                let shift = self.key_code("Shift")?.0;
+                if shifted && !mods.contains(&shift) {
+                    mods.push(shift);
                 }
                 if *down {
                     for m in &mods {
@@ -196,6 +294,31 @@ impl X11Injector {
         }
         self.conn.flush()?;
         Ok(())
+    }
+}
+
+/// Lets go of every key and button a session held down on this display, and gives back the
+/// keys it borrowed for characters (on a blocking thread: X requests wait for the server).
+#[cfg(target_os = "linux")]
+pub async fn let_go(injector: &std::sync::Arc<std::sync::Mutex<X11Injector>>) {
+    let injector = std::sync::Arc::clone(injector);
+    let done = tokio::task::spawn_blocking(move || -> Result<()> {
+        injector
+            .lock()
+            .map_err(|_| anyhow!("input lock poisoned"))?
+            .release_all()
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        eprintln!("udc-agent: keys not released: {e:#}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for X11Injector {
+    fn drop(&mut self) {
+        // Best effort: a display that went away has nothing left to release.
+        let _ = self.release_all();
     }
 }
 
@@ -219,6 +342,7 @@ mod tests {
         assert_eq!(keysym("é"), Some(0xe9));
         assert_eq!(keysym("€"), Some(0x0100_20ac));
         assert_eq!(keysym("Enter"), Some(0xff0d));
+        assert_eq!(keysym("Insert"), Some(0xff63));
         assert_eq!(keysym("F12"), Some(0xffc9));
         assert_eq!(keysym("F13"), None);
         assert_eq!(keysym("Hyper"), None);

@@ -1,12 +1,14 @@
 //! A WebRTC peer connection for a remote session (the webrtc crate): H.264 video and an ordered
-//! data channel for input. Descriptions travel whole (ICE candidates inside, no trickle) as hub
-//! signals naming the session; host candidates alone connect two devices on one network.
+//! data channel for input. The description goes as a hub signal naming the session the moment it
+//! is made, and each ICE candidate after it as it is found (trickle ICE), so connecting waits for
+//! no gathering; host candidates alone connect two devices on one network, a TURN relay the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
@@ -14,20 +16,33 @@ use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer,
-    RTCPeerConnectionState, Registry,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
 };
 
 use crate::client::Client;
+use crate::feedback::{Feedback, TargetBitrate};
+use rtc::interceptor::Gcc;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_congestion_control, CongestionFeedback,
+};
 
 pub use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+
+/// The congestion controller's first target and its bounds, in bits per second: a start that
+/// carries a screen's first keyframe without a long wait behind the pacer, a floor at which a
+/// screen is still legible, and a ceiling above what 1080p at 30 fps needs.
+const START_BPS: f64 = 4_000_000.0;
+const MIN_BPS: f64 = 250_000.0;
+const MAX_BPS: f64 = 20_000_000.0;
+
+/// `UDC_RTC_RELAY_ONLY=1`: connect through the TURN relay only, never directly (the peer then
+/// sees the relay's address, not this device's; and a test can prove the relay path works).
+const RELAY_ONLY: &str = "UDC_RTC_RELAY_ONLY";
 
 /// Where the peer listens: every interface (expanded to each address) and loopback, so two
 /// devices on one machine meet without a network. `UDC_RTC_BIND` (comma-separated) overrides.
 const DEFAULT_BIND: &str = "0.0.0.0:0,127.0.0.1:0";
-/// How long a description waits for ICE gathering; an unreachable STUN server must not hold the
-/// session up, and host candidates are there at once.
-const GATHER_AT_MOST: Duration = Duration::from_secs(2);
 
 /// Baseline profile, packetization mode 1: what every browser decodes.
 pub fn h264() -> RTCRtpCodec {
@@ -41,9 +56,14 @@ pub fn h264() -> RTCRtpCodec {
     }
 }
 
+pub type Candidate = RTCIceCandidateInit;
+
+/// Where a peer's ICE candidates go as they are found: to the hub, as signals.
+pub type OnCandidate = Box<dyn Fn(Candidate) + Send + Sync>;
+
 /// What the connection reports, as channels the session's loop can select on.
 struct Events {
-    gathered: watch::Sender<bool>,
+    candidates: OnCandidate,
     state: watch::Sender<RTCPeerConnectionState>,
     channels: mpsc::UnboundedSender<Arc<dyn DataChannel>>,
     tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
@@ -51,9 +71,10 @@ struct Events {
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(candidate) => (self.candidates)(candidate),
+            Err(e) => eprintln!("udc-agent: an ICE candidate not sent: {e}"),
         }
     }
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -69,7 +90,8 @@ impl PeerConnectionEventHandler for Events {
 
 pub struct Peer {
     pub pc: Arc<dyn PeerConnection>,
-    gathered: watch::Receiver<bool>,
+    /// What the congestion controller says the link carries now.
+    pub target: TargetBitrate,
     pub state: watch::Receiver<RTCPeerConnectionState>,
     pub channels: mpsc::UnboundedReceiver<Arc<dyn DataChannel>>,
     pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
@@ -118,7 +140,8 @@ fn ice_servers_from(body: &Value) -> Vec<RTCIceServer> {
 }
 
 impl Peer {
-    pub async fn open(ice_servers: Vec<RTCIceServer>) -> Result<Peer> {
+    /// A peer connection using `ice_servers`; each local ICE candidate goes to `candidates`.
+    pub async fn open(ice_servers: Vec<RTCIceServer>, candidates: OnCandidate) -> Result<Peer> {
         let mut media = MediaEngine::default();
         media.register_codec(
             RTCRtpCodecParameters {
@@ -128,7 +151,20 @@ impl Peer {
             RtpCodecKind::Video,
         )?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let (gathered_tx, gathered) = watch::channel(false);
+        // Send-side congestion control: the viewer reports arrivals (transport-wide feedback,
+        // which browsers send), GCC turns them into a target bit rate, a pacer keeps to it, and
+        // the encoder is set to it (`feedback`).
+        let registry = configure_congestion_control(
+            registry,
+            Gcc::new(START_BPS, MIN_BPS, MAX_BPS),
+            CongestionFeedback::Twcc,
+            &mut media,
+        )?;
+        let target = TargetBitrate::default();
+        let registry = registry.with(
+            rtc::interceptor::Slot::from(crate::feedback::SLOT),
+            Feedback::new(target.clone()),
+        );
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (channels_tx, channels) = mpsc::unbounded_channel();
         let (tracks_tx, tracks) = mpsc::unbounded_channel();
@@ -137,12 +173,19 @@ impl Peer {
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers)
+                    .with_ice_transport_policy(
+                        if std::env::var(RELAY_ONLY).is_ok_and(|v| v == "1") {
+                            RTCIceTransportPolicy::Relay
+                        } else {
+                            RTCIceTransportPolicy::All
+                        },
+                    )
                     .build(),
             )
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events {
-                gathered: gathered_tx,
+                candidates,
                 state: state_tx,
                 channels: channels_tx,
                 tracks: tracks_tx,
@@ -159,17 +202,17 @@ impl Peer {
             .context("WebRTC peer connection")?;
         Ok(Peer {
             pc: Arc::new(pc),
-            gathered,
+            target,
             state,
             channels,
             tracks,
         })
     }
 
-    /// Sets `desc` as the local description and returns it with the candidates gathered.
+    /// Sets `desc` as the local description and returns it, at once: its candidates follow as
+    /// they are found.
     pub async fn local(&mut self, desc: RTCSessionDescription) -> Result<RTCSessionDescription> {
         self.pc.set_local_description(desc).await?;
-        let _ = tokio::time::timeout(GATHER_AT_MOST, self.gathered.wait_for(|g| *g)).await;
         self.pc
             .local_description()
             .await
@@ -199,16 +242,42 @@ impl Peer {
     }
 }
 
+/// What a session's hub signal carries: the description (an offer or its answer), or one ICE
+/// candidate found after it, as browsers spell it (`RTCIceCandidate.toJSON()`).
+#[derive(Debug)]
+pub enum Signal {
+    Description(Box<RTCSessionDescription>),
+    Candidate(RTCIceCandidateInit),
+}
+
 /// The hub signal carrying a session's description.
 pub fn signal(session_id: &str, desc: &RTCSessionDescription) -> Result<Value> {
     Ok(json!({ "remote_session": session_id, "description": serde_json::to_value(desc)? }))
 }
 
-/// A signal's session and description, when it is one of ours.
-pub fn read_signal(payload: &Value) -> Option<(String, RTCSessionDescription)> {
+/// The hub signal carrying one of a session's ICE candidates.
+pub fn candidate_signal(session_id: &str, candidate: &RTCIceCandidateInit) -> Result<Value> {
+    Ok(json!({ "remote_session": session_id, "candidate": serde_json::to_value(candidate)? }))
+}
+
+/// A signal's session and what it carries, when it is one of ours.
+pub fn read_signal(payload: &Value) -> Option<(String, Signal)> {
     let id = payload["remote_session"].as_str()?.to_owned();
-    let desc = serde_json::from_value(payload["description"].clone()).ok()?;
-    Some((id, desc))
+    if let Ok(desc) = serde_json::from_value(payload["description"].clone()) {
+        return Some((id, Signal::Description(Box::new(desc))));
+    }
+    let candidate = serde_json::from_value(payload["candidate"].clone()).ok()?;
+    Some((id, Signal::Candidate(candidate)))
+}
+
+/// The kind of an ICE candidate (`host`, `srflx`, `relay`…), from its attribute text.
+pub fn candidate_kind(candidate: &Candidate) -> &str {
+    let mut words = candidate.candidate.split_whitespace();
+    words
+        .by_ref()
+        .find(|w| *w == "typ")
+        .and_then(|_| words.next())
+        .unwrap_or("unknown")
 }
 
 #[cfg(test)]
@@ -237,11 +306,29 @@ mod tests {
     }
 
     #[test]
-    fn signals_carry_the_session_and_a_description() {
+    fn signals_carry_the_session_and_a_description_or_a_candidate() {
         let desc: RTCSessionDescription =
             serde_json::from_value(json!({ "type": "offer", "sdp": "v=0\r\n" })).unwrap();
-        let (id, back) = read_signal(&signal("s1", &desc).unwrap()).unwrap();
+        let Some((id, Signal::Description(back))) = read_signal(&signal("s1", &desc).unwrap())
+        else {
+            panic!("a description")
+        };
         assert_eq!((id.as_str(), back.sdp.as_str()), ("s1", "v=0\r\n"));
+        // A browser's candidate, as `RTCIceCandidate.toJSON()` gives it.
+        let browser = json!({ "remote_session": "s2", "candidate": {
+            "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+            "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd" } });
+        let Some((id, Signal::Candidate(c))) = read_signal(&browser) else {
+            panic!("a candidate")
+        };
+        assert_eq!((id.as_str(), c.sdp_mid.as_deref()), ("s2", Some("0")));
+        let again = candidate_signal("s2", &c).unwrap();
+        assert_eq!(again["candidate"]["sdpMLineIndex"], 0);
+        assert_eq!(
+            again["candidate"]["candidate"],
+            browser["candidate"]["candidate"]
+        );
         assert!(read_signal(&json!({ "remote_session": "s1" })).is_none());
+        assert_eq!(candidate_kind(&c), "host");
     }
 }

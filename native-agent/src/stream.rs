@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::peer_connection::{PeerConnection, RTCIceServer};
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCIceServer};
 
 use crate::input::{InputEvent, X11Injector};
 use crate::output::say;
@@ -35,6 +35,10 @@ use crate::video::{Encoded, VideoEncoder};
 
 /// The most frames per second sent; fewer when the screen is still or the encoder is slower.
 pub const FPS: f32 = 30.0;
+/// The least time between two keyframes sent because the viewer asked.
+const KEYFRAME_AT_MOST_EVERY: Duration = Duration::from_millis(250);
+/// How often the encoder is fitted to the congestion controller's estimate.
+const FIT_EVERY: Duration = Duration::from_millis(500);
 /// How long the viewer has to connect after the answer.
 const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
@@ -46,6 +50,11 @@ pub struct Streaming {
 }
 
 impl Streaming {
+    /// One of the viewer's ICE candidates, as it trickles in.
+    pub async fn add_candidate(&self, candidate: RTCIceCandidateInit) -> Result<()> {
+        Ok(self.pc.add_ice_candidate(candidate).await?)
+    }
+
     pub async fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.pc.close().await;
@@ -54,16 +63,19 @@ impl Streaming {
     }
 }
 
-/// Answers `offer` for `session_id`; returns the stream and the answer to signal back.
+/// Answers `offer` for `session_id`; returns the stream and the answer to signal back (its ICE
+/// candidates go to `candidates` as they are found).
+#[allow(clippy::too_many_arguments)]
 pub async fn answer(
     offer: RTCSessionDescription,
     ice: Vec<RTCIceServer>,
+    candidates: peer::OnCandidate,
     session_id: String,
     control: bool,
     injector: Arc<Mutex<X11Injector>>,
     json: bool,
 ) -> Result<(Streaming, RTCSessionDescription)> {
-    let mut peer = Peer::open(ice).await?;
+    let mut peer = Peer::open(ice, candidates).await?;
     let mut ssrc = [0u8; 4];
     getrandom::fill(&mut ssrc).map_err(|e| anyhow!("random: {e}"))?;
     let ssrc = u32::from_le_bytes(ssrc);
@@ -112,14 +124,33 @@ pub async fn answer(
             peer.channels,
             session_id.clone(),
             control,
-            injector,
+            Arc::clone(&injector),
             json,
         ));
         let (frames, sent_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let asked = Arc::new(Asked::default());
+        let requests = tokio::spawn(keyframe_requests(Arc::clone(&track), Arc::clone(&asked)));
         let (tx, mut rx) = mpsc::channel::<Encoded>(2);
         let capture = {
-            let (stop, frames) = (Arc::clone(&stopping), Arc::clone(&frames));
-            tokio::task::spawn_blocking(move || capture_loop(&stop, &frames, &tx))
+            let (stop, frames, asked, link) = (
+                Arc::clone(&stopping),
+                Arc::clone(&frames),
+                Arc::clone(&asked),
+                peer.target.clone(),
+            );
+            let id = session_id.clone();
+            // The rate the encoder settles at, said when it moves, for the log and the owner.
+            let on_rate = move |bps: u32, fps: f32| {
+                say(
+                    json,
+                    "rate",
+                    json!({ "session_id": id, "kbps": bps / 1000, "fps": fps }),
+                    format!("Sending at {} kbit/s, {fps} frames/s", bps / 1000),
+                );
+            };
+            tokio::task::spawn_blocking(move || {
+                capture_loop(&stop, &frames, &asked, &link, &on_rate, &tx)
+            })
         };
         say(
             json,
@@ -128,6 +159,7 @@ pub async fn answer(
             format!("Sending this screen (session {session_id})"),
         );
         let mut last = Instant::now();
+        let mut keyframes = 0u64;
         while let Some(e) = rx.recv().await {
             let now = Instant::now();
             let n = e.data.len() as u64;
@@ -144,10 +176,29 @@ pub async fn answer(
             }
             sent_bytes.fetch_add(n, Ordering::Relaxed);
             last = now;
+            if e.keyframe {
+                keyframes += 1;
+                // For the log and the tests (--json); a person at the screen need not see it.
+                if let Some(at) = asked.answered().filter(|_| json) {
+                    say(
+                        json,
+                        "keyframe",
+                        json!({ "session_id": session_id, "requested": true,
+                                "after_ms": at.elapsed().as_secs_f64() * 1000.0 }),
+                        format!(
+                            "Sent a keyframe the viewer asked for ({:.0?} after)",
+                            at.elapsed()
+                        ),
+                    );
+                }
+            }
         }
         stopping.store(true, Ordering::SeqCst);
         let ended = capture.await;
         inputs.abort();
+        requests.abort();
+        // Whatever the viewer held down when the session ended is let go of here.
+        crate::input::let_go(&injector).await;
         if let Ok(Err(e)) = ended {
             eprintln!("udc-agent: session {session_id}: capture stopped: {e}");
         }
@@ -155,23 +206,95 @@ pub async fn answer(
             json,
             "stream_stopped",
             json!({ "session_id": session_id, "frames": frames.load(Ordering::Relaxed),
-                    "bytes": sent_bytes.load(Ordering::Relaxed) }),
+                    "bytes": sent_bytes.load(Ordering::Relaxed), "keyframes": keyframes,
+                    "keyframe_requests": asked.count.load(Ordering::Relaxed) }),
             format!("Stopped sending this screen (session {session_id})"),
         );
     });
     Ok((Streaming { stop, pc, task }, answer))
 }
 
-/// Captures and encodes until stopped or the sending side goes away.
-fn capture_loop(stop: &AtomicBool, frames: &AtomicU64, tx: &mpsc::Sender<Encoded>) -> Result<()> {
+/// The viewer's keyframe requests (PLI, FIR): the next capture is encoded as a keyframe.
+#[derive(Default)]
+struct Asked {
+    /// Set by a request, taken by the capture loop.
+    wanted: AtomicBool,
+    count: AtomicU64,
+    /// When the request not yet answered by a sent keyframe came.
+    at: Mutex<Option<Instant>>,
+}
+
+impl Asked {
+    fn ask(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut at) = self.at.lock() {
+            at.get_or_insert_with(Instant::now);
+        }
+        self.wanted.store(true, Ordering::SeqCst);
+    }
+
+    /// A keyframe went out: when it had been asked for, if it had.
+    fn answered(&self) -> Option<Instant> {
+        self.at.lock().ok().and_then(|mut at| at.take())
+    }
+}
+
+async fn keyframe_requests(track: Arc<TrackLocalStaticSample>, asked: Arc<Asked>) {
+    let mut last: Option<Instant> = None;
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        // One keyframe per `KEYFRAME_AT_MOST_EVERY` however often the viewer asks: a keyframe
+        // costs many frames' bytes, and a viewer asking on every frame must not flood the link.
+        if packets
+            .iter()
+            .any(|p| crate::feedback::is_request(p.as_ref()))
+            && last.is_none_or(|t| t.elapsed() >= KEYFRAME_AT_MOST_EVERY)
+        {
+            last = Some(Instant::now());
+            asked.ask();
+        }
+    }
+}
+
+/// Captures and encodes until stopped or the sending side goes away, at the bit rate and frame
+/// rate the link carries (`link`, checked every `FIT_EVERY`; `on_rate` hears each change).
+fn capture_loop(
+    stop: &AtomicBool,
+    frames: &AtomicU64,
+    asked: &Asked,
+    link: &crate::feedback::TargetBitrate,
+    on_rate: &dyn Fn(u32, f32),
+    tx: &mpsc::Sender<Encoded>,
+) -> Result<()> {
     let mut capture = X11Capture::open(None)?;
     let (w, h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
     let (ew, eh) = (w & !1, h & !1);
     let mut encoder = VideoEncoder::new(ew, eh, FPS)?;
-    let period = Duration::from_secs_f32(1.0 / FPS);
+    let mut period = Duration::from_secs_f32(1.0 / FPS);
+    let mut fitted = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
+        if asked.wanted.swap(false, Ordering::SeqCst) {
+            encoder.request_keyframe();
+        }
+        if fitted.elapsed() >= FIT_EVERY {
+            fitted = started;
+            if let Some(bps) = link.get() {
+                match encoder.fit_link(bps) {
+                    Ok(true) => {
+                        let (bps, fps) = encoder.rate();
+                        period = Duration::from_secs_f32(1.0 / fps);
+                        on_rate(bps, fps);
+                    }
+                    Ok(false) => {}
+                    // The picture goes on at the rate it had.
+                    Err(e) => eprintln!("udc-agent: {e}"),
+                }
+            }
+        }
         let encoded = capture.capture_with(|bgrx| encoder.encode(&even(bgrx, w, ew, eh)))??;
         if let Some(encoded) = encoded {
             frames.fetch_add(1, Ordering::Relaxed);

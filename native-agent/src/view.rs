@@ -4,8 +4,11 @@
 //!
 //! Standard input drives it, one JSON value per line: an array of input events (as
 //! `POST /remote/session/{id}/input` takes them) is sent on the data channel — or relayed through
-//! the host while there is no peer-to-peer path — and `{"snapshot": "out.png"}` saves the latest
-//! picture. End of input, `--snapshot` without `--control`, or either side ending the session
+//! the host while there is no peer-to-peer path — `{"snapshot": "out.png"}` saves the latest
+//! picture, and `{"keyframe": true}` asks the target for a keyframe (as a lost packet does).
+//! On a desktop it also shows the screen in a window (`window`), whose input drives a control
+//! session and whose closing ends it. End of input (without a window), `--snapshot` without
+//! `--control`, or either side ending the session
 //! ends it.
 
 use std::path::PathBuf;
@@ -24,7 +27,7 @@ use tokio::sync::watch;
 use udc_client::events::{InputEvent, SessionEnd, SessionEvent, SessionState};
 use udc_hub::names;
 use udc_hub::{ClientFrame, HubFrame};
-use webrtc::data_channel::DataChannelEvent;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
@@ -37,11 +40,14 @@ use crate::remote::HEARTBEAT_EVERY;
 use crate::store::{Session, Store};
 use crate::video::{Picture, VideoDecoder};
 use crate::watch::{connect, PING_EVERY};
+use crate::window::{ViewerWindow, WindowEvent};
 
 pub struct ViewOptions {
     /// The target's name or id.
     pub device: String,
     pub control: bool,
+    /// Show the screen in a window (a desktop session, no --snapshot); closing it ends the session.
+    pub window: bool,
     pub snapshot: Option<PathBuf>,
     /// Seconds.
     pub max_duration: u32,
@@ -167,7 +173,14 @@ async fn run(
     );
 
     let token = session.access_token(client, store).await?;
-    let mut peer = Peer::open(client.ice_servers(&token).await?).await?;
+    let (found, mut candidates) = tokio::sync::mpsc::unbounded_channel();
+    let mut peer = Peer::open(
+        client.ice_servers(&token).await?,
+        Box::new(move |c| {
+            let _ = found.send(c);
+        }),
+    )
+    .await?;
     peer.pc
         .add_transceiver_from_kind(
             RtpCodecKind::Video,
@@ -189,6 +202,8 @@ async fn run(
         .await?;
 
     let (pictures_tx, mut pictures) = watch::channel::<Latest>((0, None));
+    let (ask_keyframe, keyframe_asks) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut keyframe_asks = Some(keyframe_asks);
     let mut decoding = None;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -197,9 +212,22 @@ async fn run(
     let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
     let mut connect_by = Some(Instant::now() + CONNECT_WITHIN);
     let mut seen = 0u64;
+    let (window_tx, mut window_events) = tokio::sync::mpsc::unbounded_channel();
+    let mut window: Option<ViewerWindow> = None;
+    let mut window_failed = false;
+    // The kinds of the candidates this side offered, for the "connected" line.
+    let mut sent_kinds: Vec<String> = Vec::new();
     let outcome: Result<()> = async { loop {
         tokio::select! {
             _ = ping.tick() => { let _ = socket.send(&ClientFrame::Ping).await; }
+            Some(candidate) = candidates.recv() => {
+                sent_kinds.push(peer::candidate_kind(&candidate).to_owned());
+                socket.send(&ClientFrame::Signal {
+                    to_device: target.to_owned(),
+                    payload: peer::candidate_signal(id, &candidate)?,
+                    reference: None,
+                }).await?;
+            }
             _ = beat.tick() => {
                 let token = session.access_token(client, store).await?;
                 if let Err(e) = client.remote_action(&token, id, "heartbeat").await {
@@ -211,10 +239,16 @@ async fn run(
             }
             frame = socket.next() => match frame {
                 Incoming::Frame(HubFrame::Signal { from_device, payload }) if from_device == target => {
-                    if let Some((sid, answer)) = peer::read_signal(&payload) {
-                        if sid == id {
-                            peer.pc.set_remote_description(answer).await?;
+                    match peer::read_signal(&payload) {
+                        Some((sid, peer::Signal::Description(answer))) if sid == id => {
+                            peer.pc.set_remote_description(*answer).await?;
                         }
+                        Some((sid, peer::Signal::Candidate(c))) if sid == id => {
+                            if let Err(e) = peer.pc.add_ice_candidate(c).await {
+                                eprintln!("udc-agent: a candidate of the target not used: {e}");
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 Incoming::Frame(HubFrame::Event(e)) => {
@@ -241,14 +275,16 @@ async fn run(
                 }
             }
             Some(track) = peer.tracks.recv() => {
-                decoding = Some(tokio::spawn(decode(track, pictures_tx.clone())));
+                if let Some(asks) = keyframe_asks.take() {
+                    decoding = Some(tokio::spawn(decode(track, pictures_tx.clone(), asks)));
+                }
             }
             event = channel.poll(), if !channel_open => match event {
                 // Input and video both go peer to peer from here.
                 Some(DataChannelEvent::OnOpen) => {
                     channel_open = true;
                     connect_by = None;
-                    say(json, "connected", json!({ "session_id": id }), "Connected peer to peer".into());
+                    say(json, "connected", json!({ "session_id": id, "candidates": sent_kinds }), "Connected peer to peer".into());
                 }
                 Some(DataChannelEvent::OnClose) | None => bail!("the input channel closed"),
                 _ => {}
@@ -260,6 +296,11 @@ async fn run(
                 if seen == 0 {
                     say(json, "frame", json!({ "session_id": id, "width": picture.width, "height": picture.height }),
                         format!("Receiving {}x{} video", picture.width, picture.height));
+                    if opts.window {
+                        let title = format!("{} — udc ({})", opts.device, if opts.control { "control" } else { "view only" });
+                        window = Some(ViewerWindow::open(title, opts.control, window_tx.clone()));
+                        say(json, "window", json!({ "session_id": id }), "Showing it in a window; closing the window ends the session".into());
+                    }
                     if let Some(path) = &opts.snapshot {
                         save(&picture, path, json)?;
                         if !opts.control {
@@ -267,11 +308,18 @@ async fn run(
                         }
                     }
                 }
+                if let Some(w) = &window {
+                    w.show(picture);
+                }
                 seen = n;
             }
             line = stdin.next_line(), if stdin_open => match line? {
                 None => {
                     stdin_open = false;
+                    // A window is what the person uses: its closing ends the session.
+                    if opts.window && !window_failed {
+                        continue;
+                    }
                     // Nothing more to send: a viewer without a snapshot to wait for is done.
                     if opts.control || opts.snapshot.is_none() || seen > 0 {
                         return Ok(());
@@ -283,6 +331,11 @@ async fn run(
                         Ok(v) => v,
                         Err(e) => { eprintln!("udc-agent: not JSON: {e}"); continue; }
                     };
+                    if value["keyframe"] == true {
+                        let _ = ask_keyframe.send(());
+                        say(json, "keyframe_asked", json!({ "session_id": id }), "Asked for a keyframe".into());
+                        continue;
+                    }
                     if let Some(path) = value["snapshot"].as_str() {
                         let picture = pictures.borrow().1.clone();
                         match picture {
@@ -295,18 +348,24 @@ async fn run(
                         eprintln!("udc-agent: not a list of input events: {e}");
                         continue;
                     }
-                    let via = if channel_open {
-                        channel.send_text(&value.to_string()).await?;
-                        "webrtc"
-                    } else {
-                        let token = session.access_token(client, store).await?;
-                        if let Err(e) = client.relay_input(&token, id, &value).await {
-                            eprintln!("udc-agent: input not sent: {e}");
-                            continue;
-                        }
-                        "relay"
-                    };
-                    say(json, "sent", json!({ "session_id": id, "via": via }), format!("sent input ({via})"));
+                    send_input(&value, channel_open.then_some(&channel), client, store, session, id, json, true).await?;
+                }
+            },
+            Some(event) = window_events.recv() => match event {
+                WindowEvent::Input(events) => {
+                    let value = serde_json::to_value(&events)?;
+                    // Said for --json only: a line per mouse move would flood a person's terminal.
+                    send_input(&value, channel_open.then_some(&channel), client, store, session, id, json, json).await?;
+                }
+                WindowEvent::Closed => return Ok(()),
+                WindowEvent::Failed(e) => {
+                    window = None;
+                    window_failed = true;
+                    // Nothing would be left to end it by: no window, and no input to read.
+                    if !stdin_open {
+                        bail!("no window could be opened ({e})");
+                    }
+                    eprintln!("udc-agent: no window ({e}); the session goes on without one");
                 }
             },
         }
@@ -317,6 +376,41 @@ async fn run(
     }
     let _ = peer.pc.close().await;
     outcome
+}
+
+/// Sends input events (a JSON list) on the data channel when it is open, else through the host;
+/// with `tell`, says which way they went.
+#[allow(clippy::too_many_arguments)]
+async fn send_input(
+    value: &Value,
+    channel: Option<&Arc<dyn DataChannel>>,
+    client: &Client,
+    store: &Store,
+    session: &mut Session,
+    id: &str,
+    json: bool,
+    tell: bool,
+) -> Result<()> {
+    let via = if let Some(channel) = channel {
+        channel.send_text(&value.to_string()).await?;
+        "webrtc"
+    } else {
+        let token = session.access_token(client, store).await?;
+        if let Err(e) = client.relay_input(&token, id, value).await {
+            eprintln!("udc-agent: input not sent: {e}");
+            return Ok(());
+        }
+        "relay"
+    };
+    if tell {
+        say(
+            json,
+            "sent",
+            json!({ "session_id": id, "via": via }),
+            format!("sent input ({via})"),
+        );
+    }
+    Ok(())
 }
 
 fn save(picture: &Picture, path: &PathBuf, json: bool) -> Result<()> {
@@ -331,8 +425,13 @@ fn save(picture: &Picture, path: &PathBuf, json: bool) -> Result<()> {
 }
 
 /// Reassembles the track's RTP packets into access units (the marker bit ends one; a gap in
-/// sequence numbers drops it) and decodes them.
-async fn decode(track: Arc<dyn TrackRemote>, pictures: watch::Sender<Latest>) {
+/// sequence numbers drops it, and asks the target for a keyframe) and decodes them. `asks` are
+/// keyframe requests from the person (a `{"keyframe": true}` line).
+async fn decode(
+    track: Arc<dyn TrackRemote>,
+    pictures: watch::Sender<Latest>,
+    mut asks: tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
     let mut decoder = match VideoDecoder::new() {
         Ok(d) => d,
         Err(e) => {
@@ -345,7 +444,19 @@ async fn decode(track: Arc<dyn TrackRemote>, pictures: watch::Sender<Latest>) {
     let mut next_seq: Option<u16> = None;
     let mut broken = false;
     let mut count = 0u64;
-    while let Some(event) = track.poll().await {
+    let mut media_ssrc = None;
+    let mut last_ask: Option<Instant> = None;
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            Some(()) = asks.recv() => {
+                if let Some(ssrc) = media_ssrc {
+                    ask_for_keyframe(track.as_ref(), ssrc).await;
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             if matches!(event, TrackRemoteEvent::OnEnded) {
                 break;
@@ -364,6 +475,13 @@ async fn decode(track: Arc<dyn TrackRemote>, pictures: watch::Sender<Latest>) {
         if !packet.header.marker {
             continue;
         }
+        media_ssrc = Some(packet.header.ssrc);
+        // A lost packet spoils every picture until the next keyframe: ask for one at once (at
+        // most every quarter second), rather than wait for the periodic one.
+        if broken && last_ask.is_none_or(|t| t.elapsed() > Duration::from_millis(250)) {
+            last_ask = Some(Instant::now());
+            ask_for_keyframe(track.as_ref(), packet.header.ssrc).await;
+        }
         if !broken && !unit.is_empty() {
             match decoder.decode(&unit) {
                 Ok(Some(picture)) => {
@@ -376,5 +494,17 @@ async fn decode(track: Arc<dyn TrackRemote>, pictures: watch::Sender<Latest>) {
         }
         unit.clear();
         broken = false;
+    }
+}
+
+/// A Picture Loss Indication for the stream `media_ssrc`: the sender answers with a keyframe.
+async fn ask_for_keyframe(track: &dyn TrackRemote, media_ssrc: u32) {
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc,
+    };
+    if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+        eprintln!("udc-agent: no keyframe request: {e}");
     }
 }

@@ -12,6 +12,8 @@ export type Handlers = {
   /** The hub no longer has what this browser missed: reload everything. */
   resync: () => void;
   state: (s: LinkState) => void;
+  /** Another device's signal (a remote session's WebRTC description), relayed by the hub. */
+  signal?: (fromDevice: string, payload: unknown) => void;
 };
 
 const PING_MS = 25_000;
@@ -53,8 +55,15 @@ export class Realtime {
     this.send({ type: "presence", state: document.visibilityState === "hidden" ? "idle" : "online" });
   };
 
-  private send(frame: unknown) {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  private send(frame: unknown): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Relays `payload` to another online device of the account; false while there is no socket. */
+  signal(toDevice: string, payload: unknown): boolean {
+    return this.send({ type: "signal", to_device: toDevice, payload });
   }
 
   private later(f: () => void, ms: number) {
@@ -98,6 +107,8 @@ export class Realtime {
       if (frame.type === "event") {
         this.handle(frame as unknown as HubEvent);
         this.send({ type: "ack", seq: frame.seq });
+      } else if (frame.type === "signal" && typeof frame.from_device === "string") {
+        this.on.signal?.(frame.from_device, frame.payload);
       } else if (frame.type === "ready" || frame.type === "resync_required") {
         ready = true;
         this.attempt = 0;

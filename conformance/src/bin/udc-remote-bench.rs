@@ -5,7 +5,8 @@
 //! - input latency through the host at `UDC_BASE_URL`, from the controlling device's send to the
 //!   pointer motion arriving at a window on the target display (`udc-agent remote serve` replays
 //!   it with XTEST): over the WebRTC data channel (`udc-agent remote view --control`, fed on its
-//!   standard input) and relayed by the host (`POST /remote/session/{id}/input`), p50/p99.
+//!   standard input) and relayed by the host (`POST /remote/session/{id}/input`), p50/p99;
+//! - a keyframe asked for with an RTCP PLI, from the request to the keyframe sent, p50/p99.
 //!
 //! Prints figures; asserts nothing but that every input arrived.
 
@@ -162,7 +163,7 @@ async fn main() -> Result<()> {
     let recorder = Recorder::start(&display);
     let mut viewer = laptop.start(
         &viewing,
-        &["remote", "view", "Bench Desk", "--control"],
+        &["remote", "view", "Bench Desk", "--control", "--no-window"],
         "remote",
         "requested",
     );
@@ -210,6 +211,27 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     report("relayed by the host", &mut samples);
+
+    // Keyframes on request: the viewer sends an RTCP PLI; the desk says how long after the
+    // request its keyframe went out (the screen is still, so no periodic one is due).
+    let mut after = Vec::with_capacity(20);
+    for _ in 0..20 {
+        viewer.send(&json!({ "keyframe": true }));
+        viewer.expect("keyframe_asked");
+        let sent = desk.expect("keyframe");
+        after.push(Duration::from_secs_f64(
+            sent["after_ms"].as_f64().context("after_ms")? / 1000.0,
+        ));
+        // Past the desk's least time between two requested keyframes (250 ms).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    after.sort();
+    println!(
+        "keyframe on request (PLI → keyframe written to the track): {} requests  p50 {:.1} ms  p99 {:.1} ms   (target <= 200 ms)",
+        after.len(),
+        ms(percentile(&after, 0.50)),
+        ms(percentile(&after, 0.99)),
+    );
     viewer.finish();
     Ok(())
 }

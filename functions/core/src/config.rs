@@ -22,6 +22,10 @@ pub const STUN_URLS: &str = "UDC_STUN_URLS";
 /// Cloudflare Realtime TURN: the key's id and its API token mint short-lived credentials.
 pub const TURN_KEY_ID: &str = "UDC_TURN_KEY_ID";
 pub const TURN_API_TOKEN: &str = "UDC_TURN_API_TOKEN";
+/// A TURN server of the operator's own (coturn with `use-auth-secret`): its comma-separated
+/// `turn:`/`turns:` URLs and the secret it shares with udc, which makes short-lived credentials.
+pub const TURN_URLS: &str = "UDC_TURN_URLS";
+pub const TURN_SECRET: &str = "UDC_TURN_SECRET";
 pub const DEFAULT_STUN_URL: &str = "stun:stun.cloudflare.com:3478";
 
 /// Largest file accepted unless `UDC_FILES_MAX_BYTES` says otherwise.
@@ -49,11 +53,45 @@ pub struct Config {
     pub turn: Option<Turn>,
 }
 
-/// A Cloudflare Realtime TURN key: core mints credentials for it per request.
-#[derive(Clone, Debug)]
-pub struct Turn {
-    pub key_id: String,
-    pub api_token: String,
+/// Where devices get a TURN relay, for when no direct path connects them.
+#[derive(Clone)]
+pub enum Turn {
+    /// A Cloudflare Realtime TURN key: core mints credentials at Cloudflare per request.
+    Cloudflare { key_id: String, api_token: String },
+    /// A TURN server sharing a secret with udc (the "TURN REST API" scheme coturn implements
+    /// as `use-auth-secret`): core makes each credential itself, no request to anyone.
+    SharedSecret { urls: Vec<String>, secret: Vec<u8> },
+}
+
+impl std::fmt::Debug for Turn {
+    // Never the token or the secret: a config printed in a log must not hand out the relay.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Turn::Cloudflare { key_id, .. } => write!(f, "Turn::Cloudflare({key_id})"),
+            Turn::SharedSecret { urls, .. } => write!(f, "Turn::SharedSecret({urls:?})"),
+        }
+    }
+}
+
+/// Comma-separated URLs, each with one of `schemes` (`name` for the error).
+fn url_list(name: &str, value: &str, schemes: &[&str]) -> Result<Vec<String>, String> {
+    let urls: Vec<String> = value
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let fits = |u: &String| schemes.iter().any(|s| u.starts_with(&format!("{s}:")));
+    if urls.is_empty() || !urls.iter().all(fits) {
+        return Err(format!(
+            "{name} must be {} URLs, comma-separated",
+            schemes
+                .iter()
+                .map(|s| format!("{s}:"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    }
+    Ok(urls)
 }
 
 /// An S3-compatible bucket (R2 through its S3 API in production). Path-style URLs, which
@@ -122,38 +160,9 @@ impl Config {
             storage: Storage::from_lookup(&get)?,
             stun_urls: match get(STUN_URLS).filter(|v| !v.trim().is_empty()) {
                 None => vec![DEFAULT_STUN_URL.to_owned()],
-                Some(v) => {
-                    let urls: Vec<String> = v
-                        .split(',')
-                        .map(|u| u.trim().to_owned())
-                        .filter(|u| !u.is_empty())
-                        .collect();
-                    if urls
-                        .iter()
-                        .any(|u| !(u.starts_with("stun:") || u.starts_with("stuns:")))
-                    {
-                        return Err(format!(
-                            "{STUN_URLS} must be stun: or stuns: URLs, comma-separated"
-                        ));
-                    }
-                    urls
-                }
+                Some(v) => url_list(STUN_URLS, &v, &["stun", "stuns"])?,
             },
-            turn: match (
-                get(TURN_KEY_ID).filter(|v| !v.trim().is_empty()),
-                get(TURN_API_TOKEN).filter(|v| !v.trim().is_empty()),
-            ) {
-                (Some(key_id), Some(api_token)) => Some(Turn {
-                    key_id: key_id.trim().to_owned(),
-                    api_token: api_token.trim().to_owned(),
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(format!(
-                        "set both {TURN_KEY_ID} and {TURN_API_TOKEN}, or neither"
-                    ))
-                }
-            },
+            turn: Self::turn(&get)?,
             files_max_bytes: match get(FILES_MAX_BYTES).filter(|v| !v.trim().is_empty()) {
                 None => DEFAULT_FILES_MAX_BYTES,
                 Some(v) => v
@@ -168,6 +177,49 @@ impl Config {
         })
     }
 
+    fn turn(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Turn>, String> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let cloudflare = match (set(TURN_KEY_ID), set(TURN_API_TOKEN)) {
+            (Some(key_id), Some(api_token)) => Some(Turn::Cloudflare {
+                key_id: key_id.trim().to_owned(),
+                api_token: api_token.trim().to_owned(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "set both {TURN_KEY_ID} and {TURN_API_TOKEN}, or neither"
+                ))
+            }
+        };
+        let own = match (set(TURN_URLS), set(TURN_SECRET)) {
+            (Some(urls), Some(secret)) => {
+                // As written: the TURN server uses its copy byte for byte.
+                let secret = secret.into_bytes();
+                // coturn takes the secret as text; a short one could be guessed offline from
+                // any credential a device was given.
+                if secret.len() < 16 {
+                    return Err(format!("{TURN_SECRET} must be at least 16 characters"));
+                }
+                Some(Turn::SharedSecret {
+                    urls: url_list(TURN_URLS, &urls, &["turn", "turns"])?,
+                    secret,
+                })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "set both {TURN_URLS} and {TURN_SECRET}, or neither"
+                ))
+            }
+        };
+        match (cloudflare, own) {
+            (Some(_), Some(_)) => Err(format!(
+                "one TURN relay: {TURN_KEY_ID} (Cloudflare) or {TURN_URLS} (your own), not both"
+            )),
+            (cf, own) => Ok(cf.or(own)),
+        }
+    }
+
     /// Fresh random values for every secret, for a first local run or a test deployment.
     pub fn generate_secrets(random: &impl Random) -> Result<Vec<(&'static str, String)>, String> {
         SECRETS
@@ -178,5 +230,62 @@ impl Config {
                 Ok((*name, B64.encode(bytes)))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config with the secrets set and `extra` beside them.
+    fn with(extra: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_lookup(|k| {
+            if SECRETS.contains(&k) {
+                return Some(B64.encode([7u8; 32]));
+            }
+            extra
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn a_turn_relay_is_cloudflare_s_or_one_s_own_never_half_set_nor_both() {
+        assert!(with(&[]).unwrap().turn.is_none());
+        let own = with(&[
+            (TURN_URLS, "turn:127.0.0.1:3478, turns:relay.example:5349"),
+            (TURN_SECRET, "sixteen-chars-ok"),
+        ])
+        .unwrap();
+        let Some(Turn::SharedSecret { urls, .. }) = &own.turn else {
+            panic!("own relay")
+        };
+        assert_eq!(*urls, ["turn:127.0.0.1:3478", "turns:relay.example:5349"]);
+        let cf = with(&[(TURN_KEY_ID, "k"), (TURN_API_TOKEN, "t")]).unwrap();
+        assert!(matches!(cf.turn, Some(Turn::Cloudflare { .. })));
+        for bad in [
+            vec![(TURN_URLS, "turn:127.0.0.1:3478")],
+            vec![(TURN_SECRET, "sixteen-chars-ok")],
+            vec![
+                (TURN_URLS, "stun:127.0.0.1:3478"),
+                (TURN_SECRET, "sixteen-chars-ok"),
+            ],
+            vec![
+                (TURN_URLS, "turn:127.0.0.1:3478"),
+                (TURN_SECRET, "too-short"),
+            ],
+            vec![
+                (TURN_URLS, "turn:127.0.0.1:3478"),
+                (TURN_SECRET, "sixteen-chars-ok"),
+                (TURN_KEY_ID, "k"),
+                (TURN_API_TOKEN, "t"),
+            ],
+        ] {
+            assert!(with(&bad).is_err(), "{bad:?}");
+        }
+        // The secret never shows in a printed config.
+        let printed = format!("{:?}", own.turn);
+        assert!(!printed.contains("sixteen"), "{printed}");
     }
 }

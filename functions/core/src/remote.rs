@@ -15,6 +15,7 @@ use udc_hub::{NewEvent, PresenceState, Relay};
 
 use crate::activity::{Actor, Entry, If, Kind};
 use crate::auth::Caller;
+use crate::config::Turn;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{payload, Change, When};
 use crate::ports::{Http, Hub, Ports, Row, Sql, Stmt};
@@ -716,46 +717,94 @@ impl<P: Ports> Core<P> {
         Reply::ok(serde_json::json!({ "sessions": list }))
     }
 
-    /// STUN from configuration; with a Cloudflare TURN key, short-lived TURN credentials too.
+    /// STUN from configuration; with a TURN relay configured, short-lived credentials for it.
     pub(crate) async fn ice_servers(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let caller = self.caller(rq).await?;
-        caller.device()?;
+        let device = caller.device()?;
         let mut servers = vec![serde_json::json!({ "urls": self.config.stun_urls })];
-        if let Some(turn) = &self.config.turn {
-            let req = http::Request::builder()
-                .method("POST")
-                .uri(format!(
-                    "https://rtc.live.cloudflare.com/v1/turn/keys/{}/credentials/generate",
-                    turn.key_id
-                ))
-                .header("authorization", format!("Bearer {}", turn.api_token))
-                .header("content-type", "application/json")
-                .body(
-                    serde_json::json!({ "ttl": TURN_TTL_SECS })
-                        .to_string()
-                        .into_bytes(),
-                )
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let resp = self.ports.http().send(req).await?;
-            let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
-            match body.get("iceServers") {
-                Some(ice) if resp.status().is_success() => servers.push(ice.clone()),
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "turn_unavailable",
-                        format!("the TURN service answered {}", resp.status()),
-                    ))
-                }
+        match &self.config.turn {
+            None => {}
+            Some(Turn::Cloudflare { key_id, api_token }) => {
+                servers.push(self.cloudflare_turn(key_id, api_token).await?)
             }
+            Some(Turn::SharedSecret { urls, secret }) => servers.push(shared_secret_turn(
+                urls,
+                secret,
+                device,
+                rq.now_ms / 1000 + TURN_TTL_SECS,
+            )?),
         }
         Reply::ok(serde_json::json!({ "ice_servers": servers, "ttl": TURN_TTL_SECS }))
     }
+
+    /// Credentials minted by Cloudflare Realtime TURN for the key.
+    async fn cloudflare_turn(&self, key_id: &str, api_token: &str) -> ApiResult<Value> {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "https://rtc.live.cloudflare.com/v1/turn/keys/{key_id}/credentials/generate"
+            ))
+            .header("authorization", format!("Bearer {api_token}"))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({ "ttl": TURN_TTL_SECS })
+                    .to_string()
+                    .into_bytes(),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let resp = self.ports.http().send(req).await?;
+        let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+        match body.get("iceServers") {
+            Some(ice) if resp.status().is_success() => Ok(ice.clone()),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "turn_unavailable",
+                format!("the TURN service answered {}", resp.status()),
+            )),
+        }
+    }
+}
+
+/// A credential for a TURN server that shares `secret` with udc (coturn's `use-auth-secret`):
+/// the user name says until when (Unix seconds) and for which device, the password is the
+/// HMAC-SHA1 of the name under the secret, in base64. The server checks both without asking.
+fn shared_secret_turn(
+    urls: &[String],
+    secret: &[u8],
+    device: &str,
+    expires_at: i64,
+) -> ApiResult<Value> {
+    use base64::Engine;
+    use hmac::Mac;
+    let username = format!("{expires_at}:{device}");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    mac.update(username.as_bytes());
+    let credential = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    Ok(serde_json::json!({ "urls": urls, "username": username, "credential": credential }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_secret_turn_credential_is_coturns_rest_scheme() {
+        // Worked out apart (Python's hmac): base64(HMAC-SHA1(secret, "expiry:device")).
+        let v = shared_secret_turn(
+            &["turn:127.0.0.1:3478".to_owned()],
+            b"a-turn-secret-of-32-characters!!",
+            "0b5c9a0e-0000-4000-8000-000000000001",
+            1_700_003_600,
+        )
+        .unwrap();
+        assert_eq!(
+            v["username"],
+            "1700003600:0b5c9a0e-0000-4000-8000-000000000001"
+        );
+        assert_eq!(v["credential"], "85tWk25D4Ia7j6/TYWQXWa4stfg=");
+        assert_eq!(v["urls"][0], "turn:127.0.0.1:3478");
+    }
 
     fn active(at: i64) -> Session {
         Session {

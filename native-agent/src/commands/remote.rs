@@ -24,11 +24,14 @@ pub(crate) async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) ->
             device,
             control,
             snapshot,
+            no_window,
             max_duration,
         } => {
             let opts = udc_agent::view::ViewOptions {
                 device: device.clone(),
                 control: *control,
+                // On a desktop, unless told otherwise or saving a picture for a script.
+                window: !no_window && snapshot.is_none() && has_desktop(),
                 snapshot: snapshot.clone(),
                 max_duration: *max_duration,
             };
@@ -89,4 +92,9 @@ pub(crate) async fn unattended(
         println!("unattended access: {:?}", allowed.devices);
     }
     Ok(())
+}
+
+/// Whether windows can be opened here: a display server on Linux, always on Windows and macOS.
+fn has_desktop() -> bool {
+    !cfg!(target_os = "linux") || std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
 }

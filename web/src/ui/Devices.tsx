@@ -1,11 +1,19 @@
 import { useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { ago } from "../format";
+import type { LinkState } from "../realtime";
+import type { Mode } from "../remote";
 import type { Device } from "../types";
 import { useAction } from "./action";
 import type { Account } from "./Home";
 
-type Props = { account: Account; update: (f: (a: Account) => Account) => void };
+type Props = {
+  account: Account;
+  update: (f: (a: Account) => Account) => void;
+  /** The page's link: remote sessions signal over a live one. */
+  link: LinkState;
+  onRemote: (device: Device, mode: Mode) => void;
+};
 
 const PLATFORM: Record<string, string> = {
   web: "Browser",
@@ -17,7 +25,7 @@ const PLATFORM: Record<string, string> = {
   other: "Device",
 };
 
-export function Devices({ account, update }: Props) {
+export function Devices({ account, update, link, onRemote }: Props) {
   const me = account.session.deviceId;
   const [error, act] = useAction();
   const [confirming, setConfirming] = useState<{ what: "remove" | "trust"; device: Device } | null>(null);
@@ -63,6 +71,8 @@ export function Devices({ account, update }: Props) {
             me={me}
             trustedByMe={mine?.trusts.includes(d.id) ?? false}
             trustsMe={d.trusts.includes(me)}
+            link={link}
+            onRemote={(mode) => onRemote(d, mode)}
             onRename={(name) =>
               act(async () => {
                 replace(await api<Device>("PUT", `/devices/${d.id}`, { name }));
@@ -133,9 +143,22 @@ type RowProps = {
   onRename: (name: string) => Promise<void>;
   onTrust: (trust: boolean) => void;
   onRemove: () => void;
+  link: LinkState;
+  onRemote: (mode: Mode) => void;
 };
 
-function DeviceRow({ device: d, me, trustedByMe, trustsMe, onRename, onTrust, onRemove }: RowProps) {
+/** A device that serves remote sessions (`udc-agent remote serve` says so in its capabilities). */
+const REMOTE = "remote_control";
+
+/** Why View and Control cannot be used now, if they cannot. */
+function remoteBlocked(d: Device, link: LinkState): string | null {
+  if (d.presence === "offline") return "It is offline";
+  if (link === "polling") return "This server keeps no live connection, which seeing a screen needs";
+  if (link !== "live") return "Waiting for the live connection";
+  return null;
+}
+
+function DeviceRow({ device: d, me, trustedByMe, trustsMe, onRename, onTrust, onRemove, link, onRemote }: RowProps) {
   const [editing, setEditing] = useState(false);
   const [name, setName] = useState(d.name);
   const self = d.id === me;
@@ -175,11 +198,36 @@ function DeviceRow({ device: d, me, trustedByMe, trustsMe, onRename, onTrust, on
                 {trustedByMe ? "You trust it" : "You do not trust it"} · {trustsMe ? "it trusts this browser" : "it does not trust this browser"}
               </div>
             )}
+            {!self && d.capabilities.includes(REMOTE) && !trustsMe && (
+              <div class="small muted">Its screen can be seen from here once it trusts this browser.</div>
+            )}
           </div>
         )}
       </div>
       {!editing && (
         <div class="actions">
+          {!self && trustsMe && d.capabilities.includes(REMOTE) && (
+            <>
+              <button
+                class="view-button"
+                disabled={remoteBlocked(d, link) !== null}
+                title={remoteBlocked(d, link) ?? "See its screen"}
+                onClick={() => onRemote("view_only")}
+                aria-label={`View ${d.name}`}
+              >
+                View
+              </button>
+              <button
+                class="control-button"
+                disabled={remoteBlocked(d, link) !== null}
+                title={remoteBlocked(d, link) ?? "See and use its screen"}
+                onClick={() => onRemote("view_and_control")}
+                aria-label={`Control ${d.name}`}
+              >
+                Control
+              </button>
+            </>
+          )}
           <button
             class="quiet rename-button"
             onClick={() => {

@@ -1,6 +1,7 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, forget, type Session } from "../api";
 import { Realtime, type LinkState } from "../realtime";
+import type { Link, Mode, RemoteView } from "../remote";
 import { signOut } from "../session";
 import { restoreUnfinished } from "../transfers";
 import { opened, openedAll } from "../sealed-files";
@@ -15,6 +16,7 @@ import { PasskeysCard } from "./Passkeys";
 import { RecoveryCard } from "./Recovery";
 import { Devices } from "./Devices";
 import { Files } from "./Files";
+import { RemoteScreen } from "./Remote";
 import { Sessions } from "./Sessions";
 
 type View = "devices" | "files" | "clipboard" | "account";
@@ -62,6 +64,11 @@ export function Home({ session }: { session: Session }) {
   const [accountChanges, setAccountChanges] = useState(0);
   const [state, setState] = useState<Account>({ session, devices: [], files: [], inbox: [], clip: [], prefs: null, approvals: [] });
   const update = (f: (a: Account) => Account) => setState((a) => f(a));
+  // A remote session shown over the page: it gets the account's events and the hub's signals.
+  const [remote, setRemote] = useState<{ device: Device; mode: Mode } | null>(null);
+  const remoteView = useRef<RemoteView | null>(null);
+  const realtime = useRef<Realtime | null>(null);
+  const hubLink: Link = { signal: (to, payload) => realtime.current?.signal(to, payload) ?? false };
 
   const load = async () => {
     // Each list on its own: one that fails leaves the others shown, and says so.
@@ -90,6 +97,7 @@ export function Home({ session }: { session: Session }) {
   };
 
   const onEvent = (e: HubEvent) => {
+    remoteView.current?.event(e);
     const data = e.data ?? {};
     switch (e.event) {
       case "device.registered":
@@ -157,7 +165,13 @@ export function Home({ session }: { session: Session }) {
     const onHash = () => setView(viewFromHash());
     addEventListener("hashchange", onHash);
     void load().then(() => restoreUnfinished());
-    const rt = new Realtime({ event: onEvent, resync: () => void load(), state: setLink });
+    const rt = new Realtime({
+      event: onEvent,
+      resync: () => void load(),
+      state: setLink,
+      signal: (from, payload) => remoteView.current?.signal(from, payload),
+    });
+    realtime.current = rt;
     void rt.start();
     return () => {
       rt.stop();
@@ -207,7 +221,7 @@ export function Home({ session }: { session: Session }) {
         {!loaded ? (
           <p class="muted">Loading your devices…</p>
         ) : view === "devices" ? (
-          <Devices account={state} update={update} />
+          <Devices account={state} update={update} link={link} onRemote={(device, mode) => setRemote({ device, mode })} />
         ) : view === "files" ? (
           <Files account={state} update={update} />
         ) : view === "clipboard" ? (
@@ -224,6 +238,15 @@ export function Home({ session }: { session: Session }) {
         )}
       </main>
       <Approvals account={state} update={update} />
+      {remote && (
+        <RemoteScreen
+          target={remote.device}
+          mode={remote.mode}
+          link={hubLink}
+          attach={(v) => (remoteView.current = v)}
+          onClose={() => setRemote(null)}
+        />
+      )}
     </div>
   );
 }

@@ -11,6 +11,8 @@ use udc_conformance::browser::{Browser, PAGE_PATIENCE};
 use udc_conformance::desktop::{Display, DisplayAgent};
 use udc_conformance::{sha256_hex, unique_email};
 
+mod remote;
+
 /// The presence the page shows for the device named `name`.
 async fn wait_presence(b: &Browser, name: &str, presence: &str) {
     b.until(
