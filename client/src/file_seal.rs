@@ -22,15 +22,13 @@
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-const NONCE: usize = 24;
-const TAG: usize = 16;
+use crate::part_cipher::{PartCipher, NONCE, TAG};
+
 /// What sealing adds to each part: its 24-byte nonce and 16-byte Poly1305 tag.
 pub const PART_OVERHEAD: u64 = 40;
 /// A description is padded to a multiple of this before it is sealed, so its length says
@@ -242,7 +240,7 @@ impl FileKeys {
             .expand(&info, &mut key)
             .map_err(|e| anyhow!("hkdf: {e}"))?;
         Ok(PartSealer {
-            cipher: XChaCha20Poly1305::new((&key).into()),
+            cipher: PartCipher::new(key),
             nonce_key: Sha256::new_with_prefix(b"udc file part nonce key v1")
                 .chain_update(key)
                 .finalize()
@@ -254,7 +252,7 @@ impl FileKeys {
 
 /// Seals and opens one file's parts.
 pub struct PartSealer {
-    cipher: XChaCha20Poly1305,
+    cipher: PartCipher,
     /// Keys the synthetic nonces.
     nonce_key: [u8; 32],
     part_count: u64,
@@ -293,12 +291,8 @@ impl PartSealer {
         sealed.extend_from_slice(plain);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(
-                XNonce::from_slice(&nonce),
-                &self.ad(n),
-                &mut sealed[NONCE..],
-            )
-            .map_err(|_| anyhow!("sealing part {n} failed"))?;
+            .seal(&nonce, &self.ad(n), &mut sealed[NONCE..])
+            .with_context(|| format!("sealing part {n}"))?;
         sealed.extend_from_slice(&tag);
         Ok(sealed)
     }
@@ -315,15 +309,16 @@ impl PartSealer {
         let body_end = part.len() - TAG;
         let (head, tag) = part.split_at_mut(body_end);
         let (nonce, body) = head.split_at_mut(NONCE);
-        self.cipher
-            .decrypt_in_place_detached(
-                XNonce::from_slice(nonce),
-                &self.ad(n),
-                body,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| damaged())?;
-        Ok(NONCE..body_end)
+        let (nonce, tag) = (
+            <&[u8; NONCE]>::try_from(&*nonce),
+            <&[u8; TAG]>::try_from(&*tag),
+        );
+        match (nonce, tag) {
+            (Ok(nonce), Ok(tag)) if self.cipher.open(nonce, &self.ad(n), body, tag) => {
+                Ok(NONCE..body_end)
+            }
+            _ => Err(damaged()),
+        }
     }
 
     pub fn open(&self, n: u64, sealed: &[u8]) -> Result<Vec<u8>> {
@@ -413,11 +408,7 @@ mod tests {
         sealed.extend_from_slice(plain);
         let tag = parts
             .cipher
-            .encrypt_in_place_detached(
-                XNonce::from_slice(&nonce),
-                &parts.ad(1),
-                &mut sealed[NONCE..],
-            )
+            .seal(&nonce, &parts.ad(1), &mut sealed[NONCE..])
             .unwrap();
         sealed.extend_from_slice(&tag);
         assert_eq!(parts.open(1, &sealed).unwrap(), plain);

@@ -11,6 +11,8 @@ pub mod file_seal;
 #[cfg(feature = "crypto")]
 pub mod kdf;
 #[cfg(feature = "crypto")]
+mod part_cipher;
+#[cfg(feature = "crypto")]
 pub mod recovery;
 #[cfg(feature = "crypto")]
 pub mod seal;
