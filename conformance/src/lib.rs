@@ -4,6 +4,7 @@
 //! (`x-udc-test-clock-offset-ms`) and name its client address (`x-udc-test-client-ip`).
 
 pub mod browser;
+pub mod cli_agent;
 pub mod desktop;
 pub mod openapi;
 pub mod own_server;

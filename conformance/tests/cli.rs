@@ -2,69 +2,12 @@
 //! `UDC_AGENT_BIN` names the binary (scripts/test.sh builds it).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::Value;
+use udc_conformance::cli_agent::Agent;
 use udc_conformance::{agent_bin, agent_command, unique_email, PASSWORD};
-
-struct Agent {
-    config: PathBuf,
-}
-
-impl Agent {
-    fn new() -> Agent {
-        let config =
-            std::env::temp_dir().join(format!("udc-cli-{}", uuid::Uuid::new_v4().simple()));
-        Agent { config }
-    }
-
-    /// Runs `udc-agent --json ARGS` with `stdin`; returns (success, stdout JSON, stderr).
-    fn run(&self, args: &[&str], stdin: &str) -> (bool, Value, String) {
-        let mut child = agent_command(&self.config)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {}: {e} (build it: cargo build -p udc-agent)",
-                    agent_bin().display()
-                )
-            });
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let json = if stdout.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&stdout).unwrap_or(Value::String(stdout))
-        };
-        (
-            out.status.success(),
-            json,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str], stdin: &str) -> Value {
-        let (ok, json, err) = self.run(args, stdin);
-        assert!(ok, "udc-agent {args:?} failed: {err}");
-        json
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.config);
-    }
-}
 
 #[test]
 fn register_list_rename_trust_and_sign_out_from_the_command_line() {

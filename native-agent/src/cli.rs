@@ -48,9 +48,9 @@ pub(crate) enum Command {
     Send(SendArgs),
     /// Download the files sent to this device, verify them and confirm them.
     Receive {
-        /// Where to save them.
-        #[arg(long, default_value = ".")]
-        dir: std::path::PathBuf,
+        /// Where to save them (by default your Downloads folder).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
         /// Only this file (by id); by default every file waiting for this device.
         #[arg(long)]
         file: Option<String>,
@@ -80,17 +80,21 @@ pub(crate) enum RemoteCommand {
     /// Answer remote control requests for this device (asks at the terminal unless allowed),
     /// replay input, keep sessions alive; runs until stopped.
     Serve,
-    /// See another device's screen (and with --control, drive it). Reads input from standard
-    /// input, one JSON line each: a list of input events, or {"snapshot": "PATH"}.
+    /// See another device's screen in a window (and with --control, drive it from there).
+    /// Also reads standard input, one JSON line each: a list of input events,
+    /// {"snapshot": "PATH"} or {"keyframe": true}.
     View {
         /// The device, by name or id.
         device: String,
         /// Ask to control it too, not only view it.
         #[arg(long)]
         control: bool,
-        /// Save the first picture as PNG (and, without --control, end there).
+        /// Save the first picture as PNG (and, without --control, end there); no window.
         #[arg(long)]
         snapshot: Option<std::path::PathBuf>,
+        /// No window, even on a desktop: standard input drives the session (scripts).
+        #[arg(long)]
+        no_window: bool,
         /// Seconds before the session ends by itself.
         #[arg(long, default_value_t = 3600)]
         max_duration: u32,

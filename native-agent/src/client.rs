@@ -170,14 +170,24 @@ pub struct DeviceInfo {
 impl DeviceInfo {
     /// This machine, as the agent sees it.
     pub fn this_machine(name: Option<String>) -> DeviceInfo {
+        // Windows names the machine in COMPUTERNAME (a HOSTNAME there is a Unix shell's).
+        let env = if cfg!(windows) {
+            ["COMPUTERNAME", "HOSTNAME"]
+        } else {
+            ["HOSTNAME", "COMPUTERNAME"]
+        };
+        let named = |n: String| Some(n.trim().to_owned()).filter(|n| !n.is_empty());
         let name = name
-            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                env.iter()
+                    .find_map(|v| std::env::var(v).ok().and_then(named))
+            })
             .or_else(|| {
                 std::fs::read_to_string("/etc/hostname")
                     .ok()
-                    .map(|h| h.trim().to_owned())
+                    .and_then(named)
             })
-            .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "udc device".to_owned());
         let platform = match std::env::consts::OS {
             "linux" => "linux",

@@ -360,9 +360,7 @@ pub async fn run(cx: Context<'_>) -> Result<()> {
         session,
         json,
     } = cx;
-    let Some(device_id) = session.device_id.clone() else {
-        bail!("this session has no device: sign in again");
-    };
+    let device_id = session.device()?;
     let key = seal::account_key(&session.enc_key)?;
     let local = Local::open()?;
     let token = session.access_token(client, store).await?;

@@ -4,12 +4,15 @@
 pub mod client;
 pub mod clipboard;
 pub mod context;
+pub mod feedback;
 pub mod files;
+#[cfg(target_os = "linux")]
 pub mod input;
 pub mod output;
 pub mod peer;
 pub mod realtime;
 pub mod remote;
+#[cfg(target_os = "linux")]
 pub mod screen;
 pub mod store;
 #[cfg(target_os = "linux")]
@@ -19,6 +22,7 @@ pub mod transfer;
 pub mod video;
 pub mod view;
 pub mod watch;
+pub mod window;
 
 pub use client::{Client, Device, DeviceInfo, Error};
 pub use store::{Session, Store};

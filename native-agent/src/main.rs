@@ -55,7 +55,9 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Devices { command } => devices(&cli, &store, command).await,
         Command::Send(args) => send(&cli, &store, args).await,
-        Command::Receive { dir, file } => receive(&cli, &store, dir, file.as_deref()).await,
+        Command::Receive { dir, file } => {
+            receive(&cli, &store, dir.as_deref(), file.as_deref()).await
+        }
         Command::Files { command } => files(&cli, &store, command).await,
         Command::Clipboard { command } => clipboard(&cli, &store, command).await,
         Command::Approve(args) => approve(&cli, &store, args).await,
@@ -85,7 +87,7 @@ async fn main() {
                 .unwrap_or_else(|| "agent_error".to_owned());
             eprintln!(
                 "{}",
-                json!({ "error": { "code": code, "message": e.to_string() } })
+                json!({ "error": { "code": code, "message": format!("{e:#}") } })
             );
         } else {
             eprintln!("udc-agent: {e:#}");

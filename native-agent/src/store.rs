@@ -1,6 +1,7 @@
 //! Where the agent keeps its session: the OS keyring where one answers (macOS Keychain,
-//! Windows Credential Manager, the Secret Service on Linux desktops), otherwise a 0600 file
-//! under the XDG config directory. `UDC_TOKEN_STORE=file|keyring|auto` chooses (default auto).
+//! Windows Credential Manager, the Secret Service on Linux desktops), otherwise a file in the
+//! config directory (`%LOCALAPPDATA%\udc` on Windows, the XDG one elsewhere; mode 0600 on Unix).
+//! `UDC_TOKEN_STORE=file|keyring|auto` chooses (default auto).
 
 use std::fs;
 use std::io::Write;
@@ -35,6 +36,13 @@ fn now_secs() -> i64 {
 }
 
 impl Session {
+    /// This session's device: every session made by signing in has one.
+    pub fn device(&self) -> Result<String> {
+        self.device_id
+            .clone()
+            .ok_or_else(|| anyhow!("this session has no device: sign in again"))
+    }
+
     /// The keys this account's files are sealed with.
     pub fn file_keys(&self) -> Result<std::sync::Arc<udc_client::file_seal::FileKeys>> {
         let key = udc_client::seal::account_key(&self.enc_key)?;
@@ -74,19 +82,52 @@ pub struct Store {
     backend: Backend,
 }
 
+/// A directory named by the environment (an empty value names none).
+fn env_dir(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Where this device's settings go on Windows: the local application data, not the roaming one,
+/// since what is kept here belongs to this device (its id, and its session when Credential
+/// Manager refuses it) and must not follow a roaming profile to another machine. XDG and HOME
+/// are Unix habits there, and a value inherited from a Unix shell, as under Wine, is no
+/// Windows path.
+#[cfg(windows)]
+fn default_dir() -> Option<PathBuf> {
+    env_dir("LOCALAPPDATA")
+}
+
+#[cfg(not(windows))]
+fn default_dir() -> Option<PathBuf> {
+    env_dir("XDG_CONFIG_HOME").or_else(|| env_dir("HOME").map(|h| h.join(".config")))
+}
+
+/// Where received files go unless the owner says otherwise: the user's Downloads folder
+/// (`%USERPROFILE%\Downloads` on Windows; `$XDG_DOWNLOAD_DIR`, else `~/Downloads`, elsewhere),
+/// or the current directory when there is no home to find it in.
+pub fn downloads_dir() -> PathBuf {
+    let found = if cfg!(windows) {
+        env_dir("USERPROFILE").map(|h| h.join("Downloads"))
+    } else {
+        env_dir("XDG_DOWNLOAD_DIR").or_else(|| env_dir("HOME").map(|h| h.join("Downloads")))
+    };
+    found.unwrap_or_else(|| PathBuf::from("."))
+}
+
 impl Store {
     /// The directory settings and state live in.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// `UDC_CONFIG_DIR`, else `$XDG_CONFIG_HOME/udc`, else `~/.config/udc`.
+    /// `UDC_CONFIG_DIR`, else the system's place for a user's settings: `%LOCALAPPDATA%\udc`
+    /// on Windows, `$XDG_CONFIG_HOME/udc` or `~/.config/udc` elsewhere.
     pub fn from_env() -> Result<Store> {
-        let dir = match std::env::var_os("UDC_CONFIG_DIR") {
-            Some(d) => PathBuf::from(d),
-            None => std::env::var_os("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        let dir = match env_dir("UDC_CONFIG_DIR") {
+            Some(d) => d,
+            None => default_dir()
                 .ok_or_else(|| anyhow!("cannot find a config directory: set UDC_CONFIG_DIR"))?
                 .join("udc"),
         };

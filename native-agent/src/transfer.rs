@@ -761,14 +761,18 @@ pub fn local_name(name: &str) -> String {
     } else {
         &stem[..cut]
     };
-    const RESERVED: [&str; 22] = [
-        "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
-        "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    // Windows' device names, with the superscript digits it also reads as ports.
+    const RESERVED: [&str; 30] = [
+        "con", "prn", "aux", "nul", "conin$", "conout$", "com1", "com2", "com3", "com4", "com5",
+        "com6", "com7", "com8", "com9", "com¹", "com²", "com³", "lpt1", "lpt2", "lpt3", "lpt4",
+        "lpt5", "lpt6", "lpt7", "lpt8", "lpt9", "lpt¹", "lpt²", "lpt³",
     ];
+    // Windows drops the spaces and dots that end the part before the extension: `nul .txt`
+    // is the device too.
     let device = stem
         .split('.')
         .next()
-        .is_some_and(|base| RESERVED.contains(&base.to_ascii_lowercase().as_str()));
+        .is_some_and(|base| RESERVED.contains(&base.trim_end_matches(' ').to_lowercase().as_str()));
     match (stem.is_empty(), device) {
         (true, _) => format!("file{ext}"),
         (false, true) => format!("_{stem}{ext}"),
@@ -968,6 +972,9 @@ mod tests {
             ("photo\u{202E}gpj.exe", "photo_gpj.exe"),
             ("CON", "_CON"),
             ("nul.tar.gz", "_nul.tar.gz"),
+            ("nul .txt", "_nul .txt"),
+            ("CONOUT$", "_CONOUT$"),
+            ("COM¹.log", "_COM¹.log"),
             ("report?.pdf. ", "report_.pdf"),
             ("  ", "file"),
         ] {

@@ -49,9 +49,7 @@ pub async fn watch(cx: Context<'_>) -> Result<()> {
         session,
         json,
     } = cx;
-    let Some(device_id) = session.device_id.clone() else {
-        bail!("this session has no device: sign in again");
-    };
+    let device_id = session.device()?;
     let keys = session.file_keys()?;
     let mut attempt = 0u32;
     loop {

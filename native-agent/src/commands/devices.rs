@@ -1,6 +1,6 @@
 //! `devices`: the account's devices — list, rename, trust, remove.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 use udc_agent::{Device, Store};
 
@@ -32,10 +32,7 @@ pub(crate) async fn devices(
     let (client, mut session) = signed_in(cli, store)?;
     let token = session.access_token(&client, store).await?;
     let all = client.devices(&token).await?;
-    let this = session
-        .device_id
-        .clone()
-        .context("this session has no device")?;
+    let this = session.device()?;
     match command {
         None | Some(DevicesCommand::List) => print_devices(&all, cli.json),
         Some(DevicesCommand::Rename { device, name }) => {

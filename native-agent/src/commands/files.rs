@@ -99,10 +99,15 @@ pub(crate) async fn send(cli: &Cli, store: &Store, args: &SendArgs) -> Result<()
 pub(crate) async fn receive(
     cli: &Cli,
     store: &Store,
-    dir: &std::path::Path,
+    dir: Option<&std::path::Path>,
     only: Option<&str>,
 ) -> Result<()> {
     let (client, mut session) = signed_in(cli, store)?;
+    let dir = dir.map_or_else(
+        udc_agent::store::downloads_dir,
+        std::path::Path::to_path_buf,
+    );
+    let dir = dir.as_path();
     let ids: Vec<String> = match only {
         Some(id) => vec![id.to_owned()],
         None => {
