@@ -40,7 +40,7 @@ impl Agent {
     /// `path` as this agent names it: a Windows agent sees the Linux file system as drive Z:.
     pub fn path(&self, path: &Path) -> String {
         if self.windows {
-            format!("Z:{}", path.display()).replace('/', "\\")
+            windows_path(path)
         } else {
             path.display().to_string()
         }
@@ -48,22 +48,11 @@ impl Agent {
 
     /// `udc-agent --server <UDC_BASE_URL> --json`, its session in a file in `config`.
     pub fn command(&self) -> Command {
-        if !self.windows {
-            return agent_command(&self.config);
+        if self.windows {
+            wine_command(&self.config)
+        } else {
+            agent_command(&self.config)
         }
-        let exe = std::env::var_os("UDC_WINDOWS_AGENT_BIN")
-            .expect("UDC_WINDOWS_AGENT_BIN names udc-agent.exe (scripts/test.sh builds it)");
-        assert!(
-            std::env::var_os("WINEPREFIX").is_some(),
-            "WINEPREFIX names the Wine prefix (scripts/test.sh makes it)"
-        );
-        let mut cmd = Command::new(WINE);
-        cmd.arg(exe)
-            .args(["--server", &base_url(), "--json"])
-            .env("WINEDEBUG", "-all")
-            .env("UDC_CONFIG_DIR", self.path(&self.config))
-            .env("UDC_TOKEN_STORE", "file");
-        cmd
     }
 
     /// Runs it with `args` and `stdin`; returns (success, stdout JSON, stderr).
@@ -132,4 +121,33 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.config);
     }
+}
+
+/// `path` as Windows programs under Wine name it: the Linux file system is drive Z:.
+pub fn windows_path(path: &Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// Runs the Windows program `exe` under Wine, in the prefix `WINEPREFIX` (scripts/test.sh makes
+/// it, on the Wine stage's own display).
+pub fn wine(exe: impl AsRef<std::ffi::OsStr>) -> Command {
+    assert!(
+        std::env::var_os("WINEPREFIX").is_some(),
+        "WINEPREFIX names the Wine prefix (scripts/test.sh makes it)"
+    );
+    let mut cmd = Command::new(WINE);
+    cmd.arg(exe).env("WINEDEBUG", "-all");
+    cmd
+}
+
+/// `udc-agent.exe --server <UDC_BASE_URL> --json` under Wine, its settings and session (a file)
+/// in `config`.
+pub fn wine_command(config: &Path) -> Command {
+    let exe = std::env::var_os("UDC_WINDOWS_AGENT_BIN")
+        .expect("UDC_WINDOWS_AGENT_BIN names udc-agent.exe (scripts/test.sh builds it)");
+    let mut cmd = wine(exe);
+    cmd.args(["--server", &base_url(), "--json"])
+        .env("UDC_CONFIG_DIR", windows_path(config))
+        .env("UDC_TOKEN_STORE", "file");
+    cmd
 }

@@ -18,7 +18,8 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 /// An Xvfb display, gone when dropped.
 pub struct Display {
     number: u32,
-    server: Child,
+    /// The Xvfb this test started; none for a display it was given (`Display::given`).
+    server: Option<Child>,
 }
 
 impl Display {
@@ -52,7 +53,10 @@ impl Display {
             let started = Instant::now();
             while started.elapsed() < PATIENCE {
                 if socket.exists() {
-                    return Display { number, server };
+                    return Display {
+                        number,
+                        server: Some(server),
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -61,6 +65,20 @@ impl Display {
             panic!("Xvfb :{number} did not start");
         }
         panic!("no free display number");
+    }
+
+    /// The display `DISPLAY` names (`:N`), which whoever started the tests owns.
+    pub fn given() -> Display {
+        let name = std::env::var("DISPLAY").expect("DISPLAY names the display to use");
+        let number = name
+            .strip_prefix(':')
+            .and_then(|n| n.split('.').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("DISPLAY {name:?} is not a local display (:N)"));
+        Display {
+            number,
+            server: None,
+        }
     }
 
     pub fn name(&self) -> String {
@@ -178,10 +196,13 @@ impl Display {
 
 impl Drop for Display {
     fn drop(&mut self) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
         // SIGTERM, so Xvfb removes its socket and lock file.
         // SAFETY: kill takes no memory; the pid is our own child's, not yet waited for.
-        unsafe { libc::kill(self.server.id() as i32, libc::SIGTERM) };
-        let _ = self.server.wait();
+        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        let _ = server.wait();
     }
 }
 
@@ -198,6 +219,8 @@ pub struct DisplayAgent {
     pub first: Value,
     /// Set in the daemon's environment (`with_env`).
     env: Vec<(&'static str, String)>,
+    /// The Windows agent under Wine (`cli_agent`), on the display Wine was set up with.
+    windows: bool,
 }
 
 impl DisplayAgent {
@@ -217,6 +240,23 @@ impl DisplayAgent {
             kind: "",
             first: Value::Null,
             env: Vec::new(),
+            windows: false,
+        }
+    }
+
+    /// The Windows agent signed in to `account` as `name`, under Wine.
+    pub fn login_windows(account: &Account, name: &str) -> DisplayAgent {
+        let mut agent = DisplayAgent::new();
+        agent.windows = true;
+        agent.signed_in(&account.email, name, PASSWORD)
+    }
+
+    /// `udc-agent --server <UDC_BASE_URL> --json`, its settings in `config`.
+    fn command(&self) -> Command {
+        if self.windows {
+            crate::cli_agent::wine_command(&self.config)
+        } else {
+            agent_command(&self.config)
         }
     }
 
@@ -227,8 +267,12 @@ impl DisplayAgent {
 
     /// `login_as` with another password.
     pub fn login_with(email: &str, name: &str, password: &str) -> DisplayAgent {
-        let agent = DisplayAgent::new();
-        let mut login = agent_command(&agent.config)
+        DisplayAgent::new().signed_in(email, name, password)
+    }
+
+    fn signed_in(self, email: &str, name: &str, password: &str) -> DisplayAgent {
+        let mut login = self
+            .command()
             .args([
                 "login",
                 "--email",
@@ -248,7 +292,7 @@ impl DisplayAgent {
             .write_all(format!("{password}\n").as_bytes())
             .unwrap();
         assert!(login.wait().unwrap().success(), "login {name}");
-        agent
+        self
     }
 
     /// The account key its session keeps (base64; the session file's `enc_key`).
@@ -262,10 +306,7 @@ impl DisplayAgent {
 
     /// Asserts its session was ended by the server (a command fails with `session_revoked`).
     pub fn assert_signed_out(&self) {
-        let out = agent_command(&self.config)
-            .args(["devices"])
-            .output()
-            .unwrap();
+        let out = self.command().args(["devices"]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains("session_revoked"),
@@ -275,7 +316,7 @@ impl DisplayAgent {
 
     /// `udc-agent --json ARGS` once; its JSON answer.
     pub fn run(&self, args: &[&str]) -> Value {
-        let out = agent_command(&self.config).args(args).output().unwrap();
+        let out = self.command().args(args).output().unwrap();
         assert!(
             out.status.success(),
             "udc-agent {args:?}: {}",
@@ -307,7 +348,8 @@ impl DisplayAgent {
         self.launch(Some(display), args, kind, first)
     }
 
-    /// `start` for a command that needs no display (`login --approve-with-device`).
+    /// `start` for a command that needs no display of the test's own (`login
+    /// --approve-with-device`; the Windows agent, on the display Wine was set up with).
     pub fn start_without_display(
         self,
         args: &[&str],
@@ -324,7 +366,7 @@ impl DisplayAgent {
         kind: &'static str,
         first: &str,
     ) -> DisplayAgent {
-        let mut command = agent_command(&self.config);
+        let mut command = self.command();
         if let Some(display) = display {
             command.env("DISPLAY", display.name());
         }
@@ -630,4 +672,43 @@ impl Recorder {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// The four quadrants' colours in a snapshot, each the mean of a patch at its centre, against
+/// `colours` (0xRRGGBB): H.264 is lossy, so within a tolerance.
+pub fn quadrants_match(png: &std::path::Path, colours: [u32; 4]) -> Result<(), String> {
+    let bytes = std::fs::read(png).map_err(|e| e.to_string())?;
+    let udc_agent::clipboard::Content::Image {
+        width,
+        height,
+        rgba,
+    } = udc_agent::clipboard::png_decode(&bytes).map_err(|e| e.to_string())?
+    else {
+        unreachable!()
+    };
+    if (width, height) != (1280, 720) {
+        return Err(format!("a {width}x{height} snapshot"));
+    }
+    for (i, colour) in colours.into_iter().enumerate() {
+        let (cx, cy) = (320 + 640 * (i % 2), 180 + 360 * (i / 2));
+        let mut sum = [0u64; 3];
+        for y in cy - 20..cy + 20 {
+            for x in cx - 20..cx + 20 {
+                for c in 0..3 {
+                    sum[c] += u64::from(rgba[(y * width + x) * 4 + c]);
+                }
+            }
+        }
+        let want = [colour >> 16, (colour >> 8) & 0xff, colour & 0xff];
+        for c in 0..3 {
+            let got = sum[c] / 1600;
+            if got.abs_diff(u64::from(want[c])) > 16 {
+                return Err(format!(
+                    "quadrant {i}: {:?} vs {want:?}",
+                    sum.map(|v| v / 1600)
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,9 @@ use x11rb::protocol::xproto::KeyButMask;
 use x11rb::protocol::Event;
 
 use udc_agent::clipboard::{png_decode, png_encode, Content};
-use udc_conformance::desktop::{clipboard_agent, Display, DisplayAgent, Recorder, PATIENCE};
+use udc_conformance::desktop::{
+    clipboard_agent, quadrants_match, Display, DisplayAgent, Recorder, PATIENCE,
+};
 use udc_conformance::{Account, TestDevice};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,45 +239,6 @@ where
         "shift was held: {:?}",
         k.state
     );
-}
-
-/// The four quadrants' colours in a snapshot, each the mean of a patch at its centre, against
-/// `colours` (0xRRGGBB): H.264 is lossy, so within a tolerance.
-fn quadrants_match(png: &std::path::Path, colours: [u32; 4]) -> Result<(), String> {
-    let bytes = std::fs::read(png).map_err(|e| e.to_string())?;
-    let Content::Image {
-        width,
-        height,
-        rgba,
-    } = png_decode(&bytes).map_err(|e| e.to_string())?
-    else {
-        unreachable!()
-    };
-    if (width, height) != (1280, 720) {
-        return Err(format!("a {width}x{height} snapshot"));
-    }
-    for (i, colour) in colours.into_iter().enumerate() {
-        let (cx, cy) = (320 + 640 * (i % 2), 180 + 360 * (i / 2));
-        let mut sum = [0u64; 3];
-        for y in cy - 20..cy + 20 {
-            for x in cx - 20..cx + 20 {
-                for c in 0..3 {
-                    sum[c] += u64::from(rgba[(y * width + x) * 4 + c]);
-                }
-            }
-        }
-        let want = [colour >> 16, (colour >> 8) & 0xff, colour & 0xff];
-        for c in 0..3 {
-            let got = sum[c] / 1600;
-            if got.abs_diff(u64::from(want[c])) > 16 {
-                return Err(format!(
-                    "quadrant {i}: {:?} vs {want:?}",
-                    sum.map(|v| v / 1600)
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `truster` (a device's name) trusts each of `trusted`; its id.

@@ -1,13 +1,21 @@
 //! The Windows agent (`udc-agent.exe`, cross-built with mingw-w64) under Wine, against the host
 //! at `UDC_BASE_URL`, beside the Linux agent: signing in, its place for settings and its
-//! session, and files both ways (into Downloads by default). scripts/test.sh builds it, makes
-//! the Wine prefix and runs this against udc-server.
+//! session, files both ways (into Downloads by default), and its screen seen and driven from
+//! the Linux agent, and the clipboard both ways. scripts/test.sh builds it and the test's
+//! Windows program, makes the Wine prefix on a display of its own (`DISPLAY`: every Wine process
+//! of the stage is on it), and runs this against udc-server.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use udc_conformance::cli_agent::Agent;
-use udc_conformance::{unique_email, PASSWORD};
+use serde_json::{json, Value};
+use udc_agent::input::to_pixel;
+use udc_conformance::cli_agent::{wine, Agent};
+use udc_conformance::desktop::{clipboard_agent, quadrants_match, Display, DisplayAgent, PATIENCE};
+use udc_conformance::{unique_email, Account, PASSWORD};
 
 /// Bytes that are not all alike, so a part out of place shows.
 fn bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -36,7 +44,7 @@ impl Drop for Kept {
 }
 
 #[test]
-fn the_windows_agent_signs_in_keeps_its_session_the_windows_way_and_says_what_it_cannot_serve() {
+fn the_windows_agent_signs_in_and_keeps_its_session_the_windows_way() {
     let agent = Agent::windows();
     let email = unique_email();
     let password = format!("{PASSWORD}\n");
@@ -92,17 +100,6 @@ fn the_windows_agent_signs_in_keeps_its_session_the_windows_way_and_says_what_it
         )
     );
 
-    // Serving this screen is built for X11 only: said, and nothing is offered to viewers.
-    let (ok, _, err) = agent.run_command(own_way(), &["remote", "serve"], "");
-    assert!(!ok && err.contains("not built for windows"), "{err}");
-    let (_, listed, _) = agent.run_command(own_way(), &["devices"], "");
-    assert!(
-        !listed["devices"][0]["capabilities"]
-            .as_array()
-            .unwrap()
-            .contains(&Value::from("remote_control")),
-        "{listed}"
-    );
     let (ok, _, err) = agent.run_command(own_way(), &["logout"], "");
     assert!(ok, "{err}");
 }
@@ -174,4 +171,157 @@ fn files_travel_both_ways_between_a_windows_and_a_linux_agent() {
         "the Windows agent did not save the photo, as sent, in {}",
         landed.0.display()
     );
+}
+
+/// scripts/wine/canvas.c under Wine: a window over the whole screen in four known colours that
+/// prints each click and character that reaches it.
+struct Canvas {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Canvas {
+    /// Its colours: top left, top right, bottom left, bottom right.
+    const COLOURS: [u32; 4] = [0xdc1e1e, 0x1ec828, 0x1428d2, 0xfafafa];
+
+    fn start() -> Canvas {
+        let exe = std::env::var_os("UDC_WINE_CANVAS")
+            .expect("UDC_WINE_CANVAS names canvas.exe (scripts/test.sh builds it)");
+        let mut child = wine(exe)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let canvas = Canvas { child, lines };
+        // Wine starts its desktop with the first window: longer than a line usually takes.
+        canvas.expect_within("ready 1280 720", 4 * PATIENCE);
+        canvas
+    }
+
+    fn expect(&self, line: &str) {
+        self.expect_within(line, PATIENCE);
+    }
+
+    fn expect_within(&self, line: &str, patience: Duration) {
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        while let Some(left) = patience.checked_sub(started.elapsed()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l == line => return,
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!("the canvas never printed {line:?}; it printed {seen:?}");
+    }
+}
+
+impl Drop for Canvas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linux_viewer_sees_and_drives_the_screen_of_a_windows_desk() {
+    let account = Account::create().await;
+    let desk = DisplayAgent::login_windows(&account, "Win Desk");
+    let laptop = DisplayAgent::login(&account, "Laptop");
+    desk.run(&["devices", "trust", "Laptop"]);
+    desk.run(&["remote", "allow", "Laptop", "--mode", "view_and_control"]);
+    let canvas = Canvas::start();
+    let desk = desk.spawn(&Display::given(), &["remote", "serve"], "remote");
+    let dir = std::env::temp_dir().join(format!("udc-wine-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("windows-desk.png");
+
+    // The screen as Windows shows it: the canvas, captured through GDI.
+    let mut viewer = laptop.start_without_display(
+        &[
+            "remote",
+            "view",
+            "Win Desk",
+            "--control",
+            "--snapshot",
+            shot.to_str().unwrap(),
+        ],
+        "remote",
+        "requested",
+    );
+    let id = desk.expect("controlled")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    viewer.expect_all(&["connected", "snapshot"]);
+    desk.expect("streaming");
+    quadrants_match(&shot, Canvas::COLOURS).unwrap();
+
+    // A click, through SendInput, lands where the viewer pointed.
+    viewer.send(&json!([
+        { "type": "pointer_move", "x": 0.75, "y": 0.25 },
+        { "type": "pointer_button", "button": "left", "down": true },
+        { "type": "pointer_button", "button": "left", "down": false },
+    ]));
+    assert_eq!(viewer.expect("sent")["via"], "webrtc");
+    canvas.expect(&format!(
+        "click {} {}",
+        to_pixel(0.75, 1280),
+        to_pixel(0.25, 720)
+    ));
+
+    // Characters arrive as typed, those no US key types too ("é", "€").
+    let keys: Vec<Value> = ["h", "é", "€"]
+        .iter()
+        .flat_map(|k| [true, false].map(|down| json!({ "type": "key", "key": k, "down": down })))
+        .collect();
+    viewer.send(&Value::from(keys));
+    viewer.expect("sent");
+    for code in ["0068", "00e9", "20ac"] {
+        canvas.expect(&format!("char {code}"));
+    }
+
+    // The desk's owner ends it: capture stops and the viewer exits.
+    let ended = desk.run(&["remote", "end", &id]);
+    assert_eq!(ended["end_reason"], "target_ended");
+    let stopped = desk.expect("stream_stopped");
+    assert!(stopped["frames"].as_u64().unwrap() > 0, "{stopped}");
+    assert!(
+        viewer.finish(),
+        "the viewer exits cleanly when the desk ends"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clipboard_travels_both_ways_between_a_windows_and_a_linux_desk() {
+    let account = Account::create().await;
+    let (wine, linux) = (Display::given(), Display::start());
+    let windows_desk =
+        DisplayAgent::login_windows(&account, "Win Desk").spawn(&wine, &["clipboard"], "clipboard");
+    let linux_desk = clipboard_agent(&account, "Linux Desk", &linux);
+
+    // Copied on Windows: Wine takes what is copied on its display into the Windows clipboard,
+    // where the agent reads it as from any Windows program.
+    let text = format!("Grüße aus Windows {}", uuid::Uuid::new_v4());
+    wine.copy("UTF8_STRING", text.as_bytes());
+    let sent = windows_desk.expect("sent");
+    assert_eq!(sent["content_type"], "text/plain", "{sent}");
+    assert_eq!(linux_desk.expect("applied")["id"], sent["id"]);
+    linux.wait_paste("UTF8_STRING", |p| p == text.as_bytes());
+
+    // Copied on Linux: the Windows agent puts it on the Windows clipboard, which Wine offers on
+    // its display.
+    let text = format!("from the Linux desk, 10 € {}", uuid::Uuid::new_v4());
+    linux.copy("UTF8_STRING", text.as_bytes());
+    let sent = linux_desk.expect("sent");
+    assert_eq!(windows_desk.expect("applied")["id"], sent["id"]);
+    wine.wait_paste("UTF8_STRING", |p| p == text.as_bytes());
 }

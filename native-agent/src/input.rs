@@ -2,11 +2,22 @@
 //! (pointer positions as fractions of the captured screen, buttons, wheel steps, keys by name
 //! with modifiers); on X11 they are replayed through the XTEST extension.
 
-use anyhow::{anyhow, bail, Result};
+#[cfg(target_os = "linux")]
+use anyhow::bail;
+use anyhow::{anyhow, Result};
 
 pub use udc_client::events::{Button, InputEvent};
 
+#[cfg(windows)]
+mod send_input;
+#[cfg(windows)]
+pub use send_input::SendInputInjector as Injector;
+/// What replays input on this system.
+#[cfg(target_os = "linux")]
+pub use X11Injector as Injector;
+
 /// X11 button numbers.
+#[cfg(target_os = "linux")]
 fn x11_button(b: Button) -> u8 {
     match b {
         Button::Left => 1,
@@ -299,8 +310,7 @@ impl X11Injector {
 
 /// Lets go of every key and button a session held down on this display, and gives back the
 /// keys it borrowed for characters (on a blocking thread: X requests wait for the server).
-#[cfg(target_os = "linux")]
-pub async fn let_go(injector: &std::sync::Arc<std::sync::Mutex<X11Injector>>) {
+pub async fn let_go(injector: &std::sync::Arc<std::sync::Mutex<Injector>>) {
     let injector = std::sync::Arc::clone(injector);
     let done = tokio::task::spawn_blocking(move || -> Result<()> {
         injector

@@ -6,19 +6,20 @@ pub mod clipboard;
 pub mod context;
 pub mod feedback;
 pub mod files;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub mod input;
 pub mod output;
 pub mod peer;
 pub mod realtime;
 pub mod remote;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub mod screen;
 pub mod store;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub mod stream;
 pub mod sync;
 pub mod transfer;
+pub mod udp;
 pub mod video;
 pub mod view;
 pub mod watch;

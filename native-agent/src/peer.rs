@@ -190,6 +190,9 @@ impl Peer {
                 channels: channels_tx,
                 tracks: tracks_tx,
             }))
+            .with_runtime(
+                crate::udp::Fallback::runtime().ok_or_else(|| anyhow!("webrtc has no runtime"))?,
+            )
             .with_udp_addrs(
                 bind.split(',')
                     .map(str::trim)

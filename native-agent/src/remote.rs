@@ -1,6 +1,6 @@
 //! Remote control on this device: the API's session calls, the owner's unattended settings
 //! (`remote allow`), the capability a serving device advertises, and serving itself
-//! (`serve.rs`, built for X11 so far).
+//! (`serve.rs`: X11 and Windows).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -145,16 +145,16 @@ impl Unattended {
 /// Control for it.
 pub const CAPABILITY: &str = "remote_control";
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 mod serve;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub use serve::serve;
 
-/// Serving needs this system's screen and input: X11 so far (Windows and macOS next).
-#[cfg(not(target_os = "linux"))]
+/// Serving needs this system's screen and input: X11 and Windows so far (macOS next).
+#[cfg(not(any(target_os = "linux", windows)))]
 pub async fn serve(_: crate::context::Context<'_>) -> Result<()> {
     Err(anyhow::anyhow!(
-        "serving this screen is not built for {} yet: `remote serve` runs on Linux (X11)",
+        "serving this screen is not built for {} yet: `remote serve` runs on Linux (X11) and Windows",
         std::env::consts::OS
     ))
 }

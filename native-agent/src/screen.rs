@@ -1,10 +1,19 @@
 //! Screen capture on the controlled device.
-//! X11: the root window through MIT-SHM or `GetImage` (x11rb, no system libraries). The frame is
+//! Windows: GDI (`gdi.rs`). X11: the root window through MIT-SHM or `GetImage` (x11rb, no system libraries). The frame is
 //! BGRX, the X server's native 32-bit layout.
 // MIT-SHM needs System V shared memory, which only libc offers: each block says why it is sound.
 #![allow(unsafe_code)]
 
+#[cfg(target_os = "linux")]
 use anyhow::{bail, Result};
+
+#[cfg(windows)]
+mod gdi;
+#[cfg(windows)]
+pub use gdi::GdiCapture as Capture;
+/// What captures the screen on this system.
+#[cfg(target_os = "linux")]
+pub use X11Capture as Capture;
 
 /// One captured frame: `width * height` pixels of B, G, R, X.
 #[derive(Debug, Clone)]

@@ -27,10 +27,10 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCIceServer};
 
-use crate::input::{InputEvent, X11Injector};
+use crate::input::{Injector, InputEvent};
 use crate::output::say;
 use crate::peer::{self, Peer};
-use crate::screen::X11Capture;
+use crate::screen::Capture;
 use crate::video::{Encoded, VideoEncoder};
 
 /// The most frames per second sent; fewer when the screen is still or the encoder is slower.
@@ -72,7 +72,7 @@ pub async fn answer(
     candidates: peer::OnCandidate,
     session_id: String,
     control: bool,
-    injector: Arc<Mutex<X11Injector>>,
+    injector: Arc<Mutex<Injector>>,
     json: bool,
 ) -> Result<(Streaming, RTCSessionDescription)> {
     let mut peer = Peer::open(ice, candidates).await?;
@@ -268,7 +268,7 @@ fn capture_loop(
     on_rate: &dyn Fn(u32, f32),
     tx: &mpsc::Sender<Encoded>,
 ) -> Result<()> {
-    let mut capture = X11Capture::open(None)?;
+    let mut capture = Capture::open(None)?;
     let (w, h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
     let (ew, eh) = (w & !1, h & !1);
@@ -328,7 +328,7 @@ async fn take_input(
     mut channels: mpsc::UnboundedReceiver<Arc<dyn DataChannel>>,
     session_id: String,
     control: bool,
-    injector: Arc<Mutex<X11Injector>>,
+    injector: Arc<Mutex<Injector>>,
     json: bool,
 ) {
     while let Some(channel) = channels.recv().await {

@@ -1,4 +1,4 @@
-//! `udc-agent remote serve` (Linux, X11): the controlled side of remote control. It answers
+//! `udc-agent remote serve` (X11 on Linux, GDI and SendInput on Windows): the controlled side of remote control. It answers
 //! requests — at once for devices its owner allowed unattended (`remote allow`), by asking the
 //! owner at the terminal otherwise, and denying when nobody can be asked — keeps each live
 //! session's heartbeat, replays relayed input (only for `view_and_control` sessions), and says,
@@ -110,9 +110,7 @@ pub async fn serve(cx: Context<'_>) -> Result<()> {
     if let Err(e) = advertise(client, store, session, &me, true).await {
         eprintln!("udc-agent: could not say this device serves remote sessions: {e:#}");
     }
-    let injector = std::sync::Arc::new(std::sync::Mutex::new(crate::input::X11Injector::open(
-        None,
-    )?));
+    let injector = std::sync::Arc::new(std::sync::Mutex::new(crate::input::Injector::open(None)?));
     let mut live: BTreeMap<String, Live> = BTreeMap::new();
     // This device's ICE candidates for each session's viewer: (session, viewer, candidate).
     let (found, mut candidates) =

@@ -1,0 +1,69 @@
+/* A Windows program for the remote-control test under Wine (conformance/tests/windows.rs): one
+ * window over the whole screen, painted in four known quadrants, that prints on its standard
+ * output what reaches it, one line each: "ready W H" once shown, "click X Y" for each left
+ * button press (screen pixels), "char XXXX" for each character typed (UTF-16, hex). */
+#include <stdio.h>
+#include <windows.h>
+
+/* Top left, top right, bottom left, bottom right (as the Linux desktop test paints them). */
+static const COLORREF QUADRANTS[4] = {
+    RGB(0xdc, 0x1e, 0x1e), RGB(0x1e, 0xc8, 0x28), RGB(0x14, 0x28, 0xd2), RGB(0xfa, 0xfa, 0xfa)};
+
+static LRESULT CALLBACK on_message(HWND window, UINT message, WPARAM w, LPARAM l) {
+    switch (message) {
+    case WM_PAINT: {
+        PAINTSTRUCT ps;
+        RECT all, quadrant;
+        HDC dc = BeginPaint(window, &ps);
+        GetClientRect(window, &all);
+        for (int i = 0; i < 4; i++) {
+            quadrant.left = (i % 2) * all.right / 2;
+            quadrant.top = (i / 2) * all.bottom / 2;
+            quadrant.right = quadrant.left + all.right / 2;
+            quadrant.bottom = quadrant.top + all.bottom / 2;
+            HBRUSH brush = CreateSolidBrush(QUADRANTS[i]);
+            FillRect(dc, &quadrant, brush);
+            DeleteObject(brush);
+        }
+        EndPaint(window, &ps);
+        return 0;
+    }
+    case WM_LBUTTONDOWN:
+        printf("click %d %d\n", (short)LOWORD(l), (short)HIWORD(l));
+        fflush(stdout);
+        return 0;
+    case WM_CHAR:
+        printf("char %04x\n", (unsigned)w);
+        fflush(stdout);
+        return 0;
+    case WM_DESTROY:
+        PostQuitMessage(0);
+        return 0;
+    }
+    return DefWindowProcW(window, message, w, l);
+}
+
+int main(void) {
+    WNDCLASSW class = {0};
+    class.lpfnWndProc = on_message;
+    class.hInstance = GetModuleHandleW(NULL);
+    class.lpszClassName = L"udc-canvas";
+    class.hCursor = LoadCursorW(NULL, (LPCWSTR)IDC_ARROW);
+    RegisterClassW(&class);
+    int width = GetSystemMetrics(SM_CXSCREEN), height = GetSystemMetrics(SM_CYSCREEN);
+    HWND window = CreateWindowExW(WS_EX_TOPMOST, L"udc-canvas", L"udc canvas", WS_POPUP | WS_VISIBLE,
+                                  0, 0, width, height, NULL, NULL, class.hInstance, NULL);
+    if (!window)
+        return 1;
+    SetForegroundWindow(window);
+    SetFocus(window);
+    UpdateWindow(window);
+    printf("ready %d %d\n", width, height);
+    fflush(stdout);
+    MSG message;
+    while (GetMessageW(&message, NULL, 0, 0) > 0) {
+        TranslateMessage(&message);
+        DispatchMessageW(&message);
+    }
+    return 0;
+}
