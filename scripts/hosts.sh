@@ -39,6 +39,44 @@ stop_hosts() {
 
 build_worker() { "$UDC_ROOT/scripts/build-worker.sh"; }
 
+# Where the Windows agent runs here: Wine (Debian's 8.0, 64-bit only) in a prefix of the run's own,
+# on an Xvfb display of its own — Wine's desktop, and so its clipboard bridge, takes the display of
+# the process that starts it, so every Wine process gets this one (DISPLAY) — with the one DLL
+# Wine 8.0 lacks and the tests' window (UDC_WINE_CANVAS) built from scripts/wine/. stop_wine
+# takes it all away (the prefix is hundreds of MB).
+start_wine() {
+  local display
+  export WINEPREFIX="$UDC_RUN_DIR/wine" WINEDEBUG=-all
+  display=$(( 900 + RANDOM % 90 ))
+  while [ -e "/tmp/.X11-unix/X$display" ]; do display=$(( 900 + RANDOM % 90 )); done
+  Xvfb ":$display" -screen 0 1280x720x24 -noreset -nolisten tcp >/dev/null 2>&1 &
+  UDC_WINE_XVFB=$!
+  for _ in $(seq 1 100); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.1; done
+  export DISPLAY=":$display"
+  # Its user's Downloads, Documents... link to the home it is set up with: one of the run's own.
+  mkdir -p "$UDC_RUN_DIR/wine-home"
+  # Wine's server and desktop started here, to last until stop_wine: started by a test's first
+  # Wine process they would outlive it holding its output. The desktop lasts while some Wine
+  # program runs: cmd, reading a pipe nobody writes to.
+  mkdir -p "$WINEPREFIX"
+  /usr/lib/wine/wineserver -p
+  HOME="$UDC_RUN_DIR/wine-home" /usr/lib/wine/wine64 wineboot --init
+  mkfifo "$UDC_RUN_DIR/wine-idle"
+  /usr/lib/wine/wine64 cmd <"$UDC_RUN_DIR/wine-idle" >/dev/null 2>&1 &
+  exec {UDC_WINE_IDLE}>"$UDC_RUN_DIR/wine-idle"
+  x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
+    "$UDC_ROOT/scripts/wine/bcryptprimitives.c" "$UDC_ROOT/scripts/wine/bcryptprimitives.def" -ladvapi32
+  x86_64-w64-mingw32-gcc -O2 -o "$UDC_RUN_DIR/canvas.exe" "$UDC_ROOT/scripts/wine/canvas.c" -lgdi32
+  export UDC_WINE_CANVAS="$UDC_RUN_DIR/canvas.exe"
+}
+
+stop_wine() {
+  /usr/lib/wine/wineserver -k 2>/dev/null || true
+  if [ -n "${UDC_WINE_IDLE:-}" ]; then exec {UDC_WINE_IDLE}>&-; fi
+  if [ -n "${UDC_WINE_XVFB:-}" ]; then kill "$UDC_WINE_XVFB" 2>/dev/null || true; fi
+  rm -rf "$UDC_RUN_DIR/wine" "$UDC_RUN_DIR/wine-home" "$UDC_RUN_DIR/wine-idle"
+}
+
 # wrangler.toml without [build]: wrangler 4.86 would otherwise build a second time at start.
 dev_config() {
   awk '/^\[build\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$UDC_ROOT/wrangler.toml" >"$UDC_ROOT/.wrangler-dev.toml"

@@ -102,30 +102,14 @@ conformance_on udc-server start_server "$BIN/debug/udc-server"
 step "faults and backups: udc-server killed mid-request, on a full disk, without its store; backed up under writes and restored"
 UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --test faults --test operations
 
-# The Windows agent under Wine (Debian's Wine 8.0, 64-bit only) in a prefix of the run's own, on
-# an Xvfb display of its own (Wine's desktop takes the display of the process that starts it:
-# every Wine process here has this one), with the one DLL Wine 8.0 lacks and the remote-control
-# test's window built from scripts/wine/. A subshell: Wine's variables stay in it, and the prefix
-# (hundreds of MB), Wine's server and the display go with it however it ends.
+# The Windows agent under Wine (hosts.sh: start_wine), in a subshell: Wine's variables stay in it,
+# and the prefix, Wine's server and its display go with it however it ends.
 step "Windows agent: udc-agent.exe under Wine beside the Linux agent, against udc-server"
 (
-  export WINEPREFIX="$UDC_RUN_DIR/wine" WINEDEBUG=-all
-  display=$(( 900 + RANDOM % 90 ))
-  while [ -e "/tmp/.X11-unix/X$display" ]; do display=$(( 900 + RANDOM % 90 )); done
-  Xvfb ":$display" -screen 0 1280x720x24 -noreset -nolisten tcp >/dev/null 2>&1 &
-  xvfb=$!
-  trap 'stop_hosts; /usr/lib/wine/wineserver -k 2>/dev/null || true; kill $xvfb 2>/dev/null || true; rm -rf "$WINEPREFIX" "$UDC_RUN_DIR/wine-home"' EXIT
-  for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.1; done
-  export DISPLAY=":$display"
-  # Its user's Downloads, Documents... link to the home it is set up with: one of the run's own.
-  mkdir -p "$UDC_RUN_DIR/wine-home"
-  HOME="$UDC_RUN_DIR/wine-home" /usr/lib/wine/wine64 wineboot --init
-  x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
-    scripts/wine/bcryptprimitives.c scripts/wine/bcryptprimitives.def -ladvapi32
-  x86_64-w64-mingw32-gcc -O2 -o "$UDC_RUN_DIR/canvas.exe" scripts/wine/canvas.c -lgdi32
+  trap 'stop_hosts; stop_wine' EXIT
+  start_wine
   start_server "$BIN/debug/udc-server"
   UDC_WINDOWS_AGENT_BIN="$BIN/x86_64-pc-windows-gnu/debug/udc-agent.exe" \
-    UDC_WINE_CANVAS="$UDC_RUN_DIR/canvas.exe" \
     cargo nextest run -p udc-conformance --test windows
 )
 

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use udc_agent::clipboard::{png_decode, png_encode, Content};
 use udc_agent::input::to_pixel;
 use udc_conformance::cli_agent::{wine, Agent};
 use udc_conformance::desktop::{clipboard_agent, quadrants_match, Display, DisplayAgent, PATIENCE};
@@ -324,4 +325,34 @@ async fn the_clipboard_travels_both_ways_between_a_windows_and_a_linux_desk() {
     let sent = linux_desk.expect("sent");
     assert_eq!(windows_desk.expect("applied")["id"], sent["id"]);
     wine.wait_paste("UTF8_STRING", |p| p == text.as_bytes());
+
+    // Images, both ways, the same pixels after the trip through the Windows clipboard (opaque:
+    // the test checks the trip, not how each system keeps transparency).
+    let ways = [
+        (&wine, &windows_desk, &linux, &linux_desk, 3u8),
+        (&linux, &linux_desk, &wine, &windows_desk, 7),
+    ];
+    for (from, sender, to, receiver, seed) in ways {
+        let (w, h) = (40usize, 30usize);
+        let rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                [
+                    (i % w * 6) as u8,
+                    (i / w * 8) as u8,
+                    seed.wrapping_mul(30),
+                    255,
+                ]
+            })
+            .collect();
+        from.copy("image/png", &png_encode(w, h, &rgba).unwrap());
+        let sent = sender.expect("sent");
+        assert_eq!(sent["content_type"], "image/png", "{sent}");
+        assert_eq!(receiver.expect("applied")["id"], sent["id"]);
+        let want = Content::Image {
+            width: w,
+            height: h,
+            rgba,
+        };
+        to.wait_paste("image/png", |p| png_decode(p).is_ok_and(|c| c == want));
+    }
 }

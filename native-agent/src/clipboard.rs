@@ -4,7 +4,8 @@
 //! directions go through one fingerprint of the content, taken on the decoded form (pixels,
 //! not PNG bytes), so re-reading an applied item matches it.
 //!
-//! On X11 the agent learns of a new clipboard owner from XFixes at once; elsewhere it polls.
+//! On X11 the agent learns of a new clipboard owner from XFixes at once, on Windows from
+//! `WM_CLIPBOARDUPDATE` (`win32.rs`); elsewhere it polls.
 //! It keeps one `arboard::Clipboard` for its whole life: on X11 the content it applied is served
 //! by this process, so pasting keeps working after the copying device moved on.
 
@@ -27,6 +28,9 @@ use crate::sync::{self, ClipboardItem};
 use crate::transfer::{self, SendOptions, SessionTokens, Tokens};
 use crate::watch::{self, PING_EVERY};
 use udc_client::file_seal::FileKeys;
+
+#[cfg(windows)]
+mod win32;
 
 /// Largest item sent inline (the server's limit); bigger copies travel as an encrypted file.
 pub const INLINE_MAX: usize = 256 * 1024;
@@ -185,7 +189,7 @@ impl Local {
 }
 
 /// Signals "the clipboard may have changed": XFixes owner changes on X11 (`display`, or
-/// `$DISPLAY`), a timer elsewhere.
+/// `$DISPLAY`), `WM_CLIPBOARDUPDATE` on Windows, a timer elsewhere.
 pub fn change_signals(display: Option<String>) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(16);
     #[cfg(target_os = "linux")]
@@ -198,7 +202,17 @@ pub fn change_signals(display: Option<String>) -> mpsc::Receiver<()> {
             }
         });
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        let _ = display;
+        std::thread::spawn(move || {
+            if let Err(e) = win32::clipboard_changes(&tx) {
+                eprintln!("udc-agent: no Windows clipboard events ({e}); polling instead");
+                poll(&tx);
+            }
+        });
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = display;
         std::thread::spawn(move || poll(&tx));

@@ -1,7 +1,9 @@
-//! `udc-clip-bench [--copies 200]`: clipboard latency between two agents through the host at
-//! `UDC_BASE_URL`. Two Xvfb displays, `udc-agent clipboard` on each (`UDC_AGENT_BIN`); this
-//! program copies text on display A (owning the selection, as an application would) and times
-//! until agent B has set display B's clipboard (XFixes reports the new owner there).
+//! `udc-clip-bench [--copies 200] [--windows]`: clipboard latency between two agents through the
+//! host at `UDC_BASE_URL`. Two Xvfb displays, `udc-agent clipboard` on each (`UDC_AGENT_BIN`);
+//! this program copies text on display A (owning the selection, as an application would) and
+//! times until agent B has set display B's clipboard (XFixes reports the new owner there).
+//! `--windows`: B is the Windows agent under Wine (`UDC_WINDOWS_AGENT_BIN`) on Wine's display
+//! (`DISPLAY`, hosts.sh's start_wine), which offers the Windows clipboard as display B's.
 //!
 //! Prints figures; asserts nothing but that every copy arrived.
 
@@ -9,23 +11,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use udc_agent::clipboard::{change_signals, Content, Local};
-use udc_conformance::desktop::{clipboard_agent, Display};
+use udc_conformance::desktop::{clipboard_agent, Display, DisplayAgent};
 use udc_conformance::{ms, percentile, Account};
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut copies = 200usize;
+    let mut windows = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--copies" => copies = args.next().context("--copies N")?.parse()?,
+            "--windows" => windows = true,
             other => bail!("unknown argument {other}"),
         }
     }
     let account = Account::create().await;
-    let (da, db) = (Display::start(), Display::start());
+    let (da, db) = if windows {
+        (Display::start(), Display::given())
+    } else {
+        (Display::start(), Display::start())
+    };
     let a = clipboard_agent(&account, "Bench A", &da);
-    let b = clipboard_agent(&account, "Bench B", &db);
+    let b = if windows {
+        DisplayAgent::login_windows(&account, "Bench B").spawn(&db, &["clipboard"], "clipboard")
+    } else {
+        clipboard_agent(&account, "Bench B", &db)
+    };
 
     // This process is "an application on A": arboard takes DISPLAY when it opens.
     std::env::set_var("DISPLAY", da.name());
@@ -54,7 +66,12 @@ async fn main() -> Result<()> {
     samples.sort();
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     println!(
-        "clipboard A->B on {}: {copies} copies  p50 {:.2} ms  p99 {:.2} ms  mean {:.2} ms  max {:.2} ms   (target p50 <= 25, p99 <= 100)",
+        "clipboard A->B{} on {}: {copies} copies  p50 {:.2} ms  p99 {:.2} ms  mean {:.2} ms  max {:.2} ms   (target p50 <= 25, p99 <= 100)",
+        if windows {
+            " (B: the Windows agent under Wine)"
+        } else {
+            ""
+        },
         udc_conformance::base_url(),
         ms(percentile(&samples, 0.50)),
         ms(percentile(&samples, 0.99)),
