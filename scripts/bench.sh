@@ -98,7 +98,7 @@ stop_hosts
 cargo build --release -p udc-agent --target x86_64-pc-windows-gnu
 (
   trap 'stop_hosts; stop_wine' EXIT
-  start_wine >/dev/null 2>&1
+  start_wine >"$UDC_RUN_DIR/wine-start.log" 2>&1 || { tail -20 "$UDC_RUN_DIR/wine-start.log"; exit 1; }
   start_server "$BIN/release/udc-server"
   UDC_WINDOWS_AGENT_BIN="$BIN/x86_64-pc-windows-gnu/release/udc-agent.exe" \
     "$BIN/release/udc-clip-bench" --copies 100 --windows

@@ -52,6 +52,9 @@ start_wine() {
   Xvfb ":$display" -screen 0 1280x720x24 -noreset -nolisten tcp >/dev/null 2>&1 &
   UDC_WINE_XVFB=$!
   for _ in $(seq 1 100); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.1; done
+  if ! kill -0 "$UDC_WINE_XVFB" 2>/dev/null || [ ! -e "/tmp/.X11-unix/X$display" ]; then
+    echo "hosts: Xvfb :$display for Wine did not start"; return 1
+  fi
   export DISPLAY=":$display"
   # Its user's Downloads, Documents... link to the home it is set up with: one of the run's own.
   mkdir -p "$UDC_RUN_DIR/wine-home"

@@ -1,6 +1,7 @@
 //! A `udc-agent` driven from its command line as a user would: its own config directory, JSON
 //! out. The Linux build runs as itself (`UDC_AGENT_BIN`); the Windows build runs under Wine
-//! (`UDC_WINDOWS_AGENT_BIN`, in the prefix `WINEPREFIX`: scripts/test.sh makes both), where
+//! (`UDC_WINDOWS_AGENT_BIN`, in the prefix `WINEPREFIX`: scripts/test.sh builds one, and
+//! scripts/hosts.sh's start_wine makes the other), where
 //! every path it is given is a Windows path.
 
 use std::io::Write;
@@ -128,12 +129,12 @@ pub fn windows_path(path: &Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
 }
 
-/// Runs the Windows program `exe` under Wine, in the prefix `WINEPREFIX` (scripts/test.sh makes
-/// it, on the Wine stage's own display).
+/// Runs the Windows program `exe` under Wine, in the prefix `WINEPREFIX` (scripts/hosts.sh's
+/// start_wine makes it, on a display of its own).
 pub fn wine(exe: impl AsRef<std::ffi::OsStr>) -> Command {
     assert!(
         std::env::var_os("WINEPREFIX").is_some(),
-        "WINEPREFIX names the Wine prefix (scripts/test.sh makes it)"
+        "WINEPREFIX names the Wine prefix (scripts/hosts.sh's start_wine makes it)"
     );
     let mut cmd = Command::new(WINE);
     cmd.arg(exe).env("WINEDEBUG", "-all");

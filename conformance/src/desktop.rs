@@ -378,15 +378,7 @@ impl DisplayAgent {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child, |l| serde_json::from_str::<Value>(&l).ok());
         self.stdin = child.stdin.take();
         self.child = Some(child);
         self.lines = Some(lines);
@@ -490,6 +482,24 @@ impl Drop for DisplayAgent {
         }
         let _ = std::fs::remove_dir_all(&self.config);
     }
+}
+
+/// What `child` prints on its standard output (piped), line by line as it comes, each kept that
+/// `keep` makes something of.
+pub fn stdout_lines<T: Send + 'static>(
+    child: &mut Child,
+    keep: fn(String) -> Option<T>,
+) -> mpsc::Receiver<T> {
+    let (tx, lines) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().expect("a piped standard output"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if let Some(kept) = keep(line) {
+                let _ = tx.send(kept);
+            }
+        }
+    });
+    lines
 }
 
 /// `udc-agent clipboard` on a display.

@@ -1,21 +1,22 @@
 //! The Windows agent (`udc-agent.exe`, cross-built with mingw-w64) under Wine, against the host
 //! at `UDC_BASE_URL`, beside the Linux agent: signing in, its place for settings and its
 //! session, files both ways (into Downloads by default), and its screen seen and driven from
-//! the Linux agent, and the clipboard both ways. scripts/test.sh builds it and the test's
-//! Windows program, makes the Wine prefix on a display of its own (`DISPLAY`: every Wine process
-//! of the stage is on it), and runs this against udc-server.
+//! the Linux agent, and the clipboard both ways. scripts/test.sh builds it and runs this against
+//! udc-server in a Wine prefix on a display of its own (`DISPLAY`: every Wine process of the
+//! stage is on it), with the test's Windows program (scripts/hosts.sh: start_wine).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 use udc_agent::clipboard::{png_decode, png_encode, Content};
 use udc_agent::input::to_pixel;
 use udc_conformance::cli_agent::{wine, Agent};
-use udc_conformance::desktop::{clipboard_agent, quadrants_match, Display, DisplayAgent, PATIENCE};
+use udc_conformance::desktop::{
+    clipboard_agent, quadrants_match, stdout_lines, Display, DisplayAgent, PATIENCE,
+};
 use udc_conformance::{unique_email, Account, PASSWORD};
 
 /// Bytes that are not all alike, so a part out of place shows.
@@ -26,8 +27,8 @@ fn bytes(len: usize, seed: u32) -> Vec<u8> {
 }
 
 /// This user's folder (`%USERPROFILE%`) in the test's Wine prefix: Wine names the user as Unix
-/// does. Its Downloads is a link to the home directory Wine was set up with (scripts/test.sh
-/// gives it one of the run's own).
+/// does. Its Downloads is a link to the home directory Wine was set up with (start_wine gives
+/// it one of the run's own).
 fn user_dir() -> PathBuf {
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     PathBuf::from(std::env::var_os("WINEPREFIX").unwrap())
@@ -187,33 +188,22 @@ impl Canvas {
 
     fn start() -> Canvas {
         let exe = std::env::var_os("UDC_WINE_CANVAS")
-            .expect("UDC_WINE_CANVAS names canvas.exe (scripts/test.sh builds it)");
+            .expect("UDC_WINE_CANVAS names canvas.exe (scripts/hosts.sh's start_wine builds it)");
         let mut child = wine(exe)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let lines = stdout_lines(&mut child, Some);
         let canvas = Canvas { child, lines };
-        // Wine starts its desktop with the first window: longer than a line usually takes.
-        canvas.expect_within("ready 1280 720", 4 * PATIENCE);
+        canvas.expect("ready 1280 720");
         canvas
     }
 
     fn expect(&self, line: &str) {
-        self.expect_within(line, PATIENCE);
-    }
-
-    fn expect_within(&self, line: &str, patience: Duration) {
         let started = Instant::now();
         let mut seen = Vec::new();
-        while let Some(left) = patience.checked_sub(started.elapsed()) {
+        while let Some(left) = PATIENCE.checked_sub(started.elapsed()) {
             match self.lines.recv_timeout(left) {
                 Ok(l) if l == line => return,
                 Ok(l) => seen.push(l),
@@ -287,6 +277,20 @@ async fn a_linux_viewer_sees_and_drives_the_screen_of_a_windows_desk() {
     viewer.expect("sent");
     for code in ["0068", "00e9", "20ac"] {
         canvas.expect(&format!("char {code}"));
+    }
+
+    // A shortcut goes as the keys that make it on the desk's layout ("T" needs Shift), and its
+    // release lets go of all it pressed though Ctrl was let go of first (the release names no
+    // modifier): Enter after it comes with nothing held.
+    viewer.send(&json!([
+        { "type": "key", "key": "T", "down": true, "modifiers": ["Control"] },
+        { "type": "key", "key": "T", "down": false },
+        { "type": "key", "key": "Enter", "down": true },
+        { "type": "key", "key": "Enter", "down": false },
+    ]));
+    viewer.expect("sent");
+    for line in ["down 54 ctrl shift", "up 54", "down 0d", "up 0d"] {
+        canvas.expect(line);
     }
 
     // The desk's owner ends it: capture stops and the viewer exits.

@@ -96,6 +96,9 @@ impl Runtime for Fallback {
     }
 }
 
+/// Windows' "message too long" (winerror.h): no other system uses the number for sockets.
+const WSAEMSGSIZE: i32 = 10040;
+
 /// A UDP socket that sends and receives one datagram per call, with no socket options beyond
 /// the system's defaults.
 #[derive(Debug)]
@@ -128,20 +131,26 @@ impl AsyncUdpSocket for Plain {
         let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
             return Poll::Ready(Ok(0));
         };
-        let mut read = tokio::io::ReadBuf::new(buf);
-        match self.0.poll_recv_from(cx, &mut read) {
-            Poll::Ready(Ok(addr)) => {
-                let len = read.filled().len();
-                let mut got = RecvMeta::default();
-                got.addr = addr;
-                got.len = len;
-                // A zero stride would make the reader's de-segmenting divide by zero.
-                got.stride = len.max(1);
-                *m = got;
-                Poll::Ready(Ok(1))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+        loop {
+            let mut read = tokio::io::ReadBuf::new(buf);
+            return match self.0.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(addr)) => {
+                    let len = read.filled().len();
+                    let mut got = RecvMeta::default();
+                    got.addr = addr;
+                    got.len = len;
+                    // A zero stride would make the reader's de-segmenting divide by zero.
+                    got.stride = len.max(1);
+                    *m = got;
+                    Poll::Ready(Ok(1))
+                }
+                // A datagram larger than the buffer: Windows refuses it (WSAEMSGSIZE) where Unix
+                // cuts it short. Either way it is no packet of ours; one sent on purpose must not
+                // end the connection.
+                Poll::Ready(Err(e)) if e.raw_os_error() == Some(WSAEMSGSIZE) => continue,
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }

@@ -1,7 +1,9 @@
 /* A Windows program for the remote-control test under Wine (conformance/tests/windows.rs): one
  * window over the whole screen, painted in four known quadrants, that prints on its standard
  * output what reaches it, one line each: "ready W H" once shown, "click X Y" for each left
- * button press (screen pixels), "char XXXX" for each character typed (UTF-16, hex). */
+ * button press (screen pixels), "char XXXX" for each character typed (UTF-16, hex), "down VK"
+ * for each key pressed (virtual key, hex, then " ctrl" and " shift" when those are down) and
+ * "up VK" for each let go of. */
 #include <stdio.h>
 #include <windows.h>
 
@@ -30,6 +32,17 @@ static LRESULT CALLBACK on_message(HWND window, UINT message, WPARAM w, LPARAM l
     }
     case WM_LBUTTONDOWN:
         printf("click %d %d\n", (short)LOWORD(l), (short)HIWORD(l));
+        fflush(stdout);
+        return 0;
+    case WM_KEYDOWN:
+    case WM_SYSKEYDOWN:
+        printf("down %02x%s%s\n", (unsigned)w, GetKeyState(VK_CONTROL) < 0 ? " ctrl" : "",
+               GetKeyState(VK_SHIFT) < 0 ? " shift" : "");
+        fflush(stdout);
+        return 0;
+    case WM_KEYUP:
+    case WM_SYSKEYUP:
+        printf("up %02x\n", (unsigned)w);
         fflush(stdout);
         return 0;
     case WM_CHAR:

@@ -77,6 +77,9 @@ pub(super) fn clipboard_changes(tx: &mpsc::Sender<()>) -> Result<()> {
     if unsafe { AddClipboardFormatListener(window) } == 0 {
         bail!("Windows refused to report clipboard changes");
     }
+    // A copy made before the listener was in place is looked at too (one already seen is
+    // recognised by its fingerprint).
+    let _ = tx.try_send(());
     let mut message = MSG::default();
     // SAFETY: `message` is ours to fill; the window procedure runs on this thread, inside
     // GetMessageW (sent messages) or DispatchMessageW (posted ones).

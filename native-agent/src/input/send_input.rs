@@ -1,9 +1,12 @@
 //! Windows: input replayed with `SendInput` (through enigo). Characters travel as themselves
 //! (`KEYEVENTF_UNICODE`), so what the viewer's layout typed is what arrives, whatever this
-//! device's layout; with Ctrl, Alt or Meta held they go as the key that types them, so shortcuts
-//! (Ctrl+C) still work.
+//! device's layout; with Ctrl, Alt or Meta held they go as the key that types them on this
+//! device's layout (and the Shift it needs), so shortcuts (Ctrl+C, Ctrl+Shift+T) still work.
+// VkKeyScanW, which enigo calls too but hands on with its shift state still in the key code.
+#![allow(unsafe_code)]
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Result};
 use enigo::{Axis, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
@@ -22,6 +25,17 @@ pub struct SendInputInjector {
     width: u16,
     height: u16,
     held: RefCell<Vec<Held>>,
+    /// What each key's press pressed (by the name it came with), so its release lets go of
+    /// exactly that, whatever modifiers the release names: nothing for a typed character.
+    pressed: RefCell<HashMap<String, Vec<Key>>>,
+}
+
+/// What a key press becomes.
+enum Press {
+    /// A character, typed as itself.
+    Text(char),
+    /// Keys pressed in order (modifiers first) and let go of in reverse.
+    Keys(Vec<Key>),
 }
 
 /// The Windows key for a key name as browsers' `KeyboardEvent.key` spells it (any case).
@@ -41,12 +55,9 @@ fn named_key(name: &str) -> Option<Key> {
         "arrowup" | "up" => Key::UpArrow,
         "arrowright" | "right" => Key::RightArrow,
         "arrowdown" | "down" => Key::DownArrow,
-        "shift" => Key::Shift,
-        "control" | "ctrl" => Key::Control,
-        "alt" => Key::Alt,
-        "meta" | "super" => Key::Meta,
         "capslock" => Key::CapsLock,
-        "space" => Key::Space,
+        // A key, not the character: Space presses the focused button.
+        " " | "space" => Key::Space,
         "f1" => Key::F1,
         "f2" => Key::F2,
         "f3" => Key::F3,
@@ -59,16 +70,70 @@ fn named_key(name: &str) -> Option<Key> {
         "f10" => Key::F10,
         "f11" => Key::F11,
         "f12" => Key::F12,
-        _ => return None,
+        other => return modifier_key(other).ok().flatten(),
     })
 }
 
-/// Modifiers that make a character a shortcut rather than text (Shift and AltGr only choose
-/// which character the viewer's key typed).
-fn is_shortcut(modifiers: &[String]) -> bool {
-    modifiers
-        .iter()
-        .any(|m| !matches!(m.to_ascii_lowercase().as_str(), "shift" | "altgraph"))
+/// A modifier's key; none for AltGr (it only chose the character the viewer typed); an error
+/// for what is no modifier.
+fn modifier_key(name: &str) -> Result<Option<Key>> {
+    Ok(Some(match name.to_ascii_lowercase().as_str() {
+        "shift" => Key::Shift,
+        "control" | "ctrl" => Key::Control,
+        "alt" => Key::Alt,
+        "meta" | "super" => Key::Meta,
+        "altgraph" => return Ok(None),
+        _ => bail!("{name:?} is no modifier"),
+    }))
+}
+
+/// The key that types `c` on this device's layout, with the modifiers it needs.
+fn key_typing(c: char) -> Result<Vec<Key>> {
+    let mut utf16 = [0u16; 2];
+    let [unit] = c.encode_utf16(&mut utf16) else {
+        bail!("no key types {c:?}");
+    };
+    // SAFETY: takes a character by value and reads the calling thread's layout; no memory.
+    let scan = unsafe { windows_sys::Win32::UI::Input::KeyboardAndMouse::VkKeyScanW(*unit) };
+    if scan < 0 {
+        bail!("no key on this keyboard types {c:?}");
+    }
+    let [vk, shift_state] = (scan as u16).to_le_bytes();
+    let mut keys: Vec<Key> = [(1, Key::Shift), (2, Key::Control), (4, Key::Alt)]
+        .into_iter()
+        .filter(|(bit, _)| shift_state & bit != 0)
+        .map(|(_, k)| k)
+        .collect();
+    keys.push(Key::Other(u32::from(vk)));
+    Ok(keys)
+}
+
+/// What pressing `key` with `modifiers` does.
+fn press_of(key: &str, modifiers: &[String]) -> Result<Press> {
+    let mut mods = Vec::new();
+    for m in modifiers {
+        if let Some(k) = modifier_key(m)? {
+            mods.push(k);
+        }
+    }
+    let mut chars = key.chars();
+    let single = match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    };
+    let shortcut = mods.iter().any(|k| *k != Key::Shift);
+    let keys = match (named_key(key), single) {
+        (Some(k), _) => vec![k],
+        (None, Some(c)) if !shortcut => return Ok(Press::Text(c)),
+        (None, Some(c)) => key_typing(c)?,
+        (None, None) => bail!("unknown key {key:?}"),
+    };
+    for k in keys {
+        if !mods.contains(&k) {
+            mods.push(k);
+        }
+    }
+    Ok(Press::Keys(mods))
 }
 
 impl SendInputInjector {
@@ -89,6 +154,7 @@ impl SendInputInjector {
             width: side(w)?,
             height: side(h)?,
             held: RefCell::default(),
+            pressed: RefCell::default(),
         })
     }
 
@@ -112,10 +178,18 @@ impl SendInputInjector {
         Ok(())
     }
 
-    /// Lets go of every key and button still held: the session is over.
+    /// Lets go of every key and button still held: the session is over. Each is tried, though
+    /// one fails (SendInput refuses while an elevated window has the focus).
     pub fn release_all(&self) -> Result<()> {
+        self.pressed.borrow_mut().clear();
         let held: Vec<Held> = self.held.borrow().iter().rev().copied().collect();
-        held.into_iter().try_for_each(|h| self.press(h, false))
+        self.release(held.into_iter())
+    }
+
+    /// Lets go of each of `what`; the first failure, after trying them all.
+    fn release(&self, what: impl Iterator<Item = Held>) -> Result<()> {
+        let tried: Vec<Result<()>> = what.map(|h| self.press(h, false)).collect();
+        tried.into_iter().collect()
     }
 
     pub fn inject(&self, event: &InputEvent) -> Result<()> {
@@ -154,46 +228,40 @@ impl SendInputInjector {
                 Ok(())
             }
             InputEvent::Key {
-                key,
-                down,
-                modifiers,
+                key, down: false, ..
             } => {
-                let mut chars = key.chars();
-                let single = match (chars.next(), chars.next()) {
-                    (Some(c), None) => Some(c),
-                    _ => None,
-                };
-                let k = match (named_key(key), single) {
-                    (Some(k), _) => k,
-                    // Text: the character itself, typed once, when the key goes down.
-                    (None, Some(c)) if !is_shortcut(modifiers) => {
-                        return if *down {
-                            self.enigo.borrow_mut().text(&c.to_string()).map_err(failed)
-                        } else {
-                            Ok(())
-                        };
-                    }
-                    // A shortcut: the key that types the character, with its modifiers.
-                    (None, Some(c)) => Key::Unicode(c.to_lowercase().next().unwrap_or(c)),
-                    (None, None) => bail!("unknown key {key:?}"),
-                };
-                let mods = modifiers
-                    .iter()
-                    .filter(|m| !m.eq_ignore_ascii_case("altgraph"))
-                    .map(|m| named_key(m).ok_or_else(|| anyhow!("unknown modifier {m:?}")))
-                    .collect::<Result<Vec<Key>>>()?;
-                if *down {
-                    for m in &mods {
-                        self.press(Held::Key(*m), true)?;
-                    }
-                    self.press(Held::Key(k), true)
-                } else {
-                    self.press(Held::Key(k), false)?;
-                    mods.iter()
-                        .rev()
-                        .try_for_each(|m| self.press(Held::Key(*m), false))
-                }
+                let pressed = self.pressed.borrow_mut().remove(key).unwrap_or_default();
+                self.release(pressed.into_iter().rev().map(Held::Key))
             }
+            InputEvent::Key {
+                key,
+                down: true,
+                modifiers,
+            } => match press_of(key, modifiers)? {
+                Press::Text(c) => self.enigo.borrow_mut().text(&c.to_string()).map_err(failed),
+                Press::Keys(keys) => {
+                    // Held and pressed again: the key repeats; its release still lets go of
+                    // what the first press pressed.
+                    let repeated = self
+                        .pressed
+                        .borrow()
+                        .get(key)
+                        .and_then(|k| k.last().copied());
+                    if let Some(k) = repeated {
+                        return self.press(Held::Key(k), true);
+                    }
+                    // Modifiers already down (the viewer's own Shift key event) stay theirs.
+                    let keys: Vec<Key> = keys
+                        .into_iter()
+                        .filter(|k| !self.held.borrow().contains(&Held::Key(*k)))
+                        .collect();
+                    for k in &keys {
+                        self.press(Held::Key(*k), true)?;
+                    }
+                    self.pressed.borrow_mut().insert(key.clone(), keys);
+                    Ok(())
+                }
+            },
         }
     }
 }
