@@ -241,6 +241,18 @@ where
     );
 }
 
+/// `input_lands`, sent by `viewer` (a `remote view` daemon) on its data channel.
+async fn input_lands_over_webrtc(recorder: &Recorder, viewer: &mut DisplayAgent) {
+    let sender = std::sync::Mutex::new(viewer);
+    input_lands(recorder, |events| {
+        let mut v = sender.lock().unwrap();
+        v.send(&events);
+        assert_eq!(v.expect("sent")["via"], "webrtc");
+        async {}
+    })
+    .await;
+}
+
 /// `truster` (a device's name) trusts each of `trusted`; its id.
 async fn trusting(account: &Account, truster: &str, trusted: &[&str]) -> String {
     let token = account.login().await.tokens.access_token;
@@ -289,15 +301,7 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
     quadrants_match(&first, FIRST).unwrap();
 
     // Input on the data channel lands on the target's display.
-    let sender = std::sync::Mutex::new(&mut viewer);
-    input_lands(&recorder, |events| {
-        let mut v = sender.lock().unwrap();
-        v.send(&events);
-        assert_eq!(v.expect("sent")["via"], "webrtc");
-        async {}
-    })
-    .await;
-    let viewer = sender.into_inner().unwrap();
+    input_lands_over_webrtc(&recorder, &mut viewer).await;
 
     // The video is live: a repainted screen reaches the viewer.
     recorder.paint(SECOND);
@@ -520,14 +524,7 @@ async fn the_viewer_reaches_the_target_through_a_turn_relay_alone() {
         "only relay candidates were offered: {connected}"
     );
     quadrants_match(&shot, COLOURS).unwrap();
-    let sender = std::sync::Mutex::new(&mut viewer);
-    input_lands(&recorder, |events| {
-        let mut v = sender.lock().unwrap();
-        v.send(&events);
-        assert_eq!(v.expect("sent")["via"], "webrtc");
-        async {}
-    })
-    .await;
+    input_lands_over_webrtc(&recorder, &mut viewer).await;
     assert!(viewer.finish());
     desk.expect("stream_stopped");
     let _ = std::fs::remove_dir_all(&dir);
