@@ -197,6 +197,13 @@ impl Browser {
     pub async fn fill(&self, css: &str, text: &str) {
         let el = self.find(css).await;
         self.post(&format!("/element/{el}/clear"), json!({})).await;
+        // WebDriver's clear fires no `input` event: a page that re-renders before the first key
+        // (a poll's refresh) would put the old value back, and the keys would add to it.
+        self.js(
+            "arguments[0].dispatchEvent(new Event('input', { bubbles: true }))",
+            json!([{ ELEMENT: el }]),
+        )
+        .await;
         self.post(&format!("/element/{el}/value"), json!({ "text": text }))
             .await;
     }
