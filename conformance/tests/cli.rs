@@ -769,3 +769,54 @@ fn a_lost_password_is_recovered_with_the_code_from_the_command_line() {
     );
     assert!(!ok && err.contains("invalid_recovery_code"), "{err}");
 }
+
+/// Several agents of one device (`clipboard`, `remote serve` and a `devices` typed meanwhile, or
+/// the background `run`) refresh its session when the access token nears its end. The refresh
+/// token is used once: had each sent the same one, the server would take it for a stolen copy
+/// and end the session. They take turns, and the later ones use the pair the first one saved.
+#[test]
+fn agents_of_one_device_refreshing_at_once_keep_its_session() {
+    let email = unique_email();
+    let agent = Agent::new();
+    agent.ok(
+        &[
+            "register",
+            "--email",
+            &email,
+            "--password-stdin",
+            "--device-name",
+            "Busy desk",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let file = agent.config.join("session.json");
+    let mut session: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let refresh = session["refresh_token"].clone();
+    // Its access token is about to end: every agent started now refreshes first.
+    session["access_expires_at"] = Value::from(0);
+    std::fs::write(&file, session.to_string()).unwrap();
+
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            agent
+                .command()
+                .arg("devices")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "an agent failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let session: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_ne!(session["refresh_token"], refresh, "nobody refreshed");
+    // The session is still alive afterwards.
+    agent.ok(&["devices"], "");
+}

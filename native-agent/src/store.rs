@@ -59,9 +59,30 @@ impl Session {
         self.device_id = tokens.device_id;
     }
 
+    /// Whether the access token has more than a minute left.
+    fn fresh(&self) -> bool {
+        self.access_expires_at - now_secs() >= 60
+    }
+
     /// A current access token, refreshing (and saving the rotated pair) when it is about to end.
+    /// A refresh token is good for one use (a second use ends the session: it looks stolen), and
+    /// several agents of this device may hold the same one — `clipboard`, `remote serve`, a
+    /// `devices` typed meanwhile. So they take turns, and whoever comes after a refresh takes the
+    /// pair it saved instead of sending the old token again.
     pub async fn access_token(&mut self, client: &Client, store: &Store) -> Result<String> {
-        if self.access_expires_at - now_secs() < 60 {
+        if self.fresh() {
+            return Ok(self.access_token.clone());
+        }
+        let _turn = store.refresh_turn().await?;
+        if let Some(saved) = store.load()? {
+            if saved.refresh_token != self.refresh_token
+                && saved.user_id == self.user_id
+                && saved.device_id == self.device_id
+            {
+                *self = saved;
+            }
+        }
+        if !self.fresh() {
             let tokens = client.refresh(&self.refresh_token).await?;
             self.apply(tokens);
             store.save(self)?;
@@ -76,6 +97,9 @@ enum Backend {
     Keyring,
     File,
 }
+
+/// How long an agent waits for another one's refresh (a refresh is one request).
+const REFRESH_TURN_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Store {
     dir: PathBuf,
@@ -159,6 +183,30 @@ impl Store {
         // One entry per config directory, so separate profiles do not collide.
         keyring::Entry::new("udc", &format!("session:{}", self.dir.display()))
             .map_err(|e| anyhow!("keyring: {e}"))
+    }
+
+    /// This device's turn to refresh its session: an exclusive lock on a file beside it, held
+    /// until the value is dropped (the system lets go of it if the process dies).
+    async fn refresh_turn(&self) -> Result<fs::File> {
+        fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join("session.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file));
+        match tokio::time::timeout(REFRESH_TURN_WITHIN, locked).await {
+            Ok(Ok(Ok(file))) => Ok(file),
+            Ok(Ok(Err(e))) => Err(e).with_context(|| format!("locking {}", path.display())),
+            Ok(Err(e)) => Err(anyhow!("locking {}: {e}", path.display())),
+            Err(_) => Err(anyhow!(
+                "another udc-agent of this device has been refreshing its session for {} s: \
+                 is one stuck?",
+                REFRESH_TURN_WITHIN.as_secs()
+            )),
+        }
     }
 
     pub fn load(&self) -> Result<Option<Session>> {
