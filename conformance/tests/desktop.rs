@@ -598,3 +598,118 @@ async fn the_viewers_window_shows_the_target_and_drives_it_until_closed() {
     assert_eq!(desk.expect("ended")["reason"], "requester_ended");
     let _ = std::fs::remove_file(&shot);
 }
+
+/// `autostart on` leaves the entry a Linux desktop starts at sign-in (XDG autostart). What it
+/// starts, started as the desktop would (no terminal, the session's display), shares the
+/// clipboard and serves remote control, and writes each line, timed, to the log `autostart`
+/// names. `autostart off` removes the entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn autostart_starts_the_agent_at_sign_in_and_it_logs_where_it_says() {
+    let account = Account::create().await;
+    let (da, db) = (Display::start(), Display::start());
+    let desk = DisplayAgent::login(&account, "Autostarted desk");
+    let b = clipboard_agent(&account, "Desk B", &db);
+    let xdg = desk.config.join("xdg-config");
+    let autostart = |args: &[&str]| -> Value {
+        let out = udc_conformance::agent_command(&desk.config)
+            .env("XDG_CONFIG_HOME", &xdg)
+            .arg("autostart")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let off = autostart(&[]);
+    assert_eq!(off["autostart"], false, "{off}");
+    let log = std::path::PathBuf::from(off["log"].as_str().unwrap());
+    assert_eq!(log, desk.config.join("agent.log"));
+
+    let on = autostart(&["on"]);
+    assert_eq!(on["autostart"], true, "{on}");
+    let entry = xdg.join("autostart/udc-agent.desktop");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Exec="))
+        .unwrap_or_else(|| panic!("no Exec line: {text}"));
+    assert!(exec.ends_with(r#""run" "--log""#), "{exec}");
+    assert!(
+        exec.contains(&format!("UDC_CONFIG_DIR={}", desk.config.display())),
+        "{exec}"
+    );
+
+    // As the desktop starts it: the entry's command (its string escapes undone) with no
+    // terminal, on the session's display.
+    let mut started = Command::new("sh")
+        .args(["-c", &exec.replace(r"\\", r"\")])
+        .env("DISPLAY", da.name())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let logged = |what: &str| -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {what:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    logged("Sharing the clipboard");
+    let text = logged("Waiting for remote control requests");
+    let first = text.lines().next().unwrap();
+    let (time, said) = first.split_once(' ').unwrap();
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.starts_with("20"),
+        "{first}"
+    );
+    assert!(
+        said.starts_with("udc-agent ") && said.contains("running (process "),
+        "{first}"
+    );
+
+    let devices = desk.run(&["devices"]);
+    let me = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "Autostarted desk")
+        .unwrap_or_else(|| panic!("{devices}"))
+        .clone();
+    assert!(
+        me["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("remote_control")),
+        "{me}"
+    );
+    let copied = format!("copied on the autostarted desk {}", uuid::Uuid::new_v4());
+    da.copy("UTF8_STRING", copied.as_bytes());
+    b.expect("applied");
+    db.wait_paste("UTF8_STRING", |p| p == copied.as_bytes());
+    logged("sent text/plain");
+
+    // Stopped as the desktop stops it at sign-out.
+    let pid = said
+        .split("(process ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap();
+    assert!(Command::new("kill").arg(pid).status().unwrap().success());
+    let _ = started.wait();
+    let off = autostart(&["off"]);
+    assert_eq!(off["autostart"], false, "{off}");
+    assert!(!entry.exists());
+}

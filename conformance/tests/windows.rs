@@ -360,3 +360,125 @@ async fn the_clipboard_travels_both_ways_between_a_windows_and_a_linux_desk() {
         to.wait_paste("image/png", |p| png_decode(p).is_ok_and(|c| c == want));
     }
 }
+
+/// `autostart on` writes the value Windows runs at sign-in (the user's Run key): the launcher
+/// `udc-agentw.exe` with the agent's settings. Started as Windows would, it starts the agent
+/// without a console, which serves remote control and shares the clipboard and writes its
+/// timed lines to `%LOCALAPPDATA%\udc\agent.log` (here the test's config directory).
+/// `autostart off` removes the value.
+#[test]
+fn autostart_runs_the_agent_at_sign_in_from_the_run_key_and_it_logs() {
+    const RUN: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
+    let agent = Agent::windows();
+    agent.ok(
+        &[
+            "register",
+            "--email",
+            &unique_email(),
+            "--password-stdin",
+            "--device-name",
+            "Autostarted Windows",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let off = agent.ok(&["autostart"], "");
+    assert_eq!(off["autostart"], false, "{off}");
+    assert_eq!(off["log"], agent.path(&agent.config.join("agent.log")));
+
+    let on = agent.ok(&["autostart", "on"], "");
+    assert_eq!(on["autostart"], true, "{on}");
+    let entry = on["entry"].as_str().unwrap().to_owned();
+    let query = || {
+        wine("reg")
+            .args(["query", RUN, "/v", "udc-agent"])
+            .output()
+            .unwrap()
+    };
+    let registered = String::from_utf8_lossy(&query().stdout).into_owned();
+    assert!(registered.contains(&entry), "{registered}");
+    assert!(
+        entry.contains(r"\udc-agentw.exe")
+            && entry.contains(" UDC_CONFIG_DIR=")
+            && entry.ends_with(" run --log"),
+        "{entry}"
+    );
+
+    // As Windows starts it at sign-in: the value's program with its arguments (quoted where
+    // they have spaces; none has a quote inside).
+    let mut words = Vec::new();
+    let mut rest = entry.as_str();
+    while let Some(r) = rest
+        .strip_prefix(' ')
+        .or(Some(rest))
+        .filter(|r| !r.is_empty())
+    {
+        let (word, after) = match r.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap(),
+            None => r.split_once(' ').unwrap_or((r, "")),
+        };
+        words.push(word.to_owned());
+        rest = after;
+    }
+    assert!(
+        wine(&words[0])
+            .args(&words[1..])
+            .status()
+            .unwrap()
+            .success(),
+        "{words:?}"
+    );
+    let log = agent.config.join("agent.log");
+    let logged = |what: &str| -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {what:?}:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    logged("Sharing the clipboard");
+    let text = logged("Waiting for remote control requests");
+    let first = text.lines().next().unwrap();
+    let (time, said) = first.split_once(' ').unwrap();
+    assert!(time.len() == 20 && time.ends_with('Z'), "{first}");
+    let pid = said
+        .split("(process ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let devices = agent.ok(&["devices"], "");
+    let me = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["is_current"] == true)
+        .unwrap()
+        .clone();
+    assert!(
+        me["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("remote_control")),
+        "{me}"
+    );
+
+    let stopped = wine("taskkill")
+        .args(["/f", "/pid", &pid])
+        .output()
+        .unwrap();
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let off = agent.ok(&["autostart", "off"], "");
+    assert_eq!(off["autostart"], false, "{off}");
+    assert!(!query().status.success(), "the Run key still has udc-agent");
+}

@@ -68,6 +68,20 @@ pub(crate) enum Command {
     },
     /// Answer another device's request to sign in (shows who asks and its fingerprint phrase).
     Approve(ApproveArgs),
+    /// Run in the background: share the clipboard and answer remote control requests (what
+    /// `autostart` starts at sign-in); runs until stopped.
+    Run {
+        /// Write everything to the log file, each line timed, instead of the terminal
+        /// (`autostart` says where it is).
+        #[arg(long)]
+        log: bool,
+    },
+    /// Start `udc-agent run` whenever you sign in to this computer (on) or stop that (off);
+    /// without on or off, say whether it does and where its log is.
+    Autostart {
+        #[arg(value_parser = parse_switch)]
+        state: Option<bool>,
+    },
     /// Remote control of this device: serve requests, choose who may connect unattended.
     Remote {
         #[command(subcommand)]

@@ -448,6 +448,8 @@ pub async fn run(cx: Context<'_>) -> Result<()> {
                         replaying = false;
                         if json {
                             println!("{}", serde_json::json!({ "clipboard": "ready" }));
+                        } else {
+                            println!("Sharing the clipboard");
                         }
                         missed.take()
                     }

@@ -1,6 +1,8 @@
 //! udc-agent as a library: the API client, the client-side KDF and the session store. The
 //! `udc-agent` binary and the conformance suite are both built on it.
 
+pub mod autostart;
+pub mod background;
 pub mod client;
 pub mod clipboard;
 pub mod context;
@@ -8,6 +10,7 @@ pub mod feedback;
 pub mod files;
 #[cfg(any(target_os = "linux", windows))]
 pub mod input;
+pub mod log;
 pub mod output;
 pub mod peer;
 pub mod realtime;

@@ -13,6 +13,7 @@ use udc_agent::Store;
 
 use cli::{AccountCommand, Cli, Command};
 use commands::account::{approve, recover, sign_in};
+use commands::background::{autostart, run as run_in_background};
 use commands::clipboard::clipboard;
 use commands::devices::devices;
 use commands::files::{files, receive, send};
@@ -62,6 +63,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Clipboard { command } => clipboard(&cli, &store, command).await,
         Command::Approve(args) => approve(&cli, &store, args).await,
         Command::Remote { command } => remote(&cli, &store, command).await,
+        Command::Run { log } => run_in_background(&cli, &store, *log).await,
+        Command::Autostart { state } => autostart(&cli, &store, *state),
         Command::Watch => {
             let (client, mut session) = signed_in(&cli, &store)?;
             udc_agent::watch::watch(Context {

@@ -39,6 +39,8 @@ pub const FPS: f32 = 30.0;
 const KEYFRAME_AT_MOST_EVERY: Duration = Duration::from_millis(250);
 /// How often the encoder is fitted to the congestion controller's estimate.
 const FIT_EVERY: Duration = Duration::from_millis(500);
+/// How often a screen out of reach is tried again.
+const RETRY_CAPTURE: Duration = Duration::from_millis(500);
 /// How long the viewer has to connect after the answer.
 const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
@@ -269,14 +271,32 @@ fn capture_loop(
     tx: &mpsc::Sender<Encoded>,
 ) -> Result<()> {
     let mut capture = Capture::open(None)?;
-    let (w, h) = capture.size();
+    let (mut w, mut h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
-    let (ew, eh) = (w & !1, h & !1);
+    let (mut ew, mut eh) = (w & !1, h & !1);
     let mut encoder = VideoEncoder::new(ew, eh, FPS)?;
     let mut period = Duration::from_secs_f32(1.0 / FPS);
     let mut fitted = Instant::now();
+    // Since when the screen has been out of reach, if it is.
+    let mut paused: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
+        if paused.is_some() {
+            // The screen can be out of reach for a while (locked, a prompt on Windows' secure
+            // desktop, its size changing): the session waits for it rather than end, and a
+            // changed size gets an encoder of its own, which starts with a keyframe.
+            std::thread::sleep(RETRY_CAPTURE);
+            let Ok(again) = Capture::open(None) else {
+                continue;
+            };
+            if again.size() != (w, h) {
+                (w, h) = again.size();
+                (ew, eh) = (w & !1, h & !1);
+                encoder = VideoEncoder::new(ew, eh, FPS)?;
+                fitted = Instant::now() - FIT_EVERY;
+            }
+            capture = again;
+        }
         if asked.wanted.swap(false, Ordering::SeqCst) {
             encoder.request_keyframe();
         }
@@ -295,7 +315,24 @@ fn capture_loop(
                 }
             }
         }
-        let encoded = capture.capture_with(|bgrx| encoder.encode(&even(bgrx, w, ew, eh)))??;
+        let encoded = match capture.capture_with(|bgrx| encoder.encode(&even(bgrx, w, ew, eh))) {
+            Ok(encoded) => {
+                if let Some(since) = paused.take() {
+                    eprintln!(
+                        "udc-agent: the screen is captured again ({w}x{h}), after {:.1?}",
+                        since.elapsed()
+                    );
+                }
+                encoded?
+            }
+            Err(e) => {
+                if paused.is_none() {
+                    eprintln!("udc-agent: the screen cannot be captured now ({e:#}): waiting");
+                    paused = Some(Instant::now());
+                }
+                continue;
+            }
+        };
         if let Some(encoded) = encoded {
             frames.fetch_add(1, Ordering::Relaxed);
             if tx.blocking_send(encoded).is_err() {

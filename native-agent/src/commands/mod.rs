@@ -1,6 +1,7 @@
 //! One module per command group; what several share is here.
 
 pub(crate) mod account;
+pub(crate) mod background;
 pub(crate) mod clipboard;
 pub(crate) mod devices;
 pub(crate) mod files;

@@ -106,6 +106,12 @@ pub async fn serve(cx: Context<'_>) -> Result<()> {
         json,
     } = cx;
     let me = session.device()?;
+    // Capture and the pointer count the screen's real pixels on a scaled display: a process
+    // that does not say it knows of scaling is shown a scaled-down screen by Windows.
+    #[cfg(windows)]
+    if enigo::set_dpi_awareness().is_err() {
+        eprintln!("udc-agent: could not declare this process DPI aware: on a scaled display the picture may be scaled down");
+    }
     // Without it the web app offers no View or Control here; serving still works for agents.
     if let Err(e) = advertise(client, store, session, &me, true).await {
         eprintln!("udc-agent: could not say this device serves remote sessions: {e:#}");
