@@ -31,40 +31,66 @@ impl Display {
     pub fn start_sized(width: u32, height: u32) -> Display {
         for _ in 0..50 {
             let number = 100 + (uuid::Uuid::new_v4().as_u128() % 800) as u32;
-            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
-            if socket.exists() {
+            if Display::socket(number).exists() {
                 continue;
             }
-            // -noreset: the server must not reset when its last client leaves (FACTS.md).
-            let mut server = Command::new("Xvfb")
-                .args([
-                    &format!(":{number}"),
-                    "-screen",
-                    "0",
-                    &format!("{width}x{height}x24"),
-                    "-noreset",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb (apt install xvfb; scripts/setup.sh does)");
-            let started = Instant::now();
-            while started.elapsed() < PATIENCE {
-                if socket.exists() {
-                    return Display {
-                        number,
-                        server: Some(server),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = server.kill();
-            let _ = server.wait();
-            panic!("Xvfb :{number} did not start");
+            return Display {
+                number,
+                server: Some(Display::launch(number, width, height)),
+            };
         }
         panic!("no free display number");
+    }
+
+    fn socket(number: u32) -> PathBuf {
+        PathBuf::from(format!("/tmp/.X11-unix/X{number}"))
+    }
+
+    /// Xvfb on display `number`, once it takes connections.
+    fn launch(number: u32, width: u32, height: u32) -> Child {
+        // -noreset: the server must not reset when its last client leaves (FACTS.md).
+        let mut server = Command::new("Xvfb")
+            .args([
+                &format!(":{number}"),
+                "-screen",
+                "0",
+                &format!("{width}x{height}x24"),
+                "-noreset",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt install xvfb; scripts/setup.sh does)");
+        let started = Instant::now();
+        while started.elapsed() < PATIENCE {
+            if Display::socket(number).exists() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        panic!("Xvfb :{number} did not start");
+    }
+
+    /// Stops this display's X server and starts another in its place at `width` x `height`:
+    /// for a moment the screen is out of reach, then it is back at another size.
+    pub fn restart_sized(&mut self, width: u32, height: u32) {
+        self.stop();
+        self.server = Some(Display::launch(self.number, width, height));
+    }
+
+    fn stop(&mut self) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
+        // SIGTERM, so Xvfb removes its socket and lock file.
+        // SAFETY: kill takes no memory; the pid is our own child's, not yet waited for.
+        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        let _ = server.wait();
+        self.server = None;
     }
 
     /// The display `DISPLAY` names (`:N`), which whoever started the tests owns.
@@ -196,13 +222,7 @@ impl Display {
 
 impl Drop for Display {
     fn drop(&mut self) {
-        let Some(server) = &mut self.server else {
-            return;
-        };
-        // SIGTERM, so Xvfb removes its socket and lock file.
-        // SAFETY: kill takes no memory; the pid is our own child's, not yet waited for.
-        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-        let _ = server.wait();
+        self.stop();
     }
 }
 
@@ -687,6 +707,15 @@ impl Recorder {
 /// The four quadrants' colours in a snapshot, each the mean of a patch at its centre, against
 /// `colours` (0xRRGGBB): H.264 is lossy, so within a tolerance.
 pub fn quadrants_match(png: &std::path::Path, colours: [u32; 4]) -> Result<(), String> {
+    quadrants_match_at(png, colours, (1280, 720))
+}
+
+/// `quadrants_match` for a snapshot of `size` pixels.
+pub fn quadrants_match_at(
+    png: &std::path::Path,
+    colours: [u32; 4],
+    size: (usize, usize),
+) -> Result<(), String> {
     let bytes = std::fs::read(png).map_err(|e| e.to_string())?;
     let udc_agent::clipboard::Content::Image {
         width,
@@ -696,11 +725,14 @@ pub fn quadrants_match(png: &std::path::Path, colours: [u32; 4]) -> Result<(), S
     else {
         unreachable!()
     };
-    if (width, height) != (1280, 720) {
+    if (width, height) != size {
         return Err(format!("a {width}x{height} snapshot"));
     }
     for (i, colour) in colours.into_iter().enumerate() {
-        let (cx, cy) = (320 + 640 * (i % 2), 180 + 360 * (i / 2));
+        let (cx, cy) = (
+            width / 4 * (1 + 2 * (i % 2)),
+            height / 4 * (1 + 2 * (i / 2)),
+        );
         let mut sum = [0u64; 3];
         for y in cy - 20..cy + 20 {
             for x in cx - 20..cx + 20 {

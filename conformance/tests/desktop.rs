@@ -12,7 +12,7 @@ use x11rb::protocol::Event;
 
 use udc_agent::clipboard::{png_decode, png_encode, Content};
 use udc_conformance::desktop::{
-    clipboard_agent, quadrants_match, Display, DisplayAgent, Recorder, PATIENCE,
+    clipboard_agent, quadrants_match, quadrants_match_at, Display, DisplayAgent, Recorder, PATIENCE,
 };
 use udc_conformance::{Account, TestDevice};
 
@@ -525,6 +525,45 @@ async fn the_viewer_reaches_the_target_through_a_turn_relay_alone() {
     );
     quadrants_match(&shot, COLOURS).unwrap();
     input_lands_over_webrtc(&recorder, &mut viewer).await;
+    assert!(viewer.finish());
+    desk.expect("stream_stopped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The target's screen out of reach for a moment — here its X server goes away and comes back
+/// at another size, as a screen does when it is locked or its resolution changes — and the
+/// session waits for it and goes on at the new size, instead of ending.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_waits_for_a_screen_out_of_reach_and_goes_on_at_its_new_size() {
+    const FIRST: [u32; 4] = [0xdc1e1e, 0x1ec828, 0x1428d2, 0xfafafa];
+    const AFTER: [u32; 4] = [0x1ec828, 0xfafafa, 0xdc1e1e, 0x1428d2];
+    let (mut target, viewing) = (Display::start(), Display::start());
+    let (desk, laptop, recorder) = desk_serving_laptop(&target, FIRST, false).await;
+    let dir = std::env::temp_dir().join(format!("udc-resized-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("first.png");
+    let mut viewer = controlling_desk(laptop, &viewing, &first);
+    viewer.expect_all(&["connected", "snapshot"]);
+    quadrants_match(&first, FIRST).unwrap();
+
+    drop(recorder);
+    target.restart_sized(1024, 768);
+    let recorder = Recorder::start(&target);
+    recorder.paint(AFTER);
+    let later = dir.join("later.png");
+    let started = Instant::now();
+    loop {
+        viewer.send(&json!({ "snapshot": later }));
+        viewer.expect("snapshot");
+        match quadrants_match_at(&later, AFTER, (1024, 768)) {
+            Ok(()) => break,
+            Err(e) => assert!(
+                started.elapsed() < PATIENCE,
+                "the screen never came back at 1024x768: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(viewer.finish());
     desk.expect("stream_stopped");
     let _ = std::fs::remove_dir_all(&dir);
