@@ -297,7 +297,9 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
     viewer.expect("approved");
     // The picture may come before the input channel opens, or after.
     viewer.expect_all(&["connected", "snapshot"]);
-    assert_eq!(desk.expect("streaming")["session_id"], id.as_str());
+    let lines = desk.expect_all(&["streaming", "capturing"]);
+    assert_eq!(lines[0]["session_id"], id.as_str());
+    assert_eq!(lines[1]["method"], "x11-shm", "{}", lines[1]);
     quadrants_match(&first, FIRST).unwrap();
 
     // Input on the data channel lands on the target's display.
@@ -564,6 +566,8 @@ async fn the_session_waits_for_a_screen_out_of_reach_and_goes_on_at_its_new_size
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The target says so: captured again, at the new size.
+    while desk.expect("capturing")["width"] != 1024 {}
     assert!(viewer.finish());
     desk.expect("stream_stopped");
     let _ = std::fs::remove_dir_all(&dir);

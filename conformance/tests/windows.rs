@@ -252,7 +252,14 @@ async fn a_linux_viewer_sees_and_drives_the_screen_of_a_windows_desk() {
         .unwrap()
         .to_owned();
     viewer.expect_all(&["connected", "snapshot"]);
-    desk.expect("streaming");
+    let lines = desk.expect_all(&["streaming", "capturing"]);
+    // Wine has no desktop duplication: the picture came through GDI, the fallback.
+    assert_eq!(
+        (&lines[1]["method"], &lines[1]["width"], &lines[1]["height"]),
+        (&json!("gdi"), &json!(1280), &json!(720)),
+        "{}",
+        lines[1]
+    );
     quadrants_match(&shot, Canvas::COLOURS).unwrap();
 
     // A click, through SendInput, lands where the viewer pointed.

@@ -1,5 +1,5 @@
 //! Screen capture on the controlled device.
-//! Windows: GDI (`gdi.rs`). X11: the root window through MIT-SHM or `GetImage` (x11rb, no system libraries). The frame is
+//! Windows: desktop duplication, else GDI (`windows.rs`). X11: the root window through MIT-SHM or `GetImage` (x11rb, no system libraries). The frame is
 //! BGRX, the X server's native 32-bit layout.
 // MIT-SHM needs System V shared memory, which only libc offers: each block says why it is sound.
 #![allow(unsafe_code)]
@@ -8,9 +8,13 @@
 use anyhow::{bail, Result};
 
 #[cfg(windows)]
+mod dxgi;
+#[cfg(windows)]
 mod gdi;
 #[cfg(windows)]
-pub use gdi::GdiCapture as Capture;
+mod windows;
+#[cfg(windows)]
+pub use windows::WindowsCapture as Capture;
 /// What captures the screen on this system.
 #[cfg(target_os = "linux")]
 pub use X11Capture as Capture;
@@ -68,6 +72,15 @@ impl X11Capture {
 
     pub fn size(&self) -> (usize, usize) {
         (usize::from(self.width), usize::from(self.height))
+    }
+
+    /// How the screen is captured, for the log.
+    pub fn method(&self) -> &'static str {
+        if self.shm.is_some() {
+            "x11-shm"
+        } else {
+            "x11"
+        }
     }
 
     /// Whether captures go through shared memory.

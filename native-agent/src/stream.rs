@@ -150,8 +150,18 @@ pub async fn answer(
                     format!("Sending at {} kbit/s, {fps} frames/s", bps / 1000),
                 );
             };
+            let id = session_id.clone();
+            // How and at what size the screen is captured, said at the start and on each change.
+            let on_capture = move |method: &str, (w, h): (usize, usize)| {
+                say(
+                    json,
+                    "capturing",
+                    json!({ "session_id": id, "method": method, "width": w, "height": h }),
+                    format!("Capturing the screen at {w}x{h} ({method})"),
+                );
+            };
             tokio::task::spawn_blocking(move || {
-                capture_loop(&stop, &frames, &asked, &link, &on_rate, &tx)
+                capture_loop(&stop, &frames, &asked, &link, &on_rate, &on_capture, &tx)
             })
         };
         say(
@@ -261,16 +271,19 @@ async fn keyframe_requests(track: Arc<TrackLocalStaticSample>, asked: Arc<Asked>
 }
 
 /// Captures and encodes until stopped or the sending side goes away, at the bit rate and frame
-/// rate the link carries (`link`, checked every `FIT_EVERY`; `on_rate` hears each change).
+/// rate the link carries (`link`, checked every `FIT_EVERY`; `on_rate` hears each change;
+/// `on_capture` hears how the screen is captured, and again when it is reopened).
 fn capture_loop(
     stop: &AtomicBool,
     frames: &AtomicU64,
     asked: &Asked,
     link: &crate::feedback::TargetBitrate,
     on_rate: &dyn Fn(u32, f32),
+    on_capture: &dyn Fn(&str, (usize, usize)),
     tx: &mpsc::Sender<Encoded>,
 ) -> Result<()> {
     let mut capture = Capture::open(None)?;
+    on_capture(capture.method(), capture.size());
     let (mut w, mut h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
     let (mut ew, mut eh) = (w & !1, h & !1);
@@ -289,6 +302,7 @@ fn capture_loop(
             let Ok(again) = Capture::open(None) else {
                 continue;
             };
+            on_capture(again.method(), again.size());
             if again.size() != (w, h) {
                 (w, h) = again.size();
                 (ew, eh) = (w & !1, h & !1);

@@ -1,6 +1,6 @@
 //! Windows: the primary monitor through GDI (xcap's monitor capture), which works wherever
-//! Windows does — and under Wine, where the tests run it. DXGI desktop duplication, the fast path
-//! on real Windows, is not built yet.
+//! Windows does — and under Wine, where the tests run it: the fallback when desktop duplication
+//! (`dxgi.rs`) is not available.
 
 use anyhow::{anyhow, bail, Result};
 use xcap::Monitor;
@@ -14,9 +14,8 @@ pub struct GdiCapture {
 }
 
 impl GdiCapture {
-    /// The primary monitor (the first one when none says it is). `display` names an X display
-    /// on Linux; Windows has one desktop per session.
-    pub fn open(_display: Option<&str>) -> Result<GdiCapture> {
+    /// The primary monitor (the first one when none says it is).
+    pub fn open() -> Result<GdiCapture> {
         let monitors = Monitor::all().map_err(|e| anyhow!("no screen to capture: {e}"))?;
         let primary = monitors
             .iter()
