@@ -6,7 +6,8 @@
 # on the same presigned URLs, with the agent's peak memory (udc-files-bench); and the sizes
 # of the Worker's wasm and the Spin component; GET /devices against /health on the Spin component
 # in udc-spin-host; clipboard latency between two agents on two Xvfb displays, through wrangler
-# dev and through udc-server, and to the Windows agent under Wine (udc-clip-bench); remote control's capture frames/s and input latency
+# dev and through udc-server, and to the Windows agent under Wine (udc-clip-bench), with that
+# agent's capture + encode frames/s under Wine (capture-bench); remote control's capture frames/s and input latency
 # on udc-server (udc-remote-bench); a remote session in the web app: click to first frame, glass
 # to glass and the page's input to XTEST, and the bit rate a busy screen settles at on loopback and
 # on a link with 2 % loss held to 2 Mbit/s (udc-page-remote-bench, scripts/bench-link.sh); the web app in headless Chromium on udc-server: first-load
@@ -94,14 +95,18 @@ start_spin "$UDC_RUN_DIR/spin-state"
 stop_hosts
 
 # The Windows agent under Wine (figures for Wine on this machine, not for Windows): clipboard from
-# a Linux desk to a Windows desk.
-cargo build --release -p udc-agent --target x86_64-pc-windows-gnu
+# a Linux desk to a Windows desk; the screen captured and encoded while it changes every frame.
+cargo build --release -p udc-agent --target x86_64-pc-windows-gnu --bins --example capture-bench
 (
   trap 'stop_hosts; stop_wine' EXIT
   start_wine >"$UDC_RUN_DIR/wine-start.log" 2>&1 || { tail -20 "$UDC_RUN_DIR/wine-start.log"; exit 1; }
   start_server "$BIN/release/udc-server"
   UDC_WINDOWS_AGENT_BIN="$BIN/x86_64-pc-windows-gnu/release/udc-agent.exe" \
     "$BIN/release/udc-clip-bench" --copies 100 --windows
+  WINEDEBUG=-all /usr/lib/wine/wine64 "$UDC_WINE_CANVAS" moving >/dev/null 2>&1 &
+  sleep 2
+  echo "Windows agent under Wine (GDI, a screen changing every frame):"
+  WINEDEBUG=-all /usr/lib/wine/wine64 "$BIN/x86_64-pc-windows-gnu/release/examples/capture-bench.exe" --seconds 5
 )
 
 # Remote control over a poor link (its own network namespace).

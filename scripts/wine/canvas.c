@@ -3,21 +3,45 @@
  * output what reaches it, one line each: "ready W H" once shown, "click X Y" for each left
  * button press (screen pixels), "char XXXX" for each character typed (UTF-16, hex), "down VK"
  * for each key pressed (virtual key, hex, then " ctrl" and " shift" when those are down) and
- * "up VK" for each let go of. */
+ * "up VK" for each let go of. With the argument "moving" (scripts/bench.sh) the picture changes on
+ * every frame instead: stripes scrolling sideways, as a video or a scrolled page would. */
 #include <stdio.h>
+#include <string.h>
 #include <windows.h>
 
 /* Top left, top right, bottom left, bottom right (as the Linux desktop test paints them). */
 static const COLORREF QUADRANTS[4] = {
     RGB(0xdc, 0x1e, 0x1e), RGB(0x1e, 0xc8, 0x28), RGB(0x14, 0x28, 0xd2), RGB(0xfa, 0xfa, 0xfa)};
 
+/* Where the stripes are when moving; -1 when still. */
+static int offset = -1;
+
+static void paint_stripes(HDC dc, RECT all) {
+    for (int x = 0; x < all.right; x += 8) {
+        RECT stripe = {x, 0, x + 8, all.bottom};
+        int v = ((x + offset) * 3) & 0xff;
+        HBRUSH brush = CreateSolidBrush(RGB(v, 255 - v, (v * 7) & 0xff));
+        FillRect(dc, &stripe, brush);
+        DeleteObject(brush);
+    }
+}
+
 static LRESULT CALLBACK on_message(HWND window, UINT message, WPARAM w, LPARAM l) {
     switch (message) {
+    case WM_TIMER:
+        offset += 8;
+        InvalidateRect(window, NULL, FALSE);
+        return 0;
     case WM_PAINT: {
         PAINTSTRUCT ps;
         RECT all, quadrant;
         HDC dc = BeginPaint(window, &ps);
         GetClientRect(window, &all);
+        if (offset >= 0) {
+            paint_stripes(dc, all);
+            EndPaint(window, &ps);
+            return 0;
+        }
         for (int i = 0; i < 4; i++) {
             quadrant.left = (i % 2) * all.right / 2;
             quadrant.top = (i / 2) * all.bottom / 2;
@@ -56,7 +80,7 @@ static LRESULT CALLBACK on_message(HWND window, UINT message, WPARAM w, LPARAM l
     return DefWindowProcW(window, message, w, l);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     WNDCLASSW class = {0};
     class.lpfnWndProc = on_message;
     class.hInstance = GetModuleHandleW(NULL);
@@ -68,6 +92,10 @@ int main(void) {
                                   0, 0, width, height, NULL, NULL, class.hInstance, NULL);
     if (!window)
         return 1;
+    if (argc > 1 && strcmp(argv[1], "moving") == 0) {
+        offset = 0;
+        SetTimer(window, 1, 15, NULL);
+    }
     SetForegroundWindow(window);
     SetFocus(window);
     UpdateWindow(window);
