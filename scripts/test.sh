@@ -104,13 +104,14 @@ UDC_SERVER_BIN="$BIN/debug/udc-server" cargo nextest run -p udc-conformance --te
 
 # The Windows agent under Wine (hosts.sh: start_wine), in a subshell: Wine's variables stay in it,
 # and the prefix, Wine's server and its display go with it however it ends.
+# One test at a time: they share one Wine desktop, its clipboard and its Run key.
 step "Windows agent: udc-agent.exe under Wine beside the Linux agent, against udc-server"
 (
   trap 'stop_hosts; stop_wine' EXIT
   start_wine
   start_server "$BIN/debug/udc-server"
   UDC_WINDOWS_AGENT_BIN="$BIN/x86_64-pc-windows-gnu/debug/udc-agent.exe" \
-    cargo nextest run -p udc-conformance --test windows
+    cargo nextest run -p udc-conformance --test windows --test-threads 1
 )
 
 step "deploy: deploy/udc-server.service passes systemd's verifier (no warning either)"

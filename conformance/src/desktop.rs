@@ -75,6 +75,41 @@ impl Display {
         panic!("Xvfb :{number} did not start");
     }
 
+    /// Splits the screen into RandR monitors, each (name, x, y, width, height), as a desk with
+    /// several screens shows them to its programs. (Xvfb has one output: RandR 1.5 monitors are
+    /// how it shows more, and what the agent reads on any X server.)
+    pub fn set_monitors(&self, monitors: &[(&str, i16, i16, u16, u16)]) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::randr::{ConnectionExt as _, MonitorInfo};
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let (conn, screen) = x11rb::connect(Some(&self.name())).unwrap();
+        let root = conn.setup().roots[screen].root;
+        for &(name, x, y, width, height) in monitors {
+            let name = conn
+                .intern_atom(false, name.as_bytes())
+                .unwrap()
+                .reply()
+                .unwrap()
+                .atom;
+            let monitor = MonitorInfo {
+                name,
+                primary: false,
+                automatic: false,
+                x,
+                y,
+                width,
+                height,
+                width_in_millimeters: u32::from(width) / 4,
+                height_in_millimeters: u32::from(height) / 4,
+                outputs: Vec::new(),
+            };
+            conn.randr_set_monitor(root, monitor)
+                .unwrap()
+                .check()
+                .unwrap();
+        }
+    }
+
     /// Stops this display's X server and starts another in its place at `width` x `height`:
     /// for a moment the screen is out of reach, then it is back at another size.
     pub fn restart_sized(&mut self, width: u32, height: u32) {
@@ -133,9 +168,13 @@ impl Display {
         assert!(child.wait().unwrap().success());
     }
 
+    /// What pasting `target` gives now; None when nothing offers it, or when whoever owns the
+    /// clipboard does not answer within 5 s (xclip would wait for ever).
     pub fn paste(&self, target: &str) -> Option<Vec<u8>> {
-        let out = Command::new("xclip")
+        let out = Command::new("timeout")
             .args([
+                "5",
+                "xclip",
                 "-selection",
                 "clipboard",
                 "-t",

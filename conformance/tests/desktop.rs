@@ -532,6 +532,75 @@ async fn the_viewer_reaches_the_target_through_a_turn_relay_alone() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A desk with two screens side by side: the viewer is told of both, sees the primary one (the
+/// first here: none is marked) until it chooses another, then all of them as one picture; the
+/// pointer lands on the screen shown. A screen the desk does not have changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_viewer_chooses_which_screen_of_the_target_it_sees_and_drives() {
+    const COLOURS: [u32; 4] = [0xdc1e1e, 0x1ec828, 0x1428d2, 0xfafafa];
+    let [top_left, top_right, bottom_left, bottom_right] = COLOURS;
+    let target = Display::start_sized(2560, 720);
+    target.set_monitors(&[("left", 0, 0, 1280, 720), ("right", 1280, 0, 1280, 720)]);
+    let viewing = Display::start();
+    let (desk, laptop, recorder) = desk_serving_laptop(&target, COLOURS, false).await;
+    let dir = std::env::temp_dir().join(format!("udc-screens-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("first.png");
+    let mut viewer = controlling_desk(laptop, &viewing, &first);
+    let lines = viewer.expect_all(&["connected", "snapshot", "screens"]);
+    let screens = &lines[2];
+    let ids: Vec<&str> = screens["screens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["left", "right"], "{screens}");
+    assert_eq!(screens["screen"], "primary");
+    quadrants_match_at(
+        &first,
+        [top_left, top_left, bottom_left, bottom_left],
+        (1280, 720),
+    )
+    .unwrap();
+
+    let shows = |viewer: &mut DisplayAgent, colours: [u32; 4], size: (usize, usize)| {
+        let later = dir.join("later.png");
+        let started = Instant::now();
+        loop {
+            viewer.send(&json!({ "snapshot": later }));
+            viewer.expect("snapshot");
+            match quadrants_match_at(&later, colours, size) {
+                Ok(()) => break,
+                Err(e) => assert!(started.elapsed() < PATIENCE, "never shown: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    };
+    viewer.send(&json!({ "screen": "right" }));
+    assert_eq!(viewer.expect("screen")["screen"], "right");
+    assert_eq!(desk.expect("screen_chosen")["screen"], "right");
+    shows(
+        &mut viewer,
+        [top_right, top_right, bottom_right, bottom_right],
+        (1280, 720),
+    );
+    // The middle of the picture is the middle of the right screen.
+    viewer.send(&json!([{ "type": "pointer_move", "x": 0.5, "y": 0.5 }]));
+    recorder.wait_pointer((1920, 360));
+
+    viewer.send(&json!({ "screen": "nowhere" }));
+    viewer.send(&json!({ "screen": "all" }));
+    // The first answer the desk gives is to "all": "nowhere" was refused.
+    assert_eq!(desk.expect("screen_chosen")["screen"], "all");
+    shows(&mut viewer, COLOURS, (2560, 720));
+    viewer.send(&json!([{ "type": "pointer_move", "x": 0.25, "y": 0.25 }]));
+    recorder.wait_pointer((640, 180));
+    assert!(viewer.finish());
+    desk.expect("stream_stopped");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The target's screen out of reach for a moment — here its X server goes away and comes back
 /// at another size, as a screen does when it is locked or its resolution changes — and the
 /// session waits for it and goes on at the new size, instead of ending.

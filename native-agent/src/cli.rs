@@ -96,7 +96,7 @@ pub(crate) enum RemoteCommand {
     Serve,
     /// See another device's screen in a window (and with --control, drive it from there).
     /// Also reads standard input, one JSON line each: a list of input events,
-    /// {"snapshot": "PATH"} or {"keyframe": true}.
+    /// {"snapshot": "PATH"}, {"keyframe": true} or {"screen": ID}.
     View {
         /// The device, by name or id.
         device: String,
@@ -112,6 +112,10 @@ pub(crate) enum RemoteCommand {
         /// Seconds before the session ends by itself.
         #[arg(long, default_value_t = 3600)]
         max_duration: u32,
+        /// Which of its screens to show: an id it lists when connected, or all (by default its
+        /// primary one). Standard input's {"screen": ID} changes it during the session.
+        #[arg(long)]
+        screen: Option<String>,
     },
     /// Let a device in without asking (by id or name).
     Allow {

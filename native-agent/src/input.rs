@@ -32,6 +32,15 @@ pub fn to_pixel(fraction: f64, size: u16) -> i16 {
     (fraction.clamp(0.0, 1.0) * max).round() as i16
 }
 
+/// Where a pointer at (`x`, `y`), fractions of the picture of `area`, is on the desktop.
+pub fn at(area: crate::screen::Area, x: f64, y: f64) -> (i32, i32) {
+    let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    (
+        area.x + i32::from(to_pixel(x, side(area.width))),
+        area.y + i32::from(to_pixel(y, side(area.height))),
+    )
+}
+
 /// The X keysym for a key name: one character (Latin-1 keysyms equal the code point; others are
 /// 0x0100_0000 + code point), or a named key as browsers' `KeyboardEvent.key` spells it (any case).
 pub fn keysym(name: &str) -> Option<u32> {
@@ -78,8 +87,8 @@ pub fn keysym(name: &str) -> Option<u32> {
 pub struct X11Injector {
     conn: x11rb::rust_connection::RustConnection,
     root: u32,
-    width: u16,
-    height: u16,
+    /// The part of the screen the viewer sees, which pointer positions are fractions of.
+    area: std::cell::Cell<crate::screen::Area>,
     /// keysym -> (keycode, whether Shift is needed), from the server's keyboard mapping, and
     /// the characters this injector mapped onto spare keycodes.
     keys: std::cell::RefCell<std::collections::HashMap<u32, (u8, bool)>>,
@@ -104,7 +113,13 @@ impl X11Injector {
             .reply()
             .map_err(|e| anyhow!("the X server has no XTEST: {e}"))?;
         let s = &conn.setup().roots[screen];
-        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        let root = s.root;
+        let area = crate::screen::Area {
+            x: 0,
+            y: 0,
+            width: u32::from(s.width_in_pixels),
+            height: u32::from(s.height_in_pixels),
+        };
         let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
         let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
         let per = usize::from(map.keysyms_per_keycode.max(1));
@@ -125,8 +140,7 @@ impl X11Injector {
         Ok(X11Injector {
             conn,
             root,
-            width,
-            height,
+            area: std::cell::Cell::new(area),
             keys: std::cell::RefCell::new(keys),
             spare: std::cell::RefCell::new(spare),
             keysyms_per_keycode: map.keysyms_per_keycode.max(1),
@@ -235,6 +249,11 @@ impl X11Injector {
         bail!("no key on this keyboard types {name:?}")
     }
 
+    /// The part of the screen the viewer sees from now on.
+    pub fn set_area(&self, area: crate::screen::Area) {
+        self.area.set(area);
+    }
+
     /// Replays one event and flushes, so it lands before the next arrives.
     pub fn inject(&self, event: &InputEvent) -> Result<()> {
         use x11rb::connection::Connection;
@@ -244,12 +263,8 @@ impl X11Injector {
         };
         match event {
             InputEvent::PointerMove { x, y } => {
-                self.fake(
-                    MOTION_NOTIFY_EVENT,
-                    0,
-                    to_pixel(*x, self.width),
-                    to_pixel(*y, self.height),
-                )?;
+                let (x, y) = at(self.area.get(), *x, *y);
+                self.fake(MOTION_NOTIFY_EVENT, 0, x as i16, y as i16)?;
             }
             InputEvent::PointerButton { button, down } => {
                 let kind = if *down {

@@ -14,10 +14,91 @@ mod gdi;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::WindowsCapture as Capture;
+pub use windows::{open_choice, screens, WindowsCapture as Capture};
 /// What captures the screen on this system.
 #[cfg(target_os = "linux")]
 pub use X11Capture as Capture;
+
+/// A part of the desktop, in its pixels: one screen, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Area {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One of this device's screens (a monitor), as a viewer is told of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Screen {
+    /// The system's name for it (X11: the RandR monitor's; Windows: the display device's).
+    pub id: String,
+    #[serde(flatten)]
+    pub area: Area,
+    pub primary: bool,
+}
+
+/// What a session shows: the viewer's choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The primary screen (the first when none is marked): what a session starts with.
+    Primary,
+    /// The screen of this id.
+    One(String),
+    /// Every screen, as one picture of the whole desktop.
+    All,
+}
+
+impl Choice {
+    /// The viewer's word for it: a screen's id, `all` or `primary`.
+    pub fn parse(word: &str) -> Choice {
+        match word {
+            "all" => Choice::All,
+            "primary" => Choice::Primary,
+            id => Choice::One(id.to_owned()),
+        }
+    }
+
+    /// The viewer's word for it, as `parse` reads it.
+    pub fn word(&self) -> &str {
+        match self {
+            Choice::Primary => "primary",
+            Choice::All => "all",
+            Choice::One(id) => id,
+        }
+    }
+
+    /// The part of the desktop it names among `screens` (the first is the primary one when
+    /// none is marked); None for an id that is not there.
+    pub fn area(&self, screens: &[Screen]) -> Option<Area> {
+        match self {
+            Choice::Primary => screens
+                .iter()
+                .find(|s| s.primary)
+                .or_else(|| screens.first())
+                .map(|s| s.area),
+            Choice::One(id) => screens.iter().find(|s| &s.id == id).map(|s| s.area),
+            Choice::All => {
+                let x = screens.iter().map(|s| s.area.x).min()?;
+                let y = screens.iter().map(|s| s.area.y).min()?;
+                let right = screens
+                    .iter()
+                    .map(|s| s.area.x + s.area.width as i32)
+                    .max()?;
+                let bottom = screens
+                    .iter()
+                    .map(|s| s.area.y + s.area.height as i32)
+                    .max()?;
+                Some(Area {
+                    x,
+                    y,
+                    width: (right - x) as u32,
+                    height: (bottom - y) as u32,
+                })
+            }
+        }
+    }
+}
 
 /// One captured frame: `width * height` pixels of B, G, R, X.
 #[derive(Debug, Clone)]
@@ -34,6 +115,9 @@ pub struct Frame {
 pub struct X11Capture {
     conn: x11rb::rust_connection::RustConnection,
     root: u32,
+    /// The part of the root window captured: its top left corner and size.
+    x: i16,
+    y: i16,
     width: u16,
     height: u16,
     shm: Option<Shm>,
@@ -49,7 +133,13 @@ struct Shm {
 
 #[cfg(target_os = "linux")]
 impl X11Capture {
+    /// The whole root window: every screen.
     pub fn open(display: Option<&str>) -> Result<X11Capture> {
+        X11Capture::open_area(display, None)
+    }
+
+    /// `area` of the root window (all of it for None).
+    pub fn open_area(display: Option<&str>, area: Option<Area>) -> Result<X11Capture> {
         use x11rb::connection::Connection;
         let (conn, screen) = x11rb::connect(display)?;
         let s = &conn.setup().roots[screen];
@@ -59,11 +149,36 @@ impl X11Capture {
                 s.root_depth
             );
         }
-        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        let root = s.root;
+        let whole = Area {
+            x: 0,
+            y: 0,
+            width: u32::from(s.width_in_pixels),
+            height: u32::from(s.height_in_pixels),
+        };
+        let area = area.unwrap_or(whole);
+        let inside = area.x >= 0
+            && area.y >= 0
+            && area.width > 0
+            && area.height > 0
+            && area.x as u32 + area.width <= whole.width
+            && area.y as u32 + area.height <= whole.height;
+        if !inside {
+            bail!(
+                "{area:?} is not within the {}x{} screen",
+                whole.width,
+                whole.height
+            );
+        }
+        // Inside a root window, whose sides are u16: every value fits.
+        let (x, y) = (area.x as i16, area.y as i16);
+        let (width, height) = (area.width as u16, area.height as u16);
         let shm = Shm::attach(&conn, usize::from(width) * usize::from(height) * 4);
         Ok(X11Capture {
             conn,
             root,
+            x,
+            y,
             width,
             height,
             shm,
@@ -131,8 +246,8 @@ impl X11Capture {
                 self.conn
                     .shm_get_image(
                         self.root,
-                        0,
-                        0,
+                        self.x,
+                        self.y,
                         self.width,
                         self.height,
                         u32::MAX,
@@ -156,8 +271,8 @@ impl X11Capture {
                     .get_image(
                         ImageFormat::Z_PIXMAP,
                         self.root,
-                        0,
-                        0,
+                        self.x,
+                        self.y,
                         self.width,
                         self.height,
                         u32::MAX,
@@ -169,6 +284,69 @@ impl X11Capture {
             }
         }
     }
+}
+
+/// The X display's screens: its RandR monitors, without one that only repeats the whole root
+/// beside the others (that is "all"); the whole root when RandR names none.
+#[cfg(target_os = "linux")]
+pub fn screens(display: Option<&str>) -> Result<Vec<Screen>> {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::randr::ConnectionExt as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let (conn, screen) = x11rb::connect(display)?;
+    let s = &conn.setup().roots[screen];
+    let whole = Area {
+        x: 0,
+        y: 0,
+        width: u32::from(s.width_in_pixels),
+        height: u32::from(s.height_in_pixels),
+    };
+    let monitors = conn
+        .randr_get_monitors(s.root, true)
+        .ok()
+        .and_then(|c| c.reply().ok())
+        .map(|r| r.monitors)
+        .unwrap_or_default();
+    let mut screens: Vec<Screen> = monitors
+        .iter()
+        .map(|m| Screen {
+            id: conn
+                .get_atom_name(m.name)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .map(|n| String::from_utf8_lossy(&n.name).into_owned())
+                .unwrap_or_else(|| format!("monitor-{}", m.name)),
+            area: Area {
+                x: i32::from(m.x),
+                y: i32::from(m.y),
+                width: u32::from(m.width),
+                height: u32::from(m.height),
+            },
+            primary: m.primary,
+        })
+        .filter(|s| s.area.width > 0 && s.area.height > 0)
+        .collect();
+    if screens.len() > 1 {
+        screens.retain(|s| s.area != whole);
+    }
+    if screens.is_empty() {
+        screens.push(Screen {
+            id: "screen".into(),
+            area: whole,
+            primary: true,
+        });
+    }
+    Ok(screens)
+}
+
+/// What a session with `choice` captures: the part of the desktop and its capture.
+#[cfg(target_os = "linux")]
+pub fn open_choice(choice: &Choice) -> Result<(Area, Capture)> {
+    let screens = screens(None)?;
+    let area = choice
+        .area(&screens)
+        .ok_or_else(|| anyhow::anyhow!("no screen {choice:?} here"))?;
+    Ok((area, X11Capture::open_area(None, Some(area))?))
 }
 
 #[cfg(target_os = "linux")]
@@ -221,5 +399,51 @@ impl Shm {
 impl Drop for X11Capture {
     fn drop(&mut self) {
         self.detach();
+    }
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::*;
+
+    fn screen(id: &str, x: i32, y: i32, width: u32, height: u32, primary: bool) -> Screen {
+        Screen {
+            id: id.into(),
+            area: Area {
+                x,
+                y,
+                width,
+                height,
+            },
+            primary,
+        }
+    }
+
+    #[test]
+    fn a_choice_names_a_screen_or_the_box_around_them_all() {
+        // A laptop's panel marked primary, a monitor to its left and above.
+        let screens = [
+            screen("eDP-1", 0, 0, 1920, 1080, true),
+            screen("DP-1", -2560, -360, 2560, 1440, false),
+        ];
+        assert_eq!(Choice::Primary.area(&screens), Some(screens[0].area));
+        assert_eq!(Choice::parse("DP-1").area(&screens), Some(screens[1].area));
+        assert_eq!(Choice::parse("HDMI-1").area(&screens), None);
+        assert_eq!(
+            Choice::parse("all").area(&screens),
+            Some(Area {
+                x: -2560,
+                y: -360,
+                width: 4480,
+                height: 1440
+            })
+        );
+        // None marked primary: the first.
+        let unmarked = [
+            screen("left", 0, 0, 1280, 720, false),
+            screen("right", 1280, 0, 1280, 720, false),
+        ];
+        assert_eq!(Choice::Primary.area(&unmarked), Some(unmarked[0].area));
+        assert_eq!(Choice::All.area(&[]), None);
     }
 }

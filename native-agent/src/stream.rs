@@ -30,7 +30,7 @@ use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCIceServer}
 use crate::input::{Injector, InputEvent};
 use crate::output::say;
 use crate::peer::{self, Peer};
-use crate::screen::Capture;
+use crate::screen::{open_choice, Area, Choice, Screen};
 use crate::video::{Encoded, VideoEncoder};
 
 /// The most frames per second sent; fewer when the screen is still or the encoder is slower.
@@ -122,11 +122,13 @@ pub async fn answer(
             eprintln!("udc-agent: session {session_id}: the viewer accepted no H.264");
             return;
         };
+        let shown = Arc::new(Shown::default());
         let inputs = tokio::spawn(take_input(
             peer.channels,
             session_id.clone(),
             control,
             Arc::clone(&injector),
+            Arc::clone(&shown),
             json,
         ));
         let (frames, sent_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -134,11 +136,12 @@ pub async fn answer(
         let requests = tokio::spawn(keyframe_requests(Arc::clone(&track), Arc::clone(&asked)));
         let (tx, mut rx) = mpsc::channel::<Encoded>(2);
         let capture = {
-            let (stop, frames, asked, link) = (
+            let (stop, frames, asked, link, shown) = (
                 Arc::clone(&stopping),
                 Arc::clone(&frames),
                 Arc::clone(&asked),
                 peer.target.clone(),
+                Arc::clone(&shown),
             );
             let id = session_id.clone();
             // The rate the encoder settles at, said when it moves, for the log and the owner.
@@ -151,17 +154,30 @@ pub async fn answer(
                 );
             };
             let id = session_id.clone();
-            // How and at what size the screen is captured, said at the start and on each change.
-            let on_capture = move |method: &str, (w, h): (usize, usize)| {
+            let injector = Arc::clone(&injector);
+            // What is captured, how and at what size, said at the start and on each change; the
+            // pointer's fractions are of that part of the desktop from then on.
+            let on_capture = move |method: &str, area: Area| {
+                if let Ok(injector) = injector.lock() {
+                    injector.set_area(area);
+                }
                 say(
                     json,
                     "capturing",
-                    json!({ "session_id": id, "method": method, "width": w, "height": h }),
-                    format!("Capturing the screen at {w}x{h} ({method})"),
+                    json!({ "session_id": id, "method": method, "x": area.x, "y": area.y,
+                            "width": area.width, "height": area.height }),
+                    format!(
+                        "Capturing the screen at {}x{} ({method})",
+                        area.width, area.height
+                    ),
                 );
             };
             tokio::task::spawn_blocking(move || {
-                capture_loop(&stop, &frames, &asked, &link, &on_rate, &on_capture, &tx)
+                let hooks = Hooks {
+                    on_rate: &on_rate,
+                    on_capture: &on_capture,
+                };
+                capture_loop(&stop, &frames, &asked, &link, &shown, &hooks, &tx)
             })
         };
         say(
@@ -270,20 +286,51 @@ async fn keyframe_requests(track: Arc<TrackLocalStaticSample>, asked: Arc<Asked>
     }
 }
 
+/// Which screen a session shows: the viewer's choice, and whether it changed since the capture
+/// loop last looked.
+#[derive(Default)]
+struct Shown {
+    chosen: Mutex<Option<Choice>>,
+    changed: AtomicBool,
+}
+
+impl Shown {
+    fn choice(&self) -> Choice {
+        self.chosen
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .unwrap_or(Choice::Primary)
+    }
+
+    fn choose(&self, choice: Choice) {
+        if let Ok(mut chosen) = self.chosen.lock() {
+            *chosen = Some(choice);
+        }
+        self.changed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the capture loop tells the session: each change of rate (`on_rate`), and what it
+/// captures and how, at the start and after each reopening (`on_capture`).
+struct Hooks<'a> {
+    on_rate: &'a dyn Fn(u32, f32),
+    on_capture: &'a dyn Fn(&str, Area),
+}
+
 /// Captures and encodes until stopped or the sending side goes away, at the bit rate and frame
-/// rate the link carries (`link`, checked every `FIT_EVERY`; `on_rate` hears each change;
-/// `on_capture` hears how the screen is captured, and again when it is reopened).
+/// rate the link carries (`link`, checked every `FIT_EVERY`), showing the screen `shown` names.
 fn capture_loop(
     stop: &AtomicBool,
     frames: &AtomicU64,
     asked: &Asked,
     link: &crate::feedback::TargetBitrate,
-    on_rate: &dyn Fn(u32, f32),
-    on_capture: &dyn Fn(&str, (usize, usize)),
+    shown: &Shown,
+    hooks: &Hooks,
     tx: &mpsc::Sender<Encoded>,
 ) -> Result<()> {
-    let mut capture = Capture::open(None)?;
-    on_capture(capture.method(), capture.size());
+    let (area, mut capture) = open_choice(&shown.choice())?;
+    (hooks.on_capture)(capture.method(), area);
     let (mut w, mut h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
     let (mut ew, mut eh) = (w & !1, h & !1);
@@ -294,15 +341,20 @@ fn capture_loop(
     let mut paused: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        if paused.is_some() {
+        let chosen = shown.changed.swap(false, Ordering::SeqCst);
+        if paused.is_some() || chosen {
             // The screen can be out of reach for a while (locked, a prompt on Windows' secure
-            // desktop, its size changing): the session waits for it rather than end, and a
-            // changed size gets an encoder of its own, which starts with a keyframe.
-            std::thread::sleep(RETRY_CAPTURE);
-            let Ok(again) = Capture::open(None) else {
+            // desktop, its size changing): the session waits for it rather than end. The viewer
+            // may choose another screen. A changed size gets an encoder of its own, which
+            // starts with a keyframe.
+            if !chosen {
+                std::thread::sleep(RETRY_CAPTURE);
+            }
+            let Ok((area, again)) = open_choice(&shown.choice()) else {
+                paused.get_or_insert_with(Instant::now);
                 continue;
             };
-            on_capture(again.method(), again.size());
+            (hooks.on_capture)(again.method(), area);
             if again.size() != (w, h) {
                 (w, h) = again.size();
                 (ew, eh) = (w & !1, h & !1);
@@ -321,7 +373,7 @@ fn capture_loop(
                     Ok(true) => {
                         let (bps, fps) = encoder.rate();
                         period = Duration::from_secs_f32(1.0 / fps);
-                        on_rate(bps, fps);
+                        (hooks.on_rate)(bps, fps);
                     }
                     Ok(false) => {}
                     // The picture goes on at the rate it had.
@@ -360,6 +412,35 @@ fn capture_loop(
     Ok(())
 }
 
+/// A viewer's choice of screen, if that is what `message` is.
+fn screen_chosen(message: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(message).ok()?;
+    value.get("screen")?.as_str().map(str::to_owned)
+}
+
+/// Shows the screen the viewer chose, if this device has it; the answer to send back.
+fn choose(
+    chosen: &str,
+    screens: &[Screen],
+    shown: &Shown,
+    session_id: &str,
+    json: bool,
+) -> serde_json::Value {
+    let choice = Choice::parse(chosen);
+    if choice.area(screens).is_none() {
+        let ids: Vec<&str> = screens.iter().map(|s| s.id.as_str()).collect();
+        return json!({ "error": format!("no screen {chosen:?} here: {ids:?}, all or primary") });
+    }
+    say(
+        json,
+        "screen_chosen",
+        json!({ "session_id": session_id, "screen": chosen }),
+        format!("The viewer chose the screen {chosen}"),
+    );
+    shown.choose(choice);
+    json!({ "screen": chosen })
+}
+
 /// The top-left `ew`x`eh` pixels of a `w`-wide frame (the frame itself when it fits).
 fn even(bgrx: &[u8], w: usize, ew: usize, eh: usize) -> Cow<'_, [u8]> {
     if w == ew && bgrx.len() == ew * eh * 4 {
@@ -374,22 +455,44 @@ fn even(bgrx: &[u8], w: usize, ew: usize, eh: usize) -> Cow<'_, [u8]> {
     )
 }
 
-/// Input from the viewer's data channel: a JSON array of events per message.
+/// The viewer's data channel: a JSON array of input events per message, or a choice of screen
+/// (`{"screen": ID}`, `"all"` or `"primary"`), which view-only sessions may make too. The
+/// viewer is first told the screens it may choose from (`{"screens": [...], "screen": ...}`).
 async fn take_input(
     mut channels: mpsc::UnboundedReceiver<Arc<dyn DataChannel>>,
     session_id: String,
     control: bool,
     injector: Arc<Mutex<Injector>>,
+    shown: Arc<Shown>,
     json: bool,
 ) {
     while let Some(channel) = channels.recv().await {
+        let screens = match tokio::task::spawn_blocking(|| crate::screen::screens(None)).await {
+            Ok(Ok(screens)) => screens,
+            Ok(Err(e)) => {
+                eprintln!("udc-agent: the screens could not be listed: {e:#}");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        let listed = json!({ "screens": screens, "screen": shown.choice().word() }).to_string();
+        // The channel may be open already (it was the viewer's to open), or open soon.
+        let mut told = channel.send_text(&listed).await.is_ok();
         while let Some(event) = channel.poll().await {
-            let DataChannelEvent::OnMessage(msg) = event else {
-                if matches!(event, DataChannelEvent::OnClose) {
-                    break;
+            let msg = match event {
+                DataChannelEvent::OnMessage(msg) => msg,
+                DataChannelEvent::OnOpen if !told => {
+                    told = channel.send_text(&listed).await.is_ok();
+                    continue;
                 }
-                continue;
+                DataChannelEvent::OnClose => break,
+                _ => continue,
             };
+            if let Some(chosen) = screen_chosen(&msg.data) {
+                let answer = choose(&chosen, &screens, &shown, &session_id, json);
+                let _ = channel.send_text(&answer.to_string()).await;
+                continue;
+            }
             let events: Vec<InputEvent> = match serde_json::from_slice(&msg.data) {
                 Ok(e) => e,
                 Err(e) => {

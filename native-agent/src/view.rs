@@ -51,6 +51,8 @@ pub struct ViewOptions {
     pub snapshot: Option<PathBuf>,
     /// Seconds.
     pub max_duration: u32,
+    /// The target's screen to show (its id, or `all`); its primary one when None.
+    pub screen: Option<String>,
 }
 
 /// How long to wait for the target's owner (the host expires an unanswered request at 60 s).
@@ -279,12 +281,21 @@ async fn run(
                     decoding = Some(tokio::spawn(decode(track, pictures_tx.clone(), asks)));
                 }
             }
-            event = channel.poll(), if !channel_open => match event {
+            event = channel.poll() => match event {
                 // Input and video both go peer to peer from here.
-                Some(DataChannelEvent::OnOpen) => {
+                Some(DataChannelEvent::OnOpen) if !channel_open => {
                     channel_open = true;
                     connect_by = None;
                     say(json, "connected", json!({ "session_id": id, "candidates": sent_kinds }), "Connected peer to peer".into());
+                    if let Some(screen) = &opts.screen {
+                        channel.send_text(&json!({ "screen": screen }).to_string()).await?;
+                    }
+                }
+                Some(DataChannelEvent::OnMessage(msg)) => from_target(&msg.data, id, json),
+                // The target closed it: the session is over (its end event may come after).
+                Some(DataChannelEvent::OnClose) | None if channel_open => {
+                    say(json, "disconnected", json!({ "session_id": id, "state": "closed" }), "The target closed the connection".into());
+                    return Ok(());
                 }
                 Some(DataChannelEvent::OnClose) | None => bail!("the input channel closed"),
                 _ => {}
@@ -336,6 +347,14 @@ async fn run(
                         say(json, "keyframe_asked", json!({ "session_id": id }), "Asked for a keyframe".into());
                         continue;
                     }
+                    if value.get("screen").is_some() {
+                        if !channel_open {
+                            eprintln!("udc-agent: not connected yet: a screen is chosen once connected");
+                            continue;
+                        }
+                        channel.send_text(&value.to_string()).await?;
+                        continue;
+                    }
                     if let Some(path) = value["snapshot"].as_str() {
                         let picture = pictures.borrow().1.clone();
                         match picture {
@@ -376,6 +395,47 @@ async fn run(
     }
     let _ = peer.pc.close().await;
     outcome
+}
+
+/// What the target says on the data channel: its screens, which one it shows, or why it did not
+/// show the one asked for.
+fn from_target(message: &[u8], id: &str, json: bool) {
+    let Ok(value) = serde_json::from_slice::<Value>(message) else {
+        return;
+    };
+    if let Some(error) = value["error"].as_str() {
+        eprintln!("udc-agent: the target says: {error}");
+    } else if let Some(screens) = value["screens"].as_array() {
+        let names: Vec<String> = screens
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} ({}x{}{})",
+                    s["id"].as_str().unwrap_or("?"),
+                    s["width"],
+                    s["height"],
+                    if s["primary"] == true {
+                        ", primary"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        say(
+            json,
+            "screens",
+            json!({ "session_id": id, "screens": screens, "screen": value["screen"] }),
+            format!("Its screens: {} (--screen ID or all)", names.join(", ")),
+        );
+    } else if let Some(screen) = value["screen"].as_str() {
+        say(
+            json,
+            "screen",
+            json!({ "session_id": id, "screen": screen }),
+            format!("Showing its screen {screen}"),
+        );
+    }
 }
 
 /// Sends input events (a JSON list) on the data channel when it is open, else through the host;

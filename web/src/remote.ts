@@ -19,6 +19,9 @@ export type Phase =
 /** The link's figures, refreshed each second while live. */
 export type Quality = { rttMs: number | null; fps: number | null; kbps: number | null; width: number; height: number };
 
+/** One of the target's screens, as its agent lists them on the data channel when it opens. */
+export type ScreenInfo = { id: string; x: number; y: number; width: number; height: number; primary: boolean };
+
 /** The session API's input events (`POST /remote/session/{id}/input`, the agent's data channel). */
 export type InputEvent =
   | { type: "pointer_move"; x: number; y: number }
@@ -40,6 +43,8 @@ export type Watchers = {
   quality: (q: Quality) => void;
   /** Seconds left, as the host counts them. */
   remaining: (secs: number | null) => void;
+  /** The target's screens and which one it shows (an id, "primary" or "all"). */
+  screens: (list: ScreenInfo[], shown: string) => void;
 };
 
 /** From the answer to a connection, as the agent waits. */
@@ -79,6 +84,7 @@ export class RemoteView {
   private lastBytes: { at: number; bytes: number } | null = null;
   /** How often the host wants the heartbeat (its answer says). */
   private beatEveryMs = 5_000;
+  private screens: ScreenInfo[] = [];
 
   constructor(
     readonly target: string,
@@ -139,6 +145,14 @@ export class RemoteView {
   send(events: InputEvent[]): boolean {
     if (this.mode !== "view_and_control" || this.channel?.readyState !== "open" || events.length === 0) return false;
     this.channel.send(JSON.stringify(events));
+    return true;
+  }
+
+  /** Shows another of the target's screens (an id it listed, or "all"); a view-only session may
+   * choose too: it is not input. False when the channel is not open. */
+  chooseScreen(id: string): boolean {
+    if (this.channel?.readyState !== "open") return false;
+    this.channel.send(JSON.stringify({ screen: id }));
     return true;
   }
 
@@ -210,6 +224,7 @@ export class RemoteView {
     // Input needs order and every event: a reliable, ordered channel, as the agent opens it.
     this.channel = pc.createDataChannel("input");
     this.channel.onopen = () => this.live();
+    this.channel.onmessage = (e) => this.fromTarget(e.data);
     pc.ontrack = (e) => this.on.stream(e.streams[0] ?? new MediaStream([e.track]));
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "connected") this.live();
@@ -235,6 +250,19 @@ export class RemoteView {
     this.connectBy = setTimeout(() => this.fail("No connection to the other device within 15 seconds."), CONNECT_WITHIN_MS);
     this.every(1_000, () => void this.measure());
     this.every(this.beatEveryMs, () => void this.beat());
+  }
+
+  /** What the target says on the channel: its screens, the one it shows, or a refusal. */
+  private fromTarget(data: unknown) {
+    if (typeof data !== "string") return;
+    let m: { screens?: ScreenInfo[]; screen?: string; error?: string };
+    try {
+      m = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (Array.isArray(m.screens)) this.screens = m.screens;
+    if (typeof m.screen === "string") this.on.screens(this.screens, m.screen);
   }
 
   private live() {

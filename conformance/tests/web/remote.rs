@@ -327,3 +327,61 @@ async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends
     .await;
     b.screenshots("remote-ended").await;
 }
+
+/// A desk with two screens side by side: the page lists them in the session's bar and shows the
+/// first (none is marked primary) until the person picks another, or all of them as one
+/// picture — in a view-only session too, where a choice of screen is not input.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_picks_which_screen_of_a_desk_it_shows() {
+    let [top_left, top_right, bottom_left, bottom_right] = FIRST;
+    let b = Browser::start().await;
+    let target = Display::start_sized(2560, 720);
+    target.set_monitors(&[("left", 0, 0, 1280, 720), ("right", 1280, 0, 1280, 720)]);
+    let recorder = Recorder::start(&target);
+    let desk = page_and_serving_desk(&b, &target, &recorder, Some("view_only")).await;
+    start_session(&b, "view-button").await;
+    wait_picture(
+        &b,
+        (1280, 720),
+        [top_left, top_left, bottom_left, bottom_left],
+    )
+    .await;
+    let options = b
+        .until(
+            "the screens in the bar",
+            "const s = document.querySelector('#remote-screen'); \
+             return s && [...s.options].map(o => o.value + '=' + o.textContent).join(' | ')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        options,
+        "left=left (1280×720) | right=right (1280×720) | all=All screens"
+    );
+    let pick = |screen: &'static str| {
+        b.js(
+            "const s = document.querySelector('#remote-screen'); s.value = arguments[0]; \
+             s.dispatchEvent(new Event('change', { bubbles: true }))",
+            json!([screen]),
+        )
+    };
+    pick("right").await;
+    wait_picture(
+        &b,
+        (1280, 720),
+        [top_right, top_right, bottom_right, bottom_right],
+    )
+    .await;
+    assert_eq!(desk.expect("screen_chosen")["screen"], "right");
+    b.screenshots("remote-screens").await;
+    pick("all").await;
+    wait_picture(&b, (2560, 720), FIRST).await;
+    assert_eq!(
+        b.js(
+            "return document.querySelector('#remote-screen').value",
+            json!([])
+        )
+        .await,
+        "all"
+    );
+}

@@ -26,6 +26,7 @@ pub(crate) async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) ->
             snapshot,
             no_window,
             max_duration,
+            screen,
         } => {
             let opts = udc_agent::view::ViewOptions {
                 device: device.clone(),
@@ -34,6 +35,7 @@ pub(crate) async fn remote(cli: &Cli, store: &Store, command: &RemoteCommand) ->
                 window: !no_window && snapshot.is_none() && has_desktop(),
                 snapshot: snapshot.clone(),
                 max_duration: *max_duration,
+                screen: screen.clone(),
             };
             udc_agent::view::view(
                 Context {

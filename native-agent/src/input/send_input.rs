@@ -9,9 +9,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Result};
-use enigo::{Axis, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
+use enigo::{Axis, Direction, Enigo, Key, Keyboard, Mouse, Settings};
 
-use super::{to_pixel, Button, InputEvent};
+use super::{at, Button, InputEvent};
+use crate::screen::Area;
 
 /// What a session holds down, to let go of when it ends.
 #[derive(Clone, Copy, PartialEq)]
@@ -22,8 +23,8 @@ enum Held {
 
 pub struct SendInputInjector {
     enigo: RefCell<Enigo>,
-    width: u16,
-    height: u16,
+    /// The part of the desktop the viewer sees, which pointer positions are fractions of.
+    area: std::cell::Cell<Area>,
     held: RefCell<Vec<Held>>,
     /// What each key's press pressed (by the name it came with), so its release lets go of
     /// exactly that, whatever modifiers the release names: nothing for a typed character.
@@ -136,6 +137,55 @@ fn press_of(key: &str, modifiers: &[String]) -> Result<Press> {
     Ok(Press::Keys(mods))
 }
 
+/// Moves the pointer to (`x`, `y`) on the desktop, whichever screen that is on. (enigo's
+/// absolute moves reach the primary screen only: without MOUSEEVENTF_VIRTUALDESK, Windows maps
+/// them onto it.)
+fn move_pointer(x: i32, y: i32) -> Result<()> {
+    use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
+        SendInput, INPUT, INPUT_0, INPUT_MOUSE, MOUSEEVENTF_ABSOLUTE, MOUSEEVENTF_MOVE,
+        MOUSEEVENTF_VIRTUALDESK, MOUSEINPUT,
+    };
+    use windows_sys::Win32::UI::WindowsAndMessaging::{
+        GetSystemMetrics, SM_CXVIRTUALSCREEN, SM_CYVIRTUALSCREEN, SM_XVIRTUALSCREEN,
+        SM_YVIRTUALSCREEN,
+    };
+    // SAFETY: plain queries of the desktop's bounds; no memory is passed.
+    let (left, top, width, height) = unsafe {
+        (
+            GetSystemMetrics(SM_XVIRTUALSCREEN),
+            GetSystemMetrics(SM_YVIRTUALSCREEN),
+            GetSystemMetrics(SM_CXVIRTUALSCREEN),
+            GetSystemMetrics(SM_CYVIRTUALSCREEN),
+        )
+    };
+    // Absolute moves are 0..=65535 across the desktop, whatever its pixels.
+    let scale = |v: i32, origin: i32, side: i32| {
+        (i64::from(v - origin) * 65535 / i64::from((side - 1).max(1))).clamp(0, 65535) as i32
+    };
+    let input = INPUT {
+        r#type: INPUT_MOUSE,
+        Anonymous: INPUT_0 {
+            mi: MOUSEINPUT {
+                dx: scale(x, left, width),
+                dy: scale(y, top, height),
+                mouseData: 0,
+                dwFlags: MOUSEEVENTF_MOVE | MOUSEEVENTF_ABSOLUTE | MOUSEEVENTF_VIRTUALDESK,
+                time: 0,
+                dwExtraInfo: 0,
+            },
+        },
+    };
+    // SAFETY: one INPUT, fully initialised, with its size; SendInput only reads it.
+    let sent = unsafe { SendInput(1, &input, std::mem::size_of::<INPUT>() as i32) };
+    if sent != 1 {
+        bail!(
+            "input: the pointer was not moved ({})",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
 impl SendInputInjector {
     /// `display` names an X display on Linux; Windows has one input desktop per session.
     pub fn open(_display: Option<&str>) -> Result<SendInputInjector> {
@@ -148,11 +198,16 @@ impl SendInputInjector {
         let (w, h) = enigo
             .main_display()
             .map_err(|e| anyhow!("the screen's size: {e}"))?;
-        let side = |v: i32| u16::try_from(v).map_err(|_| anyhow!("a screen side of {v} pixels"));
-        Ok(SendInputInjector {
-            enigo: RefCell::new(enigo),
+        let side = |v: i32| u32::try_from(v).map_err(|_| anyhow!("a screen side of {v} pixels"));
+        let area = Area {
+            x: 0,
+            y: 0,
             width: side(w)?,
             height: side(h)?,
+        };
+        Ok(SendInputInjector {
+            enigo: RefCell::new(enigo),
+            area: std::cell::Cell::new(area),
             held: RefCell::default(),
             pressed: RefCell::default(),
         })
@@ -192,18 +247,18 @@ impl SendInputInjector {
         tried.into_iter().collect()
     }
 
+    /// The part of the desktop the viewer sees from now on.
+    pub fn set_area(&self, area: Area) {
+        self.area.set(area);
+    }
+
     pub fn inject(&self, event: &InputEvent) -> Result<()> {
         let failed = |e: enigo::InputError| anyhow!("input: {e}");
         match event {
-            InputEvent::PointerMove { x, y } => self
-                .enigo
-                .borrow_mut()
-                .move_mouse(
-                    i32::from(to_pixel(*x, self.width)),
-                    i32::from(to_pixel(*y, self.height)),
-                    Coordinate::Abs,
-                )
-                .map_err(failed),
+            InputEvent::PointerMove { x, y } => {
+                let (x, y) = at(self.area.get(), *x, *y);
+                move_pointer(x, y)
+            }
             InputEvent::PointerButton { button, down } => {
                 let button = match button {
                     Button::Left => enigo::Button::Left,

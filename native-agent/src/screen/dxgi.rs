@@ -1,4 +1,4 @@
-//! Windows: the primary monitor through DXGI desktop duplication, the fast path. The desktop's
+//! Windows: one screen through DXGI desktop duplication, the fast path. The desktop's
 //! own image comes from the GPU only when something on screen changed, already BGRA, so a still
 //! screen costs nothing to capture and a changing one one GPU→CPU copy (GDI's BitBlt reads the
 //! whole screen every time). Needs Windows 8 or later and a display driver; where either is
@@ -8,6 +8,8 @@
 #![allow(unsafe_code)]
 
 use anyhow::{anyhow, bail, Result};
+
+use super::Area;
 use windows::core::Interface;
 use windows::Win32::Foundation::HMODULE;
 use windows::Win32::Graphics::Direct3D::D3D_DRIVER_TYPE_UNKNOWN;
@@ -37,9 +39,9 @@ pub struct DxgiCapture {
 }
 
 impl DxgiCapture {
-    /// Duplicates the primary monitor (the output at the desktop's origin).
-    pub fn open() -> Result<DxgiCapture> {
-        let (adapter, output) = primary_output()?;
+    /// Duplicates the screen that is `area` of the desktop.
+    pub fn open(area: Area) -> Result<DxgiCapture> {
+        let (adapter, output) = output_at(area)?;
         let mut device: Option<ID3D11Device> = None;
         let mut context: Option<ID3D11DeviceContext> = None;
         // SAFETY: the out-pointers are to locals that outlive the call; an adapter given
@@ -181,8 +183,8 @@ impl DxgiCapture {
     }
 }
 
-/// The adapter and output the desktop's origin is on.
-fn primary_output() -> Result<(IDXGIAdapter1, IDXGIOutput1)> {
+/// The adapter and output that show `area` of the desktop.
+fn output_at(area: Area) -> Result<(IDXGIAdapter1, IDXGIOutput1)> {
     // SAFETY: creates a factory; no arguments.
     let factory: IDXGIFactory1 =
         unsafe { CreateDXGIFactory1() }.map_err(|e| anyhow!("no DXGI: {e}"))?;
@@ -201,7 +203,13 @@ fn primary_output() -> Result<(IDXGIAdapter1, IDXGIOutput1)> {
                 continue;
             };
             let r = desc.DesktopCoordinates;
-            if desc.AttachedToDesktop.as_bool() && (r.left, r.top) == (0, 0) {
+            let at = (
+                area.x,
+                area.y,
+                area.x + area.width as i32,
+                area.y + area.height as i32,
+            );
+            if desc.AttachedToDesktop.as_bool() && (r.left, r.top, r.right, r.bottom) == at {
                 let output = output
                     .cast::<IDXGIOutput1>()
                     .map_err(|e| anyhow!("DXGI 1.2 (Windows 8) is needed: {e}"))?;
@@ -209,5 +217,5 @@ fn primary_output() -> Result<(IDXGIAdapter1, IDXGIOutput1)> {
             }
         }
     }
-    bail!("no display output at the desktop's origin")
+    bail!("no display output shows {area:?}")
 }

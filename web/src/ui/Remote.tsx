@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { RemoteView, type InputEvent, type Link, type Mode, type Phase, type Quality } from "../remote";
+import { RemoteView, type InputEvent, type Link, type Mode, type Phase, type Quality, type ScreenInfo } from "../remote";
 import { button, fraction, keyEvent, pictureRect, WheelSteps } from "../remote-input";
 import type { Device } from "../types";
 
@@ -43,11 +43,19 @@ function figures(q: Quality | null): string {
   return parts.join(" · ");
 }
 
+/** The id of the screen shown: "primary" is the one marked so, else the first (as the agent
+ * picks it). */
+function shownScreen(list: ScreenInfo[], shown: string): string {
+  if (shown !== "primary") return shown;
+  return (list.find((s) => s.primary) ?? list[0])?.id ?? "all";
+}
+
 /** The other device's screen, filling the window, with the session's bar above it. */
 export function RemoteScreen({ target, mode, link, attach, onClose }: Props) {
   const [phase, setPhase] = useState<Phase>({ kind: "asking" });
   const [quality, setQuality] = useState<Quality | null>(null);
   const [left, setLeft] = useState<number | null>(null);
+  const [screens, setScreens] = useState<{ list: ScreenInfo[]; shown: string }>({ list: [], shown: "primary" });
   const view = useRef<RemoteView | null>(null);
   const video = useRef<HTMLVideoElement>(null);
   const stage = useRef<HTMLDivElement>(null);
@@ -60,6 +68,7 @@ export function RemoteScreen({ target, mode, link, attach, onClose }: Props) {
       },
       quality: setQuality,
       remaining: setLeft,
+      screens: (list, shown) => setScreens({ list, shown }),
     });
     view.current = v;
     attach(v);
@@ -193,6 +202,21 @@ export function RemoteScreen({ target, mode, link, attach, onClose }: Props) {
           </span>
         )}
         <span class="spacer" />
+        {phase.kind === "live" && screens.list.length > 1 && (
+          <select
+            id="remote-screen"
+            aria-label="Which screen to show"
+            value={shownScreen(screens.list, screens.shown)}
+            onChange={(e) => view.current?.chooseScreen((e.target as HTMLSelectElement).value)}
+          >
+            {screens.list.map((s) => (
+              <option key={s.id} value={s.id}>
+                {s.id} ({s.width}×{s.height}){s.primary ? ", main" : ""}
+              </option>
+            ))}
+            <option value="all">All screens</option>
+          </select>
+        )}
         {phase.kind === "live" && (
           <>
             <button class="quiet" id="remote-fullscreen" onClick={() => void fullScreen()}>
