@@ -464,3 +464,14 @@ pub mod hub {
         }
     }
 }
+
+/// Runs its closure when dropped, however the test ends (a failed assertion too): what a test
+/// starts outside the suite's own types — an agent started as a desktop would, a registry
+/// value — is stopped or removed there.
+pub struct Finally<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for Finally<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}

@@ -765,6 +765,15 @@ async fn autostart_starts_the_agent_at_sign_in_and_it_logs_where_it_says() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // However the test ends, nothing it started goes on serving and sharing this desk.
+    let pid = std::cell::RefCell::new(started.id().to_string());
+    let _stopped = udc_conformance::Finally(|| {
+        let _ = Command::new("kill").arg(pid.borrow().as_str()).status();
+        let _ = udc_conformance::agent_command(&desk.config)
+            .env("XDG_CONFIG_HOME", &xdg)
+            .args(["autostart", "off"])
+            .output();
+    });
     let logged = |what: &str| -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -814,12 +823,18 @@ async fn autostart_starts_the_agent_at_sign_in_and_it_logs_where_it_says() {
     logged("sent text/plain");
 
     // Stopped as the desktop stops it at sign-out.
-    let pid = said
+    let agent_pid = said
         .split("(process ")
         .nth(1)
         .and_then(|rest| rest.split(')').next())
-        .unwrap();
-    assert!(Command::new("kill").arg(pid).status().unwrap().success());
+        .unwrap()
+        .to_owned();
+    *pid.borrow_mut() = agent_pid.clone();
+    assert!(Command::new("kill")
+        .arg(&agent_pid)
+        .status()
+        .unwrap()
+        .success());
     let _ = started.wait();
     let off = autostart(&["off"]);
     assert_eq!(off["autostart"], false, "{off}");

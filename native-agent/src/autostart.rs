@@ -29,7 +29,14 @@ pub fn command() -> Result<Vec<String>> {
     let mut args = vec![program.display().to_string()];
     for name in CARRIED {
         if let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) {
-            args.push(format!("{name}={}", value.to_string_lossy()));
+            let value = value.to_string_lossy();
+            // One line of a desktop entry, one string of a plist: no line breaks in either.
+            if value.chars().any(char::is_control) {
+                return Err(anyhow!(
+                    "{name} has a control character: not carried into an entry"
+                ));
+            }
+            args.push(format!("{name}={value}"));
         }
     }
     args.extend(ARGS.map(str::to_owned));
@@ -225,11 +232,10 @@ mod system {
 
     use anyhow::{anyhow, Context, Result};
 
+    use crate::store::env_dir;
+
     fn home() -> Result<PathBuf> {
-        std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .ok_or_else(|| anyhow!("HOME is not set"))
+        env_dir("HOME").ok_or_else(|| anyhow!("HOME is not set"))
     }
 
     #[cfg(target_os = "macos")]
@@ -239,8 +245,8 @@ mod system {
 
     #[cfg(not(target_os = "macos"))]
     fn entry() -> Result<PathBuf> {
-        let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
+        let config = match env_dir("XDG_CONFIG_HOME") {
+            Some(dir) => dir,
             None => home()?.join(".config"),
         };
         Ok(config.join("autostart/udc-agent.desktop"))

@@ -245,6 +245,10 @@ impl Client {
             // is 5 s), so a request never races the server closing the connection under it.
             http: reqwest::Client::builder()
                 .pool_idle_timeout(std::time::Duration::from_secs(4))
+                // A server that stops answering fails the request instead of holding it (and a
+                // refresh, the session's lock) for ever; each read, so a long transfer is fine.
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .read_timeout(std::time::Duration::from_secs(30))
                 // The owner's list of sessions names the client by it.
                 .user_agent(format!(
                     "udc-agent/{} ({})",

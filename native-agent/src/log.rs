@@ -13,27 +13,23 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::store::Store;
+use crate::store::{env_dir, Store};
 
-/// A log bigger than this is renamed `agent.log.1` (the one before it dropped) when the agent
-/// starts: the owner keeps the last two runs' worth, and a disk never fills.
+/// A log bigger than this is renamed `agent.log.1` (the one before it dropped), at the start and
+/// while the agent runs: the owner keeps the last 1-2 MiB, and a disk never fills.
 const ROTATE_AT: u64 = 1 << 20;
 
 /// The log file: beside the settings when `UDC_CONFIG_DIR` names their place, and on Windows
 /// (`%LOCALAPPDATA%\udc\agent.log`); else the system's place for logs: `~/Library/Logs/udc` on
 /// macOS, `$XDG_STATE_HOME/udc` (`~/.local/state/udc`) elsewhere.
 pub fn path(store: &Store) -> PathBuf {
-    let own_dir = std::env::var_os("UDC_CONFIG_DIR").is_some_and(|d| !d.is_empty());
-    if own_dir || cfg!(windows) {
+    if env_dir("UDC_CONFIG_DIR").is_some() || cfg!(windows) {
         return store.dir().join("agent.log");
     }
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     let base = if cfg!(target_os = "macos") {
-        env("HOME").map(|h| PathBuf::from(h).join("Library/Logs"))
+        env_dir("HOME").map(|h| h.join("Library/Logs"))
     } else {
-        env("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        env_dir("XDG_STATE_HOME").or_else(|| env_dir("HOME").map(|h| h.join(".local/state")))
     };
     base.map_or_else(
         || store.dir().join("agent.log"),
@@ -64,7 +60,10 @@ impl Logging {
         let closed = {
             let closed =
                 redirect(std::os::windows::io::IntoRawHandle::into_raw_handle(null)).is_ok();
-            drop(self.pipe.take());
+            // Only then: while it is still the standard handle it must stay open.
+            if closed {
+                drop(self.pipe.take());
+            }
             closed
         };
         if let Some(writer) = self.writer.take().filter(|_| closed) {
@@ -79,14 +78,18 @@ pub fn to_file(path: &Path) -> Result<Logging> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    if fs::metadata(path).is_ok_and(|m| m.len() > ROTATE_AT) {
-        let _ = fs::rename(path, path.with_extension("log.1"));
-    }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let mut file = open_rotated(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut written = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // A panic's message would be in the pipe when the process ends, before the thread below
+    // writes it: it goes to the file at once.
+    let for_panics = path.to_owned();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut f) = OpenOptions::new().append(true).open(&for_panics) {
+            let _ = writeln!(f, "{} udc-agent panicked: {info}", now_utc());
+        }
+        previous(info);
+    }));
     let (reader, writer) = std::io::pipe().context("a pipe for the log")?;
     // Unix: descriptors 1 and 2 become copies of the pipe's end, which is then not needed.
     #[cfg(unix)]
@@ -100,12 +103,27 @@ pub fn to_file(path: &Path) -> Result<Logging> {
             .context("sending output to the log")?;
         pipe
     };
+    let path = path.to_owned();
     let writer = std::thread::Builder::new()
         .name("log".into())
         .spawn(move || {
-            for line in BufReader::new(reader).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(file, "{} {line}", now_utc());
+            // Read until every writer is gone: a reader that stopped early would make the next
+            // print fail, and a failed print panics. Bytes that are not UTF-8 are shown as �.
+            let mut reader = BufReader::new(reader);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line);
+                let entry = format!("{} {}\n", now_utc(), text.trim_end_matches(['\r', '\n']));
+                line.clear();
+                if written > ROTATE_AT {
+                    if let Ok(fresh) = open_rotated(&path) {
+                        file = fresh;
+                        written = 0;
+                    }
+                }
+                if file.write_all(entry.as_bytes()).is_ok() {
+                    written += entry.len() as u64;
+                }
             }
         })
         .map_err(|e| anyhow!("the log's thread: {e}"))?;
@@ -114,6 +132,14 @@ pub fn to_file(path: &Path) -> Result<Logging> {
         #[cfg(windows)]
         pipe: Some(pipe),
     })
+}
+
+/// The log for appending, the one there renamed `agent.log.1` first if it is past `ROTATE_AT`.
+fn open_rotated(path: &Path) -> std::io::Result<fs::File> {
+    if fs::metadata(path).is_ok_and(|m| m.len() > ROTATE_AT) {
+        let _ = fs::rename(path, path.with_extension("log.1"));
+    }
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 /// `2026-12-02T01:02:03Z`: sorts as text, and reads the same in every time zone.

@@ -107,7 +107,7 @@ pub struct Store {
 }
 
 /// A directory named by the environment (an empty value names none).
-fn env_dir(name: &str) -> Option<PathBuf> {
+pub(crate) fn env_dir(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -196,16 +196,25 @@ impl Store {
             .write(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file));
-        match tokio::time::timeout(REFRESH_TURN_WITHIN, locked).await {
-            Ok(Ok(Ok(file))) => Ok(file),
-            Ok(Ok(Err(e))) => Err(e).with_context(|| format!("locking {}", path.display())),
-            Ok(Err(e)) => Err(anyhow!("locking {}: {e}", path.display())),
-            Err(_) => Err(anyhow!(
-                "another udc-agent of this device has been refreshing its session for {} s: \
-                 is one stuck?",
-                REFRESH_TURN_WITHIN.as_secs()
-            )),
+        // Tried, not waited for in a blocking call: a thread blocked on the lock could not be
+        // stopped when this gives up, and would hold the process's exit.
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()))
+                }
+            }
+            if started.elapsed() >= REFRESH_TURN_WITHIN {
+                return Err(anyhow!(
+                    "another udc-agent of this device has been refreshing its session for {} s: \
+                     is one stuck?",
+                    REFRESH_TURN_WITHIN.as_secs()
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 

@@ -155,11 +155,14 @@ pub async fn answer(
             };
             let id = session_id.clone();
             let injector = Arc::clone(&injector);
-            // What is captured, how and at what size, said at the start and on each change; the
-            // pointer's fractions are of that part of the desktop from then on.
+            // What is captured, how and at what size, said at the start and on each change. In
+            // a control session the pointer's fractions are of that part of the desktop from
+            // then on; a view-only session's choice never moves where another's clicks land.
             let on_capture = move |method: &str, area: Area| {
-                if let Ok(injector) = injector.lock() {
-                    injector.set_area(area);
+                if control {
+                    if let Ok(injector) = injector.lock() {
+                        injector.set_area(area);
+                    }
                 }
                 say(
                     json,
@@ -331,6 +334,9 @@ fn capture_loop(
 ) -> Result<()> {
     let (area, mut capture) = open_choice(&shown.choice())?;
     (hooks.on_capture)(capture.method(), area);
+    // What was said last: a screen out of reach is reopened every RETRY_CAPTURE, and said
+    // again only when that changes.
+    let mut announced = (capture.method(), area);
     let (mut w, mut h) = capture.size();
     // Encoders take even sides: an odd last row or column is left out.
     let (mut ew, mut eh) = (w & !1, h & !1);
@@ -354,7 +360,10 @@ fn capture_loop(
                 paused.get_or_insert_with(Instant::now);
                 continue;
             };
-            (hooks.on_capture)(again.method(), area);
+            if announced != (again.method(), area) {
+                announced = (again.method(), area);
+                (hooks.on_capture)(again.method(), area);
+            }
             if again.size() != (w, h) {
                 (w, h) = again.size();
                 (ew, eh) = (w & !1, h & !1);

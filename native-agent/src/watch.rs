@@ -100,7 +100,22 @@ pub async fn connect(
     attempt: &mut u32,
 ) -> Result<Socket> {
     loop {
-        let token = session.access_token(client, store).await?;
+        let token = match session.access_token(client, store).await {
+            Ok(token) => token,
+            // Only the server refusing the session ends here. Unreachable (asleep, the network
+            // not up yet at sign-in) or another agent's refresh stuck: try again, as below.
+            Err(e)
+                if e.downcast_ref::<crate::Error>()
+                    .is_none_or(|e| e.code().is_none()) =>
+            {
+                let wait = backoff(*attempt);
+                eprintln!("udc-agent: {e:#}; retrying in {:.1} s", wait.as_secs_f64());
+                *attempt += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match Socket::connect(client.base_url(), &token, resume_after).await {
             Ok(s) => return Ok(s),
             Err(e) if matches!(e.status(), Some(401 | 403)) => {

@@ -85,6 +85,8 @@ export class RemoteView {
   /** How often the host wants the heartbeat (its answer says). */
   private beatEveryMs = 5_000;
   private screens: ScreenInfo[] = [];
+  /** The screen the target says it shows. */
+  private shown = "primary";
 
   constructor(
     readonly target: string,
@@ -262,7 +264,9 @@ export class RemoteView {
       return;
     }
     if (Array.isArray(m.screens)) this.screens = m.screens;
-    if (typeof m.screen === "string") this.on.screens(this.screens, m.screen);
+    if (typeof m.screen === "string") this.shown = m.screen;
+    // A refused choice: the picker goes back to what is shown.
+    if (typeof m.screen === "string" || typeof m.error === "string") this.on.screens(this.screens, this.shown);
   }
 
   private live() {

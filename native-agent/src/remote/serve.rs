@@ -55,7 +55,9 @@ async fn advertise(
 
 /// Asks the person at this device's terminal; nobody there means no.
 async fn ask_owner(requester: &str, session: &RemoteSession) -> bool {
-    if !std::io::stdin().is_terminal() {
+    // The question goes to standard error: a terminal to read it on too (`run --log` sends it
+    // to the log, where nobody would see it in time).
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return false;
     }
     let question = format!(

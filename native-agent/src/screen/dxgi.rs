@@ -18,7 +18,10 @@ use windows::Win32::Graphics::Direct3D11::{
     D3D11_CREATE_DEVICE_BGRA_SUPPORT, D3D11_MAPPED_SUBRESOURCE, D3D11_MAP_READ, D3D11_SDK_VERSION,
     D3D11_TEXTURE2D_DESC, D3D11_USAGE_STAGING,
 };
-use windows::Win32::Graphics::Dxgi::Common::{DXGI_FORMAT_B8G8R8A8_UNORM, DXGI_SAMPLE_DESC};
+use windows::Win32::Graphics::Dxgi::Common::{
+    DXGI_FORMAT_B8G8R8A8_UNORM, DXGI_MODE_ROTATION_IDENTITY, DXGI_MODE_ROTATION_UNSPECIFIED,
+    DXGI_SAMPLE_DESC,
+};
 use windows::Win32::Graphics::Dxgi::{
     CreateDXGIFactory1, IDXGIAdapter1, IDXGIFactory1, IDXGIOutput1, IDXGIOutputDuplication,
     IDXGIResource, DXGI_ERROR_WAIT_TIMEOUT, DXGI_OUTDUPL_FRAME_INFO,
@@ -67,7 +70,18 @@ impl DxgiCapture {
         let duplication = unsafe { output.DuplicateOutput(&device) }
             .map_err(|e| anyhow!("no desktop duplication: {e}"))?;
         // SAFETY: as above; GetDesc only fills the value it returns.
-        let mode = unsafe { duplication.GetDesc() }.ModeDesc;
+        let desc = unsafe { duplication.GetDesc() };
+        // A rotated screen's image comes unrotated, in the panel's own shape: GDI turns it.
+        if !matches!(
+            desc.Rotation,
+            DXGI_MODE_ROTATION_IDENTITY | DXGI_MODE_ROTATION_UNSPECIFIED
+        ) {
+            bail!("the screen is rotated");
+        }
+        let mode = desc.ModeDesc;
+        if mode.Width == 0 || mode.Height == 0 {
+            bail!("a {}x{} screen", mode.Width, mode.Height);
+        }
         let (width, height) = (mode.Width as usize, mode.Height as usize);
         let desc = D3D11_TEXTURE2D_DESC {
             Width: mode.Width,

@@ -9,9 +9,11 @@ use super::{Area, Screen};
 
 /// The screens, as xcap lists them (their desktop coordinates are in real pixels: the process
 /// is DPI aware while serving).
+/// Two alike monitors have the same name: the second is named "NAME #2", and so on, so each
+/// can be chosen.
 pub fn screens() -> Result<Vec<Screen>> {
     let err = |e: xcap::XCapError| anyhow!("the screens: {e}");
-    Monitor::all()
+    let mut screens: Vec<Screen> = Monitor::all()
         .map_err(err)?
         .iter()
         .map(|m| {
@@ -26,7 +28,15 @@ pub fn screens() -> Result<Vec<Screen>> {
                 primary: m.is_primary().unwrap_or(false),
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let names: Vec<String> = screens.iter().map(|s| s.id.clone()).collect();
+    for (i, screen) in screens.iter_mut().enumerate() {
+        let before = names[..i].iter().filter(|n| **n == names[i]).count();
+        if before > 0 {
+            screen.id = format!("{} #{}", names[i], before + 1);
+        }
+    }
+    Ok(screens)
 }
 
 pub struct GdiCapture {
