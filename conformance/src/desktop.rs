@@ -561,6 +561,46 @@ pub fn stdout_lines<T: Send + 'static>(
     lines
 }
 
+/// The log of an agent started in the background (`udc-agent run --log`, what `autostart`
+/// starts), read as its owner would read it.
+pub struct AgentLog(pub PathBuf);
+
+impl AgentLog {
+    /// Waits until it says `what`; all of it then.
+    pub fn wait_for(&self, what: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {what:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The agent's process id, from the log's first line, which must be timed in UTC:
+    /// `2026-12-02T01:02:03Z udc-agent 0.1.0 running (process 1234): …`.
+    pub fn pid(&self) -> String {
+        let text = self.wait_for("running (process ");
+        let first = text.lines().next().unwrap_or_default();
+        let (time, said) = first.split_once(' ').unwrap_or_default();
+        assert!(
+            time.len() == 20 && time.starts_with("20") && time.ends_with('Z'),
+            "not timed in UTC: {first}"
+        );
+        assert!(said.starts_with("udc-agent "), "{first}");
+        said.split("(process ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("no process id: {first}"))
+            .to_owned()
+    }
+}
+
 /// `udc-agent clipboard` on a display.
 pub fn clipboard_agent(account: &Account, name: &str, display: &Display) -> DisplayAgent {
     DisplayAgent::login(account, name).spawn(display, &["clipboard"], "clipboard")

@@ -12,7 +12,8 @@ use x11rb::protocol::Event;
 
 use udc_agent::clipboard::{png_decode, png_encode, Content};
 use udc_conformance::desktop::{
-    clipboard_agent, quadrants_match, quadrants_match_at, Display, DisplayAgent, Recorder, PATIENCE,
+    clipboard_agent, quadrants_match, quadrants_match_at, AgentLog, Display, DisplayAgent,
+    Recorder, PATIENCE,
 };
 use udc_conformance::{Account, TestDevice};
 
@@ -774,32 +775,11 @@ async fn autostart_starts_the_agent_at_sign_in_and_it_logs_where_it_says() {
             .args(["autostart", "off"])
             .output();
     });
-    let logged = |what: &str| -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(what) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the log never said {what:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    logged("Sharing the clipboard");
-    let text = logged("Waiting for remote control requests");
-    let first = text.lines().next().unwrap();
-    let (time, said) = first.split_once(' ').unwrap();
-    assert!(
-        time.len() == 20 && time.ends_with('Z') && time.starts_with("20"),
-        "{first}"
-    );
-    assert!(
-        said.starts_with("udc-agent ") && said.contains("running (process "),
-        "{first}"
-    );
+    let log = AgentLog(log);
+    log.wait_for("Sharing the clipboard");
+    log.wait_for("Waiting for remote control requests");
+    let agent_pid = log.pid();
+    *pid.borrow_mut() = agent_pid.clone();
 
     let devices = desk.run(&["devices"]);
     let me = devices["devices"]
@@ -820,16 +800,9 @@ async fn autostart_starts_the_agent_at_sign_in_and_it_logs_where_it_says() {
     da.copy("UTF8_STRING", copied.as_bytes());
     b.expect("applied");
     db.wait_paste("UTF8_STRING", |p| p == copied.as_bytes());
-    logged("sent text/plain");
+    log.wait_for("sent text/plain");
 
     // Stopped as the desktop stops it at sign-out.
-    let agent_pid = said
-        .split("(process ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap()
-        .to_owned();
-    *pid.borrow_mut() = agent_pid.clone();
     assert!(Command::new("kill")
         .arg(&agent_pid)
         .status()

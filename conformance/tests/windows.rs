@@ -15,7 +15,7 @@ use udc_agent::clipboard::{png_decode, png_encode, Content};
 use udc_agent::input::to_pixel;
 use udc_conformance::cli_agent::{wine, Agent};
 use udc_conformance::desktop::{
-    clipboard_agent, quadrants_match, stdout_lines, Display, DisplayAgent, PATIENCE,
+    clipboard_agent, quadrants_match, stdout_lines, AgentLog, Display, DisplayAgent, PATIENCE,
 };
 use udc_conformance::{unique_email, Account, PASSWORD};
 
@@ -451,32 +451,10 @@ async fn autostart_runs_the_agent_at_sign_in_from_the_run_key_and_it_logs() {
             .success(),
         "{words:?}"
     );
-    let log = agent.config.join("agent.log");
-    let logged = |what: &str| -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(what) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the log never said {what:?}:\n{text}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
-    logged("Sharing the clipboard");
-    let text = logged("Waiting for remote control requests");
-    let first = text.lines().next().unwrap();
-    let (time, said) = first.split_once(' ').unwrap();
-    assert!(time.len() == 20 && time.ends_with('Z'), "{first}");
-    let pid = said
-        .split("(process ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
+    let log = AgentLog(agent.config.join("agent.log"));
+    log.wait_for("Sharing the clipboard");
+    log.wait_for("Waiting for remote control requests");
+    let pid = log.pid();
     *started_pid.borrow_mut() = Some(pid.clone());
     let devices = agent.ok(&["devices"], "");
     let me = devices["devices"]
