@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::{agent_bin, agent_command, base_url};
+use crate::{agent_bin, agent_command, base_url, PASSWORD};
 
 /// Wine's 64-bit loader, where Debian installs it.
 const WINE: &str = "/usr/lib/wine/wine64";
@@ -110,6 +110,35 @@ impl Agent {
         assert!(ok, "udc-agent {args:?} failed: {err}");
         json
     }
+
+    /// Signs in to the account of `email` (the tests' password) as a device named `name`.
+    pub fn login(&self, email: &str, name: &str) -> Value {
+        self.ok(
+            &[
+                "login",
+                "--email",
+                email,
+                "--password-stdin",
+                "--device-name",
+                name,
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+    }
+
+    /// This device, as `devices --json` lists it.
+    pub fn this_device(&self) -> Value {
+        this_device(&self.ok(&["devices"], ""))
+    }
+}
+
+/// The device a `devices --json` list marks as the one that listed it.
+pub fn this_device(list: &Value) -> Value {
+    list["devices"]
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["is_current"] == true))
+        .unwrap_or_else(|| panic!("no current device in {list}"))
+        .clone()
 }
 
 impl Default for Agent {

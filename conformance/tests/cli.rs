@@ -68,14 +68,7 @@ fn register_list_rename_trust_and_sign_out_from_the_command_line() {
 
     laptop.ok(&["devices", "trust", "cli phone"], "");
     laptop.ok(&["devices", "rename", "CLI Phone", "Pocket"], "");
-    let list = phone.ok(&["devices"], "");
-    let me = list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["is_current"] == true)
-        .unwrap()
-        .clone();
+    let me = phone.this_device();
     assert_eq!(me["name"], "Pocket");
     assert_eq!(me["trusted_by"], serde_json::json!([laptop_id]));
 
@@ -531,16 +524,7 @@ fn receive_saves_hostile_names_safely_and_one_bad_file_blocks_nothing() {
         ],
         &format!("{PASSWORD}\n"),
     );
-    let me = desktop.ok(&["devices"], "");
-    let desktop_id = me["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["is_current"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let desktop_id = desktop.this_device()["id"].as_str().unwrap().to_owned();
     let (bad_id, expected) = runtime.block_on(async {
         let sender = account.device("Sender").await;
         account
@@ -780,17 +764,7 @@ async fn agents_of_one_device_refreshing_at_once_keep_its_session() {
     // and every agent here comes from 127.0.0.1.
     let account = udc_conformance::Account::create().await;
     let agent = Agent::new();
-    agent.ok(
-        &[
-            "login",
-            "--email",
-            &account.email,
-            "--password-stdin",
-            "--device-name",
-            "Busy desk",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    agent.login(&account.email, "Busy desk");
     let file = agent.config.join("session.json");
     let mut session: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let refresh = session["refresh_token"].clone();

@@ -11,6 +11,7 @@ use x11rb::protocol::xproto::KeyButMask;
 use x11rb::protocol::Event;
 
 use udc_agent::clipboard::{png_decode, png_encode, Content};
+use udc_conformance::cli_agent::this_device;
 use udc_conformance::desktop::{
     clipboard_agent, quadrants_match, quadrants_match_at, AgentLog, Display, DisplayAgent,
     Recorder, PATIENCE,
@@ -308,20 +309,7 @@ async fn the_viewer_sees_and_drives_the_target_screen_over_webrtc() {
 
     // The video is live: a repainted screen reaches the viewer.
     recorder.paint(SECOND);
-    let later = dir.join("later.png");
-    let started = Instant::now();
-    loop {
-        viewer.send(&json!({ "snapshot": later }));
-        viewer.expect("snapshot");
-        match quadrants_match(&later, SECOND) {
-            Ok(()) => break,
-            Err(e) => assert!(
-                started.elapsed() < PATIENCE,
-                "the repaint never arrived: {e}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    shown(&mut viewer, &dir.join("later.png"), SECOND, (1280, 720));
 
     // A keyframe asked for (an RTCP PLI, as a viewer sends when a packet was lost) is sent at
     // once, not at the next periodic one, though the screen is still.
@@ -470,6 +458,29 @@ async fn keys_sent_from_the_viewer_type_into_an_xterm_on_the_target() {
 /// A new account's "Desk" serving remote sessions on `target` (painted in `colours`), letting
 /// its "Laptop" control it without asking; both relay-only with `relay_only`. The desk's daemon,
 /// the laptop (not started), and the target's recorder.
+/// Waits until `viewer`'s picture, saved to `png`, shows `colours` at `size`: the target's
+/// screen changed (repainted, another screen chosen, back after a while out of reach).
+fn shown(
+    viewer: &mut DisplayAgent,
+    png: &std::path::Path,
+    colours: [u32; 4],
+    size: (usize, usize),
+) {
+    let started = Instant::now();
+    loop {
+        viewer.send(&json!({ "snapshot": png }));
+        viewer.expect("snapshot");
+        match quadrants_match_at(png, colours, size) {
+            Ok(()) => return,
+            Err(e) => assert!(
+                started.elapsed() < PATIENCE,
+                "the viewer never showed {colours:x?} at {size:?}: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `viewer` asks to control "Desk" from `display`, saving the first picture it shows to
 /// `snapshot`; started once the request is made.
 fn controlling_desk(
@@ -565,24 +576,13 @@ async fn the_viewer_chooses_which_screen_of_the_target_it_sees_and_drives() {
     )
     .unwrap();
 
-    let shows = |viewer: &mut DisplayAgent, colours: [u32; 4], size: (usize, usize)| {
-        let later = dir.join("later.png");
-        let started = Instant::now();
-        loop {
-            viewer.send(&json!({ "snapshot": later }));
-            viewer.expect("snapshot");
-            match quadrants_match_at(&later, colours, size) {
-                Ok(()) => break,
-                Err(e) => assert!(started.elapsed() < PATIENCE, "never shown: {e}"),
-            }
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    };
+    let later = dir.join("later.png");
     viewer.send(&json!({ "screen": "right" }));
     assert_eq!(viewer.expect("screen")["screen"], "right");
     assert_eq!(desk.expect("screen_chosen")["screen"], "right");
-    shows(
+    shown(
         &mut viewer,
+        &later,
         [top_right, top_right, bottom_right, bottom_right],
         (1280, 720),
     );
@@ -594,7 +594,7 @@ async fn the_viewer_chooses_which_screen_of_the_target_it_sees_and_drives() {
     viewer.send(&json!({ "screen": "all" }));
     // The first answer the desk gives is to "all": "nowhere" was refused.
     assert_eq!(desk.expect("screen_chosen")["screen"], "all");
-    shows(&mut viewer, COLOURS, (2560, 720));
+    shown(&mut viewer, &later, COLOURS, (2560, 720));
     viewer.send(&json!([{ "type": "pointer_move", "x": 0.25, "y": 0.25 }]));
     recorder.wait_pointer((640, 180));
     assert!(viewer.finish());
@@ -622,20 +622,7 @@ async fn the_session_waits_for_a_screen_out_of_reach_and_goes_on_at_its_new_size
     target.restart_sized(1024, 768);
     let recorder = Recorder::start(&target);
     recorder.paint(AFTER);
-    let later = dir.join("later.png");
-    let started = Instant::now();
-    loop {
-        viewer.send(&json!({ "snapshot": later }));
-        viewer.expect("snapshot");
-        match quadrants_match_at(&later, AFTER, (1024, 768)) {
-            Ok(()) => break,
-            Err(e) => assert!(
-                started.elapsed() < PATIENCE,
-                "the screen never came back at 1024x768: {e}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    shown(&mut viewer, &dir.join("later.png"), AFTER, (1024, 768));
     // The target says so: captured again, at the new size.
     while desk.expect("capturing")["width"] != 1024 {}
     assert!(viewer.finish());
@@ -781,14 +768,7 @@ async fn autostart_starts_the_agent_at_sign_in_and_it_logs_where_it_says() {
     let agent_pid = log.pid();
     *pid.borrow_mut() = agent_pid.clone();
 
-    let devices = desk.run(&["devices"]);
-    let me = devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "Autostarted desk")
-        .unwrap_or_else(|| panic!("{devices}"))
-        .clone();
+    let me = this_device(&desk.run(&["devices"]));
     assert!(
         me["capabilities"]
             .as_array()

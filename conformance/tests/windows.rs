@@ -380,17 +380,7 @@ async fn autostart_runs_the_agent_at_sign_in_from_the_run_key_and_it_logs() {
     // and every agent here comes from 127.0.0.1.
     let account = Account::create().await;
     let agent = Agent::windows();
-    agent.ok(
-        &[
-            "login",
-            "--email",
-            &account.email,
-            "--password-stdin",
-            "--device-name",
-            "Autostarted Windows",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    agent.login(&account.email, "Autostarted Windows");
     let off = agent.ok(&["autostart"], "");
     assert_eq!(off["autostart"], false, "{off}");
     assert_eq!(off["log"], agent.path(&agent.config.join("agent.log")));
@@ -456,14 +446,7 @@ async fn autostart_runs_the_agent_at_sign_in_from_the_run_key_and_it_logs() {
     log.wait_for("Waiting for remote control requests");
     let pid = log.pid();
     *started_pid.borrow_mut() = Some(pid.clone());
-    let devices = agent.ok(&["devices"], "");
-    let me = devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["is_current"] == true)
-        .unwrap()
-        .clone();
+    let me = agent.this_device();
     assert!(
         me["capabilities"]
             .as_array()
