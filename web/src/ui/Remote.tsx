@@ -197,8 +197,8 @@ export function RemoteScreen({ target, mode, link, attach, onClose }: Props) {
         {phase.kind === "live" && <span class="remote-status">Connected</span>}
         {phase.kind === "live" && (
           <span class="remote-figures muted" id="remote-figures">
-            {figures(quality)}
-            {left !== null && ` · ${clock(left)} left`}
+            {/* Before the first figures come, the time left stands alone (no leading dot). */}
+            {[figures(quality), left === null ? "" : `${clock(left)} left`].filter(Boolean).join(" · ")}
           </span>
         )}
         <span class="spacer" />
