@@ -152,6 +152,13 @@ impl Browser {
         self.post("/refresh", json!({})).await;
     }
 
+    /// Runs `script` (a function body; `arguments` holds `args` and, last, the callback to call
+    /// with the result) in the page; what it called back with.
+    pub async fn js_async(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/async", json!({ "script": script, "args": args }))
+            .await
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) in the page; its return value.
     pub async fn js(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": args }))

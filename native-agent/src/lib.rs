@@ -5,6 +5,7 @@ pub mod autostart;
 pub mod background;
 pub mod client;
 pub mod clipboard;
+pub mod codec;
 pub mod context;
 pub mod feedback;
 pub mod files;

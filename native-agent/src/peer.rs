@@ -27,8 +27,6 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     configure_congestion_control, CongestionFeedback,
 };
 
-pub use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
-
 /// The congestion controller's first target and its bounds, in bits per second: a start that
 /// carries a screen's first keyframe without a long wait behind the pacer, a floor at which a
 /// screen is still legible, and a ceiling above what 1080p at 30 fps needs.
@@ -43,18 +41,6 @@ const RELAY_ONLY: &str = "UDC_RTC_RELAY_ONLY";
 /// Where the peer listens: every interface (expanded to each address) and loopback, so two
 /// devices on one machine meet without a network. `UDC_RTC_BIND` (comma-separated) overrides.
 const DEFAULT_BIND: &str = "0.0.0.0:0,127.0.0.1:0";
-
-/// Baseline profile, packetization mode 1: what every browser decodes.
-pub fn h264() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .to_owned(),
-        rtcp_feedback: vec![],
-    }
-}
 
 pub type Candidate = RTCIceCandidateInit;
 
@@ -140,12 +126,17 @@ fn ice_servers_from(body: &Value) -> Vec<RTCIceServer> {
 }
 
 impl Peer {
-    /// A peer connection using `ice_servers`; each local ICE candidate goes to `candidates`.
-    pub async fn open(ice_servers: Vec<RTCIceServer>, candidates: OnCandidate) -> Result<Peer> {
+    /// A peer connection for video in `codec` (see `codec`) using `ice_servers`; each local ICE
+    /// candidate goes to `candidates`.
+    pub async fn open(
+        codec: RTCRtpCodec,
+        ice_servers: Vec<RTCIceServer>,
+        candidates: OnCandidate,
+    ) -> Result<Peer> {
         let mut media = MediaEngine::default();
         media.register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: h264(),
+                rtp_codec: codec,
                 payload_type: 102,
             },
             RtpCodecKind::Video,

@@ -77,7 +77,9 @@ pub async fn answer(
     injector: Arc<Mutex<Injector>>,
     json: bool,
 ) -> Result<(Streaming, RTCSessionDescription)> {
-    let mut peer = Peer::open(ice, candidates).await?;
+    let codec = crate::codec::answering(&offer.sdp)
+        .ok_or_else(|| anyhow!("the viewer offered no H.264 this screen can be sent in"))?;
+    let mut peer = Peer::open(codec.clone(), ice, candidates).await?;
     let mut ssrc = [0u8; 4];
     getrandom::fill(&mut ssrc).map_err(|e| anyhow!("random: {e}"))?;
     let ssrc = u32::from_le_bytes(ssrc);
@@ -93,7 +95,7 @@ pub async fn answer(
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: peer::h264(),
+                codec: codec.clone(),
                 ..Default::default()
             }],
         ),
@@ -104,7 +106,10 @@ pub async fn answer(
         .await?;
     peer.pc.set_remote_description(offer).await?;
     let answer = peer.pc.create_answer(None).await?;
-    let answer = peer.local(answer).await?;
+    let mut answer = peer.local(answer).await?;
+    // The crate answers with the offer's level (and refuses its own answer changed); the viewer
+    // is told the level the stream meets.
+    answer.sdp = crate::codec::in_answer(&answer.sdp, &codec);
 
     let stop = Arc::new(AtomicBool::new(false));
     let pc = Arc::clone(&peer.pc);

@@ -177,6 +177,7 @@ async fn run(
     let token = session.access_token(client, store).await?;
     let (found, mut candidates) = tokio::sync::mpsc::unbounded_channel();
     let mut peer = Peer::open(
+        crate::codec::offered(),
         client.ice_servers(&token).await?,
         Box::new(move |c| {
             let _ = found.send(c);
