@@ -49,6 +49,12 @@ export type Watchers = {
 
 /** From the answer to a connection, as the agent waits. */
 const CONNECT_WITHIN_MS = 15_000;
+/** How long the link may stay interrupted (ICE "disconnected": the other side stopped answering)
+ * before the session is called lost: a brief drop, as when a network changes, comes back within
+ * it, and a target that is gone is said in seconds rather than after the host's heartbeat
+ * (15 s), or ICE's "failed" (about 30 s in Chromium). */
+const LOST_AFTER_MS = 5_000;
+const LOST = "The connection to the other device was lost.";
 /** While the owner decides, the session is also read now and then: an event missed is not a hang. */
 const ASKING_POLL_MS = 3_000;
 
@@ -76,6 +82,8 @@ export class RemoteView {
   /** Set before the first await of `connect`: the approval event and the poll may both call it. */
   private connecting = false;
   private connectBy: ReturnType<typeof setTimeout> | null = null;
+  /** Set while the link is interrupted: when it runs out, the session is lost. */
+  private lostBy: ReturnType<typeof setTimeout> | null = null;
   /** Events that came before the request's answer named the session. */
   private early: HubEvent[] = [];
   private over = false;
@@ -229,8 +237,12 @@ export class RemoteView {
     this.channel.onmessage = (e) => this.fromTarget(e.data);
     pc.ontrack = (e) => this.on.stream(e.streams[0] ?? new MediaStream([e.track]));
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === "connected") this.live();
-      if (pc.connectionState === "failed") this.fail("The connection to the other device was lost.");
+      const state = pc.connectionState;
+      if (state !== "disconnected" && this.lostBy) clearTimeout(this.lostBy);
+      if (state !== "disconnected") this.lostBy = null;
+      if (state === "connected") this.live();
+      else if (state === "disconnected") this.lostBy ??= setTimeout(() => this.fail(LOST), LOST_AFTER_MS);
+      else if (state === "failed") this.fail(LOST);
     };
     // Candidates found before the offer has gone wait for it: the target needs the offer first.
     let waiting: RTCIceCandidateInit[] | null = [];
@@ -320,6 +332,7 @@ export class RemoteView {
     for (const t of this.timers) clearInterval(t);
     if (this.asking) clearInterval(this.asking);
     if (this.connectBy) clearTimeout(this.connectBy);
+    if (this.lostBy) clearTimeout(this.lostBy);
     this.channel?.close();
     this.pc?.close();
     this.on.phase({ kind: "ended", why });

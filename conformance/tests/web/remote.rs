@@ -422,7 +422,8 @@ async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends
 
 /// A desk with two screens side by side: the page lists them in the session's bar and shows the
 /// first (none is marked primary) until the person picks another, or all of them as one
-/// picture — in a view-only session too, where a choice of screen is not input.
+/// picture — in a view-only session too, where a choice of screen is not input. Then the desk
+/// is lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_picks_which_screen_of_a_desk_it_shows() {
     let [top_left, top_right, bottom_left, bottom_right] = FIRST;
@@ -476,4 +477,12 @@ async fn the_page_picks_which_screen_of_a_desk_it_shows() {
         .await,
         "all"
     );
+
+    // The desk goes away mid-session, as in a crash: the page hears nothing more from it and
+    // says the link was lost, without waiting for the host to notice the missed heartbeats.
+    let mut desk = desk;
+    desk.kill();
+    b.wait_text("The connection to the other device was lost.")
+        .await;
+    b.screenshots("remote-lost").await;
 }
