@@ -18,13 +18,13 @@ const SECOND: [u32; 4] = [0xfafafa, 0x1428d2, 0xdc1e1e, 0x1ec828];
 
 /// The page's account with a desk serving remote sessions on `display` (it trusts the page, and
 /// lets it in without asking for `allow`, a mode; without, nobody is at the desk to say yes);
-/// the desk's daemon.
+/// the desk's daemon and the account's email.
 async fn page_and_serving_desk(
     b: &Browser,
     display: &Display,
     recorder: &Recorder,
     allow: Option<&str>,
-) -> DisplayAgent {
+) -> (DisplayAgent, String) {
     let email = unique_email();
     b.sign_up(&email, "Web Viewer").await;
     let desk = DisplayAgent::login_as(&email, "Desk");
@@ -33,7 +33,49 @@ async fn page_and_serving_desk(
         desk.run(&["remote", "allow", "Web Viewer", "--mode", mode]);
     }
     recorder.paint(FIRST);
-    desk.spawn(display, &["remote", "serve"], "remote")
+    (desk.spawn(display, &["remote", "serve"], "remote"), email)
+}
+
+/// Session `id` as the host sees it `ahead` from now (a test host moves its clock for a request
+/// that asks, `CLOCK_HEADER`), read by another device of the account: a session past its time is
+/// ended by that read, and both of its sides are told. The device's access token is refreshed at
+/// that time too: one from now would have expired by then.
+async fn session_ahead(email: &str, id: &str, ahead: Duration) -> Value {
+    let api = udc_conformance::client();
+    let (signed, _) = api.login(email, udc_conformance::PASSWORD).await.unwrap();
+    let clock = api
+        .register_device(
+            &signed.tokens.access_token,
+            &udc_conformance::device_info("Clock"),
+        )
+        .await
+        .unwrap();
+    let ahead = ahead.as_millis().to_string();
+    let at_that_time = [(udc_conformance::CLOCK_HEADER, ahead.as_str())];
+    let refreshed = api
+        .raw(
+            reqwest::Method::POST,
+            "/auth/token/refresh",
+            None,
+            Some(&json!({ "refresh_token": clock.tokens.refresh_token })),
+            &at_that_time,
+        )
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let token = refreshed.body["tokens"]["access_token"].as_str().unwrap();
+    let read = api
+        .raw(
+            reqwest::Method::GET,
+            &format!("/remote/session/{id}"),
+            Some(token),
+            None,
+            &at_that_time,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.status, 200, "{}", read.body);
+    read.body["session"].clone()
 }
 
 /// Clicks `button` (a CSS class) in the desk's row once it can be used (the desk is online, says
@@ -189,7 +231,7 @@ async fn the_page_views_and_controls_a_desk_and_a_view_only_session_sends_nothin
     let b = Browser::start().await;
     let target = Display::start();
     let recorder = Recorder::start(&target);
-    let desk = page_and_serving_desk(&b, &target, &recorder, Some("view_and_control")).await;
+    let (desk, _) = page_and_serving_desk(&b, &target, &recorder, Some("view_and_control")).await;
 
     // Control: the desk's screen in the page, as the desk shows it.
     start_session(&b, "control-button").await;
@@ -334,12 +376,12 @@ async fn the_page_views_and_controls_a_desk_and_a_view_only_session_sends_nothin
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends_it() {
+async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends_it_or_time_does() {
     let b = Browser::start().await;
     let target = Display::start_sized(1920, 1080);
     let recorder = Recorder::start(&target);
     watch_peers(&b).await;
-    let desk = page_and_serving_desk(&b, &target, &recorder, None).await;
+    let (desk, email) = page_and_serving_desk(&b, &target, &recorder, None).await;
     b.until(
         "View and Control for Desk",
         "return [...document.querySelectorAll('.device .view-button')].some((v) => !v.disabled)",
@@ -418,6 +460,23 @@ async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends
     )
     .await;
     b.screenshots("remote-ended").await;
+    b.click("#remote-close").await;
+
+    // A session past its time (an hour, the page's ask) ends on both sides, and the page says
+    // why: the host's clock is moved on for one read, which ends it.
+    start_session(&b, "view-button").await;
+    let id = desk.expect("controlled")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    desk.expect("streaming");
+    let ended = session_ahead(&email, &id, Duration::from_secs(3601)).await;
+    assert_eq!(
+        (&ended["state"], &ended["end_reason"]),
+        (&json!("ended"), &json!("max_duration"))
+    );
+    b.wait_text("The session reached its time limit.").await;
+    assert_eq!(desk.expect("stream_stopped")["session_id"], id.as_str());
 }
 
 /// A desk with two screens side by side: the page lists them in the session's bar and shows the
@@ -431,7 +490,7 @@ async fn the_page_picks_which_screen_of_a_desk_it_shows() {
     let target = Display::start_sized(2560, 720);
     target.set_monitors(&[("left", 0, 0, 1280, 720), ("right", 1280, 0, 1280, 720)]);
     let recorder = Recorder::start(&target);
-    let desk = page_and_serving_desk(&b, &target, &recorder, Some("view_only")).await;
+    let (desk, _) = page_and_serving_desk(&b, &target, &recorder, Some("view_only")).await;
     start_session(&b, "view-button").await;
     wait_picture(
         &b,
