@@ -689,6 +689,25 @@ async fn the_viewers_window_shows_the_target_and_drives_it_until_closed() {
     };
     assert!(a.state.contains(KeyButMask::SHIFT) && !b.state.contains(KeyButMask::SHIFT));
 
+    // Shift held over a click (to extend a selection, say): held on the target too, around the
+    // click, and let go after it.
+    let step = |e: Value| {
+        act(e);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    step(json!({ "type": "key", "key": "Shift", "down": true }));
+    step(json!({ "type": "pointer_button", "button": "left", "down": true }));
+    step(json!({ "type": "pointer_button", "button": "left", "down": false }));
+    step(json!({ "type": "key", "key": "Shift", "down": false }));
+    recorder.wait_event("a Shift+click", |e| {
+        matches!(e, Event::ButtonPress(b) if b.detail == 1 && b.state.contains(KeyButMask::SHIFT))
+    });
+    let started = Instant::now();
+    while !recorder.keys_down().is_empty() {
+        assert!(started.elapsed() < PATIENCE, "Shift still held on the target");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // Closing the window (as a window manager asks a window to close) ends the session.
     viewing.close_windows();
     assert!(

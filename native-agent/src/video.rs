@@ -229,6 +229,15 @@ impl Picture {
     }
 }
 
+/// The NAL unit types of an Annex-B access unit, in order (5 is an IDR slice: a keyframe).
+pub fn nal_types(data: &[u8]) -> Vec<u8> {
+    data.windows(4)
+        .enumerate()
+        .filter(|(_, w)| w[..3] == [0, 0, 1])
+        .map(|(i, _)| data[i + 3] & 0x1f)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,15 +294,6 @@ mod tests {
             pic.rgb[(15 * 320 + 15) * 3] < 40,
             "the black square arrived"
         );
-    }
-
-    /// The NAL unit types of an Annex-B access unit, in order.
-    fn nal_types(data: &[u8]) -> Vec<u8> {
-        data.windows(4)
-            .enumerate()
-            .filter(|(_, w)| w[..3] == [0, 0, 1])
-            .map(|(i, _)| data[i + 3] & 0x1f)
-            .collect()
     }
 
     /// The level_idc of the access unit's SPS (the byte after profile and constraints).

@@ -504,6 +504,7 @@ async fn decode(
     let mut unit: Vec<u8> = Vec::new();
     let mut next_seq: Option<u16> = None;
     let mut broken = false;
+    let mut after_loss = AfterLoss::default();
     let mut count = 0u64;
     let mut media_ssrc = None;
     let mut last_ask: Option<Instant> = None;
@@ -537,13 +538,14 @@ async fn decode(
             continue;
         }
         media_ssrc = Some(packet.header.ssrc);
-        // A lost packet spoils every picture until the next keyframe: ask for one at once (at
-        // most every quarter second), rather than wait for the periodic one.
-        if broken && last_ask.is_none_or(|t| t.elapsed() > Duration::from_millis(250)) {
+        let decodable = after_loss.admit(!broken, &unit);
+        // A lost packet spoils every picture until the next keyframe: ask for one at once (and
+        // again every quarter second while none comes), rather than wait for the periodic one.
+        if after_loss.waiting && last_ask.is_none_or(|t| t.elapsed() > Duration::from_millis(250)) {
             last_ask = Some(Instant::now());
             ask_for_keyframe(track.as_ref(), packet.header.ssrc).await;
         }
-        if !broken && !unit.is_empty() {
+        if decodable {
             match decoder.decode(&unit) {
                 Ok(Some(picture)) => {
                     count += 1;
@@ -558,6 +560,27 @@ async fn decode(
     }
 }
 
+/// Which access units may be decoded: after a loss, the pictures that follow refer to what was
+/// lost and would show as smears, so none is decoded until a keyframe (an IDR) comes.
+#[derive(Default)]
+struct AfterLoss {
+    waiting: bool,
+}
+
+impl AfterLoss {
+    /// Whether to decode `unit`, which arrived whole or not (`complete`).
+    fn admit(&mut self, complete: bool, unit: &[u8]) -> bool {
+        if !complete {
+            self.waiting = true;
+            return false;
+        }
+        if self.waiting && crate::video::nal_types(unit).contains(&5) {
+            self.waiting = false;
+        }
+        !self.waiting && !unit.is_empty()
+    }
+}
+
 /// A Picture Loss Indication for the stream `media_ssrc`: the sender answers with a keyframe.
 async fn ask_for_keyframe(track: &dyn TrackRemote, media_ssrc: u32) {
     use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -567,5 +590,26 @@ async fn ask_for_keyframe(track: &dyn TrackRemote, media_ssrc: u32) {
     };
     if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
         eprintln!("udc-agent: no keyframe request: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_loss_nothing_is_decoded_until_a_keyframe() {
+        let idr = [0, 0, 0, 1, 0x67, 0, 0, 1, 0x68, 0, 0, 1, 0x65];
+        let delta = [0, 0, 1, 0x41];
+        let mut gate = AfterLoss::default();
+        assert!(gate.admit(true, &delta), "a whole picture, nothing lost");
+        assert!(!gate.admit(false, &delta), "a picture missing a packet");
+        // The pictures after it refer to it: held back, however whole, until a keyframe.
+        assert!(!gate.admit(true, &delta));
+        assert!(gate.waiting);
+        assert!(!gate.admit(false, &idr), "a keyframe missing a packet");
+        assert!(gate.admit(true, &idr));
+        assert!(gate.admit(true, &delta));
+        assert!(!gate.admit(true, &[]), "nothing to decode");
     }
 }

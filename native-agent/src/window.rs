@@ -100,6 +100,18 @@ pub fn fraction(x: f32, y: f32, rect: (f32, f32, f32, f32)) -> Option<(f64, f64)
         .then_some((f64::from(fx), f64::from(fy)))
 }
 
+/// The modifier keys, named as browsers name them. Right Alt is left out: it is AltGr on most
+/// layouts, and what it types arrives as characters.
+fn modifier(key: Key) -> Option<&'static str> {
+    Some(match key {
+        Key::LeftShift | Key::RightShift => "Shift",
+        Key::LeftCtrl | Key::RightCtrl => "Control",
+        Key::LeftAlt => "Alt",
+        Key::LeftSuper | Key::RightSuper => "Meta",
+        _ => return None,
+    })
+}
+
 /// The key names the target replays (as browsers spell them), for keys that type no character.
 fn named(key: Key) -> Option<&'static str> {
     Some(match key {
@@ -318,24 +330,23 @@ fn run(
         if alt {
             mods.push("alt");
         }
+        if shift {
+            mods.push("shift");
+        }
+        // Keys that type nothing, modifiers too, go down and up as they do here, so that one can
+        // be held on the target: Shift held over a click, an arrow held to repeat. The
+        // modifiers held are keys of their own, so these carry none. In the order a frame's keys
+        // came: what went down, what it typed, what came up (Shift, A, Shift up).
+        let as_held = |k: Key| named(k).or_else(|| modifier(k));
         for k in window.get_keys_pressed(KeyRepeat::Yes) {
-            if let Some(name) = named(k) {
-                let mut with = mods.clone();
-                if shift {
-                    with.push("shift");
-                }
-                out.push(key(name.to_owned(), true, &with));
-                out.push(key(name.to_owned(), false, &with));
+            if let Some(name) = as_held(k) {
+                out.push(key(name.to_owned(), true, &[]));
             } else if ctrl || alt {
                 // Ctrl+C and the like type no character: the letter, with its modifiers.
                 if let Some(i) = LETTERS.iter().position(|l| *l == k) {
                     let letter = char::from(b'a' + i as u8).to_string();
-                    let mut with = mods.clone();
-                    if shift {
-                        with.push("shift");
-                    }
-                    out.push(key(letter.clone(), true, &with));
-                    out.push(key(letter, false, &with));
+                    out.push(key(letter.clone(), true, &mods));
+                    out.push(key(letter, false, &mods));
                 }
             }
         }
@@ -345,6 +356,11 @@ fn run(
             }
             out.push(key(c.to_string(), true, &[]));
             out.push(key(c.to_string(), false, &[]));
+        }
+        for k in window.get_keys_released() {
+            if let Some(name) = as_held(k) {
+                out.push(key(name.to_owned(), false, &[]));
+            }
         }
         if !out.is_empty() && events.send(WindowEvent::Input(out)).is_err() {
             break;
