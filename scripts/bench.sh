@@ -9,8 +9,9 @@
 # dev and through udc-server, and to the Windows agent under Wine (udc-clip-bench), with that
 # agent's capture + encode frames/s under Wine (capture-bench); remote control's capture frames/s and input latency
 # on udc-server (udc-remote-bench); a remote session in the web app: click to first frame, glass
-# to glass and the page's input to XTEST, and the bit rate a busy screen settles at on loopback and
-# on a link with 2 % loss held to 2 Mbit/s (udc-page-remote-bench, scripts/bench-link.sh); the web app in headless Chromium on udc-server: first-load
+# to glass, the page's input to XTEST and keyframes on the page's request, and the bit rate a busy
+# screen settles at on loopback and on a link with 2 % loss, an 80 ms round trip and 2 Mbit/s
+# (udc-page-remote-bench, scripts/bench-link.sh); the web app in headless Chromium on udc-server: first-load
 # bytes, time to interactive, sign-in (KDF in wasm) against the native KDF, and a file (1 GiB)
 # sent from the page against the agent, with the browser's peak memory (udc-web-bench); on
 # udc-server, requests per second under load (wrk -c32: /health against an authenticated
@@ -30,7 +31,7 @@ ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 scripts/build-web.sh >/dev/null
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
   --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-page-remote-bench --bin udc-web-bench \
-  --bin udc-storm-bench --bin udc-fuzz-token
+  --bin udc-storm-bench --bin udc-fuzz-token --bin udc-slow-link
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --profile spin
@@ -109,7 +110,7 @@ cargo build --release -p udc-agent --target x86_64-pc-windows-gnu --bins --examp
   WINEDEBUG=-all /usr/lib/wine/wine64 "$BIN/x86_64-pc-windows-gnu/release/examples/capture-bench.exe" --seconds 5
 )
 
-# Remote control over a poor link (its own network namespace).
+# Remote control over a poor link (2 % loss, 80 ms round trip, 2 Mbit/s: udc-slow-link).
 scripts/bench-link.sh 40
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }

@@ -109,8 +109,13 @@ start_turn() {
 }
 
 start_server() { # binary
-  local bin=$1 port log
   start_turn
+  run_server "$1"
+}
+
+# udc-server alone, handing out the TURN relay UDC_TURN_URLS names (start_server starts one).
+run_server() { # binary
+  local bin=$1 port log
   port=$(free_port)
   log="$UDC_RUN_DIR/udc-server.log"
   UDC_TEST_MODE=1 setsid "$bin" --listen "127.0.0.1:$port" --data-dir "$UDC_RUN_DIR/server-data" >>"$log" 2>&1 &

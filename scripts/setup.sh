@@ -33,8 +33,6 @@ command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 command -v turnserver >/dev/null || apt_missing+=(coturn)
 # scripts/bench.sh: requests per second under load.
 command -v wrk >/dev/null || apt_missing+=(wrk)
-# scripts/bench-link.sh: a poor link made with nftables in a network namespace.
-command -v nft >/dev/null || apt_missing+=(nftables)
 # deploy/udc-server.service is checked by systemd's own verifier.
 command -v systemd-analyze >/dev/null || apt_missing+=(systemd)
 # The Windows agent: cross-built with mingw-w64 (C and C++: ring, openh264), run under Wine.

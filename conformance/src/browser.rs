@@ -25,6 +25,44 @@ pub struct Browser {
     origin: String,
 }
 
+/// Installed by `watch_peers` before the page runs: each of the page's peer connections is kept
+/// in `window.udcPeers`, and the video each receives passes through an encoded transform (a
+/// worker) that, on a message, asks the sender for a keyframe the way Chromium does when its
+/// picture breaks (`sendKeyFrameRequest`: an RTCP PLI). A failed request is kept in
+/// `window.udcKeyframes.error`.
+const WATCH_PEERS: &str = "
+    const src = `let transformer = null;
+      onrtctransform = (e) => {
+        transformer = e.transformer;
+        transformer.readable.pipeTo(transformer.writable);
+      };
+      onmessage = () => transformer.sendKeyFrameRequest().catch((e) => postMessage(String(e)));`;
+    const worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
+    window.udcKeyframes = { worker, error: null };
+    worker.onerror = (e) => { window.udcKeyframes.error = e.message || 'the worker failed'; };
+    worker.onmessage = (m) => { window.udcKeyframes.error = m.data; };
+    window.udcPeers = [];
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.udcPeers.push(this);
+        this.addEventListener('track', (e) => {
+          if (e.track.kind === 'video') e.receiver.transform = new RTCRtpScriptTransform(worker, {});
+        });
+      }
+    };";
+
+/// The last peer connection's video receiver: keyframes decoded, PLIs sent, and a failed
+/// keyframe request.
+const VIDEO_RECEIVED: &str = "
+    const done = arguments[arguments.length - 1];
+    window.udcPeers.at(-1).getStats().then((stats) => {
+      const rtp = [...stats.values()].find((s) => s.type === 'inbound-rtp' && s.kind === 'video');
+      done({ keyframes: rtp?.keyFramesDecoded ?? 0, plis: rtp?.pliCount ?? 0,
+             error: window.udcKeyframes.error });
+    });";
+
 impl Browser {
     pub async fn start() -> Browser {
         let port = crate::free_port();
@@ -133,6 +171,35 @@ impl Browser {
     pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
         self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
             .await
+    }
+
+    /// Watches the peer connections of pages opened from now on (`WATCH_PEERS`), so that a test
+    /// can read what the page's video received and ask for a keyframe as Chromium would. The
+    /// worker that asks is a blob, which the page's CSP refuses (only its own workers): this
+    /// browser bypasses the CSP.
+    pub async fn watch_peers(&self) {
+        self.cdp("Page.setBypassCSP", json!({ "enabled": true }))
+            .await;
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": WATCH_PEERS }),
+        )
+        .await;
+    }
+
+    /// Has the page's last peer connection ask its sender for a keyframe (an RTCP PLI); panics
+    /// on an earlier request that failed.
+    pub async fn ask_keyframe(&self) {
+        let error = self.js("return window.udcKeyframes.error", json!([])).await;
+        assert!(error.is_null(), "the page's keyframe request: {error}");
+        self.js("window.udcKeyframes.worker.postMessage('pli')", json!([]))
+            .await;
+    }
+
+    /// What the page's last peer connection's video received: `{keyframes, plis, error}`
+    /// (keyframes decoded, keyframe requests sent, and why the last `ask_keyframe` failed).
+    pub async fn video_received(&self) -> Value {
+        self.js_async(VIDEO_RECEIVED, json!([])).await
     }
 
     /// Pages opened from now on are at `http://localhost:PORT` rather than an IP address:

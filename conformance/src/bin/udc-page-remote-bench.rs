@@ -1,12 +1,14 @@
-//! `udc-page-remote-bench [--rounds 5] [--repaints 30] [--moves 100] [--link SECONDS]`: a remote
-//! session in the web app (headless Chromium) against a desk (`udc-agent remote serve` on a
+//! `udc-page-remote-bench [--rounds 5] [--repaints 30] [--moves 100] [--plis 20]
+//! [--link SECONDS]`: a remote session in the web app (headless Chromium) against a desk (`udc-agent remote serve` on a
 //! 1280×720 Xvfb display), on the host at `UDC_BASE_URL`, on loopback:
 //! - click to first frame: from the Control button's click to the first video frame the page
 //!   presents (`requestVideoFrameCallback`), per round (target <= 1 s);
 //! - glass to glass: from repainting the desk's screen to the page presenting a frame with the
 //!   new colour, p50/p99;
 //! - input: from a pointer move in the page to its motion on the desk's X server (XTEST), p50/p99
-//!   (target p50 <= 10 ms).
+//!   (target p50 <= 10 ms);
+//! - keyframes on request: the page asks as Chromium does when its picture breaks (an RTCP PLI),
+//!   and the desk says how soon it sent one (target <= 200 ms); and when the page decoded it.
 //!
 //! `--link SECONDS` instead: a busy screen (a terminal scrolling text) sent for that long, and the
 //! bit rate and frame rate the desk's encoder settles at as the congestion controller reads the
@@ -106,13 +108,15 @@ fn summary(samples: &mut [f64]) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut rounds, mut repaints, mut moves, mut link) = (5usize, 30usize, 100usize, 0usize);
+    let (mut rounds, mut repaints, mut moves, mut plis, mut link) =
+        (5usize, 30usize, 100usize, 20usize, 0usize);
     while let Some(a) = args.next() {
         let mut n = || -> Result<usize> { Ok(args.next().context("a number")?.parse()?) };
         match a.as_str() {
             "--rounds" => rounds = n()?,
             "--repaints" => repaints = n()?,
             "--moves" => moves = n()?,
+            "--plis" => plis = n()?,
             "--link" => link = n()?,
             other => bail!("unknown argument {other}"),
         }
@@ -121,6 +125,7 @@ async fn main() -> Result<()> {
         return busy_link(Duration::from_secs(link as u64)).await;
     }
     let b = Browser::start().await;
+    b.watch_peers().await;
     let email = unique_email();
     b.sign_up(&email, "Bench Page").await;
     let display = Display::start();
@@ -207,6 +212,36 @@ async fn main() -> Result<()> {
     println!(
         "page: input (pointer move → XTEST on the desk)  {}  (target p50 <= 10 ms)",
         summary(&mut input)
+    );
+    // Keyframes the page asks for (an RTCP PLI from Chromium, as when its picture breaks): how
+    // soon the still desk sent one, and how soon the page had decoded it (as its statistics,
+    // polled, tell).
+    let (mut sent_after, mut decoded_after) = (Vec::new(), Vec::new());
+    for _ in 0..plis {
+        // The desk answers at most one request per 250 ms.
+        desk.drain(Duration::from_millis(300));
+        let before = b.video_received().await["keyframes"].as_u64();
+        let asked = Instant::now();
+        b.ask_keyframe().await;
+        sent_after.push(desk.expect("keyframe")["after_ms"].as_f64().context("ms")?);
+        loop {
+            if b.video_received().await["keyframes"].as_u64() > before {
+                break;
+            }
+            if asked.elapsed() > PAGE_PATIENCE {
+                bail!("the page never decoded the keyframe it asked for");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        decoded_after.push(asked.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "desk: keyframe sent after the page's PLI  {}  (target <= 200 ms)",
+        summary(&mut sent_after)
+    );
+    println!(
+        "page: keyframe decoded after asking  {}",
+        summary(&mut decoded_after)
     );
     let figures = b
         .js(

@@ -176,52 +176,6 @@ async fn picture_point(b: &Browser, fx: f64, fy: f64) -> (f64, f64) {
     (p[0].as_f64().unwrap(), p[1].as_f64().unwrap())
 }
 
-/// Watches the page's peer connections from before the page runs (so it must be installed before
-/// the page opens): each is kept in `window.udcPeers`, and the video each receives passes through
-/// an encoded transform (a worker) that, on a message, asks the sender for a keyframe the way
-/// Chromium does when its picture breaks (`sendKeyFrameRequest`: an RTCP PLI). The worker is a
-/// blob, and the page's CSP allows only its own workers: the test bypasses the CSP for this
-/// browser (`Page.setBypassCSP`).
-const WATCH_PEERS: &str = "
-    const src = `let transformer = null;
-      onrtctransform = (e) => {
-        transformer = e.transformer;
-        transformer.readable.pipeTo(transformer.writable);
-      };
-      onmessage = () => transformer.sendKeyFrameRequest().catch((e) => postMessage(String(e)));`;
-    const worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
-    window.udcKeyframes = { worker, error: null };
-    worker.onerror = (e) => { window.udcKeyframes.error = e.message || 'the worker failed'; };
-    worker.onmessage = (m) => { window.udcKeyframes.error = m.data; };
-    window.udcPeers = [];
-    const Native = window.RTCPeerConnection;
-    window.RTCPeerConnection = class extends Native {
-      constructor(...args) {
-        super(...args);
-        window.udcPeers.push(this);
-        this.addEventListener('track', (e) => {
-          if (e.track.kind === 'video') e.receiver.transform = new RTCRtpScriptTransform(worker, {});
-        });
-      }
-    };";
-
-/// The page's video receiver's figures: keyframes decoded, PLIs sent.
-const RECEIVED: &str = "
-    const done = arguments[arguments.length - 1];
-    window.udcPeers.at(-1).getStats().then((stats) => {
-      const rtp = [...stats.values()].find((s) => s.type === 'inbound-rtp' && s.kind === 'video');
-      done({ keyframes: rtp?.keyFramesDecoded ?? 0, plis: rtp?.pliCount ?? 0 });
-    });";
-
-async fn watch_peers(b: &Browser) {
-    b.cdp("Page.setBypassCSP", json!({ "enabled": true })).await;
-    b.cdp(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({ "source": WATCH_PEERS }),
-    )
-    .await;
-}
-
 fn near(got: (i16, i16), want: (i16, i16)) -> bool {
     (got.0 - want.0).abs() <= 2 && (got.1 - want.1).abs() <= 2
 }
@@ -380,7 +334,7 @@ async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends
     let b = Browser::start().await;
     let target = Display::start_sized(1920, 1080);
     let recorder = Recorder::start(&target);
-    watch_peers(&b).await;
+    b.watch_peers().await;
     let (desk, email) = page_and_serving_desk(&b, &target, &recorder, None).await;
     b.until(
         "View and Control for Desk",
@@ -425,9 +379,8 @@ async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends
     // sends nothing while nothing changes, sends one, and the page receives it. How soon the
     // desk answered is in its line (`after_ms`), for the benchmark's figures, not asserted.
     desk.drain(Duration::from_millis(500));
-    let before = b.js_async(RECEIVED, json!([])).await;
-    b.js("window.udcKeyframes.worker.postMessage('pli')", json!([]))
-        .await;
+    let before = b.video_received().await;
+    b.ask_keyframe().await;
     let sent = desk.expect("keyframe");
     assert_eq!(sent["requested"], true);
     eprintln!(
@@ -436,9 +389,8 @@ async fn the_page_is_told_no_then_shows_a_1080p_desk_and_says_when_the_desk_ends
     );
     let started = Instant::now();
     loop {
-        let now = b.js_async(RECEIVED, json!([])).await;
-        let error = b.js("return window.udcKeyframes.error", json!([])).await;
-        assert!(error.is_null(), "the page's keyframe request: {error}");
+        let now = b.video_received().await;
+        assert!(now["error"].is_null(), "the page's keyframe request: {now}");
         let more = |what: &str| now[what].as_u64() > before[what].as_u64();
         if more("plis") && more("keyframes") {
             break;
