@@ -704,7 +704,10 @@ async fn the_viewers_window_shows_the_target_and_drives_it_until_closed() {
     });
     let started = Instant::now();
     while !recorder.keys_down().is_empty() {
-        assert!(started.elapsed() < PATIENCE, "Shift still held on the target");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "Shift still held on the target"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 

@@ -9,6 +9,7 @@
 //! scripts/bench-link.sh puts it in front of the TURN relay, and the desk sends only through the
 //! relay, so a remote session's media and feedback all cross it.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,27 +99,28 @@ async fn main() -> Result<()> {
     let mut buf = vec![0u8; 65_536];
     loop {
         let (n, from) = front.recv_from(&mut buf).await?;
-        if !clients.contains_key(&from) {
-            let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
-            back.connect(to).await?;
-            // What the far end answers goes back to this client through the link too.
-            let mut towards_client = Direction::new(shape, Arc::clone(&front), Some(from));
-            let reading = Arc::clone(&back);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65_536];
-                loop {
-                    match reading.recv(&mut buf).await {
-                        Ok(n) => towards_client.pass(buf[..n].to_vec()),
-                        // The far end's port closed for a moment (an ICMP answer): go on.
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                        Err(_) => break,
+        let away = match clients.entry(from) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+                back.connect(to).await?;
+                // What the far end answers goes back to this client through the link too.
+                let mut towards_client = Direction::new(shape, Arc::clone(&front), Some(from));
+                let reading = Arc::clone(&back);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65_536];
+                    loop {
+                        match reading.recv(&mut buf).await {
+                            Ok(n) => towards_client.pass(buf[..n].to_vec()),
+                            // The far end's port closed for a moment (an ICMP answer): go on.
+                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                            Err(_) => break,
+                        }
                     }
-                }
-            });
-            clients.insert(from, Direction::new(shape, back, None));
-        }
-        if let Some(away) = clients.get_mut(&from) {
-            away.pass(buf[..n].to_vec());
-        }
+                });
+                new.insert(Direction::new(shape, back, None))
+            }
+        };
+        away.pass(buf[..n].to_vec());
     }
 }
