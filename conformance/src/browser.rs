@@ -26,19 +26,30 @@ pub struct Browser {
 }
 
 /// Installed by `watch_peers` before the page runs: each of the page's peer connections is kept
-/// in `window.udcPeers`, and the video each receives passes through an encoded transform (a
-/// worker) that, on a message, asks the sender for a keyframe the way Chromium does when its
-/// picture breaks (`sendKeyFrameRequest`: an RTCP PLI). A failed request is kept in
-/// `window.udcKeyframes.error`.
+/// in `window.udcPeers`; `window.udcKeyframes.ask()` has the last one's video receiver ask its
+/// sender for a keyframe the way Chromium does when its picture breaks (`sendKeyFrameRequest`
+/// of an encoded transform: an RTCP PLI). The transform, in a worker, passes frames on as they
+/// are; it is put in on the first request, so nothing measured before passes through it. A failed
+/// request is kept in `window.udcKeyframes.error`.
 const WATCH_PEERS: &str = "
-    const src = `let transformer = null;
+    const src = `let transformer = null, waiting = 0;
+      const ask = () => transformer.sendKeyFrameRequest().catch((e) => postMessage(String(e)));
       onrtctransform = (e) => {
         transformer = e.transformer;
         transformer.readable.pipeTo(transformer.writable);
+        for (; waiting > 0; waiting--) ask();
       };
-      onmessage = () => transformer.sendKeyFrameRequest().catch((e) => postMessage(String(e)));`;
+      onmessage = () => { if (transformer) ask(); else waiting++; };`;
     const worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
-    window.udcKeyframes = { worker, error: null };
+    window.udcKeyframes = {
+      worker,
+      error: null,
+      ask() {
+        const video = window.udcPeers.at(-1).getReceivers().find((r) => r.track.kind === 'video');
+        if (!video.transform) video.transform = new RTCRtpScriptTransform(worker, {});
+        worker.postMessage('pli');
+      },
+    };
     worker.onerror = (e) => { window.udcKeyframes.error = e.message || 'the worker failed'; };
     worker.onmessage = (m) => { window.udcKeyframes.error = m.data; };
     window.udcPeers = [];
@@ -47,9 +58,6 @@ const WATCH_PEERS: &str = "
       constructor(...args) {
         super(...args);
         window.udcPeers.push(this);
-        this.addEventListener('track', (e) => {
-          if (e.track.kind === 'video') e.receiver.transform = new RTCRtpScriptTransform(worker, {});
-        });
       }
     };";
 
@@ -192,8 +200,7 @@ impl Browser {
     pub async fn ask_keyframe(&self) {
         let error = self.js("return window.udcKeyframes.error", json!([])).await;
         assert!(error.is_null(), "the page's keyframe request: {error}");
-        self.js("window.udcKeyframes.worker.postMessage('pli')", json!([]))
-            .await;
+        self.js("window.udcKeyframes.ask()", json!([])).await;
     }
 
     /// What the page's last peer connection's video received: `{keyframes, plis, error}`

@@ -689,13 +689,23 @@ async fn the_viewers_window_shows_the_target_and_drives_it_until_closed() {
     };
     assert!(a.state.contains(KeyButMask::SHIFT) && !b.state.contains(KeyButMask::SHIFT));
 
-    // Shift held over a click (to extend a selection, say): held on the target too, around the
-    // click, and let go after it.
+    // Shift held over a letter and then a click (to extend a selection, say): held on the
+    // target too, still after the capital it typed, and let go after the click.
     let step = |e: Value| {
         act(e);
         std::thread::sleep(Duration::from_millis(100));
     };
     step(json!({ "type": "key", "key": "Shift", "down": true }));
+    step(json!({ "type": "key", "key": "C", "down": true }));
+    step(json!({ "type": "key", "key": "C", "down": false }));
+    let c = recorder.wait_event(
+        "C",
+        |e| matches!(e, Event::KeyPress(k) if recorder.keysym(k.detail) == u32::from(b'c')),
+    );
+    let Event::KeyPress(c) = c else {
+        unreachable!()
+    };
+    assert!(c.state.contains(KeyButMask::SHIFT));
     step(json!({ "type": "pointer_button", "button": "left", "down": true }));
     step(json!({ "type": "pointer_button", "button": "left", "down": false }));
     step(json!({ "type": "key", "key": "Shift", "down": false }));

@@ -1,32 +1,23 @@
 //! The H.264 format of a remote session: what a viewer offers, and what a target answers after
-//! reading the viewer's offer (RFC 6184 §8.2.2: the profile and packetization mode are used as
-//! offered; the level may differ where the offer allows level asymmetry).
+//! reading the viewer's offer. RFC 6184 §8.2.2: the profile and packetization mode are used as
+//! offered. The level in each side's SDP is the highest it can receive; what a target sends is
+//! stated in the stream's own SPS, which the encoder sets to cover the picture (1080p is level
+//! 4.0, video.rs), and browsers decode past the 3.1 they offer (the suite's 1080p page test).
 
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
-/// Level 3.1 (720p at 30 frames/s): what browsers offer, and the agent's viewer too.
-const OFFERED_LEVEL: u8 = 0x1f;
-/// Level 5.1: covers every picture up to 4096×2304 at 30 frames/s, which is more than a target
-/// sends; a level is a bound on the stream, and the encoder's SPS states the one it meets.
-const SENT_LEVEL: u8 = 0x33;
-
-/// Constrained Baseline, packetization mode 1: what every browser decodes, offered by the agent's
-/// viewer.
+/// Constrained Baseline at level 3.1, packetization mode 1: what browsers offer and decode,
+/// offered by the agent's viewer (its decoder takes any level).
 pub fn offered() -> RTCRtpCodec {
-    with_fmtp(format!(
-        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e0{OFFERED_LEVEL:02x}"
-    ))
+    with_fmtp("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned())
 }
 
-/// The format a target answers `offer_sdp` with, or `None` when the offer has no H.264 the
-/// encoder can make (Baseline or Constrained Baseline in packetization mode 1).
-///
-/// The profile is the offer's own, Constrained Baseline first. The level is one that covers the
-/// target's pictures (1080p needs 4.0, and a screen may be larger) where the offer allows level
-/// asymmetry, as browsers' offers do; else the offer's level, as RFC 6184 requires, and the
-/// stream may exceed it: Chromium decodes past its offered level, as the suite's 1080p test
-/// shows.
+/// The format a target answers `offer_sdp` with: the parameters of the offer's first H.264
+/// payload type the encoder can make (Constrained Baseline, else Baseline, in packetization
+/// mode 1), or `None` when it has none. Answering with the offer's own profile is what lets the
+/// webrtc crate match it (it compares profile bytes exactly): a viewer offering Baseline alone
+/// is answered in Baseline.
 pub fn answering(offer_sdp: &str) -> Option<RTCRtpCodec> {
     let formats = h264_formats(offer_sdp);
     let baseline = |constrained: bool| {
@@ -37,38 +28,7 @@ pub fn answering(offer_sdp: &str) -> Option<RTCRtpCodec> {
         })
     };
     let chosen = baseline(true).or_else(|| baseline(false))?;
-    let level = if chosen.level_asymmetry {
-        SENT_LEVEL.max(chosen.level)
-    } else {
-        chosen.level
-    };
-    Some(with_fmtp(format!(
-        "level-asymmetry-allowed={};packetization-mode=1;profile-level-id={:02x}{:02x}{level:02x}",
-        u8::from(chosen.level_asymmetry),
-        chosen.profile.0,
-        chosen.profile.1,
-    )))
-}
-
-/// `answer_sdp` (the webrtc crate's answer, which repeats the offer's parameters) with every
-/// H.264 payload type's parameters set to `codec`'s.
-pub fn in_answer(answer_sdp: &str, codec: &RTCRtpCodec) -> String {
-    let h264 = h264_payload_types(answer_sdp);
-    let mut out = String::with_capacity(answer_sdp.len());
-    for line in answer_sdp.split_inclusive('\n') {
-        let pt = line
-            .strip_prefix("a=fmtp:")
-            .and_then(|rest| rest.split_once(' '))
-            .map(|(pt, _)| pt);
-        match pt.filter(|pt| h264.iter().any(|h| h == pt)) {
-            Some(pt) => {
-                let end = if line.ends_with("\r\n") { "\r\n" } else { "\n" };
-                out.push_str(&format!("a=fmtp:{pt} {}{end}", codec.sdp_fmtp_line));
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
+    Some(with_fmtp(chosen.fmtp.clone()))
 }
 
 fn with_fmtp(sdp_fmtp_line: String) -> RTCRtpCodec {
@@ -86,9 +46,9 @@ fn with_fmtp(sdp_fmtp_line: String) -> RTCRtpCodec {
 struct Format {
     /// profile_idc and the constraint flags (profile-iop).
     profile: (u8, u8),
-    level: u8,
     packetization_mode: Option<u8>,
-    level_asymmetry: bool,
+    /// The `a=fmtp` line's parameters as written.
+    fmtp: String,
 }
 
 /// The offer's H.264 payload types (`a=rtpmap:PT H264/90000`) with their `a=fmtp` parameters.
@@ -107,12 +67,12 @@ fn h264_formats(sdp: &str) -> Vec<Format> {
             };
             let id = param("profile-level-id")?;
             let byte = |i: usize| u8::from_str_radix(id.get(i..i + 2)?, 16).ok();
-            (id.len() == 6).then_some(())?;
+            // Six hex digits: profile, constraints, level.
+            (id.len() == 6 && byte(4).is_some()).then_some(())?;
             Some(Format {
                 profile: (byte(0)?, byte(2)?),
-                level: byte(4)?,
                 packetization_mode: param("packetization-mode").and_then(|m| m.parse().ok()),
-                level_asymmetry: param("level-asymmetry-allowed") == Some("1"),
+                fmtp: params.clone(),
             })
         })
         .collect()
@@ -164,10 +124,10 @@ mod tests {
     }
 
     #[test]
-    fn a_browsers_offer_is_answered_in_constrained_baseline_at_a_level_that_covers_large_screens() {
+    fn a_browsers_offer_is_answered_in_constrained_baseline_with_its_own_parameters() {
         assert_eq!(
             fmtp(CHROMIUM).as_deref(),
-            Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e033")
+            Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")
         );
         // The agent's own viewer offers what a browser does.
         let own = format!(
@@ -178,36 +138,12 @@ mod tests {
     }
 
     #[test]
-    fn the_profile_and_level_come_from_the_offer() {
-        // Baseline only (not constrained): answered in Baseline.
-        let baseline = "a=rtpmap:97 H264/90000\r\n\
-            a=fmtp:97 packetization-mode=1;profile-level-id=42001f;level-asymmetry-allowed=1\r\n";
+    fn an_offer_of_baseline_alone_is_answered_in_baseline() {
+        let baseline = "a=rtpmap:97 h264/90000\n\
+            a=fmtp:97 packetization-mode=1;profile-level-id=42001f\n";
         assert_eq!(
             fmtp(baseline).as_deref(),
-            Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=420033")
-        );
-        // No level asymmetry: the offer's level, as the RFC says; a higher one is kept.
-        let symmetric =
-            "a=rtpmap:97 h264/90000\na=fmtp:97 profile-level-id=42E028;packetization-mode=1\n";
-        assert_eq!(
-            fmtp(symmetric).as_deref(),
-            Some("level-asymmetry-allowed=0;packetization-mode=1;profile-level-id=42e028")
-        );
-        let high_level = "a=rtpmap:97 H264/90000\r\n\
-            a=fmtp:97 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e034\r\n";
-        assert!(fmtp(high_level).unwrap().ends_with("42e034"));
-    }
-
-    #[test]
-    fn the_answer_carries_the_chosen_parameters_for_h264_only() {
-        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 105\r\na=rtpmap:105 H264/90000\r\n\
-            a=rtcp-fb:105 nack pli\r\n\
-            a=fmtp:105 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
-            a=rtpmap:106 rtx/90000\r\na=fmtp:106 apt=105\r\n";
-        let codec = answering(CHROMIUM).unwrap();
-        assert_eq!(
-            in_answer(answer, &codec),
-            answer.replace("42e01f", "42e033"),
+            Some("packetization-mode=1;profile-level-id=42001f")
         );
     }
 

@@ -99,6 +99,9 @@ pub struct X11Injector {
     /// Keys and buttons pressed and not yet released, as (event kind, detail): what the session's
     /// end lets go of, so nothing stays held on this device after it.
     held: std::cell::RefCell<std::collections::HashSet<(u8, u8)>>,
+    /// The modifiers each held key's press added (those not already down), let go with it: a
+    /// modifier the viewer holds as a key of its own stays down until the viewer lets it go.
+    added: std::cell::RefCell<std::collections::HashMap<u8, Vec<u8>>>,
 }
 
 #[cfg(target_os = "linux")]
@@ -145,6 +148,7 @@ impl X11Injector {
             spare: std::cell::RefCell::new(spare),
             keysyms_per_keycode: map.keysyms_per_keycode.max(1),
             held: std::cell::RefCell::default(),
+            added: std::cell::RefCell::default(),
         })
     }
 
@@ -156,6 +160,7 @@ impl X11Injector {
             ConnectionExt as _, BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT,
             KEY_RELEASE_EVENT,
         };
+        self.added.borrow_mut().clear();
         let held: Vec<(u8, u8)> = self.held.borrow_mut().drain().collect();
         for (kind, detail) in held {
             let release = match kind {
@@ -306,13 +311,22 @@ impl X11Injector {
                     mods.push(shift);
                 }
                 if *down {
-                    for m in &mods {
-                        self.fake(KEY_PRESS_EVENT, *m, 0, 0)?;
+                    // Held and pressed again, the key repeats: its release lets go of what the
+                    // first press added.
+                    if !self.added.borrow().contains_key(&code) {
+                        let held = self.held.borrow();
+                        mods.retain(|m| *m != code && !held.contains(&(KEY_PRESS_EVENT, *m)));
+                        drop(held);
+                        for m in &mods {
+                            self.fake(KEY_PRESS_EVENT, *m, 0, 0)?;
+                        }
+                        self.added.borrow_mut().insert(code, mods);
                     }
                     self.fake(KEY_PRESS_EVENT, code, 0, 0)?;
                 } else {
                     self.fake(KEY_RELEASE_EVENT, code, 0, 0)?;
-                    for m in mods.iter().rev() {
+                    let added = self.added.borrow_mut().remove(&code).unwrap_or_default();
+                    for m in added.iter().rev() {
                         self.fake(KEY_RELEASE_EVENT, *m, 0, 0)?;
                     }
                 }

@@ -106,10 +106,7 @@ pub async fn answer(
         .await?;
     peer.pc.set_remote_description(offer).await?;
     let answer = peer.pc.create_answer(None).await?;
-    let mut answer = peer.local(answer).await?;
-    // The crate answers with the offer's level (and refuses its own answer changed); the viewer
-    // is told the level the stream meets.
-    answer.sdp = crate::codec::in_answer(&answer.sdp, &codec);
+    let answer = peer.local(answer).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let pc = Arc::clone(&peer.pc);

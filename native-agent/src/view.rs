@@ -539,8 +539,9 @@ async fn decode(
         }
         media_ssrc = Some(packet.header.ssrc);
         let decodable = after_loss.admit(!broken, &unit);
-        // A lost packet spoils every picture until the next keyframe: ask for one at once (and
-        // again every quarter second while none comes), rather than wait for the periodic one.
+        // A lost packet spoils every picture until the next keyframe: ask for one at once, and
+        // again (at most every quarter second) with each picture that comes before it, rather
+        // than wait for the periodic one. A packet that came out of order counts as lost.
         if after_loss.waiting && last_ask.is_none_or(|t| t.elapsed() > Duration::from_millis(250)) {
             last_ask = Some(Instant::now());
             ask_for_keyframe(track.as_ref(), packet.header.ssrc).await;

@@ -235,6 +235,11 @@ fn run(
     let mut sent_at: Option<(f64, f64)> = None;
     let mut buttons = [false; 3];
     let mut wheel = 0.0f32;
+    // The keys this window sent down and not yet up, by name.
+    let mut down: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
+    // Whether the window had the focus at the last frame (a window manager gives it; without
+    // one, the pointer's place does, and the window may never hear it has it).
+    let mut was_active = false;
     while window.is_open() && !stop.load(Ordering::SeqCst) {
         if let Some(p) = latest.lock().ok().and_then(|mut l| l.take()) {
             shown = p;
@@ -318,49 +323,53 @@ fn run(
                 });
             }
         }
-        let held = |keys: &[Key]| keys.iter().any(|k| window.is_key_down(*k));
-        let ctrl = held(&[Key::LeftCtrl, Key::RightCtrl]);
-        // Right Alt is AltGr on most layouts: what it types arrives as characters.
-        let alt = held(&[Key::LeftAlt]);
-        let shift = held(&[Key::LeftShift, Key::RightShift]);
-        let mut mods: Vec<&str> = Vec::new();
-        if ctrl {
-            mods.push("ctrl");
-        }
-        if alt {
-            mods.push("alt");
-        }
-        if shift {
-            mods.push("shift");
-        }
         // Keys that type nothing, modifiers too, go down and up as they do here, so that one can
         // be held on the target: Shift held over a click, an arrow held to repeat. The
-        // modifiers held are keys of their own, so these carry none. In the order a frame's keys
-        // came: what went down, what it typed, what came up (Shift, A, Shift up).
+        // modifiers held are keys of their own, so these carry none. A frame's keys come as
+        // levels, not in order: presses, then releases, then the characters typed (which carry
+        // their own case), so that "Shift up, b" in one frame types "b".
         let as_held = |k: Key| named(k).or_else(|| modifier(k));
-        for k in window.get_keys_pressed(KeyRepeat::Yes) {
-            if let Some(name) = as_held(k) {
-                out.push(key(name.to_owned(), true, &[]));
-            } else if ctrl || alt {
-                // Ctrl+C and the like type no character: the letter, with its modifiers.
-                if let Some(i) = LETTERS.iter().position(|l| *l == k) {
-                    let letter = char::from(b'a' + i as u8).to_string();
-                    out.push(key(letter.clone(), true, &mods));
-                    out.push(key(letter, false, &mods));
-                }
+        let pressed = window.get_keys_pressed(KeyRepeat::Yes);
+        let released = window.get_keys_released();
+        for name in pressed.iter().filter_map(|k| as_held(*k)) {
+            out.push(key(name.to_owned(), true, &[]));
+            down.insert(name);
+        }
+        let mods: Vec<&str> = [("Control", "ctrl"), ("Alt", "alt"), ("Shift", "shift")]
+            .into_iter()
+            .filter(|(held, _)| down.contains(held))
+            .map(|(_, name)| name)
+            .collect();
+        let shortcut = down.contains("Control") || down.contains("Alt");
+        for k in &pressed {
+            // Ctrl+C and the like type no character: the letter, with its modifiers.
+            if let Some(i) = LETTERS.iter().position(|l| l == k).filter(|_| shortcut) {
+                let letter = char::from(b'a' + i as u8).to_string();
+                out.push(key(letter.clone(), true, &mods));
+                out.push(key(letter, false, &mods));
             }
         }
+        for name in released.iter().filter_map(|k| as_held(*k)) {
+            if down.remove(name) {
+                out.push(key(name.to_owned(), false, &[]));
+            }
+        }
+        // A window that lost the focus hears no more releases: what it sent down goes up now
+        // (else Alt, after Alt+Tab, would stay held on the target).
+        let active = window.is_active();
+        if was_active && !active {
+            for name in std::mem::take(&mut down) {
+                out.push(key(name.to_owned(), false, &[]));
+            }
+        }
+        was_active = active;
+        let shortcut = down.contains("Control") || down.contains("Alt");
         for c in typed.borrow_mut().drain(..) {
-            if ctrl || alt {
+            if shortcut {
                 continue;
             }
             out.push(key(c.to_string(), true, &[]));
             out.push(key(c.to_string(), false, &[]));
-        }
-        for k in window.get_keys_released() {
-            if let Some(name) = as_held(k) {
-                out.push(key(name.to_owned(), false, &[]));
-            }
         }
         if !out.is_empty() && events.send(WindowEvent::Input(out)).is_err() {
             break;

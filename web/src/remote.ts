@@ -50,9 +50,10 @@ export type Watchers = {
 /** From the answer to a connection, as the agent waits. */
 const CONNECT_WITHIN_MS = 15_000;
 /** How long the link may stay interrupted (ICE "disconnected": the other side stopped answering)
- * before the session is called lost: a brief drop, as when a network changes, comes back within
- * it, and a target that is gone is said in seconds rather than after the host's heartbeat
- * (15 s), or ICE's "failed" (about 30 s in Chromium). */
+ * before the session is called lost: a brief drop on the same network comes back within it (a
+ * changed network does not: the page does not restart ICE), and a target that is gone is said
+ * in seconds rather than after the host's heartbeat (15 s) or ICE's "failed" (about 30 s in
+ * Chromium). */
 const LOST_AFTER_MS = 5_000;
 const LOST = "The connection to the other device was lost.";
 /** While the owner decides, the session is also read now and then: an event missed is not a hang. */

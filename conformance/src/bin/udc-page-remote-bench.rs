@@ -215,7 +215,9 @@ async fn main() -> Result<()> {
     );
     // Keyframes the page asks for (an RTCP PLI from Chromium, as when its picture breaks): how
     // soon the still desk sent one, and how soon the page had decoded it (as its statistics,
-    // polled, tell).
+    // polled, tell: the poll's own time is in it). Last: the first request puts the encoded
+    // transform that sends them in front of the page's video, and nothing above is measured
+    // through it.
     let (mut sent_after, mut decoded_after) = (Vec::new(), Vec::new());
     for _ in 0..plis {
         // The desk answers at most one request per 250 ms.
@@ -240,7 +242,7 @@ async fn main() -> Result<()> {
         summary(&mut sent_after)
     );
     println!(
-        "page: keyframe decoded after asking  {}",
+        "page: keyframe decoded after asking (as the page's statistics, polled, show it)  {}",
         summary(&mut decoded_after)
     );
     let figures = b

@@ -7,7 +7,8 @@
 //! way: 40 ms makes a round trip of 80 ms).
 //!
 //! scripts/bench-link.sh puts it in front of the TURN relay, and the desk sends only through the
-//! relay, so a remote session's media and feedback all cross it.
+//! relay, so a remote session's media and feedback all cross it (twice, should the page too pick
+//! a relayed path: double the loss and delay).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -73,6 +74,10 @@ impl Direction {
     }
 }
 
+fn millis(ms: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(ms / 1000.0).context("a duration of 0 ms or more")
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -87,12 +92,15 @@ async fn main() -> Result<()> {
     while let Some(a) = args.next() {
         let mut n = || -> Result<f64> { Ok(args.next().context("a number")?.parse()?) };
         match a.as_str() {
-            "--delay-ms" => shape.delay = Duration::from_secs_f64(n()? / 1000.0),
+            "--delay-ms" => shape.delay = millis(n()?)?,
             "--loss" => shape.loss = n()?,
             "--kbps" => shape.bits_per_sec = n()? * 1000.0,
-            "--queue-ms" => shape.queue = Duration::from_secs_f64(n()? / 1000.0),
+            "--queue-ms" => shape.queue = millis(n()?)?,
             other => bail!("unknown argument {other}"),
         }
+    }
+    if !(shape.bits_per_sec > 0.0 && (0.0..=1.0).contains(&shape.loss)) {
+        bail!("--kbps must be above 0 and --loss from 0 to 1");
     }
     let front = Arc::new(UdpSocket::bind(listen).await?);
     let mut clients: HashMap<SocketAddr, Direction> = HashMap::new();
