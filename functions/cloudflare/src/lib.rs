@@ -39,11 +39,15 @@ struct WorkerPorts {
 
 impl Ports for WorkerPorts {
     type Sql = D1Sql;
+    type Directory = D1Sql;
     type Clock = WorkerClock;
     type Random = OsRandom;
     type Hub = WorkerHub;
     type Http = WorkerHttp;
     fn sql(&self) -> &D1Sql {
+        &self.sql
+    }
+    fn directory(&self) -> &D1Sql {
         &self.sql
     }
     fn hub(&self) -> &WorkerHub {
@@ -269,6 +273,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
     let ctx = RequestContext {
         client_ip: req.headers().get("cf-connecting-ip")?,
+        account: None,
     };
     let config = match config(&env) {
         Ok(c) => c,

@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::{Hub, Ports, Row, Sql, Stmt};
 use crate::throttle::Keys;
 use crate::web::{json_body, Reply};
-use crate::{rows, validate, Core, Rq};
+use crate::{directory, rows, validate, Core, Rq};
 
 /// What a new password ended: the other sessions, every passkey.
 pub(crate) struct PasswordSet {
@@ -633,6 +633,9 @@ impl<P: Ports> Core<P> {
             .forget_account(user)
             .await
             .map_err(|e| left("connections and events")(e.to_string()))?;
+        directory::release(self.ports.directory(), user)
+            .await
+            .map_err(|e| left("records")(e.internal.unwrap_or(e.message)))?;
         sql.batch(vec![Stmt::new(
             // Only a tombstone: a live account is never erased by a stray run.
             "DELETE FROM users WHERE id = ? AND deleted_at IS NOT NULL",

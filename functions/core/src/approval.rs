@@ -20,7 +20,7 @@ use crate::events::{Change, When};
 use crate::ports::{Ports, Random, Sql, Stmt};
 use crate::tokens;
 use crate::web::{json_body, Reply};
-use crate::{rows, validate, Core, Rq};
+use crate::{directory, rows, validate, Core, Rq};
 
 /// How long a request waits for an answer.
 pub const REQUEST_TTL_MS: i64 = 2 * 60 * 1000;
@@ -148,6 +148,15 @@ impl<P: Ports> Core<P> {
                 When::Changed,
             );
         }
+        // The route first: a route to a request that was never stored leads its polls to a
+        // 404, where a request with no route could never be polled.
+        directory::record_approval(
+            self.ports.directory(),
+            &id,
+            user_id.as_deref(),
+            now + REQUEST_TTL_MS,
+        )
+        .await?;
         let done = self.commit(change).await?;
         if !done.one(0) {
             return Err(ApiError {
@@ -233,7 +242,7 @@ impl<P: Ports> Core<P> {
                 let user_id = rows::text(row, 4)?;
                 let sealed_key = rows::text(row, 5)?;
                 let session_id = self.new_id()?;
-                let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
+                let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
                 let changes = self
                     .ports
                     .sql()

@@ -15,7 +15,7 @@ use crate::ports::{Hub, Ports, Row, Sql, Stmt};
 use crate::throttle::Keys;
 use crate::tokens::{self, AccessClaims, TokenPair};
 use crate::web::{json_body, Reply};
-use crate::{rows, validate, Core, Rq};
+use crate::{directory, rows, validate, Core, Rq};
 pub use udc_client::wire::KdfParams;
 use udc_client::wire::{MIN_ITERATIONS, MIN_MEMORY_KIB, WRAPPED_KEY_BYTES};
 use udc_hub::Revoked;
@@ -23,6 +23,10 @@ use udc_hub::Revoked;
 pub const AUTH_KEY_BYTES: usize = 32;
 
 /// The parameters an account may be created with (the clients' own type, the server's rules).
+fn email_taken() -> ApiError {
+    ApiError::conflict("email_taken", "an account with this email already exists")
+}
+
 pub(crate) fn validate_kdf(kdf: &KdfParams) -> ApiResult<()> {
     kdf.check().map_err(ApiError::invalid)?;
     match B64.decode(&kdf.salt) {
@@ -104,7 +108,7 @@ fn new_cookie(
     user_id: &str,
     now: i64,
 ) -> ApiResult<(String, Stmt)> {
-    let (cookie, hash) = tokens::new_refresh(random)?;
+    let (cookie, hash) = tokens::new_cookie(random)?;
     let stmt = Stmt::new(
         "INSERT INTO login_cookies (cookie_hash, user_id, created_at, expires_at) \
          SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)",
@@ -236,15 +240,15 @@ impl<P: Ports> Core<P> {
             }
             None => (None, None),
         };
-        let user_id = self.new_id()?;
-        let session_id = self.new_id()?;
-        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
         let now = rq.now_ms;
         // Every sign-up tells whether an email has an account (409 below): count them per
         // address like failed sign-ins, so probing many emails from one place is slow.
         Keys::register(rq.client_ip.as_deref())
             .admit(self.ports.sql(), now)
             .await?;
+        let user_id = self.claim_email(rq, &email).await?;
+        let session_id = self.new_id()?;
+        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
         let insert_user = Stmt::new(
             "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
@@ -289,10 +293,7 @@ impl<P: Ports> Core<P> {
             )
             .await?;
         if changes.first() != Some(&1) {
-            return Err(ApiError::conflict(
-                "email_taken",
-                "an account with this email already exists",
-            ));
+            return Err(email_taken());
         }
         let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;
         Reply::json(
@@ -308,6 +309,24 @@ impl<P: Ports> Core<P> {
                 device_cookie: cookie,
             },
         )
+    }
+
+    /// The id a sign-up creates its account under, once the email is claimed for it in the
+    /// directory: the host's (where each account has its own storage, the host routed the
+    /// sign-up to a new account's), or a new one — or the id of an earlier sign-up with this
+    /// email that claimed it and never created its account. An email whose account exists
+    /// fails later, as the account's row cannot be written twice.
+    async fn claim_email(&self, rq: &Rq<'_>, email: &str) -> ApiResult<String> {
+        let wanted = match &rq.account {
+            Some(account) => account.clone(),
+            None => self.new_id()?,
+        };
+        let holder = directory::claim(self.ports.directory(), email, &wanted, rq.now_ms).await?;
+        if holder != wanted && rq.account.is_some() {
+            // Another account took the email between the host's look-up and this claim.
+            return Err(email_taken());
+        }
+        Ok(holder)
     }
 
     pub(crate) async fn login(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
@@ -372,7 +391,7 @@ impl<P: Ports> Core<P> {
         };
 
         let session_id = self.new_id()?;
-        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
+        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
         let now = rq.now_ms;
         // The cookie turns over at every sign-in: the one presented is spent.
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
@@ -444,7 +463,7 @@ impl<P: Ports> Core<P> {
             ));
         }
 
-        let (refresh, new_hash) = tokens::new_refresh(self.ports.random())?;
+        let (refresh, new_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
         let changes = sql
             .batch(vec![
                 Stmt::new(

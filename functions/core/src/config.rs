@@ -233,6 +233,16 @@ impl Config {
     }
 }
 
+/// A configuration with every secret made from `seed` (base64 of 32 bytes), for unit tests.
+#[cfg(test)]
+pub(crate) fn for_tests(seed: &str) -> Config {
+    Config::from_lookup(|k| match k {
+        JWT_PRIVATE_KEY | AUTH_PEPPER | DECOY_KEY => Some(seed.into()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,3 +299,4 @@ mod tests {
         assert!(!printed.contains("sixteen"), "{printed}");
     }
 }
+

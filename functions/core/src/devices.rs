@@ -264,7 +264,7 @@ impl<P: Ports> Core<P> {
 
         let device_id = self.new_id()?;
         let session_id = self.new_id()?;
-        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
+        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &caller.user_id)?;
         let now = rq.now_ms;
         let user = caller.user_id.as_str();
         // The caller's device-less session is swapped for one bound to the new device; every

@@ -13,6 +13,7 @@ pub mod config;
 pub mod conflict;
 pub mod crypto;
 pub mod devices;
+pub mod directory;
 pub mod error;
 mod events;
 pub mod files;
@@ -27,6 +28,7 @@ pub mod realtime;
 pub mod recovery;
 pub mod remote;
 pub mod request_id;
+pub mod routing;
 pub mod rows;
 pub mod settings;
 pub mod throttle;
@@ -53,6 +55,10 @@ pub struct RequestContext {
     /// The client's address as the platform reports it (Workers: `CF-Connecting-IP`;
     /// udc-server: the socket peer).
     pub client_ip: Option<String>,
+    /// The account whose storage the host routed the request to, where each account has its
+    /// own (a Durable Object): a sign-up there creates this account. `None` where one database
+    /// holds every account.
+    pub account: Option<String>,
 }
 
 /// One request as handlers see it: time and client address already settled.
@@ -63,6 +69,8 @@ pub struct Rq<'a> {
     pub body: &'a [u8],
     pub now_ms: i64,
     pub client_ip: Option<String>,
+    /// `RequestContext::account`.
+    pub account: Option<String>,
 }
 
 pub struct Core<P: Ports> {
@@ -327,6 +335,7 @@ impl<P: Ports> Core<P> {
             query: req.uri().query(),
             body: req.body(),
             now_ms: self.now_ms(req.headers()),
+            account: ctx.account.clone(),
             client_ip: self.client_ip(req.headers(), ctx),
         }
     }
@@ -501,6 +510,7 @@ impl<P: Ports> Core<P> {
                 let real = Rq {
                     now_ms: self.ports.clock().now_ms(),
                     client_ip: rq.client_ip.clone(),
+                    account: rq.account.clone(),
                     ..*rq
                 };
                 let caller = self.caller(&real).await?;

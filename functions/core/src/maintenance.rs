@@ -27,6 +27,10 @@ pub const OUTBOX_LEFT_MS: i64 = 10_000;
 /// Revoked sessions are kept this long (for support and audit) before they go.
 pub const KEEP_REVOKED_MS: i64 = 30 * 24 * 3600 * 1000;
 
+/// Sign-in approval requests (and their routes) are kept this long past their end, to answer a
+/// late poll.
+pub const PENDING_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 /// How many rows each step removed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Swept {
@@ -54,6 +58,8 @@ pub struct Swept {
     pub accounts_left: u64,
     /// Entries of accounts' activity past 90 days.
     pub activity_entries: u64,
+    /// Routes of sign-in approval requests past `PENDING_KEPT_MS` (the directory).
+    pub approval_routes: u64,
 }
 
 impl<P: Ports> Core<P> {
@@ -94,7 +100,7 @@ impl<P: Ports> Core<P> {
                 // Sign-in requests a day past their end (kept a while to answer a late poll).
                 Stmt::new(
                     "DELETE FROM pending_logins WHERE expires_at + ? <= ?",
-                    vec![(24 * 3600 * 1000i64).into(), now_ms.into()],
+                    vec![PENDING_KEPT_MS.into(), now_ms.into()],
                 ),
                 Stmt::new(
                     "DELETE FROM handoffs WHERE created_at + ? <= ?",
@@ -106,6 +112,11 @@ impl<P: Ports> Core<P> {
                     vec![now_ms.into()],
                 ),
             ])
+            .await?;
+        let approval_routes = self
+            .ports
+            .directory()
+            .batch(vec![crate::directory::sweep(now_ms - PENDING_KEPT_MS)])
             .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
@@ -126,6 +137,7 @@ impl<P: Ports> Core<P> {
             accounts_erased,
             accounts_left,
             activity_entries: changes.get(8).copied().unwrap_or(0),
+            approval_routes: approval_routes.first().copied().unwrap_or(0),
         })
     }
 

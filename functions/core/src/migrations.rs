@@ -68,6 +68,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_passkeys",
         include_str!("../../../schema/migrations/0016_passkeys.sql"),
     ),
+    (
+        "0017_directory",
+        include_str!("../../../schema/migrations/0017_directory.sql"),
+    ),
 ];
 
 /// The statements of one migration file: split at a `;` that ends a line, comments kept

@@ -587,7 +587,7 @@ impl<P: Ports> Core<P> {
             });
         }
         let session_id = self.new_id()?;
-        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random())?;
+        let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
         sql.batch(
             keys.succeeded()
                 .into_iter()

@@ -128,11 +128,16 @@ pub trait Http {
 /// The bundle a host hands to [`crate::Core`].
 pub trait Ports {
     type Sql: Sql;
+    /// What crosses accounts: the `account_directory` and `approval_directory` tables. The
+    /// same database as `sql` where one database holds every account (udc-server, Spin); D1
+    /// where each account's data is in its own Durable Object.
+    type Directory: Sql;
     type Clock: Clock;
     type Random: Random;
     type Hub: Hub;
     type Http: Http;
     fn sql(&self) -> &Self::Sql;
+    fn directory(&self) -> &Self::Directory;
     fn hub(&self) -> &Self::Hub;
     fn http(&self) -> &Self::Http;
     fn clock(&self) -> &Self::Clock;

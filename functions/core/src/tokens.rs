@@ -71,6 +71,14 @@ pub fn verify_access(config: &Config, now_ms: i64, token: &str) -> ApiResult<Acc
     })
 }
 
+/// The account a token of ours (an access token or a socket ticket, expired or not) was signed
+/// for; `None` for anything whose signature is not ours.
+pub fn signer_account(config: &Config, token: &str) -> Option<String> {
+    signed_claims(config, token)
+        .ok()
+        .map(|(claims, _)| claims.sub)
+}
+
 /// What the signature proves: the claims and when they expire (ms since the epoch).
 fn signed_claims(config: &Config, token: &str) -> ApiResult<(AccessClaims, i64)> {
     let invalid = || ApiError::unauthorized("invalid_token", "the access token is not valid");
@@ -136,13 +144,33 @@ impl VerifiedTokens {
     }
 }
 
-/// A new refresh token and the hash to store for it.
-pub fn new_refresh(random: &impl Random) -> ApiResult<(String, String)> {
-    let mut bytes = [0u8; 32];
-    random.fill(&mut bytes).map_err(ApiError::internal)?;
-    let token = format!("{REFRESH_PREFIX}{}", B64URL.encode(bytes));
+/// A new refresh token of `user_id`'s account and the hash to store for it. The token names
+/// its account (`udcr_<account>.<secret>`), so a host that keeps each account apart routes it
+/// without a look-up; only the whole token's hash is stored.
+pub fn new_refresh(random: &impl Random, user_id: &str) -> ApiResult<(String, String)> {
+    let token = format!("{REFRESH_PREFIX}{user_id}.{}", new_secret(random)?);
     let hash = refresh_hash(&token);
     Ok((token, hash))
+}
+
+/// A new device cookie and the hash to store for it: a secret alone (it travels with the
+/// email, which routes it).
+pub fn new_cookie(random: &impl Random) -> ApiResult<(String, String)> {
+    let token = format!("{REFRESH_PREFIX}{}", new_secret(random)?);
+    let hash = refresh_hash(&token);
+    Ok((token, hash))
+}
+
+fn new_secret(random: &impl Random) -> ApiResult<String> {
+    let mut bytes = [0u8; 32];
+    random.fill(&mut bytes).map_err(ApiError::internal)?;
+    Ok(B64URL.encode(bytes))
+}
+
+/// The account a refresh token names, if it names one (tokens issued before they did not).
+pub fn refresh_account(token: &str) -> Option<&str> {
+    let (account, _) = token.strip_prefix(REFRESH_PREFIX)?.split_once('.')?;
+    uuid::Uuid::try_parse(account).ok().map(|_| account)
 }
 
 pub fn refresh_hash(token: &str) -> String {
@@ -164,15 +192,7 @@ pub struct TokenPair {
 mod tests {
     use super::*;
 
-    fn config(seed: &str) -> Config {
-        Config::from_lookup(|k| match k {
-            crate::config::JWT_PRIVATE_KEY
-            | crate::config::AUTH_PEPPER
-            | crate::config::DECOY_KEY => Some(seed.into()),
-            _ => None,
-        })
-        .unwrap()
-    }
+    use crate::config::for_tests as config;
 
     const T0: i64 = 1_800_000_000_000;
 
@@ -223,5 +243,19 @@ mod tests {
             verified.verify(&c, T0, &token).unwrap();
         }
         assert!(verified.lock().len() <= VERIFIED_MAX);
+    }
+
+    #[test]
+    fn a_refresh_token_names_its_account_and_a_cookie_names_none() {
+        let account = "6f1c9a52-0d0e-4c1b-9a53-1f5ad2a0b7c4";
+        let (token, hash) = new_refresh(&crate::OsRandom, account).unwrap();
+        assert_eq!(refresh_account(&token), Some(account));
+        assert_eq!(hash, refresh_hash(&token));
+        let (cookie, _) = new_cookie(&crate::OsRandom).unwrap();
+        assert_eq!(refresh_account(&cookie), None);
+        // Tokens from before they named an account, and names that are no account id.
+        assert_eq!(refresh_account("udcr_c2VjcmV0"), None);
+        assert_eq!(refresh_account("udcr_../x.secret"), None);
+        assert_eq!(refresh_account(&format!("x{token}")), None);
     }
 }

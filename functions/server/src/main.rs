@@ -276,6 +276,7 @@ async fn route(
     let (mut parts, body) = req.into_parts();
     let ctx = RequestContext {
         client_ip: Some(peer.ip().to_string()),
+        account: None,
     };
     if parts.uri.path() == "/realtime" {
         if let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &core).await {

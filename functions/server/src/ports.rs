@@ -17,11 +17,15 @@ pub struct ServerPorts {
 
 impl Ports for ServerPorts {
     type Sql = SqliteSql;
+    type Directory = SqliteSql;
     type Clock = SystemClock;
     type Random = OsRandom;
     type Hub = ServerHub;
     type Http = ServerHttp;
     fn sql(&self) -> &SqliteSql {
+        &self.sql
+    }
+    fn directory(&self) -> &SqliteSql {
         &self.sql
     }
     fn hub(&self) -> &ServerHub {

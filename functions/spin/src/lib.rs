@@ -26,11 +26,15 @@ struct SpinPorts {
 
 impl Ports for SpinPorts {
     type Sql = SpinSql;
+    type Directory = SpinSql;
     type Clock = SystemClock;
     type Random = OsRandom;
     type Hub = SpinHub;
     type Http = SpinHttp;
     fn sql(&self) -> &SpinSql {
+        &self.sql
+    }
+    fn directory(&self) -> &SpinSql {
         &self.sql
     }
     fn hub(&self) -> &SpinHub {
@@ -122,5 +126,12 @@ async fn answer(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
         });
     let hub = SpinHub::on(sql.0.clone());
     let core = Core::new(SpinPorts { sql, hub }, config);
-    core.handle(req, RequestContext { client_ip }).await
+    core.handle(
+        req,
+        RequestContext {
+            client_ip,
+            account: None,
+        },
+    )
+    .await
 }

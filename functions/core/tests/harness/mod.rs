@@ -158,11 +158,15 @@ pub struct TestPorts {
 
 impl udc_core::Ports for TestPorts {
     type Sql = Db;
+    type Directory = Db;
     type Clock = SystemClock;
     type Random = OsRandom;
     type Hub = TestHub;
     type Http = NoStore;
     fn sql(&self) -> &Db {
+        &self.sql
+    }
+    fn directory(&self) -> &Db {
         &self.sql
     }
     fn hub(&self) -> &TestHub {
