@@ -148,11 +148,9 @@ const SET_PASSWORD_IF_RECOVERY: &str = "UPDATE users SET kdf_algorithm = ?, kdf_
     recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ?, updated_at = ? \
     WHERE id = ? AND deleted_at IS NULL AND recovery_hash = ?";
 
-/// The caller, once the password's proof matched, and what takes its failed guesses back
-/// (part of the change's batch).
+/// The caller, once the password's proof matched (its failed guesses taken back).
 pub(crate) struct Proven {
     pub caller: Caller,
-    pub succeeded: Vec<Stmt>,
     /// The stored hash the proof matched (hex): a change made on it is guarded on it, so a
     /// password changed meanwhile wins.
     pub auth_hash: String,
@@ -329,7 +327,7 @@ impl<P: Ports> Core<P> {
             .and_then(|r| r.first())
             .ok_or_else(|| ApiError::not_found("account"))?;
         let keys = Keys::new(&rows::text(row, 0)?, rq.client_ip.as_deref());
-        keys.admit(self.ports.sql(), rq.now_ms).await?;
+        keys.admit(self.ports.directory(), rq.now_ms).await?;
         let auth_hash = rows::text(row, 1)?;
         let stored = hex::decode(&auth_hash).unwrap_or_default();
         let matches: bool = self.auth_hash(&auth_key)?.ct_eq(stored.as_slice()).into();
@@ -347,52 +345,32 @@ impl<P: Ports> Core<P> {
                 format!("the password is not this account's: {nothing}"),
             ));
         }
-        let succeeded = keys.succeeded();
-        Ok((
-            Proven {
-                caller,
-                succeeded,
-                auth_hash,
-            },
-            body,
-        ))
+        keys.succeed(self.ports.directory()).await?;
+        Ok((Proven { caller, auth_hash }, body))
     }
 
     /// `PUT /account/key`: an account made before account keys gets its key wrapped, once (its
     /// key is the password's `enc_key`; the client wraps that). 409 when one is kept already:
     /// a key is never replaced but by a password change.
     pub(crate) async fn keep_wrapped_key(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (
-            Proven {
-                caller,
-                succeeded,
-                auth_hash,
-            },
-            body,
-        ) = self
+        let (Proven { caller, auth_hash }, body) = self
             .with_password::<KeyBody>(rq, "nothing was changed")
             .await?;
-        let kept_at = succeeded.len();
         let changes = self
             .ports
             .sql()
-            .batch(
-                succeeded
-                    .into_iter()
-                    .chain([Stmt::new(
-                        "UPDATE users SET wrapped_key = ?, updated_at = ? \
-                         WHERE id = ? AND wrapped_key IS NULL AND deleted_at IS NULL AND auth_hash = ?",
-                        vec![
-                            body.wrapped_key.as_str().into(),
-                            rq.now_ms.into(),
-                            caller.user_id.as_str().into(),
-                            auth_hash.into(),
-                        ],
-                    )])
-                    .collect(),
-            )
+            .batch(vec![Stmt::new(
+                "UPDATE users SET wrapped_key = ?, updated_at = ? \
+                 WHERE id = ? AND wrapped_key IS NULL AND deleted_at IS NULL AND auth_hash = ?",
+                vec![
+                    body.wrapped_key.as_str().into(),
+                    rq.now_ms.into(),
+                    caller.user_id.as_str().into(),
+                    auth_hash.into(),
+                ],
+            )])
             .await?;
-        if changes.get(kept_at) != Some(&1) {
+        if changes.first() != Some(&1) {
             return Err(ApiError::conflict(
                 "key_exists",
                 "the account already keeps a wrapped key: only a password change replaces it",
@@ -406,14 +384,7 @@ impl<P: Ports> Core<P> {
     /// is re-encrypted), and every other session ends (tokens at once, sockets 4001). The
     /// password itself and the unwrapped key never reach the server.
     pub(crate) async fn change_password(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (
-            Proven {
-                caller,
-                succeeded,
-                auth_hash,
-            },
-            body,
-        ) = self
+        let (Proven { caller, auth_hash }, body) = self
             .with_password::<PasswordBody>(rq, "nothing was changed")
             .await?;
         let user = caller.user_id.as_str();
@@ -423,7 +394,6 @@ impl<P: Ports> Core<P> {
                 user,
                 &body.new_password(),
                 Unchanged::Password(auth_hash),
-                succeeded,
                 Actor::from(&caller),
             )
             .await?
@@ -440,7 +410,7 @@ impl<P: Ports> Core<P> {
         .warn(set.warning))
     }
 
-    /// Gives `user` a new password when `only_if` still holds, in one batch after `first`: its
+    /// Gives `user` a new password when `only_if` still holds, in one batch: its
     /// KDF parameters, its proof's hash, the wrapped key and a new recovery code, an activity
     /// entry by `by`; every session but `by`'s ends (tokens at once, then sockets) and sign-ins
     /// approved but not collected are denied. `None` when the condition no longer held
@@ -452,7 +422,6 @@ impl<P: Ports> Core<P> {
         user: &str,
         new: &NewPassword<'_>,
         only_if: Unchanged,
-        first: Vec<Stmt>,
         by: Actor<'_>,
     ) -> ApiResult<Option<PasswordSet>> {
         // A change keeps the session that made it; a reset (no session) keeps none.
@@ -466,14 +435,12 @@ impl<P: Ports> Core<P> {
         } else {
             ("password_reset", Kind::PasswordReset)
         };
-        let changed_at = first.len();
         let changes = self
             .ports
             .sql()
             .batch(
-                first
-                    .into_iter()
-                    .chain([
+                [
+
                         Stmt::new(
                             match only_if {
                                 Unchanged::Password(_) => SET_PASSWORD_IF_PASSWORD,
@@ -535,17 +502,17 @@ impl<P: Ports> Core<P> {
                                 new_hash.as_str().into(),
                             ],
                         ),
-                    ])
-                    .collect(),
+                ]
+                .into(),
             )
             .await?;
-        if changes.get(changed_at) != Some(&1) {
+        if changes.first() != Some(&1) {
             return Ok(None);
         }
         let warning = self.close_ended(user, now, reason).await?;
         Ok(Some(PasswordSet {
-            ended: changes.get(changed_at + 2).copied().unwrap_or(0),
-            passkeys_removed: changes.get(changed_at + 4).copied().unwrap_or(0),
+            ended: changes.get(2).copied().unwrap_or(0),
+            passkeys_removed: changes.get(4).copied().unwrap_or(0),
             warning,
         }))
     }
@@ -555,25 +522,15 @@ impl<P: Ports> Core<P> {
     /// log, stored files and rows are erased. 204 when all is gone; 202 with what remains
     /// when the store or the hub failed, which the scheduled run finishes.
     pub(crate) async fn delete_account(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (
-            Proven {
-                caller,
-                succeeded,
-                auth_hash,
-            },
-            _,
-        ) = self
+        let (Proven { caller, auth_hash }, _) = self
             .with_password::<DeleteBody>(rq, "nothing was deleted")
             .await?;
         let sql = self.ports.sql();
         let user = caller.user_id.as_str();
         let now = rq.now_ms;
-        let ends_at = succeeded.len();
         let ended = sql
             .batch(
-                succeeded
-                    .into_iter()
-                    .chain([
+                [
                         Stmt::new(
                             "UPDATE users SET deleted_at = ?, email = 'deleted:' || id, auth_hash = '', wrapped_key = NULL, \
                              recovery_hash = NULL, recovery_wrapped_key = NULL \
@@ -591,12 +548,12 @@ impl<P: Ports> Core<P> {
                              WHERE user_id = ? AND state IN ('pending', 'approved')",
                             vec![user.into()],
                         ),
-                    ])
-                    .collect(),
+                ]
+                .into(),
             )
             .await?;
         // Deleted meanwhile by another request.
-        if ended.get(ends_at) != Some(&1) {
+        if ended.first() != Some(&1) {
             return Err(ApiError::not_found("account"));
         }
         match self.erase_account(user).await {

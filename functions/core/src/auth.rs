@@ -244,7 +244,7 @@ impl<P: Ports> Core<P> {
         // Every sign-up tells whether an email has an account (409 below): count them per
         // address like failed sign-ins, so probing many emails from one place is slow.
         Keys::register(rq.client_ip.as_deref())
-            .admit(self.ports.sql(), now)
+            .admit(self.ports.directory(), now)
             .await?;
         let user_id = self.claim_email(rq, &email).await?;
         let session_id = self.new_id()?;
@@ -366,7 +366,7 @@ impl<P: Ports> Core<P> {
             _ => unknown,
         };
         // Counted before the key is compared; a success takes the count back.
-        keys.admit(sql, rq.now_ms).await?;
+        keys.admit(self.ports.directory(), rq.now_ms).await?;
         let presented = self.auth_hash(&auth_key)?;
         // Unknown accounts compare against a fixed value so both paths do the same work.
         let (user, stored) = match users.first() {
@@ -389,6 +389,7 @@ impl<P: Ports> Core<P> {
                 "email or password is incorrect",
             ));
         };
+        keys.succeed(self.ports.directory()).await?;
 
         let session_id = self.new_id()?;
         let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
@@ -396,20 +397,19 @@ impl<P: Ports> Core<P> {
         // The cookie turns over at every sign-in: the one presented is spent.
         let (cookie, store_cookie) = new_cookie(self.ports.random(), &user_id, now)?;
         sql.batch(
-            keys.succeeded()
-                .into_iter()
-                .chain([
-                    Stmt::new(
-                        "DELETE FROM login_cookies WHERE cookie_hash = ? AND user_id = ?",
-                        vec![cookie_hash.as_deref().into(), user_id.as_str().into()],
-                    ),
-                    store_cookie,
-                    Entry::new(Kind::SignedIn)
-                        .with(serde_json::json!({ "method": "password" }))
-                        .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always),
-                ])
-                .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
-                .collect(),
+            [
+                Stmt::new(
+                    "DELETE FROM login_cookies WHERE cookie_hash = ? AND user_id = ?",
+                    vec![cookie_hash.as_deref().into(), user_id.as_str().into()],
+                ),
+                store_cookie,
+                Entry::new(Kind::SignedIn)
+                    .with(serde_json::json!({ "method": "password" }))
+                    .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always),
+            ]
+            .into_iter()
+            .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
+            .collect(),
         )
         .await?;
         let tokens = self.token_pair(&user_id, &session_id, None, refresh, now)?;

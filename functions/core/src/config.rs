@@ -299,4 +299,3 @@ mod tests {
         assert!(!printed.contains("sixteen"), "{printed}");
     }
 }
-

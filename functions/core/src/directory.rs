@@ -1,7 +1,8 @@
 //! The directory (`schema/migrations/0017_directory.sql`): what a request must find before it
 //! knows its account — an email's account, a sign-in approval request's. Core writes it through
 //! `Ports::directory`; a host that keeps each account apart (the Worker: a Durable Object per
-//! account) reads it to route a request (`find_email`, `find_approval`).
+//! account) reads it to route a request (`find_email`, `find_approval`). The sign-in throttles
+//! (`throttle`) count there too, across accounts.
 
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Sql, Stmt};
@@ -83,6 +84,26 @@ pub async fn find_approval(directory: &impl Sql, id: &str) -> ApiResult<Option<O
         ))
         .await?;
     rows.first().map(|r| rows::opt_text(r, 0)).transpose()
+}
+
+/// The account a refresh token made before tokens named their account belongs to, by the
+/// token's hash (`tokens::refresh_hash`).
+pub async fn find_refresh(directory: &impl Sql, token_hash: &str) -> ApiResult<Option<String>> {
+    let rows = directory
+        .query(Stmt::new(
+            "SELECT user_id FROM refresh_directory WHERE token_hash = ?",
+            vec![token_hash.into()],
+        ))
+        .await?;
+    rows.first().map(|r| rows::text(r, 0)).transpose()
+}
+
+/// Drops the routes of refresh tokens from before that have expired.
+pub fn sweep_refresh(now_ms: i64) -> Stmt {
+    Stmt::new(
+        "DELETE FROM refresh_directory WHERE expires_at <= ?",
+        vec![now_ms.into()],
+    )
 }
 
 /// Drops the routes of approval requests that expired before `before_ms`.

@@ -557,7 +557,7 @@ impl<P: Ports> Core<P> {
     }
 
     /// A fresh random UUID (v4) from the host's randomness.
-    pub(crate) fn new_id(&self) -> ApiResult<String> {
+    pub fn new_id(&self) -> ApiResult<String> {
         let mut bytes = [0u8; 16];
         self.ports
             .random()

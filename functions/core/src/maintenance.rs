@@ -60,20 +60,43 @@ pub struct Swept {
     pub activity_entries: u64,
     /// Routes of sign-in approval requests past `PENDING_KEPT_MS` (the directory).
     pub approval_routes: u64,
+    /// Routes of refresh tokens from before tokens named their account, expired.
+    pub refresh_routes: u64,
 }
 
 impl<P: Ports> Core<P> {
+    /// Everything: the accounts' rows (`account_maintenance`) and the directory's. For a host
+    /// whose one database holds both, and for the Worker's own core over D1.
     pub async fn maintenance(&self, now_ms: i64) -> ApiResult<Swept> {
+        let mut swept = self.account_maintenance(now_ms).await?;
+        let directory = self
+            .ports
+            .directory()
+            .batch(vec![
+                Stmt::new(
+                    "DELETE FROM login_throttle WHERE window_start + ? <= ?",
+                    vec![WINDOW_MS.into(), now_ms.into()],
+                ),
+                crate::directory::sweep(now_ms - PENDING_KEPT_MS),
+                crate::directory::sweep_refresh(now_ms),
+            ])
+            .await?;
+        swept.throttle_windows = directory.first().copied().unwrap_or(0);
+        swept.approval_routes = directory.get(1).copied().unwrap_or(0);
+        swept.refresh_routes = directory.get(2).copied().unwrap_or(0);
+        Ok(swept)
+    }
+
+    /// The accounts' own rows, without the directory: what an account's Durable Object sweeps
+    /// in its own storage (the directory is D1's, swept once by the Worker's scheduled run, not
+    /// by every account).
+    pub async fn account_maintenance(&self, now_ms: i64) -> ApiResult<Swept> {
         let revoked_before = now_ms - KEEP_REVOKED_MS;
         let (sessions_expired, sessions_left_live) = self.expire_sessions(now_ms).await?;
         let changes = self
             .ports
             .sql()
             .batch(vec![
-                Stmt::new(
-                    "DELETE FROM login_throttle WHERE window_start + ? <= ?",
-                    vec![WINDOW_MS.into(), now_ms.into()],
-                ),
                 Stmt::new(
                     "DELETE FROM refresh_tokens WHERE expires_at <= ? OR session_id IN \
                      (SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at < ?)",
@@ -113,11 +136,6 @@ impl<P: Ports> Core<P> {
                 ),
             ])
             .await?;
-        let approval_routes = self
-            .ports
-            .directory()
-            .batch(vec![crate::directory::sweep(now_ms - PENDING_KEPT_MS)])
-            .await?;
         let (files_purged, uploads_aborted) = self.purge_files(now_ms, None).await?;
         let remote_sessions_ended = self.settle_lapsed_sessions(now_ms).await?;
         let (outboxes_sent, outboxes_left) = self.send_left_outboxes(now_ms).await?;
@@ -125,10 +143,9 @@ impl<P: Ports> Core<P> {
         Ok(Swept {
             sessions_expired,
             sessions_left_live,
-            throttle_windows: changes.first().copied().unwrap_or(0),
-            refresh_tokens: changes.get(1).copied().unwrap_or(0),
-            sessions: changes.get(2).copied().unwrap_or(0),
-            idempotency_keys: changes.get(5).copied().unwrap_or(0),
+            refresh_tokens: changes.first().copied().unwrap_or(0),
+            sessions: changes.get(1).copied().unwrap_or(0),
+            idempotency_keys: changes.get(4).copied().unwrap_or(0),
             files_purged,
             uploads_aborted,
             remote_sessions_ended,
@@ -136,8 +153,8 @@ impl<P: Ports> Core<P> {
             outboxes_left,
             accounts_erased,
             accounts_left,
-            activity_entries: changes.get(8).copied().unwrap_or(0),
-            approval_routes: approval_routes.first().copied().unwrap_or(0),
+            activity_entries: changes.get(7).copied().unwrap_or(0),
+            ..Swept::default()
         })
     }
 

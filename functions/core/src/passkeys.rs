@@ -314,16 +314,9 @@ impl<P: Ports> Core<P> {
     /// person verified) and kept with its public key and, where it has PRF, the account key
     /// it wraps.
     pub(crate) async fn passkey_register(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (
-            Proven {
-                caller, succeeded, ..
-            },
-            body,
-        ) = self
+        let (Proven { caller, .. }, body) = self
             .with_password::<RegisterBody>(rq, "no passkey was added")
             .await?;
-        // The password was right: whatever fails after it is no failed sign-in.
-        self.ports.sql().batch(succeeded).await?;
         let NewCredential {
             challenge,
             rp_id,
@@ -490,7 +483,7 @@ impl<P: Ports> Core<P> {
             .await?;
         let passkey_key = found.first().map(|row| rows::text(row, 0)).transpose()?;
         let keys = Keys::passkey(passkey_key.as_deref(), rq.client_ip.as_deref());
-        keys.admit(sql, rq.now_ms).await?;
+        keys.admit(self.ports.directory(), rq.now_ms).await?;
         let Some(row) = found.first() else {
             return Err(ApiError::unauthorized(
                 "passkey_refused",
@@ -577,8 +570,8 @@ impl<P: Ports> Core<P> {
             email,
             created_at: rows::timestamp(rows::int(row, 11)?),
         };
+        keys.succeed(self.ports.directory()).await?;
         if wrapped_key.is_none() {
-            sql.batch(keys.succeeded()).await?;
             return Reply::ok(PasskeySignedIn {
                 user,
                 tokens: None,
@@ -589,13 +582,12 @@ impl<P: Ports> Core<P> {
         let session_id = self.new_id()?;
         let (refresh, refresh_hash) = tokens::new_refresh(self.ports.random(), &user_id)?;
         sql.batch(
-            keys.succeeded()
-                .into_iter()
-                .chain([Entry::new(Kind::SignedIn)
-                    .with(serde_json::json!({ "method": "passkey", "passkey": passkey.name }))
-                    .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always)])
-                .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
-                .collect(),
+            [Entry::new(Kind::SignedIn)
+                .with(serde_json::json!({ "method": "passkey", "passkey": passkey.name }))
+                .stmt(rq, &user_id, Actor::new_session(&session_id), If::Always)]
+            .into_iter()
+            .chain(self.password_session(&user_id, &session_id, &refresh_hash, rq))
+            .collect(),
         )
         .await?;
         Reply::ok(PasskeySignedIn {

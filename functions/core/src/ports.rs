@@ -128,7 +128,8 @@ pub trait Http {
 /// The bundle a host hands to [`crate::Core`].
 pub trait Ports {
     type Sql: Sql;
-    /// What crosses accounts: the `account_directory` and `approval_directory` tables. The
+    /// What crosses accounts: the `account_directory` and `approval_directory` tables, and the
+    /// sign-in throttles (`login_throttle`: an address guessing at many accounts). The
     /// same database as `sql` where one database holds every account (udc-server, Spin); D1
     /// where each account's data is in its own Durable Object.
     type Directory: Sql;

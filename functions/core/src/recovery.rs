@@ -72,8 +72,6 @@ struct Recovered {
     wrapped_key: String,
     /// The proof's hash (hex), for a change guarded on it.
     hash: String,
-    /// What takes the email's failed attempts back, for the change's batch.
-    succeeded: Vec<Stmt>,
 }
 
 /// The one answer to an unknown email, a wrong code and an account without a code.
@@ -131,25 +129,15 @@ impl<P: Ports> Core<P> {
     /// `PUT /account/recovery`: a new recovery code for the account (the last one stops
     /// working), with the password's proof.
     pub(crate) async fn set_recovery(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let (
-            Proven {
-                caller,
-                succeeded,
-                auth_hash,
-            },
-            body,
-        ) = self
+        let (Proven { caller, auth_hash }, body) = self
             .with_password::<SetBody>(rq, "nothing was changed")
             .await?;
         let (hash, wrapped) = self.recovery_values(&body.recovery)?;
-        let set_at = succeeded.len();
         let changes = self
             .ports
             .sql()
             .batch(
-                succeeded
-                    .into_iter()
-                    .chain([
+                [
                         Stmt::new(
                             // Only under the password proven: one changed meanwhile wins.
                             "UPDATE users SET recovery_hash = ?, recovery_wrapped_key = ?, recovery_set_at = ? \
@@ -168,11 +156,11 @@ impl<P: Ports> Core<P> {
                             Actor::from(&caller),
                             If::Changed,
                         ),
-                    ])
-                    .collect(),
+                ]
+                .into(),
             )
             .await?;
-        if changes.get(set_at) != Some(&1) {
+        if changes.first() != Some(&1) {
             return Err(ApiError::conflict(
                 "password_changed",
                 "the password was changed meanwhile: nothing was changed, sign in again",
@@ -188,7 +176,7 @@ impl<P: Ports> Core<P> {
             .map_err(|_| ApiError::invalid("recovery_auth_key: must be 32 bytes, base64"))?;
         let sql = self.ports.sql();
         let keys = Keys::new(&email, rq.client_ip.as_deref());
-        keys.admit(sql, rq.now_ms).await?;
+        keys.admit(self.ports.directory(), rq.now_ms).await?;
         let found = sql
             .query(Stmt::new(
                 "SELECT id, recovery_hash, recovery_wrapped_key FROM users \
@@ -207,12 +195,14 @@ impl<P: Ports> Core<P> {
         };
         let matches: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
         match account {
-            Some((user_id, Some(wrapped_key))) if matches && !stored.is_empty() => Ok(Recovered {
-                user_id,
-                wrapped_key,
-                hash: presented,
-                succeeded: keys.succeeded(),
-            }),
+            Some((user_id, Some(wrapped_key))) if matches && !stored.is_empty() => {
+                keys.succeed(self.ports.directory()).await?;
+                Ok(Recovered {
+                    user_id,
+                    wrapped_key,
+                    hash: presented,
+                })
+            }
             _ => {
                 // In the owner's activity (nothing written for an unknown email, by the same
                 // statement).
@@ -230,7 +220,6 @@ impl<P: Ports> Core<P> {
         let found = self
             .recovered(rq, &body.email, &body.recovery_auth_key)
             .await?;
-        self.ports.sql().batch(found.succeeded).await?;
         Reply::ok(serde_json::json!({ "wrapped_key": found.wrapped_key }))
     }
 
@@ -255,7 +244,6 @@ impl<P: Ports> Core<P> {
                 &found.user_id,
                 &new,
                 Unchanged::Recovery(found.hash),
-                found.succeeded,
                 Actor::default(),
             )
             .await?

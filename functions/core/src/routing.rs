@@ -8,7 +8,8 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::{tokens, validate};
+use crate::tokens::{self, VerifiedTokens};
+use crate::validate;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub enum Destination {
     Email(String),
     /// The storage of the account this sign-in approval request went to (the directory).
     Approval(String),
+    /// The storage of the account a refresh token from before tokens named their account
+    /// belongs to (the directory, by the token's hash).
+    RefreshHash(String),
     /// No account's: answered from what all accounts share (health, a passkey challenge, a
     /// token that is not one, a body that names nothing).
     Shared,
@@ -35,9 +39,12 @@ struct Named {
 }
 
 /// The destination of a request to `path`. Only the signature of a token is checked here (the
-/// account's storage checks everything else, its expiry included, as any host does).
+/// account's storage checks everything else, its expiry included, as any host does), through
+/// `verified`, which a host keeps between requests.
 pub fn destination(
     config: &Config,
+    verified: &VerifiedTokens,
+    now_ms: i64,
     path: &str,
     query: Option<&str>,
     headers: &http::HeaderMap,
@@ -53,10 +60,13 @@ pub fn destination(
             .and_then(|n| n.email)
             .and_then(|e| validate::email(&e).ok())
             .map_or(Destination::Shared, Destination::Email),
-        ["auth", "token", "refresh"] => named()
-            .and_then(|n| n.refresh_token)
-            .and_then(|t| tokens::refresh_account(&t).map(str::to_owned))
-            .map_or(Destination::Shared, Destination::Account),
+        ["auth", "token", "refresh"] => match named().and_then(|n| n.refresh_token) {
+            Some(token) => match tokens::refresh_account(&token) {
+                Some(account) => Destination::Account(account.to_owned()),
+                None => Destination::RefreshHash(tokens::refresh_hash(&token)),
+            },
+            None => Destination::Shared,
+        },
         ["auth", "webauthn", "login"] => named()
             .and_then(|n| n.user_handle)
             .and_then(|h| B64URL.decode(h).ok())
@@ -73,10 +83,10 @@ pub fn destination(
                     .map(str::to_owned)
             })
             .or_else(|| bearer(headers))
-            .and_then(|t| tokens::signer_account(config, &t))
+            .and_then(|t| verified.signer(config, now_ms, &t))
             .map_or(Destination::Shared, Destination::Account),
         _ => bearer(headers)
-            .and_then(|t| tokens::signer_account(config, &t))
+            .and_then(|t| verified.signer(config, now_ms, &t))
             .map_or(Destination::Shared, Destination::Account),
     }
 }
@@ -121,7 +131,16 @@ mod tests {
                 format!("Bearer {t}").parse().unwrap(),
             );
         }
-        destination(&for_tests(SEED), path, query, &headers, body.as_bytes())
+        let verified = VerifiedTokens::default();
+        destination(
+            &for_tests(SEED),
+            &verified,
+            T0,
+            path,
+            query,
+            &headers,
+            body.as_bytes(),
+        )
     }
 
     #[test]
@@ -189,6 +208,10 @@ mod tests {
                 None,
                 r#"{"refresh_token":"udcr_old"}"#
             ),
+            Destination::RefreshHash(crate::tokens::refresh_hash("udcr_old"))
+        );
+        assert_eq!(
+            to("/auth/token/refresh", None, None, "{}"),
             Destination::Shared
         );
         let handle = B64URL.encode(ACCOUNT);

@@ -135,11 +135,14 @@ impl Keys {
         Ok(())
     }
 
-    /// After a successful sign-in: the email's (or the cookie's) count starts again, and the
+    /// After a proof matched: the email's (or the cookie's) count starts again, and the
     /// attempt no longer counts against the address (only failures do; one good sign-in must
     /// not reset an address that is guessing at many accounts, so the rest of its count stays).
-    pub fn succeeded(&self) -> Vec<Stmt> {
-        self.keys
+    /// The counts are in the directory, apart from any account's change: this runs before the
+    /// change the proof allows, which an attempt proven right may then fail to make.
+    pub async fn succeed(&self, directory: &impl Sql) -> ApiResult<()> {
+        let stmts = self
+            .keys
             .iter()
             .enumerate()
             .map(|(i, (key, _))| {
@@ -152,7 +155,9 @@ impl Keys {
                     )
                 }
             })
-            .collect()
+            .collect();
+        directory.batch(stmts).await?;
+        Ok(())
     }
 }
 

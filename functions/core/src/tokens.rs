@@ -71,14 +71,6 @@ pub fn verify_access(config: &Config, now_ms: i64, token: &str) -> ApiResult<Acc
     })
 }
 
-/// The account a token of ours (an access token or a socket ticket, expired or not) was signed
-/// for; `None` for anything whose signature is not ours.
-pub fn signer_account(config: &Config, token: &str) -> Option<String> {
-    signed_claims(config, token)
-        .ok()
-        .map(|(claims, _)| claims.sub)
-}
-
 /// What the signature proves: the claims and when they expire (ms since the epoch).
 fn signed_claims(config: &Config, token: &str) -> ApiResult<(AccessClaims, i64)> {
     let invalid = || ApiError::unauthorized("invalid_token", "the access token is not valid");
@@ -116,6 +108,20 @@ const VERIFIED_MAX: usize = 4096;
 
 impl VerifiedTokens {
     pub fn verify(&self, config: &Config, now_ms: i64, token: &str) -> ApiResult<AccessClaims> {
+        let (claims, expires_ms) = self.signed(config, now_ms, token)?;
+        if now_ms > expires_ms {
+            return Err(expired());
+        }
+        Ok(claims)
+    }
+
+    /// The account a token of ours (an access token or a socket ticket, expired or not) was
+    /// signed for; `None` for anything whose signature is not ours.
+    pub fn signer(&self, config: &Config, now_ms: i64, token: &str) -> Option<String> {
+        self.signed(config, now_ms, token).ok().map(|(c, _)| c.sub)
+    }
+
+    fn signed(&self, config: &Config, now_ms: i64, token: &str) -> ApiResult<(AccessClaims, i64)> {
         let known = self.lock().get(token).cloned();
         let (claims, expires_ms) = match known {
             Some(found) => found,
@@ -132,10 +138,7 @@ impl VerifiedTokens {
                 checked
             }
         };
-        if now_ms > expires_ms {
-            return Err(expired());
-        }
-        Ok(claims)
+        Ok((claims, expires_ms))
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, (AccessClaims, i64)>> {

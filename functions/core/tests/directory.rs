@@ -62,7 +62,10 @@ fn a_sign_up_claims_its_email_and_takes_over_a_claim_whose_account_was_never_mad
         assert_eq!(made["user"]["id"], left);
         let (status, again) =
             post(core, "/auth/register", None, register_body("b@example.com")).await;
-        assert_eq!((status, again["error"]["code"].as_str()), (409, Some("email_taken")));
+        assert_eq!(
+            (status, again["error"]["code"].as_str()),
+            (409, Some("email_taken"))
+        );
     });
 }
 
