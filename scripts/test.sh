@@ -32,7 +32,7 @@ cargo clippy -p udc-agent --target x86_64-pc-windows-gnu -- -D warnings
 step "build: udc-server, udc-agent (for Linux and Windows), the Worker, the Spin component"
 cargo build -p udc-server -p udc-agent -p udc-spin-host
 cargo build -p udc-agent --target x86_64-pc-windows-gnu
-cargo build -p udc-conformance --bin udc-fuzz-token
+cargo build -p udc-conformance --bin udc-fuzz-token --bin udc-d1-account
 build_worker
 cargo build -p udc-spin --target wasm32-wasip2 --profile spin
 scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/spin/udc_spin.wasm"
@@ -141,6 +141,20 @@ stop_hosts
 # on every host).
 SUITE_FILTER='not (test(protocol_level_errors) | test(through_a_turn_relay))' \
   conformance_on "wrangler-dev" start_wrangler "$UDC_RUN_DIR/wrangler-state"
+# An account made the way the Worker made them before each account had its own object (core
+# over D1 itself, wrangler stopped), then wrangler dev on the same state: the account moves into
+# its object on first use, with nothing lost.
+step "upgrade: an account D1 held moves into its Durable Object (wrangler dev)"
+upgrade_state="$UDC_RUN_DIR/upgrade-state"
+ensure_dev_vars
+npx wrangler d1 migrations apply DB --local --persist-to "$upgrade_state" -c "$(dev_config)" \
+  >"$UDC_RUN_DIR/upgrade-migrations.log" 2>&1
+upgrade_d1=$(ls "$upgrade_state"/v3/d1/miniflare-D1DatabaseObject/*.sqlite | grep -v metadata)
+"$BIN/debug/udc-d1-account" "$upgrade_d1" "$UDC_ROOT/.dev.vars" "$UDC_RUN_DIR/upgrade.json"
+start_wrangler "$upgrade_state"
+UDC_UPGRADE_STATE="$UDC_RUN_DIR/upgrade.json" UDC_UPGRADE_D1="$upgrade_d1" \
+  cargo nextest run -p udc-conformance --test upgrade
+stop_hosts
 # Spin holds no sockets: the tests that open one are left out — remote control (it needs an
 # online target) and the desktop tests (every agent daemon there keeps a socket); devices poll
 # GET /events there, which the rest (polling, files' events) exercise.

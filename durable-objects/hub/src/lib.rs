@@ -1,9 +1,8 @@
 //! udc-hub: one hub per user. Presence, the durable ordered event log with resume, and the
 //! signaling relay between the user's devices — as a state machine (`machine`) over a storage
-//! port (`store`), driven by a Durable Object on Cloudflare and in process by udc-server.
+//! port (`store`), driven by each account's Durable Object on Cloudflare (`functions/cloudflare`) and in process
+//! by udc-server.
 
-#[cfg(feature = "durable-object")]
-pub mod durable_object;
 pub mod machine;
 pub mod names;
 pub mod protocol;

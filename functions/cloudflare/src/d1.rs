@@ -20,7 +20,7 @@ fn to_js(v: &Value) -> JsValue {
     }
 }
 
-fn from_json(v: serde_json::Value) -> Value {
+pub fn from_json(v: serde_json::Value) -> Value {
     match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Number(n) => n
@@ -99,4 +99,33 @@ impl Sql for D1Sql {
             .collect::<Result<Vec<_>, _>>()?;
         changes(&self.0.batch(prepared).await.map_err(err)?)
     }
+}
+
+/// Every row of `sql` (one `?`, bound to `param`) with its columns by name: for copying rows
+/// whose columns the caller does not list (an account's move into its object).
+pub async fn objects(
+    d1: &D1Sql,
+    sql: &str,
+    param: &str,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, SqlError> {
+    d1.0.prepare(sql)
+        .bind(&[JsValue::from_str(param)])
+        .map_err(err)?
+        .all()
+        .await
+        .map_err(err)?
+        .results()
+        .map_err(err)
+}
+
+/// Statements made at run time, in one batch (one transaction).
+pub async fn batch_of(d1: &D1Sql, stmts: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>, SqlError> {
+    let prepared = stmts
+        .iter()
+        .map(|(sql, params)| {
+            let params: Vec<JsValue> = params.iter().map(to_js).collect();
+            d1.0.prepare(sql).bind(&params).map_err(err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    changes(&d1.0.batch(prepared).await.map_err(err)?)
 }

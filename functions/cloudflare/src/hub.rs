@@ -1,5 +1,7 @@
-//! `WorkerHub`: core's hub port on Cloudflare — calls to the account's `UserHub` Durable Object
-//! (`idFromName(user_id)`) on its internal routes, which no client can reach.
+//! `WorkerHub`: the hub port of the Worker's own core (over D1: what is no account's, and the
+//! rows of accounts from before they moved into their objects) — calls to the account's
+//! `UserHub` Durable Object (`idFromName(user_id)`) on its hub routes, which no client can
+//! reach (a client's request reaches an object only marked as forwarded).
 
 use udc_core::HubError;
 use udc_hub::{DevicePresence, EventsPage, Outboxed, Relay, Revoked};
@@ -8,7 +10,7 @@ use worker::{Headers, Method, ObjectNamespace, Request, RequestInit, Response, S
 pub struct WorkerHub(pub ObjectNamespace);
 
 impl WorkerHub {
-    pub fn stub(&self, user_id: &str) -> worker::Result<Stub> {
+    fn stub(&self, user_id: &str) -> worker::Result<Stub> {
         self.0.id_from_name(user_id)?.get_stub()
     }
 
@@ -20,14 +22,17 @@ impl WorkerHub {
         body: Option<String>,
     ) -> Result<Response, HubError> {
         let mut init = RequestInit::new();
-        init.with_method(method);
+        let headers = Headers::new();
+        headers
+            .set(crate::account_object::ACCOUNT, user_id)
+            .map_err(HubError::new)?;
         if let Some(body) = body {
-            let headers = Headers::new();
             headers
                 .set("content-type", "application/json")
                 .map_err(HubError::new)?;
-            init.with_headers(headers).with_body(Some(body.into()));
+            init.with_body(Some(body.into()));
         }
+        init.with_method(method).with_headers(headers);
         let req =
             Request::new_with_init(&format!("https://hub{path}"), &init).map_err(HubError::new)?;
         let mut resp = self

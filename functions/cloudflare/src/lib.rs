@@ -1,68 +1,39 @@
-//! udc on Cloudflare Workers: converts the request, supplies D1, the account hubs (Durable
-//! Objects), `fetch` for the object store, the clock and randomness, and hands everything else
-//! to udc-core.
+//! udc on Cloudflare Workers. Each account's data lives in its own Durable Object
+//! (`account_object`), which runs core over its own SQLite; the Worker tells from the request
+//! which account it is for (`udc_core::routing`, and the directory in D1 for an email or an
+//! approval request) and forwards it there: one hop. What is no account's (health, a sign-in to
+//! an email with no account, a token that is not one) the Worker's own core answers over D1,
+//! which keeps the directory — and the rows of accounts from before, until each moves into its
+//! object on its first request.
 
+mod account_object;
 mod d1;
 mod fetch;
 mod hub;
+mod object_sql;
+mod object_store;
+mod ports;
 
-/// The account hub's Durable Object class, exported from this Worker (see wrangler.toml).
-pub use udc_hub::durable_object::UserHub;
+/// The account's Durable Object class, exported from this Worker (see wrangler.toml).
+pub use account_object::UserHub;
 
 use serde_json::json;
 use udc_core::access_log::RequestLine;
 use udc_core::{
-    error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
-    RequestContext, RequestId,
+    error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, RequestContext,
+    RequestId,
 };
 use worker::{
     event, AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Context, Env, Headers, Request,
     Response, Result, ScheduleContext, ScheduledEvent,
 };
 
+use udc_core::routing::Destination;
+
 use crate::d1::D1Sql;
-use crate::fetch::WorkerHttp;
 use crate::hub::WorkerHub;
-
-struct WorkerClock;
-
-impl Clock for WorkerClock {
-    fn now_ms(&self) -> i64 {
-        worker::Date::now().as_millis() as i64
-    }
-}
-
-struct WorkerPorts {
-    sql: D1Sql,
-    hub: WorkerHub,
-}
-
-impl Ports for WorkerPorts {
-    type Sql = D1Sql;
-    type Directory = D1Sql;
-    type Clock = WorkerClock;
-    type Random = OsRandom;
-    type Hub = WorkerHub;
-    type Http = WorkerHttp;
-    fn sql(&self) -> &D1Sql {
-        &self.sql
-    }
-    fn directory(&self) -> &D1Sql {
-        &self.sql
-    }
-    fn hub(&self) -> &WorkerHub {
-        &self.hub
-    }
-    fn http(&self) -> &WorkerHttp {
-        &WorkerHttp
-    }
-    fn clock(&self) -> &WorkerClock {
-        &WorkerClock
-    }
-    fn random(&self) -> &OsRandom {
-        &OsRandom
-    }
-}
+pub(crate) use crate::ports::WorkerClock;
+use crate::ports::{AnyHub, AnySql, CfPorts};
 
 /// Secrets (`wrangler secret put`, `.dev.vars`) first, then plain `[vars]`.
 fn setting(env: &Env, name: &str) -> Option<String> {
@@ -72,7 +43,7 @@ fn setting(env: &Env, name: &str) -> Option<String> {
         .or_else(|| env.var(name).ok().map(|v| v.to_string()))
 }
 
-async fn to_http(mut req: Request) -> Result<http::Request<Vec<u8>>> {
+pub(crate) async fn to_http(mut req: Request) -> Result<http::Request<Vec<u8>>> {
     let mut builder = http::Request::builder()
         .method(raw_method(&req).as_str())
         .uri(req.url()?.as_str());
@@ -152,7 +123,7 @@ impl Started {
 }
 
 /// A line of the log that is no request's: JSON like those, so Workers Logs indexes it.
-fn log_event(error: bool, message: &str, mut fields: serde_json::Value) {
+pub(crate) fn log_event(error: bool, message: &str, mut fields: serde_json::Value) {
     fields["level"] = if error { "error" } else { "info" }.into();
     fields["message"] = message.into();
     if error {
@@ -165,9 +136,17 @@ fn log_event(error: bool, message: &str, mut fields: serde_json::Value) {
 fn from_http(resp: http::Response<Vec<u8>>, at: &Started) -> Result<Response> {
     let resp = request_id::stamp(resp, &at.id);
     at.log(&resp, resp.body().len() as u64);
+    to_worker_response(resp, at.id.as_str())
+}
+
+/// Core's answer as workerd's, its internal detail (never sent) logged under `request_id`.
+pub(crate) fn to_worker_response(
+    resp: http::Response<Vec<u8>>,
+    request_id: &str,
+) -> Result<Response> {
     let (parts, body) = resp.into_parts();
     if let Some(InternalDetail(detail)) = parts.extensions.get::<InternalDetail>() {
-        let fields = json!({ "request_id": at.id.as_str(), "detail": detail });
+        let fields = json!({ "request_id": request_id, "detail": detail });
         log_event(true, "internal error", fields);
     }
     let headers = Headers::new();
@@ -189,9 +168,11 @@ fn from_http(resp: http::Response<Vec<u8>>, at: &Started) -> Result<Response> {
 thread_local! {
     // Secrets only change with a new deployment, which starts new isolates.
     static CONFIG: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+    // Signatures the isolate checked: a device sends one token with every request.
+    static VERIFIED: udc_core::tokens::VerifiedTokens = udc_core::tokens::VerifiedTokens::default();
 }
 
-fn config(env: &Env) -> std::result::Result<Config, String> {
+pub(crate) fn config(env: &Env) -> std::result::Result<Config, String> {
     CONFIG.with(|cell| {
         if let Some(c) = cell.get() {
             return Ok(c.clone());
@@ -201,11 +182,12 @@ fn config(env: &Env) -> std::result::Result<Config, String> {
     })
 }
 
-fn core(env: &Env, config: Config) -> Result<Core<WorkerPorts>> {
+fn core(env: &Env, config: Config) -> Result<Core<CfPorts>> {
     Ok(Core::new(
-        WorkerPorts {
-            sql: D1Sql(env.d1("DB")?),
-            hub: WorkerHub(env.durable_object("HUB")?),
+        CfPorts {
+            sql: AnySql::D1(D1Sql(env.d1("DB")?)),
+            directory: D1Sql(env.d1("DB")?),
+            hub: AnyHub::Worker(WorkerHub(env.durable_object("HUB")?)),
         },
         config,
     ))
@@ -291,11 +273,103 @@ async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
         .get("upgrade")?
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let is_realtime = req.path() == "/realtime";
+    // A method workerd's request type does not know would arrive at the object as a GET: core
+    // answers it here (405).
+    let method = worker::Method::from(raw_method(&req));
+    let forwardable = method.to_string() == raw_method(&req);
     let req = to_http(req).await?;
+    let account = match account_of(&core, &req).await {
+        Ok(account) => account,
+        Err(e) => return from_http(error_response(&e), at),
+    };
+    if let (Some(account), true) = (account, forwardable) {
+        return forward(&env, &account, method, req, at).await;
+    }
     if is_realtime && upgrade {
         return realtime(&core, req, ctx, at).await;
     }
     from_http(core.handle(req, ctx).await, at)
+}
+
+/// The account whose object answers `req`, if any (`udc_core::routing`); else the Worker's own
+/// core answers it, over D1.
+async fn account_of(
+    core: &Core<CfPorts>,
+    req: &http::Request<Vec<u8>>,
+) -> udc_core::ApiResult<Option<String>> {
+    let uri = req.uri();
+    let destination = VERIFIED.with(|verified| {
+        udc_core::routing::destination(
+            &core.config,
+            verified,
+            WorkerClock.now_ms(),
+            uri.path(),
+            uri.query(),
+            req.headers(),
+            req.body(),
+        )
+    });
+    let directory = &core.ports.directory;
+    Ok(match destination {
+        Destination::Account(id) => Some(id),
+        Destination::Email(email) => {
+            match udc_core::directory::find_email(directory, &email).await? {
+                Some(id) => Some(id),
+                // A sign-up to an email nobody holds makes a new account, in a new object.
+                None if uri.path().trim_end_matches('/') == "/auth/register"
+                    && req.method() == http::Method::POST =>
+                {
+                    Some(core.new_id()?)
+                }
+                None => None,
+            }
+        }
+        Destination::Approval(id) => udc_core::directory::find_approval(directory, &id)
+            .await?
+            .flatten(),
+        Destination::RefreshHash(hash) => {
+            udc_core::directory::find_refresh(directory, &hash).await?
+        }
+        Destination::Shared => None,
+    })
+}
+
+/// Hands the request to its account's object, which answers it (a socket's upgrade included).
+async fn forward(
+    env: &Env,
+    account: &str,
+    method: worker::Method,
+    req: http::Request<Vec<u8>>,
+    at: &Started,
+) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let headers = Headers::new();
+    for (name, value) in &parts.headers {
+        let name = name.as_str();
+        if name == account_object::FORWARDED || name == account_object::ACCOUNT {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            headers.append(name, v)?;
+        }
+    }
+    headers.set(account_object::FORWARDED, "1")?;
+    headers.set(account_object::ACCOUNT, account)?;
+    headers.set(request_id::HEADER, at.id.as_str())?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if !body.is_empty() {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let forwarded = Request::new_with_init(&parts.uri.to_string(), &init)?;
+    let resp = env
+        .durable_object("HUB")?
+        .id_from_name(account)?
+        .get_stub()?
+        .fetch_with_request(forwarded)
+        .await?;
+    at.log_status(resp.status_code());
+    Ok(resp)
 }
 
 fn http_method(req: &Request) -> http::Method {
@@ -354,35 +428,17 @@ async fn web_app(env: &Env, config: &Config, req: Request, at: &Started) -> Resu
     Ok(resp.with_headers(headers))
 }
 
-/// `GET /realtime`: core decides who may connect, then the account's hub takes the socket.
+/// `GET /realtime` with a ticket or token that names no account: core says why it is refused.
 async fn realtime(
-    core: &Core<WorkerPorts>,
+    core: &Core<CfPorts>,
     req: http::Request<Vec<u8>>,
     ctx: RequestContext,
     at: &Started,
 ) -> Result<Response> {
-    let grant = match core.authorize_realtime(&req, ctx).await {
-        Ok(g) => g,
-        Err(err) => return from_http(error_response(&err), at),
+    let err = match core.authorize_realtime(&req, ctx).await {
+        Err(err) => err,
+        // A ticket or token core takes names its account, whose object took the socket.
+        Ok(_) => ApiError::internal("a socket's account was not found"),
     };
-    let mut url = format!(
-        "https://hub/connect?device={}&session={}&request_id={}",
-        grant.device_id, grant.session_id, at.id
-    );
-    if let Some(after) = grant.resume_after {
-        url.push_str(&format!("&resume_after={after}"));
-    }
-    let headers = Headers::new();
-    headers.set("upgrade", "websocket")?;
-    let mut init = worker::RequestInit::new();
-    init.with_headers(headers);
-    let forwarded = Request::new_with_init(&url, &init)?;
-    let resp = core
-        .ports
-        .hub
-        .stub(&grant.user_id)?
-        .fetch_with_request(forwarded)
-        .await?;
-    at.log_status(resp.status_code());
-    Ok(resp)
+    from_http(error_response(&err), at)
 }
