@@ -110,7 +110,7 @@ async fn an_account_d1_held_moves_into_its_object_on_first_use_with_nothing_lost
         events.body
     );
 
-    // The password signs in, to the same account.
+    // The password signs in, to the same account: the move put its email in the directory.
     let (signed, _) = api
         .login(saved["email"].as_str().unwrap(), PASSWORD)
         .await

@@ -492,11 +492,21 @@ async fn the_page_picks_which_screen_of_a_desk_it_shows() {
     );
 
     // The desk goes away mid-session, as in a crash: the page hears nothing more from it and
-    // says the link was lost, before the host notices the missed heartbeats (15 s) and ends
-    // the session in other words ("one side stopped answering"), which the page would then say.
+    // says the link was lost (5 s after its connection stops answering), or — when that took
+    // longer, as on a machine this test shares with many others — the host noticed the missed
+    // heartbeats first (15 s) and the page says the host's words. Either way the person is
+    // told, and the page stops waiting.
     let mut desk = desk;
     desk.kill();
-    b.wait_text("The connection to the other device was lost.")
+    let told = b
+        .until(
+            "that the other device is gone",
+            "const t = document.body.innerText; \
+             return ['The connection to the other device was lost.', \
+                     'The session ended: one side stopped answering.'].find(w => t.includes(w))",
+            json!([]),
+        )
         .await;
+    assert!(told.is_string(), "{told}");
     b.screenshots("remote-lost").await;
 }

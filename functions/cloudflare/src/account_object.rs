@@ -36,9 +36,51 @@ use crate::ports::{AnyHub, AnySql, CfPorts};
 pub const FORWARDED: &str = "x-udc-forwarded";
 /// The account the object is, on every request from the Worker.
 pub const ACCOUNT: &str = "x-udc-account";
+/// How the Worker knew the account of a client's request (`Route`).
+pub const ROUTE: &str = "x-udc-route";
+/// On the answer to a request that names an account this object is not (and never was): the
+/// Worker answers it itself.
+pub const NOT_HERE: &str = "x-udc-not-here";
+
+/// How the Worker knew a request's account: what the object may do for it on first contact.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Route {
+    /// A token signed for it, or the directory: an account that is (or was made).
+    Known,
+    /// The request names it, nothing vouches for it (a refresh token's prefix, a passkey's user
+    /// handle): an object that holds nothing, of an account D1 does not hold either, writes
+    /// nothing and says so (`NOT_HERE`).
+    Named,
+    /// A sign-up to an email nobody holds, sent to a new account's object: nothing stays of it
+    /// unless the account is made.
+    New,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Known => "known",
+            Route::Named => "named",
+            Route::New => "new",
+        }
+    }
+
+    fn of(value: Option<String>) -> Route {
+        match value.as_deref() {
+            Some("named") => Route::Named,
+            Some("new") => Route::New,
+            _ => Route::Known,
+        }
+    }
+}
 
 /// Kept in the object's storage once D1 holds nothing more of its account.
 const MOVED_FROM_D1: &str = "moved_from_d1";
+/// The object's account, kept in its storage.
+const ACCOUNT_KEY: &str = "account";
+/// When the account's upkeep is next due, kept in storage: an instance woken by its alarm is
+/// new, and must know whether the upkeep is what woke it.
+const UPKEEP_KEY: &str = "upkeep_at";
 
 /// The account's upkeep (core's maintenance over its own storage) runs this often.
 const UPKEEP_EVERY_MS: i64 = 3600 * 1000;
@@ -74,8 +116,7 @@ pub struct Shared {
     next_conn: Cell<u64>,
     /// When the hub wants its alarm (heartbeats), if it does.
     hub_alarm: Cell<Option<i64>>,
-    /// When the account's upkeep is next due (this instance's: a new one runs it on its first
-    /// alarm).
+    /// When the account's upkeep is next due (`UPKEEP_KEY`); `None` once there is no account.
     upkeep_at: Cell<Option<i64>>,
 }
 
@@ -270,32 +311,43 @@ impl UserHub {
     /// Learns the account from the Worker's request, or from storage (an alarm, a socket's
     /// message after a restart).
     async fn know_account(&self, req: Option<&Request>) -> Result<String> {
-        if let Some(account) = self.shared.account.borrow().clone() {
+        if let Some(account) = self.stored_account().await? {
             return Ok(account);
         }
-        let from_request = match req {
+        let account = match req {
             Some(req) => req.headers().get(ACCOUNT)?,
             None => None,
-        };
-        let account = match from_request {
-            Some(account) => {
-                self.shared.state.storage().put("account", &account).await?;
-                account
-            }
-            None => self
-                .shared
-                .state
-                .storage()
-                .get::<String>("account")
-                .await?
-                .ok_or_else(|| worker::Error::RustError("the object has no account yet".into()))?,
-        };
+        }
+        .ok_or_else(|| worker::Error::RustError("the object has no account yet".into()))?;
+        self.shared
+            .state
+            .storage()
+            .put(ACCOUNT_KEY, &account)
+            .await?;
         *self.shared.account.borrow_mut() = Some(account.clone());
         Ok(account)
     }
 
-    /// Core over this object's storage, ready (see `core`).
-    async fn core(&self, req: Option<&Request>) -> Result<&Core<CfPorts>> {
+    /// The account this object holds, if it holds one yet.
+    async fn stored_account(&self) -> Result<Option<String>> {
+        if let Some(account) = self.shared.account.borrow().clone() {
+            return Ok(Some(account));
+        }
+        let stored = self
+            .shared
+            .state
+            .storage()
+            .get::<String>(ACCOUNT_KEY)
+            .await?;
+        if let Some(account) = &stored {
+            *self.shared.account.borrow_mut() = Some(account.clone());
+        }
+        Ok(stored)
+    }
+
+    /// Core over this object's storage, ready (see `core`); `new`: the object of an account
+    /// being made, which D1 never held.
+    async fn core(&self, req: Option<&Request>, new: bool) -> Result<&Core<CfPorts>> {
         if let Some(core) = self.core.get() {
             return Ok(core);
         }
@@ -311,6 +363,7 @@ impl UserHub {
                 self.shared.clone(),
                 D1Sql(self.env.d1("DB")?),
                 account.clone(),
+                new,
             ))
             .await?;
         prepared.map_err(|e| {
@@ -332,26 +385,59 @@ impl UserHub {
             .ok_or_else(|| worker::Error::RustError("core not built".into()))
     }
 
-    /// Makes sure the account's upkeep will run: an alarm set, if none is.
+    /// Learns when the account's upkeep is due, and schedules it if it never was.
     async fn schedule_upkeep(&self) -> Result<()> {
-        if self.shared.upkeep_at.get().is_some() {
-            return Ok(());
-        }
         let storage = self.shared.state.storage();
-        match storage.get_alarm().await? {
+        match storage.get::<i64>(UPKEEP_KEY).await? {
             Some(at) => self.shared.upkeep_at.set(Some(at)),
-            None => {
-                let at = now_ms() + UPKEEP_EVERY_MS;
-                self.shared.upkeep_at.set(Some(at));
-                self.shared.set_alarm().await?;
-            }
+            None => self.upkeep_next(now_ms() + UPKEEP_EVERY_MS).await?,
         }
         Ok(())
     }
 
+    /// The next upkeep at `at`, kept and in the alarm.
+    async fn upkeep_next(&self, at: i64) -> Result<()> {
+        self.shared.upkeep_at.set(Some(at));
+        self.shared.state.storage().put(UPKEEP_KEY, at).await?;
+        self.shared.set_alarm().await
+    }
+
+    /// Whether D1 still holds this account (made before accounts had their objects).
+    async fn in_d1(&self, account: &str) -> Result<bool> {
+        let rows = D1Sql(self.env.d1("DB")?)
+            .query(udc_core::Stmt::new(
+                "SELECT 1 FROM users WHERE id = ?",
+                vec![account.into()],
+            ))
+            .await
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Ok(!rows.is_empty())
+    }
+
     /// A client's request, routed here by the Worker.
     async fn serve(&self, req: Request) -> Result<Response> {
-        let core = self.core(Some(&req)).await?;
+        if self.erased.get() {
+            return crate::to_worker_response(
+                error_response(&ApiError::unauthorized(
+                    "unauthorized",
+                    "this account no longer exists",
+                )),
+                "",
+            );
+        }
+        let route = Route::of(req.headers().get(ROUTE)?);
+        let first = self.stored_account().await?.is_none();
+        if first && route == Route::Named {
+            let named = req.headers().get(ACCOUNT)?.unwrap_or_default();
+            if !self.in_d1(&named).await? {
+                // Nothing is written for a name nobody holds: the Worker answers it.
+                let headers = worker::Headers::new();
+                headers.set(NOT_HERE, "1")?;
+                return Ok(Response::empty()?.with_status(421).with_headers(headers));
+            }
+        }
+        let new = first && route == Route::New;
+        let core = self.core(Some(&req), new).await?;
         // The Worker's id for the request: its answer carries it, the object's log lines too.
         let request_id = RequestId::pick(req.headers().get(request_id::HEADER)?.as_deref(), None);
         let ctx = RequestContext {
@@ -371,6 +457,14 @@ impl UserHub {
         } else {
             core.handle(req, ctx).await
         };
+        if new && !resp.status().is_success() {
+            // A sign-up that made no account (bad input, a limit, its email taken meanwhile)
+            // leaves nothing behind.
+            self.erased.set(true);
+            let storage = self.shared.state.storage();
+            storage.delete_alarm().await?;
+            storage.delete_all().await?;
+        }
         crate::to_worker_response(request_id::stamp(resp, &request_id), request_id.as_str())
     }
 
@@ -418,7 +512,7 @@ impl UserHub {
     async fn hub_route(&self, mut req: Request) -> Result<Response> {
         // The hub's tables are core's: the storage is made ready (and the account moved in
         // from D1, which the caller's core works on) before the machine reads them.
-        self.core(Some(&req)).await?;
+        self.core(Some(&req), false).await?;
         let shared = &self.shared;
         match req.path().as_str() {
             "/take" => {
@@ -486,7 +580,7 @@ impl UserHub {
         if self.erased.get() {
             return Ok(false);
         }
-        self.core(None).await?;
+        self.core(None, false).await?;
         Ok(true)
     }
 }
@@ -498,12 +592,20 @@ async fn prepare_storage(
     shared: Rc<Shared>,
     d1: D1Sql,
     account: String,
+    new: bool,
 ) -> Result<std::result::Result<(), String>> {
     let sql = &shared.sql;
     if let Err(e) = object_store::migrate(sql, &account, now_ms()).await {
         return Ok(Err(e.to_string()));
     }
     let storage = shared.state.storage();
+    if new {
+        // A new account's: D1 never held it.
+        return Ok(storage
+            .put(MOVED_FROM_D1, true)
+            .await
+            .map_err(|e| e.to_string()));
+    }
     if storage
         .get::<bool>(MOVED_FROM_D1)
         .await
@@ -660,8 +762,8 @@ impl DurableObject for UserHub {
         shared.hub_alarm.set(None);
         let ((), out) = shared.with_hub(|hub| Ok(((), hub.alarm(now)?)))?;
         shared.dispatch(out).await?;
-        if shared.upkeep_at.get().is_none_or(|at| at <= now) {
-            let core = self.core(None).await?;
+        if shared.upkeep_at.get().is_some_and(|at| at <= now) {
+            let core = self.core(None, false).await?;
             let fields = match core.account_maintenance(now).await {
                 Ok(swept) => {
                     serde_json::json!({ "job": "account upkeep", "swept": format!("{swept:?}") })
@@ -681,9 +783,12 @@ impl DurableObject for UserHub {
                 ))
                 .await
                 .map_err(|e| worker::Error::RustError(e.to_string()))?;
-            shared
-                .upkeep_at
-                .set((!lives.is_empty()).then_some(now + UPKEEP_EVERY_MS));
+            if lives.is_empty() {
+                shared.upkeep_at.set(None);
+                shared.state.storage().delete(UPKEEP_KEY).await?;
+            } else {
+                self.upkeep_next(now + UPKEEP_EVERY_MS).await?;
+            }
         }
         shared.set_alarm().await?;
         Response::empty()

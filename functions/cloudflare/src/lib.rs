@@ -30,6 +30,8 @@ use worker::{
 
 use udc_core::routing::Destination;
 
+use crate::account_object::Route;
+
 use crate::d1::D1Sql;
 use crate::hub::WorkerHub;
 pub(crate) use crate::ports::WorkerClock;
@@ -282,8 +284,13 @@ async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
         Ok(account) => account,
         Err(e) => return from_http(error_response(&e), at),
     };
-    if let (Some(account), true) = (account, forwardable) {
-        return forward(&env, &account, method, req, at).await;
+    if let (Some((account, route)), true) = (account, forwardable) {
+        let resp = forward(&env, &account, route, method, &req, at).await?;
+        // An account the request only named, which no object or D1 holds: no account's.
+        if !resp.headers().has(account_object::NOT_HERE)? {
+            at.log_status(resp.status_code());
+            return Ok(resp);
+        }
     }
     if is_realtime && upgrade {
         return realtime(&core, req, ctx, at).await;
@@ -291,12 +298,12 @@ async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
     from_http(core.handle(req, ctx).await, at)
 }
 
-/// The account whose object answers `req`, if any (`udc_core::routing`); else the Worker's own
-/// core answers it, over D1.
+/// The account whose object answers `req`, if any (`udc_core::routing`), and how it was known;
+/// else the Worker's own core answers it, over D1.
 async fn account_of(
     core: &Core<CfPorts>,
     req: &http::Request<Vec<u8>>,
-) -> udc_core::ApiResult<Option<String>> {
+) -> udc_core::ApiResult<Option<(String, Route)>> {
     let uri = req.uri();
     let destination = VERIFIED.with(|verified| {
         udc_core::routing::destination(
@@ -310,25 +317,29 @@ async fn account_of(
         )
     });
     let directory = &core.ports.directory;
+    let known = |id: Option<String>| id.map(|id| (id, Route::Known));
     Ok(match destination {
-        Destination::Account(id) => Some(id),
+        Destination::Account(id) => Some((id, Route::Known)),
+        Destination::Named(id) => Some((id, Route::Named)),
         Destination::Email(email) => {
             match udc_core::directory::find_email(directory, &email).await? {
-                Some(id) => Some(id),
+                Some(id) => Some((id, Route::Known)),
                 // A sign-up to an email nobody holds makes a new account, in a new object.
                 None if uri.path().trim_end_matches('/') == "/auth/register"
                     && req.method() == http::Method::POST =>
                 {
-                    Some(core.new_id()?)
+                    Some((core.new_id()?, Route::New))
                 }
                 None => None,
             }
         }
-        Destination::Approval(id) => udc_core::directory::find_approval(directory, &id)
-            .await?
-            .flatten(),
+        Destination::Approval(id) => known(
+            udc_core::directory::find_approval(directory, &id)
+                .await?
+                .flatten(),
+        ),
         Destination::RefreshHash(hash) => {
-            udc_core::directory::find_refresh(directory, &hash).await?
+            known(udc_core::directory::find_refresh(directory, &hash).await?)
         }
         Destination::Shared => None,
     })
@@ -338,15 +349,22 @@ async fn account_of(
 async fn forward(
     env: &Env,
     account: &str,
+    route: Route,
     method: worker::Method,
-    req: http::Request<Vec<u8>>,
+    req: &http::Request<Vec<u8>>,
     at: &Started,
 ) -> Result<Response> {
-    let (parts, body) = req.into_parts();
     let headers = Headers::new();
-    for (name, value) in &parts.headers {
+    for (name, value) in req.headers() {
         let name = name.as_str();
-        if name == account_object::FORWARDED || name == account_object::ACCOUNT {
+        // The Worker's own headers to the object are the Worker's alone.
+        if [
+            account_object::FORWARDED,
+            account_object::ACCOUNT,
+            account_object::ROUTE,
+        ]
+        .contains(&name)
+        {
             continue;
         }
         if let Ok(v) = value.to_str() {
@@ -355,21 +373,19 @@ async fn forward(
     }
     headers.set(account_object::FORWARDED, "1")?;
     headers.set(account_object::ACCOUNT, account)?;
+    headers.set(account_object::ROUTE, route.as_str())?;
     headers.set(request_id::HEADER, at.id.as_str())?;
     let mut init = worker::RequestInit::new();
     init.with_method(method).with_headers(headers);
-    if !body.is_empty() {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    if !req.body().is_empty() {
+        init.with_body(Some(js_sys::Uint8Array::from(req.body().as_slice()).into()));
     }
-    let forwarded = Request::new_with_init(&parts.uri.to_string(), &init)?;
-    let resp = env
-        .durable_object("HUB")?
+    let forwarded = Request::new_with_init(&req.uri().to_string(), &init)?;
+    env.durable_object("HUB")?
         .id_from_name(account)?
         .get_stub()?
         .fetch_with_request(forwarded)
-        .await?;
-    at.log_status(resp.status_code());
-    Ok(resp)
+        .await
 }
 
 fn http_method(req: &Request) -> http::Method {

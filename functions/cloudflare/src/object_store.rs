@@ -52,12 +52,25 @@ const ACCOUNT_TABLES: &[(&str, &str)] = &[
 /// what one failed send left, seconds of changes).
 const OUTBOX_MOVED: i64 = 100_000;
 
+/// Statements (one parameter: the account's id) that keep in D1's directory what finds the
+/// account, before its rows leave D1.
+const DIRECTORY_KEPT: &[&str] = &[
+    "INSERT OR IGNORE INTO account_directory (email, user_id, created_at) \
+     SELECT email, id, created_at FROM users WHERE id = ? AND deleted_at IS NULL",
+    "INSERT OR IGNORE INTO approval_directory (id, user_id, expires_at) \
+     SELECT id, user_id, expires_at FROM pending_logins WHERE user_id = ?",
+    "INSERT OR IGNORE INTO refresh_directory (token_hash, user_id, expires_at) \
+     SELECT t.token_hash, s.user_id, t.expires_at FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id WHERE s.user_id = ?",
+];
+
 /// The account id the hub wrote in its tables when an object held the hub alone.
 const HUB_ALONE: &str = "self";
 
 /// Core's migrations on the object's storage. An object from before (the hub's tables alone,
 /// with its `audience` column added outside any record) gets a record of that one migration
-/// first, and its rows take the account's id.
+/// first; its rows take the account's id (tried at every start, so a start that failed after
+/// the migrations does it next time).
 pub async fn migrate(sql: &ObjectSql, account: &str, now_ms: i64) -> Result<(), SqlError> {
     let recorded = sql
         .query(Stmt::new("SELECT 1 FROM _udc_migrations LIMIT 1", vec![]))
@@ -82,15 +95,13 @@ pub async fn migrate(sql: &ObjectSql, account: &str, now_ms: i64) -> Result<(), 
         .await?;
     }
     migrations::ensure(sql, now_ms).await?;
-    if hub_alone {
-        sql.batch(
-            ["hub_events", "hub_seq", "hub_presence", "hub_outbox"]
-                .into_iter()
-                .map(|table| hub_rename(table, account))
-                .collect(),
-        )
-        .await?;
-    }
+    sql.batch(
+        ["hub_events", "hub_seq", "hub_presence", "hub_outbox"]
+            .into_iter()
+            .map(|table| hub_rename(table, account))
+            .collect(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -157,17 +168,22 @@ pub async fn move_from_d1(
     if !outbox.is_empty() {
         take(outbox)?;
     }
-    let removals = std::iter::once((
-        "DELETE FROM event_outbox WHERE user_id = ?".to_owned(),
-        vec![Value::from(account)],
-    ))
-    .chain(ACCOUNT_TABLES.iter().rev().map(|(table, condition)| {
-        (
-            format!("DELETE FROM {table} WHERE {condition}"),
-            vec![Value::from(account)],
-        )
-    }))
-    .collect();
+    // What finds the account stays in D1's directory, whichever came first, this move or the
+    // migration that fills the directory (0017): its email, its approval requests, its refresh
+    // tokens from before tokens named their account.
+    let removals = DIRECTORY_KEPT
+        .iter()
+        .chain(std::iter::once(
+            &"DELETE FROM event_outbox WHERE user_id = ?",
+        ))
+        .map(|sql| ((*sql).to_owned(), vec![Value::from(account)]))
+        .chain(ACCOUNT_TABLES.iter().rev().map(|(table, condition)| {
+            (
+                format!("DELETE FROM {table} WHERE {condition}"),
+                vec![Value::from(account)],
+            )
+        }))
+        .collect();
     d1::batch_of(d1, removals).await?;
     Ok(Moved::Rows(copied))
 }

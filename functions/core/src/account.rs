@@ -556,6 +556,9 @@ impl<P: Ports> Core<P> {
         if ended.first() != Some(&1) {
             return Err(ApiError::not_found("account"));
         }
+        // The email is free at once (its row renamed above); erasing the rest may take longer.
+        // Should this fail, the erasure below (or the scheduled run's) frees it.
+        let _ = directory::release(self.ports.directory(), user).await;
         match self.erase_account(user).await {
             Ok(()) => Reply::no_content(),
             Err(left) => Ok(Reply::json(

@@ -254,7 +254,7 @@ impl<P: Ports> Core<P> {
             "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
                  kdf_parallelism, kdf_salt, auth_hash, wrapped_key, recovery_hash, \
                  recovery_wrapped_key, recovery_set_at, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             vec![
                 user_id.as_str().into(),
                 email.as_str().into(),
@@ -314,8 +314,9 @@ impl<P: Ports> Core<P> {
     /// The id a sign-up creates its account under, once the email is claimed for it in the
     /// directory: the host's (where each account has its own storage, the host routed the
     /// sign-up to a new account's), or a new one — or the id of an earlier sign-up with this
-    /// email that claimed it and never created its account. An email whose account exists
-    /// fails later, as the account's row cannot be written twice.
+    /// email that claimed it and never created its account. An email whose account exists (or
+    /// whose deleted account is still being erased) fails after, with 409: the account's row
+    /// is written only if neither its id nor its email is there.
     async fn claim_email(&self, rq: &Rq<'_>, email: &str) -> ApiResult<String> {
         let wanted = match &rq.account {
             Some(account) => account.clone(),

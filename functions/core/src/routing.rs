@@ -5,17 +5,20 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use serde::Deserialize;
 
 use crate::config::Config;
 use crate::tokens::{self, VerifiedTokens};
 use crate::validate;
+use crate::web::query_param;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// This account's storage.
+    /// This account's storage: a token signed for it says so.
     Account(String),
+    /// The storage of the account the request names, which nothing signed vouches for (a
+    /// refresh token's prefix, a passkey's user handle): it may be no account at all.
+    Named(String),
     /// The storage of the account that holds this email, if one does (the directory).
     Email(String),
     /// The storage of the account this sign-in approval request went to (the directory).
@@ -26,16 +29,6 @@ pub enum Destination {
     /// No account's: answered from what all accounts share (health, a passkey challenge, a
     /// token that is not one, a body that names nothing).
     Shared,
-}
-
-#[derive(Deserialize)]
-struct Named {
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    user_handle: Option<String>,
 }
 
 /// The destination of a request to `path`. Only the signature of a token is checked here (the
@@ -51,37 +44,39 @@ pub fn destination(
     body: &[u8],
 ) -> Destination {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let named = || serde_json::from_slice::<Named>(body).ok();
+    // Read as core reads a body (through a JSON value: of a key given twice, the last), so
+    // the account routed to is the one core's handler sees.
+    let field = |name: &str| {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()?
+            .get(name)?
+            .as_str()
+            .map(str::to_owned)
+    };
     match segments.as_slice() {
         ["health"] | ["ready"] | ["auth", "webauthn", "login", "options"] => Destination::Shared,
         ["auth", "prelogin" | "register" | "login" | "recovery"]
         | ["auth", "recovery", "reset"]
-        | ["auth", "approval", "request"] => named()
-            .and_then(|n| n.email)
+        | ["auth", "approval", "request"] => field("email")
             .and_then(|e| validate::email(&e).ok())
             .map_or(Destination::Shared, Destination::Email),
-        ["auth", "token", "refresh"] => match named().and_then(|n| n.refresh_token) {
+        ["auth", "token", "refresh"] => match field("refresh_token") {
             Some(token) => match tokens::refresh_account(&token) {
-                Some(account) => Destination::Account(account.to_owned()),
+                Some(account) => Destination::Named(account.to_owned()),
                 None => Destination::RefreshHash(tokens::refresh_hash(&token)),
             },
             None => Destination::Shared,
         },
-        ["auth", "webauthn", "login"] => named()
-            .and_then(|n| n.user_handle)
+        ["auth", "webauthn", "login"] => field("user_handle")
             .and_then(|h| B64URL.decode(h).ok())
             .and_then(|h| String::from_utf8(h).ok())
             .filter(|id| uuid::Uuid::try_parse(id).is_ok())
-            .map_or(Destination::Shared, Destination::Account),
+            .map_or(Destination::Shared, Destination::Named),
         ["auth", "approval", id] if !matches!(*id, "pending") => {
             Destination::Approval((*id).to_owned())
         }
-        ["realtime"] => query
-            .and_then(|q| {
-                q.split('&')
-                    .find_map(|pair| pair.strip_prefix("ticket="))
-                    .map(str::to_owned)
-            })
+        ["realtime"] => query_param(query, "ticket")
+            .map(str::to_owned)
             .or_else(|| bearer(headers))
             .and_then(|t| verified.signer(config, now_ms, &t))
             .map_or(Destination::Shared, Destination::Account),
@@ -199,8 +194,8 @@ mod tests {
         }
         let (refresh, _) = new_refresh(&crate::OsRandom, ACCOUNT).unwrap();
         let body = format!(r#"{{"refresh_token":"{refresh}"}}"#);
-        let account = Destination::Account(ACCOUNT.into());
-        assert_eq!(to("/auth/token/refresh", None, None, &body), account);
+        let named = Destination::Named(ACCOUNT.into());
+        assert_eq!(to("/auth/token/refresh", None, None, &body), named);
         assert_eq!(
             to(
                 "/auth/token/refresh",
@@ -216,7 +211,7 @@ mod tests {
         );
         let handle = B64URL.encode(ACCOUNT);
         let body = format!(r#"{{"user_handle":"{handle}"}}"#);
-        assert_eq!(to("/auth/webauthn/login", None, None, &body), account);
+        assert_eq!(to("/auth/webauthn/login", None, None, &body), named);
         let body = format!(r#"{{"user_handle":"{}"}}"#, B64URL.encode("../x"));
         assert_eq!(
             to("/auth/webauthn/login", None, None, &body),
@@ -226,7 +221,18 @@ mod tests {
             to("/auth/approval/1a2b", None, None, ""),
             Destination::Approval("1a2b".into())
         );
+        // A key given twice is read as core reads it: the last.
+        assert_eq!(
+            to(
+                "/auth/register",
+                None,
+                None,
+                r#"{"email":"a@b.c","email":"d@e.f","x":1}"#
+            ),
+            Destination::Email("d@e.f".into())
+        );
         // The account's own list of requests is a signed-in call.
+        let account = Destination::Account(ACCOUNT.into());
         let ours = token(SEED, None);
         assert_eq!(to("/auth/approval/pending", None, Some(&ours), ""), account);
         assert_eq!(to("/health", None, Some(&ours), ""), Destination::Shared);

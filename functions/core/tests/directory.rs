@@ -93,6 +93,35 @@ fn a_sign_up_routed_to_an_account_makes_that_account_unless_the_email_is_another
             (409, Some("email_taken"))
         );
         assert_eq!(holder(core, "c@example.com").await.as_deref(), Some(first));
+
+        // A deleted account whose erasure stopped before its email was freed: a sign-up to the
+        // email reaches it, and is refused (409), not failed on the tombstone's id.
+        let (gone, token) = account_with_device(core, "e@example.com").await;
+        let body = serde_json::json!({ "auth_key": AUTH_KEY });
+        let (status, _) = call(core, "DELETE", "/account", Some(&token), Some(body)).await;
+        assert_eq!(status, 204);
+        core.ports
+            .sql
+            .batch(vec![
+                Stmt::new(
+                    "INSERT INTO users (id, email, kdf_algorithm, kdf_memory_kib, kdf_iterations, \
+                     kdf_parallelism, kdf_salt, auth_hash, created_at, updated_at, deleted_at) \
+                     VALUES (?, 'deleted:' || ?, 'argon2id', 19456, 2, 1, '', '', 0, 0, 0)",
+                    vec![gone.as_str().into(), gone.as_str().into()],
+                ),
+                Stmt::new(
+                    "INSERT INTO account_directory (email, user_id, created_at) VALUES ('e@example.com', ?, 0)",
+                    vec![gone.as_str().into()],
+                ),
+            ])
+            .await
+            .unwrap();
+        let (status, refused) = register_as(core, "e@example.com", &gone).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (409, Some("email_taken")),
+            "{refused}"
+        );
     });
 }
 
