@@ -6,26 +6,22 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use rusty_s3::actions::{CompleteMultipartUploadResponse, CreateMultipartUpload};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use crate::config::Storage;
 use crate::error::{ApiError, ApiResult};
+use crate::sigv4::{encode_path, Signer, Unsigned};
 
 /// How long a URL core signs for its own request stays valid: just long enough to send it.
 const OWN_REQUEST_TTL: Duration = Duration::from_secs(60);
 
 pub struct BlobStore {
-    bucket: Bucket,
-    credentials: Credentials,
+    /// The endpoint with the bucket's path (path-style addressing: every S3 speaks it).
+    bucket: url::Url,
+    signer: Signer,
 }
 
 /// A request for the `Http` port, already signed (the signature is in the query string).
 pub type SignedRequest = http::Request<Vec<u8>>;
-
-fn timestamp(now_ms: i64) -> ApiResult<jiff::Timestamp> {
-    jiff::Timestamp::from_millisecond(now_ms).map_err(|e| ApiError::internal(e.to_string()))
-}
 
 fn request(method: http::Method, url: url::Url, body: Vec<u8>) -> ApiResult<SignedRequest> {
     http::Request::builder()
@@ -59,28 +55,103 @@ fn store_error(action: &str, resp: &http::Response<Vec<u8>>) -> ApiError {
 
 /// The `<Code>` of an S3 XML error body, if there is one.
 fn error_code(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let start = text.find("<Code>")? + "<Code>".len();
-    let end = text[start..].find("</Code>")? + start;
-    Some(text[start..end].to_owned())
+    element(std::str::from_utf8(body).ok()?, "Code")
+}
+
+/// The text of the first `<tag>` element in `body`, its entities undone (an S3 answer's
+/// fields are plain text).
+fn element(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(
+        body[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// `text` made safe inside an XML element.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 impl BlobStore {
     pub fn new(storage: &Storage) -> ApiResult<BlobStore> {
-        let bucket = Bucket::new(
-            storage.endpoint.clone(),
-            UrlStyle::Path,
-            storage.bucket.clone(),
-            storage.region.clone(),
-        )
-        .map_err(|e| ApiError::internal(format!("storage settings: {e}")))?;
+        let mut bucket = storage.endpoint.clone();
+        if bucket.cannot_be_a_base() || bucket.host_str().is_none() {
+            return Err(ApiError::internal(
+                "storage settings: the endpoint is no http(s) URL with a host",
+            ));
+        }
+        let base = bucket.path().trim_end_matches('/').to_owned();
+        bucket.set_path(&format!("{base}{}", encode_path(&[&storage.bucket])));
+        bucket.set_query(None);
         Ok(BlobStore {
             bucket,
-            credentials: Credentials::new(
-                storage.access_key_id.clone(),
-                storage.secret_access_key.clone(),
-            ),
+            signer: Signer {
+                access_key_id: storage.access_key_id.clone(),
+                secret_access_key: storage.secret_access_key.clone(),
+                region: storage.region.clone(),
+            },
         })
+    }
+
+    /// The object's URL with `query`.
+    fn object(&self, key: &str, query: &[(&str, &str)]) -> url::Url {
+        let mut url = self.bucket.clone();
+        let path = format!("{}{}", url.path(), encode_path(&[key]));
+        url.set_path(&path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    fn sign(
+        &self,
+        method: &http::Method,
+        url: url::Url,
+        headers: &[(&str, String)],
+        now_ms: i64,
+        ttl: Duration,
+    ) -> ApiResult<url::Url> {
+        self.signer
+            .presign(
+                Unsigned {
+                    method: method.as_str(),
+                    url,
+                    headers,
+                },
+                now_ms,
+                ttl,
+            )
+            .map_err(|e| ApiError::internal(format!("signing for the object store: {e}")))
+    }
+
+    /// A request core sends itself, signed for a minute.
+    fn own(
+        &self,
+        method: http::Method,
+        key: &str,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+        now_ms: i64,
+    ) -> ApiResult<SignedRequest> {
+        let url = self.sign(
+            &method,
+            self.object(key, query),
+            &[],
+            now_ms,
+            OWN_REQUEST_TTL,
+        )?;
+        request(method, url, body)
     }
 
     /// A URL a device PUTs one part's bytes to: exactly `size` bytes, since the length is one
@@ -94,29 +165,29 @@ impl BlobStore {
         now_ms: i64,
         ttl: Duration,
     ) -> ApiResult<url::Url> {
-        let mut action =
-            self.bucket
-                .upload_part(Some(&self.credentials), key, part_number, upload_id);
-        action
-            .headers_mut()
-            .insert("content-length", size.to_string());
-        Ok(action.sign_with_time(ttl, &timestamp(now_ms)?))
+        let part = part_number.to_string();
+        let url = self.object(key, &[("partNumber", &part), ("uploadId", upload_id)]);
+        self.sign(
+            &http::Method::PUT,
+            url,
+            &[("content-length", size.to_string())],
+            now_ms,
+            ttl,
+        )
     }
 
     /// A URL a device GETs the whole object (or ranges of it) from.
     pub fn presign_get(&self, key: &str, now_ms: i64, ttl: Duration) -> ApiResult<url::Url> {
-        let action = self.bucket.get_object(Some(&self.credentials), key);
-        Ok(action.sign_with_time(ttl, &timestamp(now_ms)?))
+        self.sign(&http::Method::GET, self.object(key, &[]), &[], now_ms, ttl)
     }
 
     pub fn create_multipart(&self, key: &str, now_ms: i64) -> ApiResult<SignedRequest> {
-        let action = self
-            .bucket
-            .create_multipart_upload(Some(&self.credentials), key);
-        request(
+        self.own(
             http::Method::POST,
-            action.sign_with_time(OWN_REQUEST_TTL, &timestamp(now_ms)?),
+            key,
+            &[("uploads", "1")],
             Vec::new(),
+            now_ms,
         )
     }
 
@@ -124,11 +195,11 @@ impl BlobStore {
         if !resp.status().is_success() {
             return Err(store_error("start an upload", resp));
         }
-        let text =
-            std::str::from_utf8(resp.body()).map_err(|e| ApiError::internal(e.to_string()))?;
-        CreateMultipartUpload::parse_response(text)
-            .map(|r| r.upload_id().to_owned())
-            .map_err(|e| ApiError::internal(format!("CreateMultipartUpload answer: {e}")))
+        std::str::from_utf8(resp.body())
+            .ok()
+            .and_then(|text| element(text, "UploadId"))
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| ApiError::internal("CreateMultipartUpload answer without an UploadId"))
     }
 
     /// Completes the upload from the parts' ETags, in part-number order.
@@ -139,23 +210,30 @@ impl BlobStore {
         etags: &[String],
         now_ms: i64,
     ) -> ApiResult<SignedRequest> {
-        let action = self.bucket.complete_multipart_upload(
-            Some(&self.credentials),
+        let mut body = String::from("<CompleteMultipartUpload>");
+        for (n, etag) in etags.iter().enumerate() {
+            body.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                n + 1,
+                escape(etag)
+            ));
+        }
+        body.push_str("</CompleteMultipartUpload>");
+        self.own(
+            http::Method::POST,
             key,
-            upload_id,
-            etags.iter().map(String::as_str),
-        );
-        let url = action.sign_with_time(OWN_REQUEST_TTL, &timestamp(now_ms)?);
-        request(http::Method::POST, url, action.body().into_bytes())
+            &[("uploadId", upload_id)],
+            body.into_bytes(),
+            now_ms,
+        )
     }
 
     /// `Ok(Err(code))` when the store refused the parts (a wrong ETag, a part too small): the
     /// sender's fault, not the store's. S3 may answer 200 with an error body, so the body decides.
     pub fn completed(resp: &http::Response<Vec<u8>>) -> ApiResult<Result<(), String>> {
-        let parsed = std::str::from_utf8(resp.body())
-            .ok()
-            .map(CompleteMultipartUploadResponse::parse);
-        if resp.status().is_success() && matches!(parsed, Some(Ok(_))) {
+        let done = std::str::from_utf8(resp.body())
+            .is_ok_and(|text| text.contains("<CompleteMultipartUploadResult"));
+        if resp.status().is_success() && done {
             return Ok(Ok(()));
         }
         match error_code(resp.body()) {
@@ -172,23 +250,17 @@ impl BlobStore {
         upload_id: &str,
         now_ms: i64,
     ) -> ApiResult<SignedRequest> {
-        let action = self
-            .bucket
-            .abort_multipart_upload(Some(&self.credentials), key, upload_id);
-        request(
+        self.own(
             http::Method::DELETE,
-            action.sign_with_time(OWN_REQUEST_TTL, &timestamp(now_ms)?),
+            key,
+            &[("uploadId", upload_id)],
             Vec::new(),
+            now_ms,
         )
     }
 
     pub fn head(&self, key: &str, now_ms: i64) -> ApiResult<SignedRequest> {
-        let action = self.bucket.head_object(Some(&self.credentials), key);
-        request(
-            http::Method::HEAD,
-            action.sign_with_time(OWN_REQUEST_TTL, &timestamp(now_ms)?),
-            Vec::new(),
-        )
+        self.own(http::Method::HEAD, key, &[], Vec::new(), now_ms)
     }
 
     /// The object's size from a HEAD answer; `None` if it does not exist.
@@ -208,12 +280,7 @@ impl BlobStore {
     }
 
     pub fn delete(&self, key: &str, now_ms: i64) -> ApiResult<SignedRequest> {
-        let action = self.bucket.delete_object(Some(&self.credentials), key);
-        request(
-            http::Method::DELETE,
-            action.sign_with_time(OWN_REQUEST_TTL, &timestamp(now_ms)?),
-            Vec::new(),
-        )
+        self.own(http::Method::DELETE, key, &[], Vec::new(), now_ms)
     }
 
     /// Deleting (an object, an upload) succeeded or there was nothing to delete.

@@ -31,6 +31,7 @@ pub mod request_id;
 pub mod routing;
 pub mod rows;
 pub mod settings;
+mod sigv4;
 pub mod throttle;
 pub mod tokens;
 pub mod validate;

@@ -109,8 +109,8 @@ struct ChangeResult {
 }
 
 fn timestamp_ms(field: &str, raw: &str) -> ApiResult<i64> {
-    raw.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.timestamp_millis())
         .map_err(|_| {
             // The contract's pattern checks the form; a day the calendar lacks it cannot.
             if rfc3339_form(raw) {
