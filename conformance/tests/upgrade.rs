@@ -35,7 +35,7 @@ async fn an_account_d1_held_moves_into_its_object_on_first_use_with_nothing_lost
     let api = client();
     assert_eq!(
         left_in_d1("devices", user_id),
-        1,
+        saved["devices"].as_i64().unwrap(),
         "D1 holds the account before"
     );
     assert!(
@@ -76,6 +76,11 @@ async fn an_account_d1_held_moves_into_its_object_on_first_use_with_nothing_lost
         "{:?}",
         devices.body
     );
+    assert_eq!(
+        devices.body["devices"].as_array().map(Vec::len),
+        saved["devices"].as_u64().map(|n| n as usize),
+        "every device moved (more than one page of them)"
+    );
     let history = api
         .raw(
             Method::GET,
@@ -92,6 +97,27 @@ async fn an_account_d1_held_moves_into_its_object_on_first_use_with_nothing_lost
         history.body.to_string().contains(item),
         "{:?}",
         history.body
+    );
+    // What D1 gained while the move removed what it had copied came too.
+    let activity = api
+        .raw(
+            Method::GET,
+            "/account/activity?limit=200",
+            Some(token),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(activity.status, 200, "{:?}", activity.body);
+    assert!(
+        activity.body["activity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == saved["late_activity"]),
+        "the entry written during the move was lost: {:?}",
+        activity.body
     );
     let events = api
         .raw(Method::GET, "/events?after=0", Some(token), None, &[])

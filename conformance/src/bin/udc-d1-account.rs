@@ -8,7 +8,10 @@
 //! made before tokens named their account (with its row in `refresh_directory`, as migration
 //! 0017 leaves one). The email has no row in `account_directory`, as for an account the Worker
 //! before made after that migration ran (the migration comes before the deploy): the move
-//! must write it. What the test needs is written to out.json.
+//! must write it. It has more devices than the move reads from D1 at once, and a trigger in
+//! D1 writes one more activity entry of the account while the move removes what it copied (as
+//! a Worker of the version before could during a deploy): the move must bring that one too.
+//! What the test needs is written to out.json.
 
 use std::sync::Mutex;
 
@@ -19,6 +22,9 @@ use udc_core::{
     SystemClock,
 };
 use udc_hub::{DevicePresence, EventsPage, Relay, Revoked};
+
+/// Devices written straight into D1 beside the one registered: more than two of the move's pages.
+const EXTRA_DEVICES: usize = 1_200;
 
 struct D1File(Mutex<rusqlite::Connection>);
 
@@ -212,12 +218,51 @@ async fn main() {
         ])
         .await
         .expect("the old refresh token");
+    let device_id = device["device"]["id"].as_str().expect("device id");
+    {
+        let conn = core.ports.d1.lock();
+        let tx = conn.unchecked_transaction().expect("a transaction");
+        for n in 0..EXTRA_DEVICES {
+            tx.execute(
+                "INSERT INTO devices (id, user_id, name, platform, os_version, app_version, capabilities, \
+                 created_at, updated_at, last_seen_at) SELECT ?, user_id, 'Extra desk ' || ?, platform, \
+                 os_version, app_version, capabilities, created_at, updated_at, last_seen_at \
+                 FROM devices WHERE id = ?",
+                rusqlite::params![uuid::Uuid::new_v4().to_string(), n, device_id],
+            )
+            .expect("an extra device");
+        }
+        tx.commit().expect("commit");
+    }
+    // The move writes the account's email into the directory in the same D1 batch that removes
+    // what it copied: an activity entry (a table with no foreign key) written then.
+    let late_activity: i64 = {
+        let conn = core.ports.d1.lock();
+        let id = conn
+            .query_row(
+                "SELECT coalesce(max(id), 0) + 1000 FROM account_activity",
+                [],
+                |r| r.get(0),
+            )
+            .expect("an activity id");
+        conn.execute_batch(&format!(
+            "CREATE TRIGGER udc_test_late_write AFTER INSERT ON account_directory \
+             WHEN NEW.user_id = '{user_id}' BEGIN \
+             INSERT INTO account_activity (id, user_id, at, kind, detail) \
+             VALUES ({id}, NEW.user_id, {now}, 'password_changed', '{{}}'); END;",
+            now = SystemClock.now_ms()
+        ))
+        .expect("the trigger");
+        id
+    };
     let saved = json!({
         "email": email,
         "user_id": user_id,
         "device_id": device["device"]["id"],
         "clipboard_item": item["item"]["id"],
         "refresh_token": old_token,
+        "devices": EXTRA_DEVICES + 1,
+        "late_activity": late_activity,
     });
     std::fs::write(out, serde_json::to_vec_pretty(&saved).expect("json")).expect("out.json");
     println!("{saved}");

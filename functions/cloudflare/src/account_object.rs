@@ -620,7 +620,7 @@ async fn prepare_storage(
         let (_, out) = shared
             .with_hub(|hub| hub.take_outboxed(batch, now_ms()))
             .map_err(udc_core::SqlError::new)?;
-        *outputs.borrow_mut() = out;
+        outputs.borrow_mut().extend(out);
         Ok(())
     })
     .await;

@@ -101,15 +101,16 @@ impl Sql for D1Sql {
     }
 }
 
-/// Every row of `sql` (one `?`, bound to `param`) with its columns by name: for copying rows
-/// whose columns the caller does not list (an account's move into its object).
+/// Every row of `sql` with its columns by name: for copying rows whose columns the caller
+/// does not list (an account's move into its object).
 pub async fn objects(
     d1: &D1Sql,
     sql: &str,
-    param: &str,
+    params: &[Value],
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, SqlError> {
+    let params: Vec<JsValue> = params.iter().map(to_js).collect();
     d1.0.prepare(sql)
-        .bind(&[JsValue::from_str(param)])
+        .bind(&params)
         .map_err(err)?
         .all()
         .await

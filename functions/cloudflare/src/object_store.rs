@@ -11,41 +11,40 @@ use crate::d1::{self, D1Sql};
 use crate::object_sql::ObjectSql;
 
 /// The account's own rows in D1, parents before children (foreign keys hold at every step):
-/// each table with the condition that picks the account's rows, its one parameter the
-/// account's id.
+/// each table with the condition that picks the account's rows (`?1`: the account's id).
 const ACCOUNT_TABLES: &[(&str, &str)] = &[
-    ("users", "id = ?"),
-    ("devices", "user_id = ?"),
-    ("sessions", "user_id = ?"),
+    ("users", "id = ?1"),
+    ("devices", "user_id = ?1"),
+    ("sessions", "user_id = ?1"),
     (
         "refresh_tokens",
-        "session_id IN (SELECT id FROM sessions WHERE user_id = ?)",
+        "session_id IN (SELECT id FROM sessions WHERE user_id = ?1)",
     ),
-    ("files", "user_id = ?"),
+    ("files", "user_id = ?1"),
     (
         "file_parts",
-        "file_id IN (SELECT id FROM files WHERE user_id = ?)",
+        "file_id IN (SELECT id FROM files WHERE user_id = ?1)",
     ),
     (
         "file_shares",
-        "file_id IN (SELECT id FROM files WHERE user_id = ?)",
+        "file_id IN (SELECT id FROM files WHERE user_id = ?1)",
     ),
-    ("trust_links", "user_id = ?"),
-    ("login_cookies", "user_id = ?"),
-    ("idempotency_keys", "user_id = ?"),
-    ("clipboard_items", "user_id = ?"),
-    ("clipboard_prefs", "user_id = ?"),
-    ("clipboard_accounts", "user_id = ?"),
-    ("sync_counters", "user_id = ?"),
-    ("settings_docs", "user_id = ?"),
-    ("settings_policies", "user_id = ?"),
-    ("settings_conflicts", "user_id = ?"),
-    ("settings_resolutions", "user_id = ?"),
-    ("pending_logins", "user_id = ?"),
-    ("handoffs", "user_id = ?"),
-    ("remote_sessions", "user_id = ?"),
-    ("account_activity", "user_id = ?"),
-    ("passkeys", "user_id = ?"),
+    ("trust_links", "user_id = ?1"),
+    ("login_cookies", "user_id = ?1"),
+    ("idempotency_keys", "user_id = ?1"),
+    ("clipboard_items", "user_id = ?1"),
+    ("clipboard_prefs", "user_id = ?1"),
+    ("clipboard_accounts", "user_id = ?1"),
+    ("sync_counters", "user_id = ?1"),
+    ("settings_docs", "user_id = ?1"),
+    ("settings_policies", "user_id = ?1"),
+    ("settings_conflicts", "user_id = ?1"),
+    ("settings_resolutions", "user_id = ?1"),
+    ("pending_logins", "user_id = ?1"),
+    ("handoffs", "user_id = ?1"),
+    ("remote_sessions", "user_id = ?1"),
+    ("account_activity", "user_id = ?1"),
+    ("passkeys", "user_id = ?1"),
 ];
 
 /// At most this many events waiting in an account's D1 outbox move with it (an outbox holds
@@ -63,6 +62,21 @@ const DIRECTORY_KEPT: &[&str] = &[
      SELECT t.token_hash, s.user_id, t.expires_at FROM refresh_tokens t \
      JOIN sessions s ON s.id = t.session_id WHERE s.user_id = ?",
 ];
+
+/// Rows read from D1 at a time, and copied in one transaction: a large account never sits in
+/// memory whole.
+const PAGE: usize = 500;
+
+/// Row ids one DELETE removes (bound as one JSON array: D1 allows 100 parameters).
+const REMOVED_AT_ONCE: usize = 5_000;
+
+/// Rounds of one move. A round removes from D1 exactly the rows it copied; a row D1 gained
+/// meanwhile (a Worker of the version before, during a deploy) stays, and the next round moves
+/// it.
+const ROUNDS: usize = 3;
+
+/// The column a copied row's D1 rowid is read into.
+const ROWID: &str = "_udc_rowid";
 
 /// The account id the hub wrote in its tables when an object held the hub alone.
 const HUB_ALONE: &str = "self";
@@ -124,17 +138,48 @@ pub enum Moved {
     Rows(usize),
 }
 
-/// Moves the account's rows from D1 into the object: copied in one transaction, the events its
-/// outbox still held given to `take` (the object's hub, which logs each id once), then all of
-/// it removed from D1 in one batch. A move whose removal failed is found again next time (D1
-/// still has the rows, the object has them already: the copy is skipped, the outbox taken
-/// again and its ids ignored, the removal tried again).
+/// Moves the account's rows from D1 into the object, in rounds until D1 holds none. A move
+/// that fails part-way is done again next time: D1 loses only what the object holds.
 pub async fn move_from_d1(
     sql: &ObjectSql,
     d1: &D1Sql,
     account: &str,
-    take: impl FnOnce(Vec<Outboxed>) -> Result<(), SqlError>,
+    mut take: impl FnMut(Vec<Outboxed>) -> Result<(), SqlError>,
 ) -> Result<Moved, SqlError> {
+    let mut moved = 0;
+    for _ in 0..ROUNDS {
+        let round = move_round(sql, d1, account, &mut take).await?;
+        moved += round.copied;
+        if !round.left {
+            return Ok(match moved {
+                0 => Moved::Nothing,
+                rows => Moved::Rows(rows),
+            });
+        }
+    }
+    Err(SqlError::new(format!(
+        "D1 still gains rows of the account after {ROUNDS} rounds of its move; tried again next time"
+    )))
+}
+
+/// What one round of a move did.
+struct Round {
+    copied: usize,
+    /// D1 still holds the account: it gained rows while the round copied.
+    left: bool,
+}
+
+/// One round: the events the account's D1 outbox holds given to `take` (the object's hub,
+/// which logs each id once), its rows copied here page by page (`INSERT OR IGNORE`: a page
+/// copied by a round that failed later is there already), then, in one D1 batch, what finds
+/// the account kept in the directory, and removed exactly what was copied and taken. The
+/// account's `users` row goes last, and only if nothing else of it is left.
+async fn move_round(
+    sql: &ObjectSql,
+    d1: &D1Sql,
+    account: &str,
+    take: &mut impl FnMut(Vec<Outboxed>) -> Result<(), SqlError>,
+) -> Result<Round, SqlError> {
     let outbox = d1
         .query(Stmt::new(
             OUTBOX_PAGE,
@@ -145,57 +190,104 @@ pub async fn move_from_d1(
         .iter()
         .map(|row| outboxed(row).map_err(SqlError::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut copies = Vec::new();
-    for (table, condition) in ACCOUNT_TABLES {
-        let select = format!("SELECT * FROM {table} WHERE {condition}");
-        for row in d1::objects(d1, &select, account).await? {
-            copies.push(insert(table, row));
-        }
-    }
-    if copies.is_empty() {
-        return Ok(Moved::Nothing);
-    }
-    let copied = copies.len();
-    let here = sql
-        .query(Stmt::new(
-            "SELECT 1 FROM users WHERE id = ?",
-            vec![account.into()],
-        ))
-        .await?;
-    if here.is_empty() {
-        sql.transaction_of(copies)?;
-    }
+    let taken: Vec<u64> = outbox.iter().map(|o| o.id).collect();
     if !outbox.is_empty() {
         take(outbox)?;
+    }
+    let mut copied = Vec::with_capacity(ACCOUNT_TABLES.len());
+    for (table, condition) in ACCOUNT_TABLES {
+        copied.push(copy_table(sql, d1, account, table, condition).await?);
+    }
+    let count = copied.iter().map(Vec::len).sum();
+    if count == 0 && taken.is_empty() {
+        return Ok(Round {
+            copied: 0,
+            left: false,
+        });
     }
     // What finds the account stays in D1's directory, whichever came first, this move or the
     // migration that fills the directory (0017): its email, its approval requests, its refresh
     // tokens from before tokens named their account.
-    let removals = DIRECTORY_KEPT
+    let mut removals: Vec<(String, Vec<Value>)> = DIRECTORY_KEPT
         .iter()
-        .chain(std::iter::once(
-            &"DELETE FROM event_outbox WHERE user_id = ?",
-        ))
         .map(|sql| ((*sql).to_owned(), vec![Value::from(account)]))
-        .chain(ACCOUNT_TABLES.iter().rev().map(|(table, condition)| {
-            (
-                format!("DELETE FROM {table} WHERE {condition}"),
-                vec![Value::from(account)],
-            )
-        }))
         .collect();
-    d1::batch_of(d1, removals).await?;
-    Ok(Moved::Rows(copied))
+    removals.extend(by_rowid("event_outbox", "id", &taken));
+    for ((table, _), rowids) in ACCOUNT_TABLES.iter().zip(&copied).skip(1).rev() {
+        removals.extend(by_rowid(table, "rowid", rowids));
+    }
+    let rest: Vec<String> = std::iter::once(("event_outbox", "user_id = ?1"))
+        .chain(ACCOUNT_TABLES.iter().skip(1).copied())
+        .map(|(table, condition)| format!("NOT EXISTS (SELECT 1 FROM {table} WHERE {condition})"))
+        .collect();
+    removals.push((
+        format!("DELETE FROM users WHERE id = ?1 AND {}", rest.join(" AND ")),
+        vec![Value::from(account)],
+    ));
+    let changed = d1::batch_of(d1, removals).await?;
+    Ok(Round {
+        copied: count,
+        left: changed.last() == Some(&0),
+    })
 }
 
-/// An INSERT of one row as D1 answered it (its columns by name).
+/// Copies the rows of one table that `condition` picks, in pages by D1 rowid: the rowids copied.
+async fn copy_table(
+    sql: &ObjectSql,
+    d1: &D1Sql,
+    account: &str,
+    table: &str,
+    condition: &str,
+) -> Result<Vec<i64>, SqlError> {
+    let select = format!(
+        "SELECT rowid AS {ROWID}, * FROM {table} WHERE ({condition}) AND rowid > ?2 \
+         ORDER BY rowid LIMIT {PAGE}"
+    );
+    let mut rowids = Vec::new();
+    loop {
+        let after = rowids.last().copied().unwrap_or(0);
+        let rows = d1::objects(d1, &select, &[account.into(), after.into()]).await?;
+        let full = rows.len() == PAGE;
+        let mut inserts = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            let rowid = row
+                .remove(ROWID)
+                .and_then(|id| id.as_i64().or_else(|| id.as_f64().map(|f| f as i64)))
+                .ok_or_else(|| SqlError::new(format!("{table}: a row without its rowid")))?;
+            rowids.push(rowid);
+            inserts.push(insert(table, row));
+        }
+        if !inserts.is_empty() {
+            sql.transaction_of(inserts)?;
+        }
+        if !full {
+            return Ok(rowids);
+        }
+    }
+}
+
+/// DELETEs of `table`'s rows whose `key` is one of `ids`.
+fn by_rowid(table: &str, key: &str, ids: &[impl serde::Serialize]) -> Vec<(String, Vec<Value>)> {
+    ids.chunks(REMOVED_AT_ONCE)
+        .map(|chunk| {
+            let list = serde_json::to_string(chunk).unwrap_or_default();
+            (
+                format!("DELETE FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"),
+                vec![Value::Text(list)],
+            )
+        })
+        .collect()
+}
+
+/// An INSERT of one row as D1 answered it (its columns by name), ignored where the object has
+/// the row already.
 fn insert(table: &str, row: Map<String, Json>) -> (String, Vec<Value>) {
     let columns: Vec<String> = row.keys().map(|c| format!("\"{c}\"")).collect();
     let marks = vec!["?"; columns.len()].join(", ");
     let values = row.into_values().map(d1::from_json).collect();
     (
         format!(
-            "INSERT INTO {table} ({}) VALUES ({marks})",
+            "INSERT OR IGNORE INTO {table} ({}) VALUES ({marks})",
             columns.join(", ")
         ),
         values,
