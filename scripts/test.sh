@@ -82,7 +82,8 @@ conformance_on() { # name, then the command that starts the host
   no_secrets_in_logs
 }
 
-# The host wrote a JSON line per request (core's access_log), its route a template.
+# The host wrote a JSON line per request (core's access_log), its route a template, with the
+# caller's account and device where a device called, and the error code where one was answered.
 requests_logged() { # host name
   local logs
   case $1 in
@@ -92,6 +93,12 @@ requests_logged() { # host name
   esac
   if ! grep -q '"route":"/devices/{id}"' "${logs[@]}"; then
     echo "$1 logged no request line (in ${logs[*]})"; exit 1
+  fi
+  if ! grep -h '"route":"/devices/{id}"' "${logs[@]}" | grep '"account_id":"' | grep -q '"device_id":"'; then
+    echo "$1 logged no device's request with its caller (in ${logs[*]})"; exit 1
+  fi
+  if ! grep -h '"request_id":' "${logs[@]}" | grep -q '"error":"session_revoked"'; then
+    echo "$1 logged no request line with its error code (in ${logs[*]})"; exit 1
   fi
   echo "$1 logged its requests: $(grep -c '"request_id":' "${logs[@]}" | awk -F: '{ n += $NF } END { print n }') lines"
 }

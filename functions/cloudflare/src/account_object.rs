@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use udc_core::access_log::{Caller, ErrorCode};
 use udc_core::{error_response, request_id, ApiError, Core, RequestContext, RequestId, Sql};
 use udc_hub::{
     Conn, ConnId, DevicePresence, EventsPage, Hub, HubFrame, Outboxed, Output, Relay, Revoked,
@@ -41,6 +42,11 @@ pub const ROUTE: &str = "x-udc-route";
 /// On the answer to a request that names an account this object is not (and never was): the
 /// Worker answers it itself.
 pub const NOT_HERE: &str = "x-udc-not-here";
+/// On the answer to a forwarded request, for the Worker's log line of it (core's answer
+/// carries them as extensions, which do not cross the hop); the Worker removes them.
+pub const LOG_ACCOUNT: &str = "x-udc-log-account";
+pub const LOG_DEVICE: &str = "x-udc-log-device";
+pub const LOG_ERROR: &str = "x-udc-log-error";
 
 /// How the Worker knew a request's account: what the object may do for it on first contact.
 #[derive(Clone, Copy, PartialEq)]
@@ -216,6 +222,26 @@ impl Shared {
             .flatten()
             .map(|a| a.conn)
     }
+}
+
+/// Core's answer with what the Worker's log line of it needs as headers (`LOG_ACCOUNT`...).
+fn for_the_log(mut resp: http::Response<Vec<u8>>) -> http::Response<Vec<u8>> {
+    let caller = resp.extensions().get::<Caller>().cloned();
+    let error = resp.extensions().get::<ErrorCode>().map(|c| c.0);
+    let fields = [
+        (LOG_ACCOUNT, caller.as_ref().map(|c| c.account_id.as_str())),
+        (
+            LOG_DEVICE,
+            caller.as_ref().and_then(|c| c.device_id.as_deref()),
+        ),
+        (LOG_ERROR, error),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
 }
 
 /// Core's hub port inside the object: the machine itself, no hop.
@@ -465,7 +491,10 @@ impl UserHub {
             storage.delete_alarm().await?;
             storage.delete_all().await?;
         }
-        crate::to_worker_response(request_id::stamp(resp, &request_id), request_id.as_str())
+        crate::to_worker_response(
+            request_id::stamp(for_the_log(resp), &request_id),
+            request_id.as_str(),
+        )
     }
 
     async fn accept_socket(

@@ -18,7 +18,7 @@ mod ports;
 pub use account_object::UserHub;
 
 use serde_json::json;
-use udc_core::access_log::RequestLine;
+use udc_core::access_log::{Caller, RequestLine};
 use udc_core::{
     error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, RequestContext,
     RequestId,
@@ -72,18 +72,63 @@ struct Started {
 impl Started {
     /// The request's line on the console, as JSON: Workers Logs indexes it by field.
     fn log<B>(&self, resp: &http::Response<B>, bytes_out: u64) {
+        self.write(&self.line(resp, bytes_out));
+    }
+
+    fn line<'a, B>(&'a self, resp: &'a http::Response<B>, bytes_out: u64) -> RequestLine<'a> {
         let now = WorkerClock.now_ms();
-        let took = (now - self.at_ms) as f64;
-        let line = RequestLine::new(
+        RequestLine::new(
             now,
             &self.id,
             &self.method,
             &self.path,
             resp,
-            took,
+            (now - self.at_ms) as f64,
             self.bytes_in,
             bytes_out,
-        );
+        )
+    }
+
+    /// The line of a request the account's object answered, from the headers it put on its
+    /// answer for this (`account_object::LOG_ACCOUNT`...), which go no further.
+    fn log_forwarded(&self, resp: Response) -> Result<Response> {
+        if resp.status_code() == 101 {
+            // An opened socket: its answer cannot be rebuilt, and it has nothing to remove.
+            self.log_status(101);
+            return Ok(resp);
+        }
+        let headers = Headers::new();
+        let (mut account, mut device, mut error, mut bytes_out) = (None, None, None, 0);
+        for (name, value) in resp.headers().entries() {
+            match name.as_str() {
+                account_object::LOG_ACCOUNT => account = Some(value),
+                account_object::LOG_DEVICE => device = Some(value),
+                account_object::LOG_ERROR => error = Some(value),
+                other => {
+                    if other == "content-length" {
+                        bytes_out = value.parse().unwrap_or(0);
+                    }
+                    headers.append(&name, &value)?;
+                }
+            }
+        }
+        let mut answered = http::Response::builder()
+            .status(resp.status_code())
+            .body(())
+            .unwrap_or_default();
+        if let Some(account_id) = account {
+            answered.extensions_mut().insert(Caller {
+                account_id,
+                device_id: device,
+            });
+        }
+        let mut line = self.line(&answered, bytes_out);
+        line.error = error.as_deref();
+        self.write(&line);
+        Ok(resp.with_headers(headers))
+    }
+
+    fn write(&self, line: &RequestLine) {
         worker::console_log!("{}", line.to_json());
         if let Some(dataset) = &self.metrics {
             // One point per request: blobs route, method, status, error; doubles duration (ms),
@@ -288,8 +333,7 @@ async fn serve(req: Request, env: Env, at: &Started) -> Result<Response> {
         let resp = forward(&env, &account, route, method, &req, at).await?;
         // An account the request only named, which no object or D1 holds: no account's.
         if !resp.headers().has(account_object::NOT_HERE)? {
-            at.log_status(resp.status_code());
-            return Ok(resp);
+            return at.log_forwarded(resp);
         }
     }
     if is_realtime && upgrade {

@@ -31,7 +31,7 @@ pub struct RequestLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'static str>,
+    pub error: Option<&'a str>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
