@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail), on wrangler dev and on udc-server: an authenticated
-# GET /devices against a bare GET /health and the sign-in's server time (udc-bench); the hub's
+# GET /devices and every other authenticated GET against a bare GET /health and the sign-in's
+# server time (udc-bench); the hub's
 # fan-out latency, throughput and (udc-server) memory per idle socket at 100 and 1000 sockets
 # (udc-hub-bench); on udc-server, a file (1 GiB) sent and received by udc-agent against curl
 # on the same presigned URLs, with the agent's peak memory (udc-files-bench); and the sizes
@@ -17,7 +18,9 @@
 # udc-server, requests per second under load (wrk -c32: /health against an authenticated
 # GET /devices; GET /devices with JSON logs and metrics on against off) and clipboard storms (udc-storm-bench: one account of 501 devices with open
 # sockets, 20 posts/s for 60 s; 200 accounts of 2 devices, each device posting once a second:
-# answer and delivery times, deliveries lost, sockets closed).
+# answer and delivery times, deliveries lost, sockets closed); on wrangler dev and udc-server,
+# authenticated GET /devices per second spread over 1, 10 and 100 accounts, and on wrangler dev
+# each account's first request after a restart against the next (udc-accounts-bench).
 # Usage: scripts/bench.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +34,7 @@ ulimit -n 8192 2>/dev/null || true   # a thousand sockets on each side
 scripts/build-web.sh >/dev/null
 cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-server --bin udc-agent \
   --bin udc-bench --bin udc-hub-bench --bin udc-files-bench --bin udc-clip-bench --bin udc-remote-bench --bin udc-page-remote-bench --bin udc-web-bench \
-  --bin udc-storm-bench --bin udc-fuzz-token --bin udc-slow-link
+  --bin udc-storm-bench --bin udc-accounts-bench --bin udc-fuzz-token --bin udc-slow-link
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
 cargo build -p udc-spin --target wasm32-wasip2 --profile spin
@@ -41,12 +44,18 @@ start_wrangler "$UDC_RUN_DIR/wrangler-state"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n"; done
 "$BIN/release/udc-clip-bench" --copies 200
+"$BIN/release/udc-accounts-bench" --accounts 1,10,100 --save "$UDC_RUN_DIR/accounts.json"
+stop_hosts
+# The same state again: each account's first request wakes its Durable Object.
+start_wrangler "$UDC_RUN_DIR/wrangler-state"
+"$BIN/release/udc-accounts-bench" --cold "$UDC_RUN_DIR/accounts.json"
 stop_hosts
 
 start_server "$BIN/release/udc-server"
 "$BIN/release/udc-bench" "$@"
 for n in 100 1000; do "$BIN/release/udc-hub-bench" --sockets "$n" --server-pid "${UDC_HOST_PIDS[0]}"; done
 "$BIN/release/udc-clip-bench" --copies 200
+"$BIN/release/udc-accounts-bench" --accounts 1,10,100
 token=$("$BIN/release/udc-fuzz-token")
 for path in /health /devices; do
   echo "wrk -c32 10 s GET $path: $(wrk -t2 -c32 -d10s --latency -H "Authorization: Bearer $token" "$UDC_BASE_URL$path" \
