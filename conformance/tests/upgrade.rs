@@ -54,6 +54,11 @@ async fn an_account_d1_held_moves_into_its_object_on_first_use_with_nothing_lost
         Some(user_id),
         "the new refresh token names its account"
     );
+    assert_eq!(
+        left_in_d1("devices", saved["other_user_id"].as_str().unwrap()),
+        1,
+        "the move removed another account's device, written during it where a copied row was"
+    );
     for table in [
         "users",
         "devices",

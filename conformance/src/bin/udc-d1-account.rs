@@ -9,8 +9,9 @@
 //! 0017 leaves one). The email has no row in `account_directory`, as for an account the Worker
 //! before made after that migration ran (the migration comes before the deploy): the move
 //! must write it. It has more devices than the move reads from D1 at once, and a trigger in
-//! D1 writes one more activity entry of the account while the move removes what it copied (as
-//! a Worker of the version before could during a deploy): the move must bring that one too.
+//! D1 writes while the move removes what it copied, as a Worker of the version before could
+//! during a deploy: one more activity entry of the account (the move must bring it too), and a
+//! device of another account in the rowid of a device the move copied (the move must leave it).
 //! What the test needs is written to out.json.
 
 use std::sync::Mutex;
@@ -234,8 +235,20 @@ async fn main() {
         }
         tx.commit().expect("commit");
     }
+    // Another account in D1, with no device yet.
+    let other = call(
+        &core,
+        "/auth/register",
+        None,
+        json!({ "email": udc_conformance::unique_email(), "kdf": kdf, "auth_key": keys.auth_key_b64() }),
+    )
+    .await;
+    let other_id = other["user"]["id"].as_str().expect("user id").to_owned();
     // The move writes the account's email into the directory in the same D1 batch that removes
-    // what it copied: an activity entry (a table with no foreign key) written then.
+    // what it copied. Written then: an activity entry of the account (a table with no foreign
+    // key); and, as a Worker of the version before could, the account's newest device removed
+    // and a device of the other account added, which takes the rowid freed (devices' rowids
+    // are SQLite's max + 1).
     let late_activity: i64 = {
         let conn = core.ports.d1.lock();
         let id = conn
@@ -249,8 +262,14 @@ async fn main() {
             "CREATE TRIGGER udc_test_late_write AFTER INSERT ON account_directory \
              WHEN NEW.user_id = '{user_id}' BEGIN \
              INSERT INTO account_activity (id, user_id, at, kind, detail) \
-             VALUES ({id}, NEW.user_id, {now}, 'password_changed', '{{}}'); END;",
-            now = SystemClock.now_ms()
+             VALUES ({id}, NEW.user_id, {now}, 'password_changed', '{{}}'); \
+             DELETE FROM devices WHERE rowid = (SELECT max(rowid) FROM devices); \
+             INSERT INTO devices (id, user_id, name, platform, os_version, app_version, capabilities, \
+             created_at, updated_at, last_seen_at) SELECT '{late_device}', '{other_id}', 'Late desk', \
+             platform, os_version, app_version, capabilities, created_at, updated_at, last_seen_at \
+             FROM devices WHERE id = '{device_id}'; END;",
+            now = SystemClock.now_ms(),
+            late_device = uuid::Uuid::new_v4(),
         ))
         .expect("the trigger");
         id
@@ -263,6 +282,7 @@ async fn main() {
         "refresh_token": old_token,
         "devices": EXTRA_DEVICES + 1,
         "late_activity": late_activity,
+        "other_user_id": other_id,
     });
     std::fs::write(out, serde_json::to_vec_pretty(&saved).expect("json")).expect("out.json");
     println!("{saved}");

@@ -72,7 +72,8 @@ const REMOVED_AT_ONCE: usize = 5_000;
 
 /// Rounds of one move. A round removes from D1 exactly the rows it copied; a row D1 gained
 /// meanwhile (a Worker of the version before, during a deploy) stays, and the next round moves
-/// it.
+/// it. (One that refers to a row the round copied makes D1 refuse the removal: the move fails
+/// whole, and the next request moves both.)
 const ROUNDS: usize = 3;
 
 /// The column a copied row's D1 rowid is read into.
@@ -212,9 +213,14 @@ async fn move_round(
         .iter()
         .map(|sql| ((*sql).to_owned(), vec![Value::from(account)]))
         .collect();
-    removals.extend(by_rowid("event_outbox", "id", &taken));
-    for ((table, _), rowids) in ACCOUNT_TABLES.iter().zip(&copied).skip(1).rev() {
-        removals.extend(by_rowid(table, "rowid", rowids));
+    removals.extend(by_rowid(
+        ("event_outbox", "user_id = ?1"),
+        "id",
+        &taken,
+        account,
+    ));
+    for (table, rowids) in ACCOUNT_TABLES.iter().zip(&copied).skip(1).rev() {
+        removals.extend(by_rowid(*table, "rowid", rowids, account));
     }
     let rest: Vec<String> = std::iter::once(("event_outbox", "user_id = ?1"))
         .chain(ACCOUNT_TABLES.iter().skip(1).copied())
@@ -266,14 +272,24 @@ async fn copy_table(
     }
 }
 
-/// DELETEs of `table`'s rows whose `key` is one of `ids`.
-fn by_rowid(table: &str, key: &str, ids: &[impl serde::Serialize]) -> Vec<(String, Vec<Value>)> {
+/// DELETEs of the account's rows of a table (its condition, `?1` the account) whose `key` is
+/// one of `ids`. The condition stays: a rowid freed in D1 meanwhile (a Worker of the version
+/// before deleting the table's newest row) may already be another account's row.
+fn by_rowid(
+    (table, condition): (&str, &str),
+    key: &str,
+    ids: &[impl serde::Serialize],
+    account: &str,
+) -> Vec<(String, Vec<Value>)> {
     ids.chunks(REMOVED_AT_ONCE)
         .map(|chunk| {
             let list = serde_json::to_string(chunk).unwrap_or_default();
             (
-                format!("DELETE FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"),
-                vec![Value::Text(list)],
+                format!(
+                    "DELETE FROM {table} WHERE ({condition}) \
+                     AND {key} IN (SELECT value FROM json_each(?2))"
+                ),
+                vec![Value::from(account), Value::Text(list)],
             )
         })
         .collect()
