@@ -81,6 +81,27 @@ pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// How long `client` took to answer `method path`, for the benchmarks: an answer that is not a
+/// success is an error.
+pub async fn timed(
+    client: &Client,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> anyhow::Result<std::time::Duration> {
+    let start = std::time::Instant::now();
+    let resp = client.raw(method, path, token, body, &[]).await?;
+    let took = start.elapsed();
+    anyhow::ensure!(
+        resp.status.is_success(),
+        "{path} answered {}: {}",
+        resp.status,
+        resp.body
+    );
+    Ok(took)
+}
+
 /// The udc-agent binary: `UDC_AGENT_BIN`, else the workspace's debug build.
 pub fn agent_bin() -> std::path::PathBuf {
     std::env::var_os("UDC_AGENT_BIN")

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use reqwest::Method;
 use tokio::task::JoinSet;
 use udc_agent::Client;
-use udc_conformance::{device_info, ms, percentile, unique_email, unique_ip, PASSWORD};
+use udc_conformance::{device_info, ms, percentile, timed, unique_email, unique_ip, PASSWORD};
 
 /// Accounts made at once (each derives its password's key first).
 const MAKING_AT_ONCE: usize = 4;
@@ -134,7 +134,7 @@ async fn load(
             while Instant::now() < deadline {
                 let token = tokens[next % tokens.len()].as_deref();
                 next += clients;
-                samples.push(timed_get(&client, path, token).await?);
+                samples.push(timed(&client, Method::GET, path, token, None).await?);
             }
             anyhow::Ok(samples)
         });
@@ -148,19 +148,6 @@ async fn load(
     Ok((rate, samples))
 }
 
-async fn timed_get(client: &Client, path: &str, token: Option<&str>) -> Result<Duration> {
-    let start = Instant::now();
-    let resp = client.raw(Method::GET, path, token, None, &[]).await?;
-    let took = start.elapsed();
-    anyhow::ensure!(
-        resp.status.is_success(),
-        "{path} answered {}: {}",
-        resp.status,
-        resp.body
-    );
-    Ok(took)
-}
-
 /// Each account's first `GET /devices` after a start, against the same requests again (five
 /// each), and `/health` beside them. (The host's own first answer is not timed here: the start
 /// waits for `/health` to answer.)
@@ -168,13 +155,13 @@ async fn first_and_next(base: &str, tokens: &[String]) -> Result<()> {
     let client = Client::new(base).with_header("x-udc-test-client-ip", &unique_ip());
     let mut health = Vec::new();
     for _ in 0..5 {
-        health.push(timed_get(&client, "/health", None).await?);
+        health.push(timed(&client, Method::GET, "/health", None, None).await?);
     }
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for token in tokens.iter().take(COLD_ACCOUNTS) {
-        cold.push(timed_get(&client, "/devices", Some(token)).await?);
+        cold.push(timed(&client, Method::GET, "/devices", Some(token), None).await?);
         for _ in 0..5 {
-            warm.push(timed_get(&client, "/devices", Some(token)).await?);
+            warm.push(timed(&client, Method::GET, "/devices", Some(token), None).await?);
         }
     }
     health.sort();

@@ -4,12 +4,12 @@
 //! needs no id of the caller's making, each against `/health` in turns. Prints figures; asserts
 //! nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use reqwest::Method;
 use udc_agent::Client;
-use udc_conformance::{device_info, ms, percentile, unique_email, unique_ip, PASSWORD};
+use udc_conformance::{device_info, ms, percentile, timed, unique_email, unique_ip, PASSWORD};
 
 struct Stats {
     p50: Duration,
@@ -22,25 +22,6 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
         p50: percentile(&samples, 0.50),
         p95: percentile(&samples, 0.95),
     }
-}
-
-async fn timed(
-    client: &Client,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&serde_json::Value>,
-) -> Result<Duration> {
-    let start = Instant::now();
-    let resp = client.raw(method, path, token, body, &[]).await?;
-    let took = start.elapsed();
-    anyhow::ensure!(
-        resp.status.is_success(),
-        "{path} answered {}: {}",
-        resp.status,
-        resp.body
-    );
-    Ok(took)
 }
 
 #[tokio::main(flavor = "current_thread")]
