@@ -69,8 +69,7 @@ async fn store_takes_a_part(port: u16) -> Result<(), String> {
         bucket: "udc-files".into(),
         access_key_id: ACCESS_KEY.into(),
         secret_access_key: SECRET_KEY.into(),
-    })
-    .map_err(|e| e.message)?;
+    });
     let now = udc_core::ports::Clock::now_ms(&udc_core::ports::SystemClock);
     let ttl = Duration::from_secs(60);
     let http = reqwest::Client::builder()

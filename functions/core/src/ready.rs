@@ -77,7 +77,7 @@ impl<P: Ports> Core<P> {
     }
 
     async fn probe_store(&self, storage: &crate::config::Storage) -> ApiResult<()> {
-        let store = BlobStore::new(storage)?;
+        let store = BlobStore::new(storage);
         let req = store.head(PROBE_KEY, self.ports.clock().now_ms())?;
         let resp = self.ports.http().send(req).await?;
         BlobStore::head_size(&resp).map(|_| ())

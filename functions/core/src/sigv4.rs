@@ -7,8 +7,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+
+use crate::crypto::{hmac_sha256, sha256_hex};
+use crate::error::{ApiError, ApiResult};
 
 /// The access key pair and the region a store checks signatures with.
 pub struct Signer {
@@ -28,13 +29,11 @@ pub struct Unsigned<'a> {
 
 impl Signer {
     /// The URL with the signature's parameters, valid `ttl` from `now_ms`.
-    pub fn presign(
-        &self,
-        req: Unsigned<'_>,
-        now_ms: i64,
-        ttl: Duration,
-    ) -> Result<url::Url, String> {
-        let time = DateTime::from_timestamp_millis(now_ms).ok_or("no such time")?;
+    pub fn presign(&self, req: Unsigned<'_>, now_ms: i64, ttl: Duration) -> ApiResult<url::Url> {
+        let unsignable =
+            |why: &str| ApiError::internal(format!("signing for the object store: {why}"));
+        let time =
+            DateTime::from_timestamp_millis(now_ms).ok_or_else(|| unsignable("no such time"))?;
         let day = format!("{:04}{:02}{:02}", time.year(), time.month(), time.day());
         let stamp = format!(
             "{day}T{:02}{:02}{:02}Z",
@@ -46,7 +45,7 @@ impl Signer {
         let host = match (req.url.host_str(), req.url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err("a URL without a host".into()),
+            (None, _) => return Err(unsignable("a URL without a host")),
         };
         let mut headers: Vec<(&str, &str)> = req
             .headers
@@ -92,25 +91,19 @@ impl Signer {
         let _ = write!(canonical, "\n{signed_headers}\nUNSIGNED-PAYLOAD");
         let to_sign = format!(
             "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
+            sha256_hex(canonical.as_bytes())
         );
         let key = [day.as_str(), self.region.as_str(), "s3", "aws4_request"]
             .iter()
             .try_fold(
                 format!("AWS4{}", self.secret_access_key).into_bytes(),
-                |key, part| hmac(&key, part.as_bytes()),
+                |key, part| hmac_sha256(&key, &[part.as_bytes()]).map(Vec::from),
             )?;
-        let signature = hex::encode(hmac(&key, to_sign.as_bytes())?);
+        let signature = hex::encode(hmac_sha256(&key, &[to_sign.as_bytes()])?);
         let mut url = req.url;
         url.set_query(Some(&format!("{query}&X-Amz-Signature={signature}")));
         Ok(url)
     }
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
-    mac.update(data);
-    Ok(mac.finalize().into_bytes().to_vec())
 }
 
 /// `text` in SigV4's encoding: every byte but the unreserved (`A-Z a-z 0-9 - . _ ~`) as `%XX`

@@ -56,8 +56,8 @@ impl<P: Ports> Core<P> {
         self.config
             .storage
             .as_ref()
+            .map(BlobStore::new)
             .ok_or_else(store_unavailable)
-            .and_then(BlobStore::new)
     }
 
     /// The time core signs its own store requests with: always the real clock, since the store
