@@ -101,6 +101,11 @@ requests_logged() { # host name
   if ! grep -h '"request_id":' "${logs[@]}" | grep '"error":"session_revoked"' >/dev/null; then
     echo "$1 logged no request line with its error code (in ${logs[*]})"; exit 1
   fi
+  # workers-rs logs a line for each SQL integer it would round to a JavaScript number (and a
+  # line each cost a read ~1 ms): the Worker binds only exact ones (`js_number`).
+  if grep -q -F 'outside the JavaScript safe-integer range' "${logs[@]}"; then
+    echo "$1 bound an integer a JavaScript number does not hold exactly (in ${logs[*]})"; exit 1
+  fi
   echo "$1 logged its requests: $(grep -c '"request_id":' "${logs[@]}" | awk -F: '{ n += $NF } END { print n }') lines"
 }
 

@@ -9,6 +9,7 @@ mod devices;
 mod files;
 mod handoff;
 mod input;
+mod numbers;
 mod operations;
 mod passkeys;
 mod realtime;

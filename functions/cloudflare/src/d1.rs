@@ -1,5 +1,6 @@
 //! `D1Sql`: the SQL port on Cloudflare D1. A D1 batch runs as one transaction.
 
+use udc_core::web::MAX_EXACT;
 use udc_core::{Row, Sql, SqlError, Stmt, Value};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
@@ -10,14 +11,30 @@ fn err(e: worker::Error) -> SqlError {
     SqlError(e.to_string())
 }
 
-fn to_js(v: &Value) -> JsValue {
-    match v {
+/// An integer as the JavaScript number the Worker binds (D1's and an object's SQL take no
+/// other), or an error if that number would not be exact: core takes no larger integer
+/// (`udc_core::web::MAX_EXACT`), so one here is a defect to see, not a value to round.
+pub(crate) fn js_number(n: i64) -> Result<f64, SqlError> {
+    if (-MAX_EXACT..=MAX_EXACT).contains(&n) {
+        Ok(n as f64)
+    } else {
+        Err(SqlError(format!(
+            "{n} is beyond the integers a JavaScript number holds exactly"
+        )))
+    }
+}
+
+fn to_js(v: &Value) -> Result<JsValue, SqlError> {
+    Ok(match v {
         Value::Null => JsValue::null(),
-        // D1 numbers are JavaScript doubles: exact up to 2^53, which covers our millisecond times.
-        Value::Integer(n) => JsValue::from_f64(*n as f64),
+        Value::Integer(n) => JsValue::from_f64(js_number(*n)?),
         Value::Real(f) => JsValue::from_f64(*f),
         Value::Text(s) => JsValue::from_str(s),
-    }
+    })
+}
+
+fn to_js_all(params: &[Value]) -> Result<Vec<JsValue>, SqlError> {
+    params.iter().map(to_js).collect()
 }
 
 pub fn from_json(v: serde_json::Value) -> Value {
@@ -43,7 +60,7 @@ fn changes(results: &[D1Result]) -> Result<Vec<u64>, SqlError> {
 
 impl D1Sql {
     fn prepare(&self, stmt: &Stmt) -> Result<D1PreparedStatement, SqlError> {
-        let params: Vec<JsValue> = stmt.params.iter().map(to_js).collect();
+        let params = to_js_all(&stmt.params)?;
         self.0.prepare(stmt.sql).bind(&params).map_err(err)
     }
 }
@@ -108,7 +125,7 @@ pub async fn objects(
     sql: &str,
     params: &[Value],
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, SqlError> {
-    let params: Vec<JsValue> = params.iter().map(to_js).collect();
+    let params = to_js_all(params)?;
     d1.0.prepare(sql)
         .bind(&params)
         .map_err(err)?
@@ -124,7 +141,7 @@ pub async fn batch_of(d1: &D1Sql, stmts: Vec<(String, Vec<Value>)>) -> Result<Ve
     let prepared = stmts
         .iter()
         .map(|(sql, params)| {
-            let params: Vec<JsValue> = params.iter().map(to_js).collect();
+            let params = to_js_all(params)?;
             d1.0.prepare(sql).bind(&params).map_err(err)
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -9,7 +9,7 @@ use udc_client::wire::ActivityEntry;
 use crate::auth::client_name;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Ports, Row, Stmt};
-use crate::web::{limit_param, query_param, Reply};
+use crate::web::{int_param, limit_param, Reply, MAX_EXACT};
 use crate::{rows, Core, Rq};
 
 /// How long entries are kept.
@@ -200,14 +200,8 @@ impl<P: Ports> Core<P> {
     /// `next_before` pages on.
     pub(crate) async fn list_activity(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
         let limit = limit_param(rq.query, PAGE_DEFAULT, PAGE_MAX)?;
-        let before = match query_param(rq.query, "before") {
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::invalid("before: must be an entry's id"))?,
-            None => i64::MAX,
-        };
+        // No entry's id reaches the largest exact integer.
+        let before = int_param(rq.query, "before", 1)?.unwrap_or(MAX_EXACT);
         let since = rq.now_ms - KEEP_MS;
         let (_, found) = self
             .caller_with(rq, |c| {

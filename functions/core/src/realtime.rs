@@ -8,13 +8,10 @@ use crate::crypto::sha256_hex;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Hub, Ports, Sql, Stmt};
 use crate::tokens::{self, AccessClaims};
-use crate::web::{query_param, Reply};
+use crate::web::{int_param, query_param, Reply};
 use crate::{Core, RequestContext, Rq};
 
 pub const TICKET_TTL_SECS: i64 = 60;
-/// The largest event sequence number a cursor may name: the largest integer JSON clients
-/// (JavaScript) read exactly, far beyond any log, and within SQLite's signed 64 bits.
-pub const MAX_CURSOR: u64 = (1 << 53) - 1;
 
 /// A device allowed onto its account's hub.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +25,8 @@ pub struct RealtimeGrant {
 }
 
 fn cursor(query: Option<&str>, name: &str) -> ApiResult<Option<u64>> {
-    query_param(query, name)
-        .map(|v| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| *n <= MAX_CURSOR)
-                .ok_or_else(|| ApiError::invalid(format!("{name}: must be 0 to {MAX_CURSOR}")))
-        })
-        .transpose()
+    // Sequence numbers start at 1; 0 is "from the start".
+    Ok(int_param(query, name, 0)?.map(|n| n.unsigned_abs()))
 }
 
 #[derive(Serialize)]

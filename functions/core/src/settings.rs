@@ -18,7 +18,7 @@ use crate::conflict::{decide, Decision, Held, Policy};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, When};
 use crate::ports::{Ports, Row, Sql, Stmt, Value};
-use crate::web::{json_body, json_body_max, query_param, Reply};
+use crate::web::{int_param, json_body, json_body_max, query_param, Reply, MAX_EXACT};
 use crate::{rows, validate, Core, Rq};
 
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
@@ -167,9 +167,9 @@ fn rfc3339_form(raw: &str) -> bool {
 fn check(body: ChangeBody, now_ms: i64, at: &str) -> ApiResult<Change> {
     let namespace = validate::token(&format!("{at}namespace"), &body.namespace, 64)?;
     let key = validate::token(&format!("{at}key"), &body.key, 128)?;
-    if body.base_version < 0 {
+    if !(0..=MAX_EXACT).contains(&body.base_version) {
         return Err(ApiError::invalid(format!(
-            "{at}base_version: must be 0 or more"
+            "{at}base_version: must be 0 to {MAX_EXACT}"
         )));
     }
     let value = match (body.deleted, body.value) {
@@ -415,14 +415,7 @@ impl<P: Ports> Core<P> {
     }
 
     pub(crate) async fn get_settings(&self, rq: &Rq<'_>) -> ApiResult<Reply> {
-        let since = match query_param(rq.query, "since") {
-            None => 0,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::invalid("since: must be a non-negative integer"))?,
-        };
+        let since = int_param(rq.query, "since", 0)?.unwrap_or(0);
         let namespace = query_param(rq.query, "namespace")
             .map(|n| validate::token("namespace", n, 64))
             .transpose()?;

@@ -55,6 +55,22 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The largest integer the API takes: JSON clients (JavaScript) read no larger one exactly, and
+/// the Worker binds SQL values as JavaScript numbers. Within SQLite's signed 64 bits.
+pub const MAX_EXACT: i64 = (1 << 53) - 1;
+
+/// The integer query parameter `name`, `min` to `MAX_EXACT`, if given.
+pub fn int_param(query: Option<&str>, name: &str, min: i64) -> ApiResult<Option<i64>> {
+    query_param(query, name)
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| (min..=MAX_EXACT).contains(n))
+                .ok_or_else(|| ApiError::invalid(format!("{name}: must be {min} to {MAX_EXACT}")))
+        })
+        .transpose()
+}
+
 /// The `limit` query parameter: `default` when absent, else 1 to `max`.
 pub fn limit_param(query: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
     match query_param(query, "limit") {

@@ -12,7 +12,7 @@ use super::{DOWNLOAD_URL_TTL, MAX_PAGE};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Change, When};
 use crate::ports::{Ports, Stmt};
-use crate::web::{json_body, query_param, Reply};
+use crate::web::{json_body, query_param, Reply, MAX_EXACT};
 use crate::{rows, validate, Core, Rq};
 #[derive(Deserialize)]
 struct ShareBody {
@@ -166,12 +166,15 @@ impl<P: Ports> Core<P> {
             Some(_) => return Err(ApiError::invalid("deleted: must be true or false")),
         };
         let (before_at, before_id) = match query_param(rq.query, "cursor") {
-            None => (i64::MAX, String::new()),
+            // No file is made at the largest exact time.
+            None => (MAX_EXACT, String::new()),
             Some(c) => c
                 .split_once('_')
                 .and_then(|(at, id)| {
                     Some((
-                        at.parse::<i64>().ok()?,
+                        at.parse::<i64>()
+                            .ok()
+                            .filter(|at| (0..=MAX_EXACT).contains(at))?,
                         validate::body_id("cursor", id).ok()?,
                     ))
                 })
