@@ -37,7 +37,7 @@ cargo build --release -p udc-server -p udc-agent -p udc-conformance --bin udc-se
   --bin udc-storm-bench --bin udc-accounts-bench --bin udc-fuzz-token --bin udc-slow-link
 export UDC_AGENT_BIN="$BIN/release/udc-agent"
 build_worker >/dev/null 2>&1
-cargo build -p udc-spin --target wasm32-wasip2 --profile spin
+scripts/build-spin.sh >/dev/null
 cargo build -p udc-spin-host
 
 start_wrangler "$UDC_RUN_DIR/wrangler-state"
@@ -124,4 +124,5 @@ scripts/bench-link.sh 40
 
 size() { printf '%8d bytes, %8d gzip -9' "$(wc -c <"$1")" "$(gzip -9c "$1" | wc -c)"; }
 echo "Worker wasm      $(size functions/cloudflare/build/index_bg.wasm)   (target <= 600 KB gzip)"
-echo "Spin component   $(size "$BIN/wasm32-wasip2/spin/udc_spin.wasm")"
+echo "Spin API         $(size "$BIN/spin-components/udc_spin.wasm")   (target <= 1.2 MB)"
+echo "Spin web app     $(size "$BIN/spin-components/udc_spin_web.wasm")"

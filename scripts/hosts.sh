@@ -202,7 +202,8 @@ start_wrangler() { # persist_dir
   echo "hosts: wrangler dev on $UDC_BASE_URL (objects in SeaweedFS on $UDC_S3_PORT)"
 }
 
-# The Spin component under udc-spin-host (the Spin CLI cannot be installed here): the same
+# The Spin components (the API's and the web app's) under udc-spin-host (the Spin CLI cannot be
+# installed here): the same
 # secrets as wrangler dev's, SeaweedFS for files, state in $1 so a restart keeps it. The first
 # requests arrive together, as they would at a fresh deployment: the component's migrations
 # must hold under that.
@@ -216,13 +217,14 @@ start_spin() { # state_dir
     vars+=(--variable "$(tr '[:upper:]' '[:lower:]' <<<"$k")=$(dev_var "$k")")
   done
   setsid "$BIN/debug/udc-spin-host" --manifest "$UDC_ROOT/spin.toml" \
-    --component "$BIN/wasm32-wasip2/spin/udc_spin.wasm" --listen "127.0.0.1:$port" \
+    --component "udc=$BIN/spin-components/udc_spin.wasm" \
+    --component "web=$BIN/spin-components/udc_spin_web.wasm" --listen "127.0.0.1:$port" \
     --data-dir "$state" "${vars[@]}" --variable udc_test_mode=1 \
     --variable "udc_s3_endpoint=http://127.0.0.1:$UDC_S3_PORT" --variable udc_s3_bucket=udc-files \
     >"$log" 2>&1 &
   UDC_HOST_PIDS+=($!)
   export UDC_BASE_URL="http://127.0.0.1:$port" UDC_TEST_STATE_DIR="$state"
-  # Compiling the component takes a while in a debug build; then 16 first requests at once.
+  # Compiling the components takes a while in a debug build; then 16 first requests at once.
   for _ in $(seq 1 240); do grep -q "serving" "$log" && break; sleep 0.5; done
   local codes
   codes=$(seq 1 16 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' "$UDC_BASE_URL/health" | sort | uniq -c)

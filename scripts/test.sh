@@ -23,23 +23,25 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p udc-cloudflare --target wasm32-unknown-unknown -- -D warnings
-cargo clippy -p udc-spin --target wasm32-wasip2 -- -D warnings
+cargo clippy -p udc-spin -p udc-spin-web --target wasm32-wasip2 -- -D warnings
 # The clients' shared crate must keep building for the browser.
 cargo clippy -p udc-client --target wasm32-unknown-unknown -- -D warnings
 # The agent must keep building for Windows (cross-built with mingw-w64: .cargo/config.toml).
 cargo clippy -p udc-agent --target x86_64-pc-windows-gnu -- -D warnings
 
-step "build: udc-server, udc-agent (for Linux and Windows), the Worker, the Spin component"
+step "build: udc-server, udc-agent (for Linux and Windows), the Worker, the Spin components"
 cargo build -p udc-server -p udc-agent -p udc-spin-host
 cargo build -p udc-agent --target x86_64-pc-windows-gnu
 cargo build -p udc-conformance --bin udc-fuzz-token --bin udc-d1-account
 build_worker
-cargo build -p udc-spin --target wasm32-wasip2 --profile spin
-scripts/check-spin-imports.sh "$BIN/wasm32-wasip2/spin/udc_spin.wasm"
+scripts/build-spin.sh
+scripts/check-spin-imports.sh "$BIN/spin-components/udc_spin.wasm"
+scripts/check-spin-imports.sh "$BIN/spin-components/udc_spin_web.wasm"
 
 step "unit tests"
 # Every native crate's own tests (the conformance suite needs a running host: below).
-cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare --exclude udc-spin
+cargo nextest run --workspace --exclude udc-conformance --exclude udc-cloudflare --exclude udc-spin \
+  --exclude udc-spin-web
 # The clients' shared crate as the browser runs it (wasm32 through wasm-bindgen, here in Node;
 # build-web.sh built it) seals, opens and derives exactly as the native build does.
 wasm-bindgen --target nodejs --out-dir "$UDC_RUN_DIR/udc-client-node" \

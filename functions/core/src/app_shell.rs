@@ -62,6 +62,18 @@ pub fn app_headers(config: &Config) -> [(&'static str, String); 5] {
     security_headers(origin.as_deref())
 }
 
+/// The app's security headers from the store's endpoint alone (`UDC_S3_ENDPOINT`, when set): for
+/// a host that serves the app apart from the API and is given none of the API's secrets (Spin's
+/// web component).
+pub fn store_headers(endpoint: Option<&str>) -> Result<[(&'static str, String); 5], String> {
+    let origin = endpoint
+        .filter(|e| !e.trim().is_empty())
+        .map(crate::config::store_endpoint)
+        .transpose()?
+        .map(|u| u.origin().ascii_serialization());
+    Ok(security_headers(origin.as_deref()))
+}
+
 /// The paths `schema/openapi.yaml` lists, without their leading `/`, for tests that check
 /// every route.
 #[cfg(test)]

@@ -105,6 +105,14 @@ pub struct Storage {
     pub secret_access_key: String,
 }
 
+/// The object store's endpoint: an http(s) URL with a host.
+pub fn store_endpoint(raw: &str) -> Result<url::Url, String> {
+    url::Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| format!("{S3_ENDPOINT} must be an http(s) URL"))
+}
+
 impl Storage {
     fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Storage>, String> {
         let value = |name: &str| {
@@ -115,10 +123,7 @@ impl Storage {
         let Some(endpoint) = value(S3_ENDPOINT) else {
             return Ok(None);
         };
-        let endpoint = url::Url::parse(&endpoint)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| format!("{S3_ENDPOINT} must be an http(s) URL"))?;
+        let endpoint = store_endpoint(&endpoint)?;
         let required = |name: &str| {
             value(name).ok_or_else(|| format!("{name} is not set (needed with {S3_ENDPOINT})"))
         };

@@ -345,11 +345,7 @@ impl<P: Ports> Core<P> {
         let rq = self.rq(&req, ctx);
         let path = req.uri().path();
         let Some(route) = Route::find(path) else {
-            return error_response(&ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no route for {path}"),
-            ));
+            return web::no_route(path);
         };
         if !route.methods().contains(rq.method) {
             let allowed: Vec<&str> = route.methods().iter().map(Method::as_str).collect();

@@ -159,6 +159,15 @@ pub fn render(result: ApiResult<Reply>) -> Response<Vec<u8>> {
     }
 }
 
+/// The answer to a path the API does not list (and the web app does not take).
+pub fn no_route(path: &str) -> Response<Vec<u8>> {
+    error_response(&ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {path}"),
+    ))
+}
+
 /// The one error shape: `{"error":{"code","message"}}` (each host adds `request_id` on its way
 /// out: `request_id::stamp`).
 pub fn error_response(err: &ApiError) -> Response<Vec<u8>> {

@@ -1,6 +1,7 @@
 //! udc as a Spin component (spin-sdk 5, WASI 0.2, Spin 3.x): converts nothing (spin-sdk hands
 //! over an `http::Request`), supplies Spin SQLite, outbound HTTP for the object store, the clock
-//! and randomness, and applies the schema itself because Spin has no migration tool.
+//! and randomness, and applies the schema itself because Spin has no migration tool. The web app
+//! is a component of its own (`functions/spin/web`): `spin.toml` routes only the API's paths here.
 
 mod spin_exec;
 mod spin_http;
@@ -104,11 +105,6 @@ async fn answer(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
             Ok(c) => c,
             Err(missing) => return error_response(&ApiError::internal(missing)),
         };
-    if udc_core::app_shell::is_app_request(req.method(), req.uri().path()) {
-        let security = udc_core::app_shell::app_headers(&config);
-        let cache = udc_core::app_shell::cache_control(req.uri().path());
-        return udc_web_assets::respond(&req, &security, cache);
-    }
     let sql = match SpinSql::open() {
         Ok(sql) => sql,
         Err(e) => return error_response(&e.into()),

@@ -2,11 +2,12 @@
 //! cannot be installed here, so this implements what the component imports on wasmtime:
 //! WASI 0.2 and `wasi:http` (wasmtime-wasi, wasmtime-wasi-http), and Spin's `sqlite` and
 //! `variables` (here, on rusqlite and the manifest's variables). Like Spin it instantiates the
-//! component per request, sets the `spin-*` request headers, serves only the manifest's routes,
-//! opens only the databases the component lists, and lets it reach only its allowed hosts.
+//! component per request, sets the `spin-*` request headers, serves every component of the
+//! manifest on its routes (the exact route, else the longest prefix), opens only the databases
+//! a component lists, and lets it reach only its allowed hosts.
 //!
 //! Usage: udc-spin-host --manifest spin.toml --listen 127.0.0.1:PORT --data-dir DIR
-//!        [--component PATH] [--variable NAME=VALUE ...]
+//!        [--component ID=PATH ...] [--variable NAME=VALUE ...]
 
 mod manifest;
 mod spin;
@@ -36,12 +37,9 @@ use crate::spin::{Outbound, SpinHost};
 struct Args {
     #[arg(long, default_value = "spin.toml")]
     manifest: PathBuf,
-    /// The component in the manifest to serve.
-    #[arg(long, default_value = "udc")]
-    component_id: String,
-    /// The built component (default: the manifest's `source`).
-    #[arg(long)]
-    component: Option<PathBuf>,
+    /// A component's build, as ID=PATH (default: the manifest's `source`).
+    #[arg(long = "component", value_parser = parse_variable)]
+    components: Vec<(String, String)>,
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// Where SQLite databases live (`default` is `DIR/default.sqlite3`).
@@ -55,7 +53,7 @@ struct Args {
 fn parse_variable(raw: &str) -> std::result::Result<(String, String), String> {
     raw.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{raw:?}: expected NAME=VALUE"))
+        .ok_or_else(|| format!("{raw:?}: expected NAME=VALUE (ID=PATH)"))
 }
 
 /// wasmtime's errors as anyhow's.
@@ -92,8 +90,9 @@ impl WasiHttpView for State {
 }
 
 struct Server {
-    pre: ProxyPre<State>,
-    manifest: Arc<Manifest>,
+    /// Each component with its manifest entry, in `manifests`' order.
+    pres: Vec<ProxyPre<State>>,
+    manifests: Vec<Arc<Manifest>>,
     data_dir: PathBuf,
 }
 
@@ -105,20 +104,21 @@ impl Server {
         local: SocketAddr,
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
         let path = req.uri().path().to_owned();
-        let Some(route) = self.manifest.route_for(&path) else {
+        let Some((at, route)) = manifest::route_for(&self.manifests, &path) else {
             return Ok(spin::not_found());
         };
+        let (pre, manifest) = (&self.pres[at], &self.manifests[at]);
         let mut req = req;
         spin::set_request_headers(&mut req, route, client, local)?;
         let mut store = Store::new(
-            self.pre.engine(),
+            pre.engine(),
             State {
                 table: ResourceTable::new(),
                 // As Spin does, the component's stdout and stderr are the host's log.
                 wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
                 http: WasiHttpCtx::new(),
-                outbound: Outbound::new(self.manifest.clone()),
-                spin: SpinHost::new(self.manifest.clone(), self.data_dir.clone()),
+                outbound: Outbound::new(manifest.clone()),
+                spin: SpinHost::new(manifest.clone(), self.data_dir.clone()),
             },
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -127,7 +127,7 @@ impl Server {
             .http()
             .new_incoming_request(Scheme::Http, req))?;
         let out = wt(store.data_mut().http().new_response_outparam(sender))?;
-        let pre = self.pre.clone();
+        let pre = pre.clone();
         let task = tokio::task::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -154,14 +154,11 @@ impl Server {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let given: HashMap<String, String> = args.variables.into_iter().collect();
-    let manifest = Arc::new(Manifest::load(&args.manifest, &args.component_id, &given)?);
-    let source = args.component.unwrap_or_else(|| manifest.source.clone());
+    let mut builds: HashMap<String, String> = args.components.into_iter().collect();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
 
     let engine = wt(Engine::new(&Config::new()))?;
-    let component = wt(Component::from_file(&engine, &source))
-        .with_context(|| format!("loading {}", source.display()))?;
     let mut linker: Linker<State> = Linker::new(&engine);
     wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
     wt(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
@@ -171,10 +168,27 @@ async fn main() -> Result<()> {
         &mut linker,
         |s: &mut State| &mut s.spin,
     ))?;
-    let pre = wt(ProxyPre::new(wt(linker.instantiate_pre(&component))?))?;
+    let (mut pres, mut manifests, mut served) = (Vec::new(), Vec::new(), Vec::new());
+    for id in Manifest::component_ids(&args.manifest)? {
+        let manifest = Manifest::load(&args.manifest, &id, &given)?;
+        let source = builds
+            .remove(&id)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest.source.clone());
+        let component = wt(Component::from_file(&engine, &source))
+            .with_context(|| format!("loading {}", source.display()))?;
+        pres.push(wt(ProxyPre::new(wt(linker.instantiate_pre(&component))?))?);
+        served.push(format!("{} ({})", manifest.id, source.display()));
+        manifests.push(Arc::new(manifest));
+    }
+    if let Some(id) = builds.keys().next() {
+        return Err(anyhow!(
+            "--component {id}=…: spin.toml has no such component"
+        ));
+    }
     let server = Arc::new(Server {
-        pre,
-        manifest,
+        pres,
+        manifests,
         data_dir: args.data_dir,
     });
 
@@ -182,7 +196,7 @@ async fn main() -> Result<()> {
     let local = listener.local_addr()?;
     println!(
         "udc-spin-host serving {} on http://{local}",
-        source.display()
+        served.join(", ")
     );
     loop {
         let (socket, client) = listener.accept().await?;

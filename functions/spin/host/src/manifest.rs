@@ -4,10 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 pub struct Manifest {
+    /// The component's id in `spin.toml`.
+    pub id: String,
     /// The component's own variables, resolved.
     pub variables: HashMap<String, String>,
     pub routes: Vec<String>,
@@ -112,6 +115,7 @@ impl Manifest {
             .and_then(toml::Value::as_str)
             .ok_or_else(|| anyhow!("component {component} has no source"))?;
         Ok(Manifest {
+            id: component.to_owned(),
             variables,
             routes,
             source: path.parent().unwrap_or(Path::new(".")).join(source),
@@ -120,20 +124,54 @@ impl Manifest {
         })
     }
 
-    /// The route that takes `path`, in Spin's syntax: an exact path, or a prefix ending in
-    /// `/...` (then the rest of the path is the `spin-path-info`).
-    pub fn route_for(&self, path: &str) -> Option<&str> {
-        self.routes
-            .iter()
-            .find(|r| match r.strip_suffix("/...") {
-                Some(prefix) => {
-                    prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
-                }
-                None => path == r.as_str(),
-            })
-            .map(String::as_str)
+    /// The ids of every component `path` declares, in its order.
+    pub fn component_ids(path: &Path) -> Result<Vec<String>> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let doc: toml::Value =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok(doc
+            .get("component")
+            .and_then(toml::Value::as_table)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default())
     }
 
+    /// This component's route that takes `path`, in Spin's syntax (an exact path, or a prefix
+    /// ending in `/...`, whose rest is the `spin-path-info`), with how specific it is: Spin
+    /// gives a request to the exact route, else to the longest prefix (`route_for`).
+    pub fn route_match(&self, path: &str) -> Option<(&str, usize)> {
+        self.routes
+            .iter()
+            .filter_map(|r| match r.strip_suffix("/...") {
+                Some(prefix)
+                    if prefix.is_empty()
+                        || path == prefix
+                        || path.starts_with(&format!("{prefix}/")) =>
+                {
+                    Some((r.as_str(), prefix.len()))
+                }
+                Some(_) => None,
+                None => (path == r.as_str()).then_some((r.as_str(), usize::MAX)),
+            })
+            .max_by_key(|(_, specific)| *specific)
+    }
+}
+
+/// The component of `components` and its route that take `path`, as Spin picks them.
+pub fn route_for<'a>(components: &'a [Arc<Manifest>], path: &str) -> Option<(usize, &'a str)> {
+    components
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.route_match(path)
+                .map(|(route, specific)| (i, route, specific))
+        })
+        .max_by_key(|(_, _, specific)| *specific)
+        .map(|(i, route, _)| (i, route))
+}
+
+impl Manifest {
     /// Whether an outbound request to `scheme://authority` is allowed (`scheme://host:port`
     /// entries; an empty entry allows nothing).
     pub fn allows_outbound(&self, scheme: &str, authority: &str) -> bool {
@@ -146,9 +184,10 @@ impl Manifest {
     }
 }
 
-/// The project's `spin.toml` with its required secrets (and `extra`) given, for tests.
+/// The project's `spin.toml`'s component `id` with its required secrets (and `extra`) given,
+/// for tests.
 #[cfg(test)]
-pub fn project_manifest(extra: &[(&str, &str)]) -> Result<Manifest> {
+pub fn project_component(id: &str, extra: &[(&str, &str)]) -> Result<Manifest> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../spin.toml");
     let given = [
         ("udc_jwt_private_key", "k"),
@@ -159,7 +198,13 @@ pub fn project_manifest(extra: &[(&str, &str)]) -> Result<Manifest> {
     .chain(extra)
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    Manifest::load(&path, "udc", &given)
+    Manifest::load(&path, id, &given)
+}
+
+/// The project's API component (`project_component`).
+#[cfg(test)]
+pub fn project_manifest(extra: &[(&str, &str)]) -> Result<Manifest> {
+    project_component("udc", extra)
 }
 
 #[cfg(test)]
@@ -177,9 +222,32 @@ mod tests {
         assert_eq!(m.sqlite_databases, vec!["default"]);
         assert!(m.allows_outbound("http", "127.0.0.1:9000"));
         assert!(!m.allows_outbound("http", "127.0.0.1:9001"));
-        assert_eq!(
-            (m.route_for("/devices"), m.route_for("/")),
-            (Some("/..."), Some("/..."))
+    }
+
+    #[test]
+    fn the_api_takes_its_paths_and_the_web_app_the_rest_as_spin_routes_them() {
+        let api = Arc::new(project_manifest(&[]).unwrap());
+        let web = Arc::new(project_component("web", &[]).unwrap());
+        assert!(
+            web.variables.keys().eq(["udc_s3_endpoint"]),
+            "the app gets no secret"
         );
+        let both = [api.clone(), web.clone()];
+        let at = |path| route_for(&both, path).map(|(i, route)| (both[i].id.as_str(), route));
+        assert_eq!(at("/devices"), Some(("udc", "/devices/...")));
+        assert_eq!(at("/devices/x/trust"), Some(("udc", "/devices/...")));
+        assert_eq!(at("/"), Some(("web", "/...")));
+        assert_eq!(at("/devicesx"), Some(("web", "/...")));
+        assert_eq!(at("/assets/index.js"), Some(("web", "/...")));
+        // Every first segment the API owns, and nothing else, is the API's component's.
+        let mut api_routes = api.routes.clone();
+        api_routes.sort();
+        let mut segments: Vec<String> = udc_core::app_shell::API_SEGMENTS
+            .iter()
+            .map(|s| format!("/{s}/..."))
+            .collect();
+        segments.sort();
+        assert_eq!(api_routes, segments);
+        assert_eq!(web.routes, ["/..."]);
     }
 }
