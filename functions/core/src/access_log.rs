@@ -6,6 +6,7 @@ use http::{Method, Response};
 use serde::Serialize;
 
 use crate::request_id::RequestId;
+use crate::web::InternalDetail;
 
 /// Who made a request, once its access token was checked: core puts it on the answer.
 #[derive(Debug, Clone)]
@@ -69,6 +70,23 @@ impl<'a> RequestLine<'a> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The error line, as one line of JSON, for an answer that hid an internal error's detail from
+/// the client (`InternalDetail`), if it did: for hosts that write their log themselves (Spin's
+/// components).
+pub fn internal_error_line<B>(now_ms: i64, id: &RequestId, resp: &Response<B>) -> Option<String> {
+    let InternalDetail(detail) = resp.extensions().get::<InternalDetail>()?;
+    Some(
+        serde_json::json!({
+            "time": crate::rows::timestamp(now_ms),
+            "level": "error",
+            "request_id": id.as_str(),
+            "message": "internal error",
+            "detail": detail,
+        })
+        .to_string(),
+    )
 }
 
 /// The route a path took, as a template: `/devices/{id}/trust`; `app` for the web app's pages

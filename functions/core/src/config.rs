@@ -174,9 +174,13 @@ impl Config {
                     .trim()
                     .parse::<u64>()
                     .ok()
-                    .filter(|n| *n > 0)
+                    // A size the limit lets through is one every host stores exactly.
+                    .filter(|n| (1..=crate::web::MAX_EXACT.unsigned_abs()).contains(n))
                     .ok_or_else(|| {
-                        format!("{FILES_MAX_BYTES} must be a positive number of bytes")
+                        format!(
+                            "{FILES_MAX_BYTES} must be a number of bytes from 1 to {}",
+                            crate::web::MAX_EXACT
+                        )
                     })?,
             },
         })
@@ -302,5 +306,14 @@ mod tests {
         // The secret never shows in a printed config.
         let printed = format!("{:?}", own.turn);
         assert!(!printed.contains("sixteen"), "{printed}");
+    }
+
+    #[test]
+    fn the_file_limit_is_a_size_every_host_stores_exactly() {
+        let limit = |v: &str| with(&[(FILES_MAX_BYTES, v)]).map(|c| c.files_max_bytes);
+        assert_eq!(limit("9007199254740991"), Ok(9_007_199_254_740_991));
+        for bad in ["0", "-1", "9007199254740992", "18446744073709551615", "1e9"] {
+            assert!(limit(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -533,11 +533,14 @@ impl<P: Ports> Core<P> {
         if !self.config.test_mode {
             return now;
         }
+        // Within a thousand years either way: the times stay ones every host stores exactly.
+        const MAX_OFFSET_MS: i64 = 1000 * 366 * 24 * 3600 * 1000;
         let offset = headers
             .get("x-udc-test-clock-offset-ms")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .clamp(-MAX_OFFSET_MS, MAX_OFFSET_MS);
         now.saturating_add(offset)
     }
 

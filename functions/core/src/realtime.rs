@@ -4,6 +4,7 @@
 use http::{Request, StatusCode};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::crypto::sha256_hex;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::{Hub, Ports, Sql, Stmt};
@@ -59,16 +60,7 @@ impl<P: Ports> Core<P> {
                         "not a realtime ticket",
                     ));
                 }
-                let caller = self
-                    .live_caller(
-                        AccessClaims {
-                            scope: None,
-                            ..claims
-                        },
-                        |_| Vec::new(),
-                    )
-                    .await?
-                    .0;
+                let caller = self.live_caller(Caller::of(claims), Vec::new()).await?.0;
                 self.spend_ticket(ticket, rq.now_ms).await?;
                 caller
             }

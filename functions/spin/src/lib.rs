@@ -10,10 +10,10 @@ mod spin_sqlite;
 
 use std::io::Write;
 
-use udc_core::access_log::RequestLine;
+use udc_core::access_log::{self, RequestLine};
 use udc_core::{
-    error_response, request_id, ApiError, Clock, Config, Core, InternalDetail, OsRandom, Ports,
-    RequestContext, RequestId, SystemClock,
+    error_response, request_id, ApiError, Clock, Config, Core, OsRandom, Ports, RequestContext,
+    RequestId, SystemClock,
 };
 
 use crate::spin_http::SpinHttp;
@@ -68,14 +68,7 @@ async fn handle(req: http::Request<Vec<u8>>) -> anyhow::Result<http::Response<Ve
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let bytes_in = req.body().len() as u64;
     let resp = answer(req).await;
-    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
-        let line = serde_json::json!({
-            "time": udc_core::rows::timestamp(SystemClock.now_ms()),
-            "level": "error",
-            "request_id": id.as_str(),
-            "message": "internal error",
-            "detail": detail,
-        });
+    if let Some(line) = access_log::internal_error_line(SystemClock.now_ms(), &id, &resp) {
         // Never println!/eprintln!: they panic when the write fails.
         let _ = writeln!(std::io::stderr(), "{line}");
     }

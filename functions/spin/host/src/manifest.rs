@@ -124,7 +124,7 @@ impl Manifest {
         })
     }
 
-    /// The ids of every component `path` declares, in its order.
+    /// The ids of every component `path` declares (in name order).
     pub fn component_ids(path: &Path) -> Result<Vec<String>> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -141,6 +141,9 @@ impl Manifest {
     /// ending in `/...`, whose rest is the `spin-path-info`), with how specific it is: Spin
     /// gives a request to the exact route, else to the longest prefix (`route_for`).
     pub fn route_match(&self, path: &str) -> Option<(&str, usize)> {
+        // Spin's router reads `//devices` as `/devices`.
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let path = path.as_str();
         self.routes
             .iter()
             .filter_map(|r| match r.strip_suffix("/...") {
@@ -238,6 +241,7 @@ mod tests {
         assert_eq!(at("/devices/x/trust"), Some(("udc", "/devices/...")));
         assert_eq!(at("/"), Some(("web", "/...")));
         assert_eq!(at("/devicesx"), Some(("web", "/...")));
+        assert_eq!(at("//devices"), Some(("udc", "/devices/...")));
         assert_eq!(at("/assets/index.js"), Some(("web", "/...")));
         // Every first segment the API owns, and nothing else, is the API's component's.
         let mut api_routes = api.routes.clone();

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use udc_core::access_log::RequestLine;
+use udc_core::access_log::{self, RequestLine};
 use udc_core::{app_shell, error_response, request_id, ApiError, Clock, RequestId, SystemClock};
 
 /// The component's entry point. `#[http_component]` generates the export the component model
@@ -22,6 +22,11 @@ fn handle(req: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
     let started = std::time::Instant::now();
     let id = RequestId::of(req.headers(), None);
     let resp = request_id::stamp(answer(req), &id);
+    // Spin keeps a component's stdout and stderr as its log; never println!/eprintln!, which
+    // panic when the write fails.
+    if let Some(line) = access_log::internal_error_line(SystemClock.now_ms(), &id, &resp) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
     let line = RequestLine::new(
         SystemClock.now_ms(),
         &id,
@@ -32,7 +37,6 @@ fn handle(req: &http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
         req.body().len() as u64,
         resp.body().len() as u64,
     );
-    // Spin keeps a component's stdout as its log; never println!, which panics when it fails.
     let _ = writeln!(std::io::stdout(), "{}", line.to_json());
     resp
 }
