@@ -8,6 +8,7 @@ pub mod app_shell;
 pub mod approval;
 pub mod auth;
 pub mod blob;
+mod cbor;
 pub mod clipboard;
 pub mod config;
 pub mod conflict;

@@ -2,14 +2,14 @@
 //! authenticator data, the credential's COSE key, and assertion signatures (ES256 and EdDSA).
 //! Pure: no I/O. Written here rather than taken from `webauthn-rs`, which needs OpenSSL and so
 //! does not build for wasm32 (the Worker); the signatures are checked by `p256` and
-//! `ed25519-compact`, the CBOR read by `ciborium`.
+//! `ed25519-compact`, the CBOR read by `cbor`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use ciborium::Value;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::cbor::{self, Value};
 use crate::error::{ApiError, ApiResult};
 
 /// COSE algorithm numbers (IANA): what a new passkey may use.
@@ -87,12 +87,12 @@ impl PublicKey {
         };
         let get = |label: i64| {
             entries.iter().find_map(|(k, v)| match k {
-                Value::Integer(i) if i128::from(*i) == i128::from(label) => Some(v),
+                Value::Integer(i) if *i == i128::from(label) => Some(v),
                 _ => None,
             })
         };
         let int = |label: i64| match get(label) {
-            Some(Value::Integer(i)) => i64::try_from(i128::from(*i)).ok(),
+            Some(Value::Integer(i)) => i64::try_from(*i).ok(),
             _ => None,
         };
         let bytes = |label: i64| match get(label) {
@@ -207,9 +207,10 @@ impl AuthData {
                 .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
                 .ok_or_else(short)?;
             let id = bytes.get(55..55 + len).ok_or_else(short)?.to_vec();
-            let mut rest = bytes.get(55 + len..).ok_or_else(short)?;
-            let key: Value = ciborium::from_reader(&mut rest)
-                .map_err(|_| malformed("the credential's key is not CBOR"))?;
+            let rest = bytes.get(55 + len..).ok_or_else(short)?;
+            // Extensions may follow the key.
+            let (key, _) =
+                cbor::read(rest).map_err(|_| malformed("the credential's key is not CBOR"))?;
             credential = Some((id, PublicKey::from_cose(&key)?));
         }
         Ok(AuthData {
@@ -233,8 +234,8 @@ impl AuthData {
 /// statement (if an authenticator sends one anyway) is not checked: the passkey is trusted
 /// because a signed-in owner, who proved the password, registered it.
 pub fn attested_auth_data(attestation_object: &[u8]) -> ApiResult<Vec<u8>> {
-    let value: Value = ciborium::from_reader(attestation_object)
-        .map_err(|_| malformed("attestation_object: not CBOR"))?;
+    let (value, _) =
+        cbor::read(attestation_object).map_err(|_| malformed("attestation_object: not CBOR"))?;
     let Value::Map(entries) = value else {
         return Err(malformed("attestation_object: not a map"));
     };
@@ -306,6 +307,8 @@ pub fn counter_ok(stored: u32, presented: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Test inputs are written by ciborium: an encoder other than the reader under test.
+    use ciborium::Value;
     use p256::ecdsa::signature::Signer;
 
     fn cose_es256(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
