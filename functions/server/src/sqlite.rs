@@ -101,19 +101,16 @@ impl Sql for SqliteSql {
     /// taken once. Per statement, those locks were most of a read's SQLite time.
     async fn query_many(&self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>, SqlError> {
         let started = Instant::now();
-        let together = self.reads_together(&stmts)?;
-        let rows = match together {
-            Some(rows) => rows,
-            // One of them writes (an upsert with RETURNING): each goes where `query` sends it.
-            None => {
-                let mut rows = Vec::with_capacity(stmts.len());
-                for stmt in stmts {
-                    rows.push(self.query(stmt).await?);
-                }
-                rows
-            }
-        };
-        METRICS.database(started.elapsed());
+        if let Some(rows) = self.reads_together(&stmts)? {
+            METRICS.database(started.elapsed());
+            return Ok(rows);
+        }
+        // One of them writes (an upsert with RETURNING): each goes where `query` sends it, and
+        // is counted there.
+        let mut rows = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            rows.push(self.query(stmt).await?);
+        }
         Ok(rows)
     }
 
